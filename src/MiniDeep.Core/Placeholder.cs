@@ -1,0 +1,1 @@
+namespace MiniDeep; public static class P { public static int X => 1; }
