@@ -1,0 +1,223 @@
+using System.Runtime.InteropServices;
+
+namespace MiniDeep;
+
+/// <summary>
+/// Reverse-mode automatic differentiation over the define-by-run tape. Every op that receives a
+/// tensor requiring grad records a <see cref="Node"/> on its output; Backward sorts the recorded graph
+/// topologically (iteratively: a chain of 10,000 ops must not overflow the stack) and walks it in
+/// reverse, handing each node the sum of the gradients of its output.
+/// </summary>
+public static class Autograd
+{
+    private static readonly AsyncLocal<bool> Disabled = new();
+
+    /// <summary>False inside a <see cref="NoGrad"/> scope: ops record nothing.</summary>
+    public static bool IsGradEnabled => !Disabled.Value;
+
+    /// <summary>A scope in which ops record nothing (evaluation, optimizer updates). It follows async
+    /// code because the flag is an AsyncLocal: an awaited continuation sees the scope it started in.</summary>
+    public static IDisposable NoGrad() => new GradModeScope(enabled: false);
+
+    /// <summary>A scope that re-enables recording inside a NoGrad scope.</summary>
+    public static IDisposable EnableGrad() => new GradModeScope(enabled: true);
+
+    private sealed class GradModeScope : IDisposable
+    {
+        private readonly bool _previous;
+        private bool _disposed;
+        public GradModeScope(bool enabled) { _previous = Disabled.Value; Disabled.Value = !enabled; }
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            Disabled.Value = _previous;
+        }
+    }
+
+    /// <summary>Records <paramref name="backward"/> on <paramref name="result"/> when grad mode is on and any input requires grad.</summary>
+    internal static Tensor Record(Tensor result, string op, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
+    {
+        if (!IsGradEnabled) return result;
+        foreach (var x in inputs)
+        {
+            if (x.RequiresGrad)
+            {
+                result.SetComputed(new Node(op, inputs, backward));
+                return result;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>True when a recorded input needs a gradient; backward rules skip work for the others.</summary>
+    internal static bool Needs(Tensor x) => x.RequiresGrad;
+
+    /// <summary>See <see cref="Tensor.Backward"/>.</summary>
+    public static void Backward(Tensor root, Tensor? grad = null, bool retainGraph = false, bool createGraph = false)
+    {
+        var g = SeedGradient("Backward", root, grad);
+        Run([root], [g], retainGraph, createGraph, capture: null);
+    }
+
+    /// <summary>
+    /// Gradients of <paramref name="outputs"/> with respect to <paramref name="inputs"/>, returned rather
+    /// than accumulated into <see cref="Tensor.Grad"/> (the attack and Hessian code need this).
+    /// </summary>
+    /// <param name="outputs">Tensors to differentiate (scalars unless <paramref name="gradOutputs"/> is given).</param>
+    /// <param name="inputs">Tensors to differentiate with respect to (leaves or intermediate results).</param>
+    /// <param name="gradOutputs">Upstream gradient for each output (null entries mean ones for scalars).</param>
+    /// <param name="retainGraph">Keep the graph for another backward pass; defaults to <paramref name="createGraph"/>.</param>
+    /// <param name="createGraph">Record the backward pass so that the results can be differentiated again.</param>
+    /// <param name="allowUnused">Return null for an input the outputs do not depend on, instead of throwing.</param>
+    public static Tensor?[] Grad(Tensor[] outputs, Tensor[] inputs, Tensor?[]? gradOutputs = null,
+        bool? retainGraph = null, bool createGraph = false, bool allowUnused = false)
+    {
+        var seeds = new Tensor[outputs.Length];
+        for (int i = 0; i < outputs.Length; i++)
+            seeds[i] = SeedGradient("Grad", outputs[i], gradOutputs?[i]);
+        foreach (var x in inputs)
+            if (!x.RequiresGrad)
+                throw new InvalidOperationException($"Grad: an input of shape {x.Shape} does not require grad; set RequiresGrad = true before computing the outputs");
+        var capture = new Dictionary<Tensor, Tensor?>(ReferenceEqualityComparer.Instance);
+        foreach (var x in inputs) capture[x] = null;
+        Run(outputs, seeds, retainGraph ?? createGraph, createGraph, capture);
+        var result = new Tensor?[inputs.Length];
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            result[i] = capture[inputs[i]];
+            if (result[i] is null && !allowUnused)
+                throw new InvalidOperationException(
+                    $"Grad: input {i} (shape {inputs[i].Shape}) was not used to compute the outputs; pass allowUnused: true if that is expected");
+        }
+        return result;
+    }
+
+    /// <summary>Convenience for one scalar output.</summary>
+    public static Tensor Grad(Tensor output, Tensor input, bool createGraph = false) =>
+        Grad([output], [input], createGraph: createGraph)[0]!;
+
+    private static Tensor SeedGradient(string what, Tensor root, Tensor? grad)
+    {
+        if (!root.RequiresGrad)
+            throw new InvalidOperationException(
+                $"{what}: this tensor (shape {root.Shape}) does not require grad and has no grad_fn. " +
+                "Set RequiresGrad = true on the leaf tensors before computing it, and do not compute it inside NoGrad().");
+        if (grad is null)
+        {
+            if (root.Numel != 1)
+                throw new InvalidOperationException(
+                    $"{what}: a gradient can only be created implicitly for a one-element output, but this one has shape {root.Shape}. " +
+                    "Reduce it to a scalar first (e.g. .Sum() or .Mean()), or pass the upstream gradient explicitly.");
+            return Tensor.OnesLike(root);
+        }
+        if (grad.Shape != root.Shape)
+            throw new ShapeMismatchException(what, $"{what}: upstream gradient shape {grad.Shape} does not match the output shape {root.Shape}");
+        return grad;
+    }
+
+    private static void Run(Tensor[] roots, Tensor[] seeds, bool retainGraph, bool createGraph, Dictionary<Tensor, Tensor?>? capture)
+    {
+        var order = TopologicalOrder(roots);
+        var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < roots.Length; i++) Accumulate(grads, roots[i], seeds[i]);
+
+        // Without createGraph the backward rules must not record: their results are plain values.
+        using var mode = createGraph ? EnableGrad() : NoGrad();
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            var t = order[i];
+            if (!grads.Remove(t, out var g)) continue;
+            if (t.Hooks is { Count: > 0 })
+            {
+                foreach (var hook in t.Hooks.ToArray())
+                {
+                    var replaced = hook(g);
+                    if (replaced is null) continue;
+                    if (replaced.Shape != g.Shape)
+                        throw new ShapeMismatchException("hook", $"hook: replacement gradient has shape {replaced.Shape}, expected {g.Shape}");
+                    g = replaced;
+                }
+            }
+            if (capture is not null)
+            {
+                if (capture.ContainsKey(t)) capture[t] = capture[t] is { } prev ? prev + g : g;
+            }
+            else if (t.IsLeaf || t.RetainsGrad)
+            {
+                AccumulateIntoGrad(t, g, createGraph);
+            }
+            if (t.GradFn is not { } node) continue;
+            var inputGrads = node.Apply(g);
+            for (int k = 0; k < inputGrads.Length; k++)
+            {
+                var x = node.Inputs[k];
+                var gx = inputGrads[k];
+                if (gx is null || !x.RequiresGrad) continue;
+                if (gx.Shape != x.Shape)
+                    throw new InvalidOperationException($"backward of '{node.Op}' produced a gradient of shape {gx.Shape} for input {k} of shape {x.Shape}");
+                Accumulate(grads, x, gx);
+            }
+        }
+        if (!retainGraph)
+            foreach (var t in order) t.GradFn?.Free();
+    }
+
+    private static void Accumulate(Dictionary<Tensor, Tensor> grads, Tensor t, Tensor g)
+    {
+        ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(grads, t, out bool exists);
+        slot = exists ? slot! + g : g;
+    }
+
+    private static void AccumulateIntoGrad(Tensor t, Tensor g, bool createGraph)
+    {
+        if (createGraph)
+        {
+            // Keep the graph: .Grad itself becomes differentiable (grad of grad).
+            t.Grad = t.Grad is null ? g : t.Grad + g;
+            return;
+        }
+        if (t.Grad is null)
+        {
+            // Copy: g may be shared with other tensors' gradients (add passes it on unchanged), and
+            // the optimizer will later modify .Grad in place.
+            t.Grad = g.Detach().Clone();
+        }
+        else
+        {
+            t.Grad.AddInPlace(g.Detach());
+        }
+    }
+
+    /// <summary>Tensors that require grad and are reachable from the roots, inputs before outputs.
+    /// Iterative depth-first post-order with an explicit stack.</summary>
+    private static List<Tensor> TopologicalOrder(Tensor[] roots)
+    {
+        var order = new List<Tensor>();
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor T, int Next)>();
+        foreach (var root in roots)
+        {
+            if (!root.RequiresGrad || !visited.Add(root)) continue;
+            stack.Push((root, 0));
+            while (stack.Count > 0)
+            {
+                var (t, next) = stack.Pop();
+                var inputs = t.GradFn?.Inputs;
+                if (inputs is not null && t.GradFn!.IsFreed)
+                    throw new InvalidOperationException(
+                        $"Backward through '{t.GradFn.Op}' a second time, but its saved tensors were freed after the first Backward. " +
+                        "Pass retainGraph: true to the first Backward if you need to run backward through the graph twice.");
+                if (inputs is not null && next < inputs.Count)
+                {
+                    stack.Push((t, next + 1));
+                    var x = inputs[next];
+                    if (x.RequiresGrad && visited.Add(x)) stack.Push((x, 0));
+                    continue;
+                }
+                order.Add(t);
+            }
+        }
+        return order;
+    }
+}

@@ -1,0 +1,44 @@
+namespace MiniDeep;
+
+/// <summary>
+/// One recorded op on the tape: its inputs and a backward rule that maps the gradient of the op's
+/// output to gradients of its inputs (null where an input needs none). The rule is written with
+/// tensor ops, so running it while recording makes a graph of the backward pass, whose own backward
+/// gives exact second derivatives.
+/// </summary>
+public sealed class Node
+{
+    private Func<Tensor, Tensor?[]>? _backward;
+
+    internal Node(string op, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
+    {
+        Op = op;
+        Inputs = inputs;
+        _backward = backward;
+    }
+
+    /// <summary>Name of the op, e.g. "mul".</summary>
+    public string Op { get; }
+
+    /// <summary>The op's inputs, in order.</summary>
+    public IReadOnlyList<Tensor> Inputs { get; }
+
+    /// <summary>True once Backward ran through this node without retainGraph: its saved tensors are gone.</summary>
+    public bool IsFreed => _backward is null;
+
+    internal Tensor?[] Apply(Tensor grad)
+    {
+        var rule = _backward ?? throw new InvalidOperationException(
+            $"Backward through '{Op}' a second time, but its saved tensors were freed after the first Backward. " +
+            "Pass retainGraph: true to the first Backward if you need to run backward through the graph twice.");
+        var grads = rule(grad);
+        if (grads.Length != Inputs.Count)
+            throw new InvalidOperationException($"backward of '{Op}' returned {grads.Length} gradients for {Inputs.Count} inputs");
+        return grads;
+    }
+
+    internal void Free() => _backward = null;
+
+    /// <inheritdoc/>
+    public override string ToString() => Op;
+}

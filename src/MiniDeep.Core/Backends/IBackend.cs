@@ -1,0 +1,115 @@
+namespace MiniDeep;
+
+/// <summary>A storage seen through a layout: what a kernel reads.</summary>
+public readonly record struct View(Storage Storage, Layout Layout)
+{
+    /// <summary>Element type.</summary>
+    public DType DType => Storage.DType;
+    /// <summary>Dimension sizes.</summary>
+    public int[] Shape => Layout.Shape;
+}
+
+/// <summary>Reductions a backend provides. Mean, variance and log-sum-exp are composites built on these.</summary>
+public enum ReduceKind
+{
+    /// <summary>Sum of elements.</summary>
+    Sum,
+    /// <summary>Largest element (NaN wins).</summary>
+    Max,
+    /// <summary>Smallest element (NaN wins).</summary>
+    Min,
+}
+
+/// <summary>Distributions for <see cref="IBackend.Random"/>.</summary>
+public enum RandomKind
+{
+    /// <summary>Uniform on [a, b).</summary>
+    Uniform,
+    /// <summary>Normal with mean a and standard deviation b.</summary>
+    Normal,
+    /// <summary>Integers uniform on [a, b).</summary>
+    Integer,
+    /// <summary>1 with probability a, else 0.</summary>
+    Bernoulli,
+}
+
+/// <summary>Geometry of a 2-D sliding window (im2col), shared by convolution and pooling.</summary>
+public readonly record struct WindowGeometry(
+    int Channels, int Height, int Width,
+    int KernelH, int KernelW,
+    int StrideH, int StrideW,
+    int PadH, int PadW,
+    int DilationH, int DilationW)
+{
+    /// <summary>Output height.</summary>
+    public int OutH => (Height + 2 * PadH - DilationH * (KernelH - 1) - 1) / StrideH + 1;
+    /// <summary>Output width.</summary>
+    public int OutW => (Width + 2 * PadW - DilationW * (KernelW - 1) - 1) / StrideW + 1;
+}
+
+/// <summary>
+/// The narrow set of kernels every device implements. Backends never see gradients: autograd sits
+/// above them and writes every backward rule with tensor ops, which call back into these kernels.
+/// Inputs are views with any strides (broadcast dims have stride 0); outputs are new contiguous
+/// storages unless the method says otherwise.
+/// </summary>
+public interface IBackend
+{
+    /// <summary>The device this backend computes on.</summary>
+    Device Device { get; }
+
+    /// <summary>A new storage holding a copy of a host array (float[], double[], int[] or bool[]).</summary>
+    Storage FromArray(Array data);
+
+    /// <summary>The elements of a view, row-major, as a new host array of the view's dtype.</summary>
+    Array ToArray(View x);
+
+    /// <summary>A new contiguous storage of <paramref name="length"/> elements all equal to <paramref name="value"/>.</summary>
+    Storage Full(DType dtype, int length, double value);
+
+    /// <summary>Row-major copy of a view into a new contiguous storage, converting to <paramref name="dtype"/>.</summary>
+    Storage Copy(View x, DType dtype);
+
+    /// <summary>Writes <paramref name="src"/> (same shape as <paramref name="dstLayout"/>) into <paramref name="dst"/> in place.</summary>
+    void CopyInto(View src, Storage dst, Layout dstLayout);
+
+    /// <summary>y = op(x) for each element (floating dtypes).</summary>
+    Storage Unary<TOp>(View x) where TOp : IUnaryOp;
+
+    /// <summary>c = op(a, b); both views are already broadcast to <paramref name="shape"/> and share a dtype.</summary>
+    Storage Binary<TOp>(View a, View b, int[] shape) where TOp : IBinaryOp;
+
+    /// <summary>Bool result of op(a, b); views broadcast to <paramref name="shape"/>, same dtype.</summary>
+    Storage Compare<TOp>(View a, View b, int[] shape) where TOp : ICompareOp;
+
+    /// <summary>cond ? a : b; views broadcast to <paramref name="shape"/>.</summary>
+    Storage Where(View cond, View a, View b, int[] shape);
+
+    /// <summary>Reduces the axes whose flag is set; the result keeps them as size 1.</summary>
+    Storage Reduce(ReduceKind kind, View x, bool[] reduceAxes);
+
+    /// <summary>Index (int32) of the largest (or smallest) element along <paramref name="axis"/>, first on ties; the axis is kept as size 1.</summary>
+    Storage ArgReduce(View x, int axis, bool max);
+
+    /// <summary>Batched matrix product: a is (..., M, K), b is (..., K, N), batch dims already broadcast to <paramref name="batch"/>.</summary>
+    Storage MatMul(View a, View b, int[] batch);
+
+    /// <summary>im2col: x is (B, C, H, W); result is (B, C*kh*kw, outH*outW), zero outside the image.</summary>
+    Storage Unfold(View x, WindowGeometry g);
+
+    /// <summary>col2im, the adjoint of <see cref="Unfold"/>: cols (B, C*kh*kw, outH*outW) summed into (B, C, H, W).</summary>
+    Storage Fold(View cols, WindowGeometry g);
+
+    /// <summary>out[i] = x[i with axis coordinate replaced by index[i]]; index (int32) has the output's shape.</summary>
+    Storage Gather(View x, int axis, View index);
+
+    /// <summary>out = zeros(shape); out[i with axis coordinate index[i]] += src[i]. Adjoint of <see cref="Gather"/>.</summary>
+    Storage ScatterAdd(int[] shape, int axis, View index, View src);
+
+    /// <summary>Counter-based random numbers: element i is a function of (seed, stream, i) only.</summary>
+    Storage Random(RandomKind kind, DType dtype, int length, ulong seed, ulong stream, double a, double b);
+
+    /// <summary>Per-row cross-entropy of logits (N, C) against int32 targets (N), computed in the
+    /// max-shifted frame so that huge logits stay exact: log Σ exp(x - m) - (x_t - m).</summary>
+    Storage CrossEntropyRows(View logits, View targets);
+}

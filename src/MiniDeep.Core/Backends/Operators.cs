@@ -1,0 +1,246 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace MiniDeep;
+
+// Operator structs: one scalar definition per op serves the reference backend (and, later, the GPU
+// kernels); the optional span overloads let the CPU backend use TensorPrimitives' SIMD loops where
+// they exist. Returning false means "no vector kernel here, loop the scalar Invoke".
+// The derivative of each op is not here: it lives with the differentiable op in Ops/.
+
+/// <summary>An elementwise function of one float.</summary>
+public interface IUnaryOp
+{
+    /// <summary>Scalar definition (float32).</summary>
+    static abstract float Invoke(float x);
+    /// <summary>Scalar definition (float64).</summary>
+    static abstract double Invoke(double x);
+    /// <summary>Optional SIMD kernel over a whole span; false when there is none.</summary>
+    static virtual bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> => false;
+}
+
+/// <summary>An elementwise function of two floats.</summary>
+public interface IBinaryOp
+{
+    /// <summary>Scalar definition (float32).</summary>
+    static abstract float Invoke(float a, float b);
+    /// <summary>Scalar definition (float64).</summary>
+    static abstract double Invoke(double a, double b);
+    /// <summary>Optional SIMD kernel, span ∘ span.</summary>
+    static virtual bool Span<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> => false;
+    /// <summary>Optional SIMD kernel, span ∘ scalar.</summary>
+    static virtual bool Span<T>(ReadOnlySpan<T> a, T b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> => false;
+    /// <summary>Optional SIMD kernel, scalar ∘ span.</summary>
+    static virtual bool Span<T>(T a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> => false;
+}
+
+/// <summary>An elementwise comparison.</summary>
+public interface ICompareOp
+{
+    /// <summary>Scalar definition for any numeric dtype.</summary>
+    static abstract bool Invoke<T>(T a, T b) where T : INumber<T>;
+}
+
+#pragma warning disable CS1591 // the op structs are named after what they compute
+public struct NegOp : IUnaryOp
+{
+    public static float Invoke(float x) => -x;
+    public static double Invoke(double x) => -x;
+    public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Negate(x, y); return true; }
+}
+
+public struct ExpOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Exp(x);
+    public static double Invoke(double x) => Math.Exp(x);
+    public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Exp(x, y); return true; }
+}
+
+public struct LogOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Log(x);
+    public static double Invoke(double x) => Math.Log(x);
+    public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Log(x, y); return true; }
+}
+
+public struct SqrtOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Sqrt(x);
+    public static double Invoke(double x) => Math.Sqrt(x);
+    public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Sqrt(x, y); return true; }
+}
+
+public struct AbsOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Abs(x);
+    public static double Invoke(double x) => Math.Abs(x);
+    public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Abs(x, y); return true; }
+}
+
+/// <summary>sign(x) in {-1, 0, 1}; NaN stays NaN.</summary>
+public struct SignOp : IUnaryOp
+{
+    public static float Invoke(float x) => float.IsNaN(x) ? x : MathF.Sign(x);
+    public static double Invoke(double x) => double.IsNaN(x) ? x : Math.Sign(x);
+}
+
+/// <summary>max(x, 0). NaN propagates (Math.Max returns NaN when either input is NaN).</summary>
+public struct ReluOp : IUnaryOp
+{
+    public static float Invoke(float x) => float.IsNaN(x) ? x : x > 0 ? x : 0f;
+    public static double Invoke(double x) => double.IsNaN(x) ? x : x > 0 ? x : 0d;
+    public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Max(x, T.Zero, y); return true; }
+}
+
+/// <summary>1 / (1 + e^-x), written so that neither tail overflows.</summary>
+public struct SigmoidOp : IUnaryOp
+{
+    public static float Invoke(float x) => x >= 0 ? 1f / (1f + MathF.Exp(-x)) : MathF.Exp(x) / (1f + MathF.Exp(x));
+    public static double Invoke(double x) => x >= 0 ? 1d / (1d + Math.Exp(-x)) : Math.Exp(x) / (1d + Math.Exp(x));
+    public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Sigmoid(x, y); return true; }
+}
+
+public struct TanhOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Tanh(x);
+    public static double Invoke(double x) => Math.Tanh(x);
+    public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Tanh(x, y); return true; }
+}
+
+/// <summary>log(1 + e^x) = max(x, 0) + log1p(e^-|x|): exact for large |x| where the naive form overflows.</summary>
+public struct SoftplusOp : IUnaryOp
+{
+    public static float Invoke(float x) => (float)Invoke((double)x);
+    public static double Invoke(double x) => double.IsNaN(x) ? x : Math.Max(x, 0) + Log1P(Math.Exp(-Math.Abs(x)));
+
+    // log(1 + u) for small u without losing the digits of u.
+    private static double Log1P(double u) => u < 1e-4 ? u * (1 - u * (0.5 - u / 3)) : Math.Log(1 + u);
+}
+
+/// <summary>Φ(x), the standard normal CDF, = ½ erfc(-x/√2). GELU is x·Φ(x).</summary>
+public struct NormCdfOp : IUnaryOp
+{
+    public static float Invoke(float x) => (float)Invoke((double)x);
+    public static double Invoke(double x) => 0.5 * SpecialFunctions.Erfc(-x / Math.Sqrt(2));
+}
+
+public struct AddOp : IBinaryOp
+{
+    public static float Invoke(float a, float b) => a + b;
+    public static double Invoke(double a, double b) => a + b;
+    public static bool Span<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Add(a, b, y); return true; }
+    public static bool Span<T>(ReadOnlySpan<T> a, T b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Add(a, b, y); return true; }
+    public static bool Span<T>(T a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Add(b, a, y); return true; }
+}
+
+public struct SubOp : IBinaryOp
+{
+    public static float Invoke(float a, float b) => a - b;
+    public static double Invoke(double a, double b) => a - b;
+    public static bool Span<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Subtract(a, b, y); return true; }
+    public static bool Span<T>(ReadOnlySpan<T> a, T b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Subtract(a, b, y); return true; }
+    public static bool Span<T>(T a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Subtract(a, b, y); return true; }
+}
+
+public struct MulOp : IBinaryOp
+{
+    public static float Invoke(float a, float b) => a * b;
+    public static double Invoke(double a, double b) => a * b;
+    public static bool Span<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Multiply(a, b, y); return true; }
+    public static bool Span<T>(ReadOnlySpan<T> a, T b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Multiply(a, b, y); return true; }
+    public static bool Span<T>(T a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Multiply(b, a, y); return true; }
+}
+
+public struct DivOp : IBinaryOp
+{
+    public static float Invoke(float a, float b) => a / b;
+    public static double Invoke(double a, double b) => a / b;
+    public static bool Span<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Divide(a, b, y); return true; }
+    public static bool Span<T>(ReadOnlySpan<T> a, T b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Divide(a, b, y); return true; }
+    public static bool Span<T>(T a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Divide(a, b, y); return true; }
+}
+
+public struct PowOp : IBinaryOp
+{
+    public static float Invoke(float a, float b) => MathF.Pow(a, b);
+    public static double Invoke(double a, double b) => Math.Pow(a, b);
+}
+
+/// <summary>Elementwise maximum; NaN wins (IEEE 754-2019 maximum), as in PyTorch.</summary>
+public struct MaximumOp : IBinaryOp
+{
+    public static float Invoke(float a, float b) => MathF.Max(a, b);
+    public static double Invoke(double a, double b) => Math.Max(a, b);
+    public static bool Span<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Max(a, b, y); return true; }
+    public static bool Span<T>(ReadOnlySpan<T> a, T b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Max(a, b, y); return true; }
+    public static bool Span<T>(T a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Max(b, a, y); return true; }
+}
+
+/// <summary>Elementwise minimum; NaN wins.</summary>
+public struct MinimumOp : IBinaryOp
+{
+    public static float Invoke(float a, float b) => MathF.Min(a, b);
+    public static double Invoke(double a, double b) => Math.Min(a, b);
+    public static bool Span<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Min(a, b, y); return true; }
+    public static bool Span<T>(ReadOnlySpan<T> a, T b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Min(a, b, y); return true; }
+    public static bool Span<T>(T a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Min(b, a, y); return true; }
+}
+
+public struct EqOp : ICompareOp { public static bool Invoke<T>(T a, T b) where T : INumber<T> => a == b; }
+public struct NeOp : ICompareOp { public static bool Invoke<T>(T a, T b) where T : INumber<T> => a != b; }
+public struct LtOp : ICompareOp { public static bool Invoke<T>(T a, T b) where T : INumber<T> => a < b; }
+public struct LeOp : ICompareOp { public static bool Invoke<T>(T a, T b) where T : INumber<T> => a <= b; }
+public struct GtOp : ICompareOp { public static bool Invoke<T>(T a, T b) where T : INumber<T> => a > b; }
+public struct GeOp : ICompareOp { public static bool Invoke<T>(T a, T b) where T : INumber<T> => a >= b; }
+#pragma warning restore CS1591
+
+/// <summary>Special functions .NET does not ship.</summary>
+public static class SpecialFunctions
+{
+    /// <summary>erf(x) to double precision: Maclaurin series for |x| &lt; 2.5, else 1 - erfc.</summary>
+    public static double Erf(double x)
+    {
+        if (double.IsNaN(x)) return x;
+        double ax = Math.Abs(x);
+        if (ax >= 2.5) return Math.Sign(x) * (1 - ErfcLarge(ax));
+        // erf x = 2/√π Σ (-1)^n x^(2n+1) / (n! (2n+1)); terms peak near n ≈ x², so 60 terms
+        // reach 1e-17 of the sum for |x| < 2.5 with at most a few digits lost to cancellation.
+        double x2 = x * x, term = x, sum = x;
+        for (int n = 1; n < 60; n++)
+        {
+            term *= -x2 / n;
+            double t = term / (2 * n + 1);
+            sum += t;
+            if (Math.Abs(t) < 1e-17 * Math.Abs(sum)) break;
+        }
+        return 2 / Math.Sqrt(Math.PI) * sum;
+    }
+
+    /// <summary>erfc(x) = 1 - erf(x), accurate in the tails where 1 - erf would cancel.</summary>
+    public static double Erfc(double x)
+    {
+        if (double.IsNaN(x)) return x;
+        if (x >= 2.5) return ErfcLarge(x);
+        if (x <= -2.5) return 2 - ErfcLarge(-x);
+        return 1 - Erf(x);
+    }
+
+    // erfc for x ≥ 2.5 by its continued fraction, evaluated with the modified Lentz method:
+    // erfc x = e^{-x²}/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))).
+    private static double ErfcLarge(double x)
+    {
+        if (x > 27) return 0;
+        const double tiny = 1e-300;
+        double f = x, c = x, d = 0;
+        for (int n = 1; n < 200; n++)
+        {
+            double an = n * 0.5;
+            d = x + an * d; d = d == 0 ? tiny : d; d = 1 / d;
+            c = x + an / c; c = c == 0 ? tiny : c;
+            double delta = c * d;
+            f *= delta;
+            if (Math.Abs(delta - 1) < 1e-16) break;
+        }
+        return Math.Exp(-x * x) / Math.Sqrt(Math.PI) / f;
+    }
+}

@@ -1,0 +1,412 @@
+namespace MiniDeep.Reference;
+
+/// <summary>
+/// The executable specification: every kernel as the plainest loop over elements, addressing each
+/// through its layout, accumulating in double. It is slow on purpose and never clever; every other
+/// backend is tested against it (tests/Backends/ConformanceTests.cs).
+/// The CPU backend derives from it and overrides the kernels it speeds up.
+/// </summary>
+public class ReferenceBackend : IBackend
+{
+    /// <inheritdoc/>
+    public virtual Device Device => Device.Reference;
+
+    /// <summary>Wraps a new host array as storage of this device.</summary>
+    protected HostStorage Host(Array data) => new(data, Device);
+
+    /// <summary>The host array behind a storage, checked to be of element type T.</summary>
+    protected static T[] Data<T>(Storage s) => s is HostStorage h
+        ? h.As<T>()
+        : throw new InvalidOperationException($"storage on {s.Device} is not host memory");
+
+    /// <inheritdoc/>
+    public Storage FromArray(Array data) => Host(data);
+
+    /// <inheritdoc/>
+    public Array ToArray(View x) => ((HostStorage)Copy(x, x.DType)).Data;
+
+    /// <inheritdoc/>
+    public virtual Storage Full(DType dtype, int length, double value)
+    {
+        var a = DTypes.NewArray(dtype, length);
+        switch (a)
+        {
+            case float[] f: Array.Fill(f, (float)value); break;
+            case double[] d: Array.Fill(d, value); break;
+            case int[] i: Array.Fill(i, (int)value); break;
+            case bool[] b: Array.Fill(b, value != 0); break;
+        }
+        return Host(a);
+    }
+
+    // Reads element k of any host array as a double (exact for every dtype we have).
+    internal static double ReadAsDouble(Array a, int k) => a switch
+    {
+        float[] f => f[k],
+        double[] d => d[k],
+        int[] i => i[k],
+        bool[] b => b[k] ? 1 : 0,
+        _ => throw new NotSupportedException(),
+    };
+
+    // Writes a double into element k, converting as PyTorch does: float rounding, int truncation, bool = (v != 0).
+    internal static void WriteFromDouble(Array a, int k, double v)
+    {
+        switch (a)
+        {
+            case float[] f: f[k] = (float)v; break;
+            case double[] d: d[k] = v; break;
+            case int[] i: i[k] = double.IsNaN(v) ? 0 : (int)Math.Clamp(Math.Truncate(v), int.MinValue, int.MaxValue); break;
+            case bool[] b: b[k] = v != 0; break;
+        }
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Copy(View x, DType dtype)
+    {
+        var src = ((HostStorage)x.Storage).Data;
+        var dst = DTypes.NewArray(dtype, x.Layout.Numel);
+        for (int i = 0; i < dst.Length; i++) WriteFromDouble(dst, i, ReadAsDouble(src, x.Layout.IndexOf(i)));
+        return Host(dst);
+    }
+
+    /// <inheritdoc/>
+    public virtual void CopyInto(View src, Storage dst, Layout dstLayout)
+    {
+        if (!Shapes.SameShape(src.Shape, dstLayout.Shape))
+            throw new ShapeMismatchException("copy_into", $"copy_into: source {Shapes.Format(src.Shape)} and destination {Shapes.Format(dstLayout.Shape)} differ");
+        // Read everything first: source and destination may overlap (x.CopyFrom(x.T)).
+        var values = Copy(src, dst.DType);
+        var v = ((HostStorage)values).Data;
+        var d = ((HostStorage)dst).Data;
+        for (int i = 0; i < v.Length; i++) WriteFromDouble(d, dstLayout.IndexOf(i), ReadAsDouble(v, i));
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Unary<TOp>(View x) where TOp : IUnaryOp
+    {
+        int n = x.Layout.Numel;
+        switch (x.DType)
+        {
+            case DType.Float32:
+            {
+                var s = Data<float>(x.Storage); var y = new float[n];
+                for (int i = 0; i < n; i++) y[i] = TOp.Invoke(s[x.Layout.IndexOf(i)]);
+                return Host(y);
+            }
+            case DType.Float64:
+            {
+                var s = Data<double>(x.Storage); var y = new double[n];
+                for (int i = 0; i < n; i++) y[i] = TOp.Invoke(s[x.Layout.IndexOf(i)]);
+                return Host(y);
+            }
+            default: throw new InvalidOperationException($"unary {typeof(TOp).Name}: dtype {x.DType.Name()} is not floating");
+        }
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Binary<TOp>(View a, View b, int[] shape) where TOp : IBinaryOp
+    {
+        int n = Shapes.Numel(shape);
+        switch (a.DType)
+        {
+            case DType.Float32:
+            {
+                var sa = Data<float>(a.Storage); var sb = Data<float>(b.Storage); var y = new float[n];
+                for (int i = 0; i < n; i++) y[i] = TOp.Invoke(sa[a.Layout.IndexOf(i)], sb[b.Layout.IndexOf(i)]);
+                return Host(y);
+            }
+            case DType.Float64:
+            {
+                var sa = Data<double>(a.Storage); var sb = Data<double>(b.Storage); var y = new double[n];
+                for (int i = 0; i < n; i++) y[i] = TOp.Invoke(sa[a.Layout.IndexOf(i)], sb[b.Layout.IndexOf(i)]);
+                return Host(y);
+            }
+            default: throw new InvalidOperationException($"binary {typeof(TOp).Name}: dtype {a.DType.Name()} is not floating");
+        }
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Compare<TOp>(View a, View b, int[] shape) where TOp : ICompareOp
+    {
+        int n = Shapes.Numel(shape);
+        var y = new bool[n];
+        switch (a.DType)
+        {
+            case DType.Float32:
+            {
+                var sa = Data<float>(a.Storage); var sb = Data<float>(b.Storage);
+                for (int i = 0; i < n; i++) y[i] = TOp.Invoke(sa[a.Layout.IndexOf(i)], sb[b.Layout.IndexOf(i)]);
+                break;
+            }
+            case DType.Float64:
+            {
+                var sa = Data<double>(a.Storage); var sb = Data<double>(b.Storage);
+                for (int i = 0; i < n; i++) y[i] = TOp.Invoke(sa[a.Layout.IndexOf(i)], sb[b.Layout.IndexOf(i)]);
+                break;
+            }
+            case DType.Int32:
+            {
+                var sa = Data<int>(a.Storage); var sb = Data<int>(b.Storage);
+                for (int i = 0; i < n; i++) y[i] = TOp.Invoke(sa[a.Layout.IndexOf(i)], sb[b.Layout.IndexOf(i)]);
+                break;
+            }
+            default: throw new InvalidOperationException($"compare: dtype {a.DType.Name()} is not numeric");
+        }
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Where(View cond, View a, View b, int[] shape)
+    {
+        int n = Shapes.Numel(shape);
+        var c = Data<bool>(cond.Storage);
+        var sa = ((HostStorage)a.Storage).Data;
+        var sb = ((HostStorage)b.Storage).Data;
+        var y = DTypes.NewArray(a.DType, n);
+        for (int i = 0; i < n; i++)
+        {
+            bool take = c[cond.Layout.IndexOf(i)];
+            Array.Copy(take ? sa : sb, take ? a.Layout.IndexOf(i) : b.Layout.IndexOf(i), y, i, 1);
+        }
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Reduce(ReduceKind kind, View x, bool[] reduceAxes)
+    {
+        var inShape = x.Shape;
+        var outShape = inShape.Select((d, i) => reduceAxes[i] ? 1 : d).ToArray();
+        int outN = Shapes.Numel(outShape), inN = x.Layout.Numel;
+        var acc = new double[outN];
+        var seen = new bool[outN];
+        var outStrides = Shapes.ContiguousStrides(outShape);
+        var src = ((HostStorage)x.Storage).Data;
+        // Visit every input element once, row-major, and fold it into its output slot.
+        for (int i = 0; i < inN; i++)
+        {
+            int rem = i, o = 0;
+            for (int d = inShape.Length - 1; d >= 0; d--)
+            {
+                int coord = rem % inShape[d];
+                rem /= inShape[d];
+                if (!reduceAxes[d]) o += coord * outStrides[d];
+            }
+            double v = ReadAsDouble(src, x.Layout.IndexOf(i));
+            if (!seen[o]) { acc[o] = v; seen[o] = true; continue; }
+            acc[o] = kind switch
+            {
+                ReduceKind.Sum => acc[o] + v,
+                ReduceKind.Max => double.IsNaN(acc[o]) || double.IsNaN(v) ? double.NaN : Math.Max(acc[o], v),
+                _ => double.IsNaN(acc[o]) || double.IsNaN(v) ? double.NaN : Math.Min(acc[o], v),
+            };
+        }
+        var y = DTypes.NewArray(x.DType, outN);
+        for (int o = 0; o < outN; o++) WriteFromDouble(y, o, acc[o]);
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage ArgReduce(View x, int axis, bool max)
+    {
+        var shape = x.Shape;
+        int size = shape[axis];
+        var outShape = (int[])shape.Clone();
+        outShape[axis] = 1;
+        int outN = Shapes.Numel(outShape);
+        var y = new int[outN];
+        var src = ((HostStorage)x.Storage).Data;
+        for (int o = 0; o < outN; o++)
+        {
+            // Coordinates of output o; walk the reduced axis from there.
+            var start = new Layout(outShape, x.Layout.Strides, x.Layout.Offset).IndexOf(o);
+            int best = 0;
+            double bv = ReadAsDouble(src, start);
+            for (int k = 1; k < size && !double.IsNaN(bv); k++)
+            {
+                double v = ReadAsDouble(src, start + k * x.Layout.Strides[axis]);
+                if (double.IsNaN(v) || (max ? v > bv : v < bv)) { bv = v; best = k; }
+            }
+            y[o] = best;
+        }
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage MatMul(View a, View b, int[] batch)
+    {
+        int m = a.Shape[^2], k = a.Shape[^1], n = b.Shape[^1];
+        int nb = Shapes.Numel(batch);
+        var y = DTypes.NewArray(a.DType, nb * m * n);
+        var sa = ((HostStorage)a.Storage).Data;
+        var sb = ((HostStorage)b.Storage).Data;
+        var la = a.Layout; var lb = b.Layout;
+        for (int bi = 0; bi < nb; bi++)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double s = 0;
+                    for (int p = 0; p < k; p++)
+                        s += ReadAsDouble(sa, la.IndexOf((bi * m + i) * k + p)) * ReadAsDouble(sb, lb.IndexOf((bi * k + p) * n + j));
+                    WriteFromDouble(y, (bi * m + i) * n + j, s);
+                }
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Unfold(View x, WindowGeometry g)
+    {
+        int batch = x.Shape[0], rows = g.Channels * g.KernelH * g.KernelW, l = g.OutH * g.OutW;
+        var y = DTypes.NewArray(x.DType, batch * rows * l);
+        var src = ((HostStorage)x.Storage).Data;
+        for (int bi = 0; bi < batch; bi++)
+            for (int c = 0; c < g.Channels; c++)
+                for (int ki = 0; ki < g.KernelH; ki++)
+                    for (int kj = 0; kj < g.KernelW; kj++)
+                    {
+                        int row = (c * g.KernelH + ki) * g.KernelW + kj;
+                        for (int oi = 0; oi < g.OutH; oi++)
+                            for (int oj = 0; oj < g.OutW; oj++)
+                            {
+                                int ii = oi * g.StrideH - g.PadH + ki * g.DilationH;
+                                int jj = oj * g.StrideW - g.PadW + kj * g.DilationW;
+                                double v = ii < 0 || ii >= g.Height || jj < 0 || jj >= g.Width ? 0
+                                    : ReadAsDouble(src, x.Layout.IndexOf(((bi * g.Channels + c) * g.Height + ii) * g.Width + jj));
+                                WriteFromDouble(y, (bi * rows + row) * l + oi * g.OutW + oj, v);
+                            }
+                    }
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Fold(View cols, WindowGeometry g)
+    {
+        int batch = cols.Shape[0], rows = g.Channels * g.KernelH * g.KernelW, l = g.OutH * g.OutW;
+        var acc = new double[batch * g.Channels * g.Height * g.Width];
+        var src = ((HostStorage)cols.Storage).Data;
+        for (int bi = 0; bi < batch; bi++)
+            for (int c = 0; c < g.Channels; c++)
+                for (int ki = 0; ki < g.KernelH; ki++)
+                    for (int kj = 0; kj < g.KernelW; kj++)
+                    {
+                        int row = (c * g.KernelH + ki) * g.KernelW + kj;
+                        for (int oi = 0; oi < g.OutH; oi++)
+                            for (int oj = 0; oj < g.OutW; oj++)
+                            {
+                                int ii = oi * g.StrideH - g.PadH + ki * g.DilationH;
+                                int jj = oj * g.StrideW - g.PadW + kj * g.DilationW;
+                                if (ii < 0 || ii >= g.Height || jj < 0 || jj >= g.Width) continue;
+                                acc[((bi * g.Channels + c) * g.Height + ii) * g.Width + jj] +=
+                                    ReadAsDouble(src, cols.Layout.IndexOf((bi * rows + row) * l + oi * g.OutW + oj));
+                            }
+                    }
+        var y = DTypes.NewArray(cols.DType, acc.Length);
+        for (int i = 0; i < acc.Length; i++) WriteFromDouble(y, i, acc[i]);
+        return Host(y);
+    }
+
+    private static int CheckedIndex(string op, int idx, int size, int axis)
+    {
+        if ((uint)idx >= (uint)size)
+            throw new IndexOutOfRangeException($"{op}: index {idx} is out of range for axis {axis} of size {size}");
+        return idx;
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Gather(View x, int axis, View index)
+    {
+        var outShape = index.Shape;
+        int n = Shapes.Numel(outShape);
+        var y = DTypes.NewArray(x.DType, n);
+        var src = ((HostStorage)x.Storage).Data;
+        var idx = Data<int>(index.Storage);
+        var xStrides = x.Layout.Strides;
+        for (int i = 0; i < n; i++)
+        {
+            int rem = i, off = x.Layout.Offset;
+            int target = CheckedIndex("gather", idx[index.Layout.IndexOf(i)], x.Shape[axis], axis);
+            for (int d = outShape.Length - 1; d >= 0; d--)
+            {
+                int coord = rem % outShape[d];
+                rem /= outShape[d];
+                off += (d == axis ? target : coord) * xStrides[d];
+            }
+            Array.Copy(src, off, y, i, 1);
+        }
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage ScatterAdd(int[] shape, int axis, View index, View src)
+    {
+        var acc = new double[Shapes.Numel(shape)];
+        var strides = Shapes.ContiguousStrides(shape);
+        var idx = Data<int>(index.Storage);
+        var s = ((HostStorage)src.Storage).Data;
+        var srcShape = src.Shape;
+        int n = Shapes.Numel(srcShape);
+        for (int i = 0; i < n; i++)
+        {
+            int rem = i, off = 0;
+            int target = CheckedIndex("scatter_add", idx[index.Layout.IndexOf(i)], shape[axis], axis);
+            for (int d = srcShape.Length - 1; d >= 0; d--)
+            {
+                int coord = rem % srcShape[d];
+                rem /= srcShape[d];
+                off += (d == axis ? target : coord) * strides[d];
+            }
+            acc[off] += ReadAsDouble(s, src.Layout.IndexOf(i));
+        }
+        var y = DTypes.NewArray(src.DType, acc.Length);
+        for (int i = 0; i < acc.Length; i++) WriteFromDouble(y, i, acc[i]);
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Random(RandomKind kind, DType dtype, int length, ulong seed, ulong stream, double a, double b)
+    {
+        var y = DTypes.NewArray(dtype, length);
+        FillRandom(y, 0, length, kind, seed, stream, a, b);
+        return Host(y);
+    }
+
+    /// <summary>Fills y[start..end) with element i = f(seed, stream, i): any split of the range gives the same values.</summary>
+    protected static void FillRandom(Array y, int start, int end, RandomKind kind, ulong seed, ulong stream, double a, double b)
+    {
+        bool f64 = y is double[];
+        for (int i = start; i < end; i++)
+        {
+            ulong k = (ulong)i;
+            double v = kind switch
+            {
+                RandomKind.Uniform => a + (b - a) * (f64 ? Philox.UniformDouble(seed, stream, k) : Philox.UniformFloat(seed, stream, k)),
+                RandomKind.Normal => a + b * Philox.Normal(seed, stream, k),
+                RandomKind.Integer => Philox.Integer(seed, stream, k, (int)a, (int)b),
+                _ => (f64 ? Philox.UniformDouble(seed, stream, k) : Philox.UniformFloat(seed, stream, k)) < a ? 1 : 0,
+            };
+            WriteFromDouble(y, i, v);
+        }
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage CrossEntropyRows(View logits, View targets)
+    {
+        int n = logits.Shape[0], c = logits.Shape[1];
+        var src = ((HostStorage)logits.Storage).Data;
+        var t = Data<int>(targets.Storage);
+        var y = DTypes.NewArray(logits.DType, n);
+        for (int i = 0; i < n; i++)
+        {
+            int target = t[targets.Layout.IndexOf(i)];
+            if ((uint)target >= (uint)c)
+                throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {target} at row {i} is outside [0, {c})");
+            double m = double.NegativeInfinity;
+            for (int j = 0; j < c; j++) m = Math.Max(m, ReadAsDouble(src, logits.Layout.IndexOf(i * c + j)));
+            double s = 0;
+            for (int j = 0; j < c; j++) s += Math.Exp(ReadAsDouble(src, logits.Layout.IndexOf(i * c + j)) - m);
+            double xt = ReadAsDouble(src, logits.Layout.IndexOf(i * c + target));
+            WriteFromDouble(y, i, Math.Log(s) - (xt - m));
+        }
+        return Host(y);
+    }
+}

@@ -1,0 +1,97 @@
+namespace MiniDeep;
+
+// Copies, casts, device moves and the few in-place updates optimizers need.
+public sealed partial class Tensor
+{
+    /// <summary>This tensor converted to <paramref name="dtype"/> (itself when already of that type).
+    /// Differentiable between floating types.</summary>
+    // y = cast(x)   dx = cast(g) back to x's dtype
+    public Tensor To(DType dtype)
+    {
+        if (dtype == DType) return this;
+        var y = new Tensor(Backend.Copy(AsView, dtype), (int[])Dims.Clone());
+        if (!dtype.IsFloating() || !DType.IsFloating()) return y;
+        var from = DType;
+        return Autograd.Record(y, "to_" + dtype.Name(), [this], g => [g.To(from)]);
+    }
+
+    /// <summary>This tensor on <paramref name="device"/> (itself when already there). Differentiable.</summary>
+    // y = move(x)   dx = move(g) back
+    public Tensor To(Device device)
+    {
+        if (device == Device) return this;
+        var data = Backend.ToArray(AsView);
+        var y = new Tensor(device.Backend.FromArray(data), (int[])Dims.Clone());
+        var from = Device;
+        return Autograd.Record(y, "to_" + device, [this], g => [g.To(from)]);
+    }
+
+    /// <summary>A contiguous copy with its own storage. Differentiable.</summary>
+    // y = x   dx = g
+    public Tensor Clone()
+    {
+        var y = new Tensor(Backend.Copy(AsView, DType), (int[])Dims.Clone());
+        return Autograd.Record(y, "clone", [this], g => [g]);
+    }
+
+    /// <summary>Itself when contiguous, else a contiguous copy. Differentiable.</summary>
+    public Tensor Contiguous() => IsContiguous ? this : Clone();
+
+    /// <summary>Float32 shorthand for To(DType.Float32).</summary>
+    public Tensor Float() => To(DType.Float32);
+    /// <summary>Float64 shorthand.</summary>
+    public Tensor Double() => To(DType.Float64);
+
+    // ----- in place (not recorded; used under NoGrad by optimizers and by Backward) -----
+
+    private void CheckInPlace(string op)
+    {
+        if (Autograd.IsGradEnabled && RequiresGrad)
+            throw new InvalidOperationException(
+                $"{op}: in-place update of a tensor that requires grad while recording; wrap it in Autograd.NoGrad() (as optimizers do)");
+    }
+
+    /// <summary>this = src (broadcast to this shape), in place.</summary>
+    public Tensor CopyFrom(Tensor src)
+    {
+        CheckInPlace("CopyFrom");
+        if (src.Device != Device) throw DeviceMismatch("CopyFrom", this, src);
+        Shapes.Broadcast("CopyFrom", src.Dims, Dims);
+        var s = src.DType == DType ? src : src.Detach().To(DType);
+        if (!Shapes.SameShape(Shapes.Broadcast("CopyFrom", s.Dims, Dims), Dims))
+            throw new ShapeMismatchException("CopyFrom", $"CopyFrom: source shape {src.Shape} cannot be written into shape {Shape}");
+        Backend.CopyInto(new View(s.Storage, s.Layout.BroadcastTo(Dims)), Storage, Layout);
+        return this;
+    }
+
+    /// <summary>this += alpha * other, in place.</summary>
+    public Tensor AddInPlace(Tensor other, double alpha = 1)
+    {
+        CheckInPlace("AddInPlace");
+        using (Autograd.NoGrad())
+        {
+            var o = alpha == 1 ? other : other * alpha;
+            return CopyFrom(Detach() + o);
+        }
+    }
+
+    /// <summary>this *= factor, in place.</summary>
+    public Tensor MulInPlace(double factor)
+    {
+        CheckInPlace("MulInPlace");
+        using (Autograd.NoGrad()) return CopyFrom(Detach() * factor);
+    }
+
+    /// <summary>Sets every element to <paramref name="value"/>, in place.</summary>
+    public Tensor Fill(double value)
+    {
+        CheckInPlace("Fill");
+        return CopyFrom(ScalarLike(this, value));
+    }
+
+    /// <summary>Sets every element to zero, in place.</summary>
+    public Tensor Zero() => Fill(0);
+
+    internal static InvalidOperationException DeviceMismatch(string op, Tensor a, Tensor b) =>
+        new($"{op}: tensors are on different devices, '{a.Device}' and '{b.Device}'; move one with To(device)");
+}

@@ -1,0 +1,120 @@
+namespace MiniDeep;
+
+/// <summary>How a loss combines its per-element terms.</summary>
+public enum Reduction
+{
+    /// <summary>Average over the batch (the default).</summary>
+    Mean,
+    /// <summary>Sum over the batch.</summary>
+    Sum,
+    /// <summary>One loss per example.</summary>
+    None,
+}
+
+/// <summary>
+/// Loss functions. Every loss checks its operands' shapes exactly and refuses to broadcast: a
+/// (N, 1) prediction against (N) targets silently broadcast to (N, N) is one of the most common bugs
+/// in training code.
+/// </summary>
+public static class Losses
+{
+    private static void SameShape(string op, Tensor a, Tensor b)
+    {
+        if (a.Shape != b.Shape)
+            throw new ShapeMismatchException(op,
+                $"{op}: input {a.Shape} and target {b.Shape} must have the same shape (losses do not broadcast; reshape one explicitly)");
+    }
+
+    private static Tensor Reduce(Tensor perExample, Reduction reduction) => reduction switch
+    {
+        Reduction.Mean => perExample.Mean(),
+        Reduction.Sum => perExample.Sum(),
+        _ => perExample,
+    };
+
+    /// <summary>
+    /// Cross-entropy of logits (N, C) against int32 class targets (N), fused: the forward pass is one
+    /// max-shifted kernel (exact for logits of 1e8), the backward is softmax(x) - onehot(t).
+    /// </summary>
+    // ℓ = logsumexp(x) - x_t   dx = g * (softmax(x) - onehot(t))
+    public static Tensor CrossEntropy(Tensor logits, Tensor targets, Reduction reduction = Reduction.Mean)
+    {
+        if (logits.Rank != 2)
+            throw new ShapeMismatchException("cross_entropy", $"cross_entropy: logits must be (N, C), got {logits.Shape}");
+        if (targets.DType.IsFloating())
+            return SoftCrossEntropy(logits, targets, reduction);
+        if (targets.DType != DType.Int32)
+            throw new InvalidOperationException($"cross_entropy: class targets must be int32, got {targets.DType.Name()}");
+        if (targets.Rank != 1 || targets.Dims[0] != logits.Dims[0])
+            throw new ShapeMismatchException("cross_entropy",
+                $"cross_entropy: targets {targets.Shape} must be (N) = ({logits.Dims[0]},) for logits {logits.Shape}");
+        if (!logits.DType.IsFloating()) throw new InvalidOperationException($"cross_entropy: logits must be floating, got {logits.DType.Name()}");
+        if (targets.Device != logits.Device) throw Tensor.DeviceMismatch("cross_entropy", logits, targets);
+        var perRow = new Tensor(logits.Backend.CrossEntropyRows(logits.AsView, targets.AsView), [logits.Dims[0]]);
+        int numClasses = logits.Dims[1];
+        var y = Autograd.Record(perRow, "cross_entropy", [logits], g =>
+            [(logits.Softmax(1) - Tensor.OneHot(targets, numClasses, g.DType)) * g.Unsqueeze(1)]);
+        return Reduce(y, reduction);
+    }
+
+    /// <summary>Cross-entropy against target probabilities (N, C): -Σ p log softmax(x).</summary>
+    public static Tensor SoftCrossEntropy(Tensor logits, Tensor targetProbs, Reduction reduction = Reduction.Mean)
+    {
+        SameShape("soft_cross_entropy", logits, targetProbs);
+        return Reduce(-(targetProbs * logits.LogSoftmax(-1)).Sum(-1), reduction);
+    }
+
+    /// <summary>Negative log-likelihood of log-probabilities (N, C) at int32 targets (N).</summary>
+    // ℓ = -logp[t]   dlogp = -g at t, 0 elsewhere
+    public static Tensor Nll(Tensor logProbs, Tensor targets, Reduction reduction = Reduction.Mean)
+    {
+        if (logProbs.Rank != 2)
+            throw new ShapeMismatchException("nll", $"nll: log-probabilities must be (N, C), got {logProbs.Shape}");
+        if (targets.DType != DType.Int32 || targets.Rank != 1 || targets.Dims[0] != logProbs.Dims[0])
+            throw new ShapeMismatchException("nll", $"nll: targets {targets.Shape} ({targets.DType.Name()}) must be int32 (N) = ({logProbs.Dims[0]},) for input {logProbs.Shape}");
+        var picked = logProbs.Gather(1, targets.Unsqueeze(1)).Squeeze(1);
+        return Reduce(-picked, reduction);
+    }
+
+    /// <summary>Mean squared error. Shapes must match exactly.</summary>
+    // ℓ = (p - t)²   dp = 2 g (p - t)
+    public static Tensor Mse(Tensor prediction, Tensor target, Reduction reduction = Reduction.Mean)
+    {
+        SameShape("mse", prediction, target);
+        var d = prediction - target;
+        return Reduce(d * d, reduction);
+    }
+
+    /// <summary>Binary cross-entropy on logits, stable for any logit: softplus(x) - x·y. Shapes must match.</summary>
+    // ℓ = softplus(x) - x y   dx = g (σ(x) - y)
+    public static Tensor BceWithLogits(Tensor logits, Tensor targets, Reduction reduction = Reduction.Mean)
+    {
+        SameShape("bce_with_logits", logits, targets);
+        return Reduce(logits.Softplus() - logits * targets, reduction);
+    }
+
+    /// <summary>KL(p ‖ q) = Σ p (log p - log q) with q given as log-probabilities and p as probabilities,
+    /// summed over classes and averaged over the batch (PyTorch's reduction='batchmean'). 0·log 0 = 0.</summary>
+    public static Tensor KlDiv(Tensor logQ, Tensor p)
+    {
+        SameShape("kl_div", logQ, p);
+        if (logQ.Rank == 0) throw new ShapeMismatchException("kl_div", "kl_div: inputs need a batch dimension");
+        var zero = Tensor.ScalarLike(p, 0);
+        var pos = p > 0;
+        var plogp = Tensor.Where(pos, p * Tensor.Where(pos, p, Tensor.ScalarLike(p, 1)).Log(), zero);
+        return (plogp - p * logQ).Sum() / logQ.Dims[0];
+    }
+
+    /// <summary>
+    /// Knowledge-distillation loss (Hinton, Vinyals &amp; Dean 2015): KL between the teacher's and the
+    /// student's softmax at temperature T, times T² so that its gradients keep their scale as T changes.
+    /// </summary>
+    public static Tensor DistillationKl(Tensor studentLogits, Tensor teacherLogits, double temperature)
+    {
+        SameShape("distillation_kl", studentLogits, teacherLogits);
+        if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), $"distillation_kl: temperature must be positive, got {temperature}");
+        var p = (teacherLogits / temperature).Softmax(-1);
+        var logQ = (studentLogits / temperature).LogSoftmax(-1);
+        return KlDiv(logQ, p) * (temperature * temperature);
+    }
+}

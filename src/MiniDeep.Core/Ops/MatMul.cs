@@ -1,0 +1,59 @@
+namespace MiniDeep;
+
+// Matrix products. The backend multiplies strided matrices directly, so the transposes in the
+// backward rules are free views, never copies.
+public sealed partial class Tensor
+{
+    /// <summary>
+    /// Matrix product with NumPy semantics: 1-D operands are promoted to a row (left) or column
+    /// (right) and the added dimension removed afterwards; leading batch dimensions broadcast.
+    /// </summary>
+    public static Tensor MatMul(Tensor a, Tensor b)
+    {
+        if (a.Rank == 0 || b.Rank == 0)
+            throw new ShapeMismatchException("matmul", $"matmul: both operands need at least one dimension, got {a.Shape} and {b.Shape}");
+        bool va = a.Rank == 1, vb = b.Rank == 1;
+        var a2 = va ? a.Unsqueeze(0) : a;
+        var b2 = vb ? b.Unsqueeze(1) : b;
+        var y = MatMulCore(a2, b2, a.Shape, b.Shape);
+        if (va) y = y.Squeeze(-2);
+        if (vb) y = y.Squeeze(-1);
+        return y;
+    }
+
+    /// <summary>Instance form of <see cref="MatMul(Tensor, Tensor)"/>.</summary>
+    public Tensor MatMul(Tensor other) => MatMul(this, other);
+
+    // y = a @ b   da = g @ bᵀ   db = aᵀ @ g   (each summed over broadcast batch dims)
+    private static Tensor MatMulCore(Tensor a, Tensor b, Shape origA, Shape origB)
+    {
+        (a, b) = Promoted("matmul", a, b);
+        int m = a.Dims[^2], k = a.Dims[^1], k2 = b.Dims[^2], n = b.Dims[^1];
+        if (k != k2)
+            throw new ShapeMismatchException("matmul", $"matmul: shapes {origA} and {origB} are not aligned: {k} (dim -1 of the first) != {k2} (dim -2 of the second)");
+        var batch = Shapes.Broadcast("matmul", a.Dims[..^2], b.Dims[..^2]);
+        var la = a.Layout.BroadcastTo([.. batch, m, k]);
+        var lb = b.Layout.BroadcastTo([.. batch, k, n]);
+        var y = new Tensor(a.Backend.MatMul(new View(a.Storage, la), new View(b.Storage, lb), batch), [.. batch, m, n]);
+        return Autograd.Record(y, "matmul", [a, b], g => [
+            Autograd.Needs(a) ? MatMul(g, b.mT).SumTo(a.Dims) : null,
+            Autograd.Needs(b) ? MatMul(a.mT, g).SumTo(b.Dims) : null]);
+    }
+
+    /// <summary>x @ wᵀ + b, the affine map of a Linear layer (w is (out, in)).</summary>
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
+    {
+        if (weight.Rank != 2)
+            throw new ShapeMismatchException("linear", $"linear: weight must be (out, in), got {weight.Shape}");
+        if (x.Rank == 0 || x.Dims[^1] != weight.Dims[1])
+            throw new ShapeMismatchException("linear", $"linear: input {x.Shape} does not end in the weight's in_features {weight.Dims[1]} (weight {weight.Shape})");
+        var y = MatMul(x, weight.T);
+        if (bias is not null)
+        {
+            if (bias.Rank != 1 || bias.Dims[0] != weight.Dims[0])
+                throw new ShapeMismatchException("linear", $"linear: bias {bias.Shape} does not match out_features {weight.Dims[0]}");
+            y += bias;
+        }
+        return y;
+    }
+}

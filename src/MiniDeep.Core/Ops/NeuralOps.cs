@@ -1,0 +1,123 @@
+namespace MiniDeep;
+
+// Neural-network functions. Softmax and log-softmax are composites; convolution and pooling are
+// built on the Unfold/Fold pair (im2col and its adjoint) plus matmul and reductions, so their
+// first and second derivatives follow from those primitives.
+public sealed partial class Tensor
+{
+    /// <summary>e^x / Σ e^x along an axis, shifted by the (constant) max so it cannot overflow.</summary>
+    // y = softmax(x)   dx = y * (g - Σ g y)
+    public Tensor Softmax(int axis = -1)
+    {
+        var e = (this - Max(axis, keepDim: true).Detach()).Exp();
+        return e / e.Sum(axis, keepDim: true);
+    }
+
+    /// <summary>log softmax, computed as (x - m) - log Σ e^(x - m): exact where log(softmax) would underflow.</summary>
+    // y = x - logsumexp(x)   dx = g - softmax(x) Σ g
+    public Tensor LogSoftmax(int axis = -1)
+    {
+        var m = Max(axis, keepDim: true).Detach();
+        m = Where(m.IsFinite(), m, ScalarLike(m, 0));
+        var shifted = this - m;
+        return shifted - shifted.Exp().Sum(axis, keepDim: true).Log();
+    }
+
+    /// <summary>im2col: (B, C, H, W) to (B, C·kh·kw, L) where L is the number of window positions.</summary>
+    // y = unfold(x)   dx = fold(g)
+    public static Tensor Unfold(Tensor x, WindowGeometry geometry)
+    {
+        if (x.Rank != 4 || x.Dims[1] != geometry.Channels || x.Dims[2] != geometry.Height || x.Dims[3] != geometry.Width)
+            throw new ShapeMismatchException("unfold", $"unfold: input {x.Shape} does not match the window geometry (C={geometry.Channels}, H={geometry.Height}, W={geometry.Width})");
+        var y = new Tensor(x.Backend.Unfold(x.AsView, geometry),
+            [x.Dims[0], geometry.Channels * geometry.KernelH * geometry.KernelW, geometry.OutH * geometry.OutW]);
+        return Autograd.Record(y, "unfold", [x], g => [Fold(g, geometry)]);
+    }
+
+    /// <summary>col2im, the adjoint of <see cref="Unfold"/>: overlapping windows are summed.</summary>
+    // y = fold(c)   dc = unfold(g)
+    public static Tensor Fold(Tensor cols, WindowGeometry geometry)
+    {
+        int k = geometry.Channels * geometry.KernelH * geometry.KernelW, l = geometry.OutH * geometry.OutW;
+        if (cols.Rank != 3 || cols.Dims[1] != k || cols.Dims[2] != l)
+            throw new ShapeMismatchException("fold", $"fold: columns {cols.Shape} do not match the window geometry (expected (B, {k}, {l}))");
+        var y = new Tensor(cols.Backend.Fold(cols.AsView, geometry), [cols.Dims[0], geometry.Channels, geometry.Height, geometry.Width]);
+        return Autograd.Record(y, "fold", [cols], g => [Unfold(g, geometry)]);
+    }
+
+    /// <summary>
+    /// 2-D convolution (cross-correlation, as in every DL library). x (N, C, H, W), weight
+    /// (O, C/groups, kh, kw), bias (O). Computed as im2col + a (grouped, batched) matmul.
+    /// </summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null,
+        (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null, int groups = 1)
+    {
+        var (sh, sw) = stride ?? (1, 1);
+        var (ph, pw) = padding ?? (0, 0);
+        var (dh, dw) = dilation ?? (1, 1);
+        if (x.Rank != 4) throw new ShapeMismatchException("conv2d", $"conv2d: input must be (N, C, H, W), got {x.Shape}");
+        if (weight.Rank != 4) throw new ShapeMismatchException("conv2d", $"conv2d: weight must be (O, C/groups, kh, kw), got {weight.Shape}");
+        int n = x.Dims[0], c = x.Dims[1], h = x.Dims[2], w = x.Dims[3];
+        int o = weight.Dims[0], cg = weight.Dims[1], kh = weight.Dims[2], kw = weight.Dims[3];
+        if (groups < 1 || c % groups != 0 || o % groups != 0)
+            throw new ShapeMismatchException("conv2d", $"conv2d: groups={groups} must divide input channels {c} and output channels {o} (input {x.Shape}, weight {weight.Shape})");
+        if (cg != c / groups)
+            throw new ShapeMismatchException("conv2d", $"conv2d: weight {weight.Shape} expects {cg * groups} input channels, input {x.Shape} has {c} (groups={groups})");
+        if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || ph < 0 || pw < 0)
+            throw new ArgumentException($"conv2d: stride ({sh}, {sw}) and dilation ({dh}, {dw}) must be positive and padding ({ph}, {pw}) non-negative");
+        var geo = new WindowGeometry(c, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
+        if (geo.OutH <= 0 || geo.OutW <= 0)
+            throw new ShapeMismatchException("conv2d", $"conv2d: kernel ({kh}, {kw}) with dilation ({dh}, {dw}) does not fit the padded input {x.Shape} (padding ({ph}, {pw}))");
+        if (bias is not null && (bias.Rank != 1 || bias.Dims[0] != o))
+            throw new ShapeMismatchException("conv2d", $"conv2d: bias {bias.Shape} does not match {o} output channels");
+
+        int k = cg * kh * kw, l = geo.OutH * geo.OutW;
+        var cols = Unfold(x, geo).Reshape(n, groups, k, l);      // (N, G, K, L)
+        var wm = weight.Reshape(groups, o / groups, k);            // (G, O/G, K)
+        var y = MatMul(wm, cols).Reshape(n, o, geo.OutH, geo.OutW); // (N, G, O/G, L) → (N, O, oh, ow)
+        if (bias is not null) y += bias.Reshape(1, o, 1, 1);
+        return y;
+    }
+
+    /// <summary>Max pooling over kh×kw windows; padding counts as -∞. At ties the gradient is shared equally among the maxima.</summary>
+    public static Tensor MaxPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null) =>
+        Pool("max_pool2d", x, kernel, stride, padding, dilation, max: true);
+
+    /// <summary>Average pooling over kh×kw windows; zero padding is counted in the average (PyTorch's default count_include_pad).</summary>
+    public static Tensor AvgPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null) =>
+        Pool("avg_pool2d", x, kernel, stride, padding, null, max: false);
+
+    private static Tensor Pool(string op, Tensor x, (int H, int W) kernel, (int H, int W)? stride, (int H, int W)? padding, (int H, int W)? dilation, bool max)
+    {
+        if (x.Rank != 4) throw new ShapeMismatchException(op, $"{op}: input must be (N, C, H, W), got {x.Shape}");
+        var (sh, sw) = stride ?? kernel;
+        var (ph, pw) = padding ?? (0, 0);
+        var (dh, dw) = dilation ?? (1, 1);
+        if (kernel.H < 1 || kernel.W < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0)
+            throw new ArgumentException($"{op}: kernel {kernel} and stride ({sh}, {sw}) must be positive, padding ({ph}, {pw}) non-negative");
+        if (ph * 2 > kernel.H || pw * 2 > kernel.W)
+            throw new ArgumentException($"{op}: padding ({ph}, {pw}) must be at most half the kernel {kernel}");
+        int n = x.Dims[0], c = x.Dims[1];
+        var flat = x.Reshape(n * c, 1, x.Dims[2], x.Dims[3]);
+        if (max && (ph > 0 || pw > 0)) flat = flat.Pad([pw, pw, ph, ph], double.NegativeInfinity);
+        int h = flat.Dims[2], w = flat.Dims[3];
+        int pad = max ? 0 : 1;
+        var geo = new WindowGeometry(1, h, w, kernel.H, kernel.W, sh, sw, ph * pad, pw * pad, dh, dw);
+        if (geo.OutH <= 0 || geo.OutW <= 0)
+            throw new ShapeMismatchException(op, $"{op}: kernel {kernel} does not fit input {x.Shape}");
+        var cols = Unfold(flat, geo);                               // (N·C, kh·kw, L)
+        var pooled = max ? cols.Max(1) : cols.Mean(1);               // (N·C, L)
+        return pooled.Reshape(n, c, geo.OutH, geo.OutW);
+    }
+
+    /// <summary>Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p), so eval needs no rescaling.</summary>
+    // y = x * mask / (1 - p)   dx = g * mask / (1 - p)
+    public Tensor Dropout(double p, bool training = true, Generator? generator = null)
+    {
+        if (!(p >= 0 && p <= 1)) throw new ArgumentOutOfRangeException(nameof(p), $"dropout: p must lie in [0, 1], got {p}");
+        if (!training || p == 0) return this;
+        if (p == 1) return this * 0.0;
+        var mask = Bernoulli(Shape, 1 - p, generator, DType, Device);
+        return this * mask * (1 / (1 - p));
+    }
+}

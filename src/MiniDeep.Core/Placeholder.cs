@@ -1,1 +1,0 @@
-namespace MiniDeep; public static class P { public static int X => 1; }

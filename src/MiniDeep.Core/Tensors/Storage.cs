@@ -1,0 +1,59 @@
+namespace MiniDeep;
+
+/// <summary>A flat buffer of elements on one device. Tensors view storages through a <see cref="Layout"/>;
+/// several tensors may share one storage.</summary>
+public abstract class Storage
+{
+    /// <summary>Element type.</summary>
+    public DType DType { get; }
+    /// <summary>Number of elements.</summary>
+    public int Length { get; }
+    /// <summary>Where the buffer lives.</summary>
+    public abstract Device Device { get; }
+
+    /// <summary>Base constructor.</summary>
+    protected Storage(DType dtype, int length) { DType = dtype; Length = length; }
+}
+
+/// <summary>Storage in managed memory, used by the reference and CPU backends.</summary>
+public sealed class HostStorage : Storage
+{
+    /// <summary>The backing array: float[], double[], int[] or bool[].</summary>
+    public Array Data { get; }
+    private readonly Device _device;
+
+    /// <inheritdoc/>
+    public override Device Device => _device;
+
+    internal HostStorage(Array data, Device device) : base(DTypes.Of(data), data.Length)
+    {
+        Data = data; _device = device;
+    }
+
+    /// <summary>Typed view of the whole buffer.</summary>
+    public Span<T> Span<T>() => (T[])Data;
+
+    internal T[] As<T>() => (T[])Data;
+}
+
+
+public static partial class DTypes
+{
+    internal static DType Of(Array a) => a switch
+    {
+        float[] => DType.Float32,
+        double[] => DType.Float64,
+        int[] => DType.Int32,
+        bool[] => DType.Bool,
+        _ => throw new NotSupportedException($"MiniDeep has no dtype for arrays of {a.GetType().GetElementType()?.Name}"),
+    };
+
+    internal static Array NewArray(DType t, int length) => t switch
+    {
+        DType.Bool => new bool[length],
+        DType.Int32 => new int[length],
+        DType.Float32 => new float[length],
+        DType.Float64 => new double[length],
+        _ => throw new ArgumentOutOfRangeException(nameof(t)),
+    };
+}
