@@ -50,6 +50,22 @@ public static class Autograd
         return result;
     }
 
+    /// <summary>
+    /// A user-defined op with its own backward rule, like torch.autograd.Function: <paramref name="forward"/>
+    /// runs without recording; <paramref name="backward"/> receives the upstream gradient, the inputs and
+    /// the output and returns one gradient per input (null for none). Write backward with tensor ops
+    /// to keep second derivatives, and check it with <see cref="GradCheck"/>.
+    /// </summary>
+    public static Tensor CustomOp(string name, Tensor[] inputs, Func<Tensor[], Tensor> forward, Func<Tensor, Tensor[], Tensor, Tensor?[]> backward)
+    {
+        Tensor y;
+        using (NoGrad()) y = forward(inputs.Select(x => x.Detach()).ToArray());
+        // A fresh tensor: the forward may have returned a view of an input.
+        y = new Tensor(y.Storage, y.Layout);
+        var output = y;
+        return Record(y, name, inputs, g => backward(g, inputs, output));
+    }
+
     /// <summary>True when a recorded input needs a gradient; backward rules skip work for the others.</summary>
     internal static bool Needs(Tensor x) => x.RequiresGrad;
 

@@ -67,15 +67,18 @@ public sealed partial class Tensor
     }
 
     /// <summary>A tensor holding a copy of <paramref name="data"/>; the shape defaults to 1-D.</summary>
-    public static Tensor FromArray(float[] data, params int[] shape) => FromArrayCore(data, shape, null);
+    public static Tensor FromArray(float[] data, params int[] shape) => FromArrayCore(data, OneDByDefault(data, shape), null);
     /// <summary>A float64 tensor holding a copy of <paramref name="data"/>.</summary>
-    public static Tensor FromArray(double[] data, params int[] shape) => FromArrayCore(data, shape, null);
+    public static Tensor FromArray(double[] data, params int[] shape) => FromArrayCore(data, OneDByDefault(data, shape), null);
     /// <summary>An int32 tensor holding a copy of <paramref name="data"/>.</summary>
-    public static Tensor FromArray(int[] data, params int[] shape) => FromArrayCore(data, shape, null);
+    public static Tensor FromArray(int[] data, params int[] shape) => FromArrayCore(data, OneDByDefault(data, shape), null);
     /// <summary>A bool tensor holding a copy of <paramref name="data"/>.</summary>
-    public static Tensor FromArray(bool[] data, params int[] shape) => FromArrayCore(data, shape, null);
+    public static Tensor FromArray(bool[] data, params int[] shape) => FromArrayCore(data, OneDByDefault(data, shape), null);
     /// <summary>A float32 tensor holding a copy of <paramref name="data"/>.</summary>
-    public static Tensor FromSpan(ReadOnlySpan<float> data, params int[] shape) => FromArrayCore(data.ToArray(), shape, null);
+    public static Tensor FromSpan(ReadOnlySpan<float> data, params int[] shape) => FromArray(data.ToArray(), shape);
+
+    // With no shape given the data is 1-D; a rank-0 tensor comes from Tensor.Scalar or an explicit empty shape.
+    private static int[] OneDByDefault(Array data, int[] shape) => shape.Length == 0 ? [data.Length] : shape;
     /// <summary>A tensor from a 2-D array.</summary>
     public static Tensor FromArray(float[,] data)
     {
@@ -84,12 +87,11 @@ public sealed partial class Tensor
         return FromArrayCore(flat, [data.GetLength(0), data.GetLength(1)], null);
     }
 
-    /// <summary>A tensor holding a copy of <paramref name="data"/> on <paramref name="device"/>.</summary>
+    /// <summary>A tensor of exactly <paramref name="shape"/> (empty for rank 0) holding a copy of <paramref name="data"/> on <paramref name="device"/>.</summary>
     public static Tensor FromArray(Array data, int[] shape, Device? device) => FromArrayCore(data, shape, device);
 
     private static Tensor FromArrayCore(Array data, int[] shape, Device? device)
     {
-        if (shape.Length == 0 && data.Length != 1) shape = [data.Length];
         if (Shapes.Numel(shape) != data.Length)
             throw new ShapeMismatchException("FromArray", $"FromArray: {data.Length} values do not fill shape {Shapes.Format(shape)} ({Shapes.Numel(shape)} elements)");
         return new Tensor(Dev(device).Backend.FromArray((Array)data.Clone()), (int[])shape.Clone());

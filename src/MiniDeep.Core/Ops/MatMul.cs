@@ -31,7 +31,12 @@ public sealed partial class Tensor
         int m = a.Dims[^2], k = a.Dims[^1], k2 = b.Dims[^2], n = b.Dims[^1];
         if (k != k2)
             throw new ShapeMismatchException("matmul", $"matmul: shapes {origA} and {origB} are not aligned: {k} (dim -1 of the first) != {k2} (dim -2 of the second)");
-        var batch = Shapes.Broadcast("matmul", a.Dims[..^2], b.Dims[..^2]);
+        int[] batch;
+        try { batch = Shapes.Broadcast("matmul", a.Dims[..^2], b.Dims[..^2]); }
+        catch (ShapeMismatchException)
+        {
+            throw new ShapeMismatchException("matmul", $"matmul: the batch dimensions of {origA} and {origB} cannot be broadcast together");
+        }
         var la = a.Layout.BroadcastTo([.. batch, m, k]);
         var lb = b.Layout.BroadcastTo([.. batch, k, n]);
         var y = new Tensor(a.Backend.MatMul(new View(a.Storage, la), new View(b.Storage, lb), batch), [.. batch, m, n]);

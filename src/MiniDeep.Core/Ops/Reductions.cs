@@ -8,6 +8,12 @@ public sealed partial class Tensor
     {
         var flags = new bool[Rank];
         if (axes is null) { Array.Fill(flags, true); return flags; }
+        if (Rank == 0)
+        {
+            // A scalar has no axes; like NumPy we accept axis 0 / -1 on it and reduce nothing.
+            foreach (var a in axes) Shapes.NormalizeAxis(a, 0, op);
+            return flags;
+        }
         foreach (var a in axes)
         {
             int ax = Shapes.NormalizeAxis(a, Rank, op);
@@ -114,11 +120,18 @@ public sealed partial class Tensor
     // y = m + log Σ exp(x - m)   dx = g * softmax(x)
     public Tensor LogSumExp(int[]? axes = null, bool keepDim = false)
     {
+        var flags = AxisFlags("logsumexp", axes);
+        if (Enumerable.Range(0, Rank).Any(d => flags[d] && Dims[d] == 0))
+        {
+            // log of an empty sum: -inf, as in PyTorch.
+            var kept = KeptShape(Dims, flags);
+            return Full(keepDim ? kept : DroppedShape(Dims, flags), double.NegativeInfinity, DType, Device);
+        }
         var m = Max(axes, keepDim: true).Detach();
         // An all -inf (or +inf) slice has a non-finite max; shifting by it would give NaN.
         m = Where(m.IsFinite(), m, ScalarLike(m, 0));
         var s = (this - m).Exp().Sum(axes, keepDim: true).Log() + m;
-        return keepDim ? s : s.Reshape(DroppedShape(Dims, AxisFlags("logsumexp", axes)));
+        return keepDim ? s : s.Reshape(DroppedShape(Dims, flags));
     }
 
     /// <summary>log Σ exp over one axis.</summary>

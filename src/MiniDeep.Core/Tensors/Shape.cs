@@ -71,8 +71,9 @@ internal static class Shapes
 
     public static int NormalizeAxis(int axis, int rank, string op)
     {
+        if (rank == 0 && axis is 0 or -1) return 0;   // NumPy lets a scalar be addressed as axis 0 / -1
         int a = axis < 0 ? axis + rank : axis;
-        if (a < 0 || a >= Math.Max(rank, 1) || (rank == 0 && axis != 0 && axis != -1))
+        if (a < 0 || a >= rank)
             throw new ArgumentOutOfRangeException(nameof(axis), $"{op}: axis {axis} is out of range for a tensor of rank {rank}");
         return a;
     }

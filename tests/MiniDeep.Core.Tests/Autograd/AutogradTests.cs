@@ -1,0 +1,274 @@
+using Xunit;
+
+namespace MiniDeep.Tests.Autograd;
+
+public class AutogradTests
+{
+    private static Tensor Param(params float[] v) => Tensor.FromArray(v).RequiresGrad_();
+
+    [Fact]
+    public void Backward_AccumulatesAcrossCalls()
+    {
+        var x = Param(1, 2, 3);
+        (x * x).Sum().Backward();
+        (x * x).Sum().Backward();
+        // d/dx Σx² = 2x, twice
+        Assert.Equal(new float[] { 4, 8, 12 }, x.Grad!.ToArray<float>());
+    }
+
+    [Fact]
+    public void Backward_DiamondGraph_SumsBothPaths()
+    {
+        var x = Param(3);
+        var a = x * 2;
+        var b = x.Exp();
+        (a * b).Sum().Backward();
+        // y = 2x·eˣ, dy/dx = 2eˣ + 2x·eˣ = 2eˣ(1 + x) = 8e³
+        Assert.Equal(8 * Math.Exp(3), x.Grad!.Item(), 3);
+    }
+
+    [Fact]
+    public void Backward_ChainOfTenThousandOps_DoesNotOverflowTheStack()
+    {
+        var x = Param(1);
+        var y = x;
+        for (int i = 0; i < 10_000; i++) y = y * 1.0001f;
+        y.Sum().Backward();
+        Assert.Equal(Math.Pow(1.0001, 10_000), x.Grad!.Item(), 2);
+    }
+
+    [Fact]
+    public void Backward_OnNonScalarWithoutGradient_SaysWhatToDo()
+    {
+        var y = Param(1, 2) * 2;
+        var e = Assert.Throws<InvalidOperationException>(() => y.Backward());
+        Assert.Contains("(2,)", e.Message);
+        Assert.Contains(".Sum()", e.Message);
+    }
+
+    [Fact]
+    public void Backward_WithExplicitUpstreamGradient_UsesIt()
+    {
+        var x = Param(1, 2);
+        (x * 3).Backward(Tensor.FromArray(new float[] { 1, 10 }));
+        Assert.Equal(new float[] { 3, 30 }, x.Grad!.ToArray<float>());
+    }
+
+    [Fact]
+    public void Backward_OnTensorNotRequiringGrad_SaysWhy()
+    {
+        var y = Tensor.FromArray(new float[] { 1, 2 }).Sum();
+        var e = Assert.Throws<InvalidOperationException>(() => y.Backward());
+        Assert.Contains("does not require grad", e.Message);
+        Assert.Contains("RequiresGrad = true", e.Message);
+    }
+
+    [Fact]
+    public void Backward_SecondTimeThroughFreedGraph_Throws_UnlessRetained()
+    {
+        var x = Param(2);
+        var y = (x * x).Sum();
+        y.Backward();
+        var e = Assert.Throws<InvalidOperationException>(() => y.Backward());
+        Assert.Contains("retainGraph: true", e.Message);
+
+        var x2 = Param(2);
+        var y2 = (x2 * x2).Sum();
+        y2.Backward(retainGraph: true);
+        y2.Backward();
+        Assert.Equal(8f, x2.Grad!.Item<float>());
+    }
+
+    [Fact]
+    public async Task NoGrad_RecordsNothing_AndFollowsAsyncCode()
+    {
+        var x = Param(1);
+        Tensor? inside = null;
+        async Task Work()
+        {
+            using (global::MiniDeep.Autograd.NoGrad())
+            {
+                await Task.Yield();               // continue on another thread
+                inside = x * 2;
+                await Task.Delay(1);
+                Assert.False(global::MiniDeep.Autograd.IsGradEnabled);
+            }
+            Assert.True(global::MiniDeep.Autograd.IsGradEnabled);
+        }
+        await Work();
+        Assert.False(inside!.RequiresGrad);
+        Assert.True((x * 2).RequiresGrad);
+    }
+
+    [Fact]
+    public async Task NoGrad_InOneTask_DoesNotLeakIntoAnother()
+    {
+        var x = Param(1);
+        using var started = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var t = Task.Run(() =>
+        {
+            using (global::MiniDeep.Autograd.NoGrad()) { started.Set(); release.Wait(); }
+        });
+        started.Wait();
+        bool recorded = (x * 2).RequiresGrad;
+        release.Set();
+        await t;
+        Assert.True(recorded);
+    }
+
+    [Fact]
+    public void Detach_CutsTheGraph()
+    {
+        var x = Param(3);
+        var y = x.Detach() * x;
+        y.Sum().Backward();
+        // only the second factor is differentiated: d(c·x)/dx = c = 3
+        Assert.Equal(3f, x.Grad!.Item<float>());
+    }
+
+    [Fact]
+    public void Grad_ReturnsGradientsWithoutTouchingDotGrad()
+    {
+        var x = Param(1, 2);
+        var y = (x * x * x).Sum();
+        var g = global::MiniDeep.Autograd.Grad(y, x);
+        // d/dx Σx³ = 3x²
+        Assert.Equal(new float[] { 3, 12 }, g.ToArray<float>());
+        Assert.Null(x.Grad);
+    }
+
+    [Fact]
+    public void Grad_WithRespectToAnIntermediate_Works()
+    {
+        var x = Param(1, 2);
+        var h = x * 3;
+        var y = (h * h).Sum();
+        var g = global::MiniDeep.Autograd.Grad(y, h);
+        Assert.Equal(new float[] { 6, 12 }, g.ToArray<float>());   // 2h
+    }
+
+    [Fact]
+    public void Grad_OfUnusedInput_ThrowsUnlessAllowed()
+    {
+        var x = Param(1);
+        var z = Param(1);
+        var y = (x * 2).Sum();
+        Assert.Throws<InvalidOperationException>(() => global::MiniDeep.Autograd.Grad([y], [z], retainGraph: true));
+        Assert.Null(global::MiniDeep.Autograd.Grad([y], [z], allowUnused: true)[0]);
+    }
+
+    [Fact]
+    public void Hook_CanInspectAndReplaceTheGradient()
+    {
+        var x = Param(1, 2, 3);
+        var h = x * 2;
+        Tensor? seen = null;
+        h.RegisterHook(g => { seen = g; return g * Tensor.FromArray(new float[] { 1, 0, 1 }); });
+        h.Sum().Backward();
+        Assert.Equal(new float[] { 1, 1, 1 }, seen!.ToArray<float>());
+        Assert.Equal(new float[] { 2, 0, 2 }, x.Grad!.ToArray<float>());
+    }
+
+    [Fact]
+    public void Hook_OnLeaf_MasksItsGradient_AndDisposeRemovesIt()
+    {
+        var w = Param(1, 1);
+        var handle = w.RegisterHook(g => g * 0);
+        (w * 5).Sum().Backward();
+        Assert.Equal(new float[] { 0, 0 }, w.Grad!.ToArray<float>());
+        handle.Dispose();
+        (w * 5).Sum().Backward();
+        Assert.Equal(new float[] { 5, 5 }, w.Grad!.ToArray<float>());
+    }
+
+    [Fact]
+    public void RetainGrad_KeepsAnIntermediateGradient()
+    {
+        var x = Param(2);
+        var h = (x * 3).RetainGrad();
+        (h * h).Sum().Backward();
+        Assert.Equal(12f, h.Grad!.Item<float>());  // 2h = 12
+    }
+
+    [Fact]
+    public void InPlaceUpdate_OfParameterWhileRecording_IsRefused()
+    {
+        var w = Param(1);
+        Assert.Throws<InvalidOperationException>(() => w.AddInPlace(Tensor.Ones(1)));
+        using (global::MiniDeep.Autograd.NoGrad()) w.AddInPlace(Tensor.Ones(1), -0.5);
+        Assert.Equal(0.5f, w.Item<float>());
+    }
+
+    [Fact]
+    public void DoubleBackward_GivesExactHessianVectorProduct()
+    {
+        // f(x) = Σ xᵢ³ + x₀x₁ ;  ∇f = 3x² + (x₁, x₀, 0) ;  H = diag(6x) + [[0,1,0],[1,0,0],[0,0,0]]
+        var x = Tensor.FromArray(new double[] { 1, -2, 0.5 }).RequiresGrad_();
+        var v = Tensor.FromArray(new double[] { 0.3, 1, -1 });
+        var f = (x * x * x).Sum() + x.Narrow(0, 0, 1).Sum() * x.Narrow(0, 1, 1).Sum();
+        var g = global::MiniDeep.Autograd.Grad(f, x, createGraph: true);
+        var hv = global::MiniDeep.Autograd.Grad((g * v).Sum(), x);
+        var expected = new[] { 6 * 1 * 0.3 + 1, 6 * -2 * 1 + 0.3, 6 * 0.5 * -1 };
+        Assert.Equal(expected, hv.ToArray<double>(), (a, b) => Math.Abs(a - b) < 1e-12);
+
+        // and it agrees with a central difference of gradients, (∇f(x+εv) - ∇f(x-εv)) / 2ε
+        double eps = 1e-5;
+        double[] Grad(double[] at)
+        {
+            var xx = Tensor.FromArray(at).RequiresGrad_();
+            var ff = (xx * xx * xx).Sum() + xx.Narrow(0, 0, 1).Sum() * xx.Narrow(0, 1, 1).Sum();
+            return global::MiniDeep.Autograd.Grad(ff, xx).ToArray<double>();
+        }
+        var xs = x.ToArray<double>();
+        var vs = v.ToArray<double>();
+        var gp = Grad(xs.Select((a, i) => a + eps * vs[i]).ToArray());
+        var gm = Grad(xs.Select((a, i) => a - eps * vs[i]).ToArray());
+        var fd = gp.Select((a, i) => (a - gm[i]) / (2 * eps)).ToArray();
+        Assert.Equal(fd, hv.ToArray<double>(), (a, b) => Math.Abs(a - b) < 1e-6);
+    }
+
+    [Fact]
+    public void CreateGraph_MakesDotGradDifferentiable()
+    {
+        var x = Tensor.FromArray(new double[] { 2 }).RequiresGrad_();
+        (x * x * x).Sum().Backward(createGraph: true);
+        var g = x.Grad!;             // 3x² = 12, with a graph
+        Assert.True(g.RequiresGrad);
+        var gg = global::MiniDeep.Autograd.Grad(g.Sum(), x);
+        Assert.Equal(12.0, gg.Item(), 12); // 6x
+    }
+
+    [Fact]
+    public void RequiresGrad_OnIntegerTensor_IsRefused()
+    {
+        var i = Tensor.FromArray(new[] { 1, 2 });
+        Assert.Throws<InvalidOperationException>(() => i.RequiresGrad = true);
+    }
+
+    [Fact]
+    public void CustomOp_WithCorrectBackward_PassesGradCheck_AndWrongOneFails()
+    {
+        // cube(x) = x³ with dx = 3x²·g
+        Tensor Cube(Tensor x, double factor) => global::MiniDeep.Autograd.CustomOp("cube", [x],
+            xs => xs[0] * xs[0] * xs[0],
+            (g, xs, y) => [g * xs[0] * xs[0] * factor]);
+        var input = TestData.Values([2, 3], 11);
+        Assert.True(GradCheck.Check(xs => Cube(xs[0], 3), [input]).Passed);
+        var bad = GradCheck.Check(xs => Cube(xs[0], 2.9), [input]);
+        Assert.False(bad.Passed);
+        Assert.Contains("analytic", bad.Failure);
+    }
+
+    [Fact]
+    public void GradGradCheck_DetectsABackwardThatIsNotDifferentiable()
+    {
+        // A backward computed on detached values has the right first derivative but no second.
+        Tensor Square(Tensor x) => global::MiniDeep.Autograd.CustomOp("square_detached", [x],
+            xs => xs[0] * xs[0],
+            (g, xs, y) => [g * xs[0].Detach() * 2]);
+        var input = TestData.Values([3], 5);
+        Assert.True(GradCheck.Check(xs => Square(xs[0]), [input]).Passed);
+        Assert.False(GradCheck.CheckSecondOrder(xs => Square(xs[0]), [input]).Passed);
+    }
+}

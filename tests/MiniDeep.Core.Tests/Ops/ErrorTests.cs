@@ -1,0 +1,94 @@
+using Xunit;
+
+namespace MiniDeep.Tests.Ops;
+
+/// <summary>Every op with a shape precondition refuses bad input with a message naming the op and the shapes.</summary>
+public class ErrorTests
+{
+    private static void Refuses(Action act, string op, params string[] shapes)
+    {
+        var e = Assert.ThrowsAny<ArgumentException>(act);
+        Assert.Contains(op, e.Message);
+        foreach (var s in shapes) Assert.Contains(s, e.Message);
+    }
+
+    private static Tensor Z(params int[] s) => Tensor.Zeros(s);
+
+    public static TheoryData<string, Action, string[]> Cases => new()
+    {
+        { "add", () => _ = Z(2, 3) + Z(4), ["(2, 3)", "(4,)"] },
+        { "mul", () => _ = Z(2, 3) * Z(3, 2), ["(2, 3)", "(3, 2)"] },
+        { "where", () => Tensor.Where(Z(3) > 0, Z(2), Z(2)), ["(3,)", "(2,)"] },
+        { "matmul", () => Tensor.MatMul(Z(2, 3), Z(4, 5)), ["(2, 3)", "(4, 5)"] },
+        { "matmul", () => Tensor.MatMul(Z(2, 2, 3), Z(3, 3, 1)), ["(2, 2, 3)", "(3, 3, 1)"] },
+        { "linear", () => Tensor.Linear(Z(8, 5), Z(4, 6)), ["(8, 5)", "(4, 6)"] },
+        { "conv2d", () => Tensor.Conv2d(Z(1, 3, 8, 8), Z(4, 2, 3, 3)), ["(1, 3, 8, 8)", "(4, 2, 3, 3)"] },
+        { "conv2d", () => Tensor.Conv2d(Z(1, 1, 2, 2), Z(1, 1, 3, 3)), ["(1, 1, 2, 2)"] },
+        { "max_pool2d", () => Tensor.MaxPool2d(Z(3, 4, 4), (2, 2)), ["(3, 4, 4)"] },
+        { "Reshape", () => Z(2, 3).Reshape(4, 2), ["(2, 3)", "(4, 2)"] },
+        { "Expand", () => Z(2, 3).Expand(4, 3), ["(2, 3)", "(4, 3)"] },
+        { "Concat", () => Tensor.Concat([Z(2, 3), Z(2, 4)], 0), ["(2, 3)", "(2, 4)"] },
+        { "Stack", () => Tensor.Stack([Z(2), Z(3)]), ["(2,)", "(3,)"] },
+        { "Permute", () => Z(2, 3).Permute(0), ["(2, 3)"] },
+        { "gather", () => Z(2, 3).Gather(1, Tensor.Zeros(new Shape(2), DType.Int32)), ["(2,)", "(2, 3)"] },
+        { "scatter_add", () => Tensor.ScatterAdd([3], 0, Tensor.Zeros(new Shape(2), DType.Int32), Z(3)), ["(2,)", "(3,)"] },
+        { "mse", () => Losses.Mse(Z(4, 1), Z(4)), ["(4, 1)", "(4,)"] },
+        { "bce_with_logits", () => Losses.BceWithLogits(Z(4, 1), Z(4)), ["(4, 1)", "(4,)"] },
+        { "kl_div", () => Losses.KlDiv(Z(4, 3), Z(4, 1)), ["(4, 3)", "(4, 1)"] },
+        { "cross_entropy", () => Losses.CrossEntropy(Z(4, 3), Tensor.Zeros(new Shape(4, 1), DType.Int32)), ["(4, 1)", "(4, 3)"] },
+        { "cross_entropy", () => Losses.CrossEntropy(Z(4), Tensor.Zeros(new Shape(4), DType.Int32)), ["(4,)"] },
+        { "nll", () => Losses.Nll(Z(4, 3), Tensor.Zeros(new Shape(3), DType.Int32)), ["(3,)", "(4, 3)"] },
+        { "distillation_kl", () => Losses.DistillationKl(Z(2, 3), Z(2, 4), 2), ["(2, 3)", "(2, 4)"] },
+        { "Split", () => Z(5).Split([2, 2]), ["(5,)"] },
+        { "FromArray", () => Tensor.FromArray(new float[5], 2, 3), ["(2, 3)"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void ShapeErrors_NameTheOpAndTheShapes(string op, Action act, string[] shapes) => Refuses(act, op, shapes);
+
+    [Fact]
+    public void Losses_RefuseToBroadcastNx1AgainstN()
+    {
+        var e = Assert.Throws<ShapeMismatchException>(() => Losses.Mse(Z(8, 1), Z(8)));
+        Assert.Contains("do not broadcast", e.Message);
+    }
+
+    [Fact]
+    public void CrossEntropy_TargetOutOfRange_NamesTheValue()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Losses.CrossEntropy(Z(2, 3), Tensor.FromArray(new[] { 0, 3 })));
+        Assert.Contains("target 3", e.Message);
+    }
+
+    [Fact]
+    public void MixingDevices_NamesBothDevices()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => Z(2) + Z(2).To(Device.Reference));
+        Assert.Contains("cpu", e.Message);
+        Assert.Contains("reference", e.Message);
+    }
+
+    [Fact]
+    public void ArithmeticOnIntegers_SaysToConvert()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => Tensor.FromArray(new[] { 1 }) + Tensor.FromArray(new[] { 2 }));
+        Assert.Contains(".Float()", e.Message);
+    }
+
+    [Fact]
+    public void AxisOutOfRange_NamesTheAxisAndRank()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).Sum(2));
+        Assert.Contains("axis 2", e.Message);
+        Assert.Contains("rank 2", e.Message);
+    }
+
+    [Fact]
+    public void UnknownDevice_ListsTheKnownOnes()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => Backends.For(new Device("cuda")));
+        Assert.Contains("cpu", e.Message);
+        Assert.Contains("reference", e.Message);
+    }
+}

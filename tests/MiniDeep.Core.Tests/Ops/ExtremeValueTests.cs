@@ -1,0 +1,72 @@
+using Xunit;
+
+namespace MiniDeep.Tests.Ops;
+
+public class ExtremeValueTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void CrossEntropy_OfHugeEqualLogits_IsLn2(int target)
+    {
+        var logits = Tensor.FromArray(new[] { 1e8f, 1e8f }, 1, 2).RequiresGrad_();
+        var loss = Losses.CrossEntropy(logits, Tensor.FromArray(new[] { target }));
+        Assert.Equal(Math.Log(2), loss.Item(), 1e-6);
+        loss.Backward();
+        Assert.Equal(new[] { 0.5 - (target == 0 ? 1 : 0), 0.5 - (target == 1 ? 1 : 0) }, logits.Grad!.ToDoubleArray());
+    }
+
+    [Fact]
+    public void LogSoftmax_OfTheLargestExpArgument_IsFinite()
+    {
+        var y = Tensor.FromArray(new[] { 88.72284f }).LogSoftmax();
+        Assert.True(double.IsFinite(y.Item()));
+        Assert.Equal(0, y.Item());
+    }
+
+    [Fact]
+    public void Softmax_SumsToOne_ForLogitsUpTo1e4()
+    {
+        var g = new Generator(3);
+        var logits = Tensor.Rand(new Shape(64, 10), g, -1e4, 1e4);
+        var sums = logits.Softmax(1).Sum(1).ToDoubleArray();
+        Assert.All(sums, s => Assert.Equal(1, s, 1e-6));
+    }
+
+    [Fact]
+    public void Gradients_AreFinite_ForFiniteExtremeInputs()
+    {
+        var x = Tensor.FromArray(new[] { -1e4f, -100f, -1e-30f, 0f, 1e-30f, 100f, 1e4f }, 1, 7).RequiresGrad_();
+        var loss = Losses.CrossEntropy(x, Tensor.FromArray(new[] { 3 }))
+                   + x.Sigmoid().Sum() + x.Tanh().Sum() + x.Softplus().Sum()
+                   + x.LogSoftmax(1).Sum() + x.LogSumExp(1).Sum() + x.Gelu().Sum()
+                   + Losses.BceWithLogits(x, Tensor.Ones(1, 7)) + x.Softmax(1).Max();
+        Assert.True(double.IsFinite(loss.Item()));
+        loss.Backward();
+        Assert.All(x.Grad!.ToDoubleArray(), v => Assert.True(double.IsFinite(v), $"gradient {v}"));
+    }
+
+    [Fact]
+    public void NaN_Propagates_AndIsNeverTurnedIntoANumber()
+    {
+        var x = Tensor.FromArray(new[] { 1f, float.NaN, 3f });
+        Assert.True(double.IsNaN(x.Sum().Item()));
+        Assert.True(double.IsNaN(x.Max().Item()));
+        Assert.True(double.IsNaN(x.Min().Item()));
+        Assert.True(double.IsNaN(x.Relu()[1]));
+        Assert.True(double.IsNaN(x.Sigmoid()[1]));
+        Assert.True(double.IsNaN(x.Softplus()[1]));
+        Assert.True(double.IsNaN(Tensor.Maximum(x, Tensor.Zeros(3))[1]));
+        Assert.True(double.IsNaN(x.Clamp(0, 2)[1]));
+        Assert.True(double.IsNaN(Losses.CrossEntropy(x.Reshape(1, 3), Tensor.FromArray(new[] { 0 })).Item()));
+        Assert.True(double.IsNaN(x.Softmax()[0]));
+        Assert.Equal(1, x.ArgMax().Item<int>());
+    }
+
+    [Fact]
+    public void LogSumExp_OfAllMinusInfinity_IsMinusInfinity_NotNaN()
+    {
+        var y = Tensor.FromArray(new[] { float.NegativeInfinity, float.NegativeInfinity }).LogSumExp();
+        Assert.Equal(double.NegativeInfinity, y.Item());
+    }
+}

@@ -1,0 +1,197 @@
+using Xunit;
+
+namespace MiniDeep.Tests.Ops;
+
+/// <summary>Values and gradients worked out by hand; the calculus is in each comment.</summary>
+public class HandDerivedTests
+{
+    private const double Tol = 1e-5;
+    private static Tensor P(params float[] v) => Tensor.FromArray(v).RequiresGrad_();
+    private static void Close(double[] expected, Tensor actual, double tol = Tol) =>
+        Assert.Equal(expected, actual.ToDoubleArray(), (a, b) => Math.Abs(a - b) <= tol * Math.Max(1, Math.Abs(a)));
+
+    [Fact]
+    public void Mul_Backward_IsTheOtherFactor()
+    {
+        // y = Σ a·b ⇒ ∂y/∂a = b, ∂y/∂b = a
+        var a = P(2, -3); var b = P(5, 7);
+        (a * b).Sum().Backward();
+        Close([5, 7], a.Grad!);
+        Close([2, -3], b.Grad!);
+    }
+
+    [Fact]
+    public void Div_Backward_QuotientRule()
+    {
+        // y = a/b ⇒ ∂y/∂a = 1/b = 0.25, ∂y/∂b = -a/b² = -3/16
+        var a = P(3); var b = P(4);
+        (a / b).Sum().Backward();
+        Close([0.25], a.Grad!);
+        Close([-3.0 / 16], b.Grad!);
+    }
+
+    [Fact]
+    public void Add_WithBroadcast_SumsTheGradientOverTheBroadcastAxis()
+    {
+        // y = Σᵢⱼ (Aᵢⱼ + bⱼ), A is 2×3 ⇒ ∂y/∂bⱼ = 2 (two rows)
+        var a = Tensor.Ones(2, 3).RequiresGrad_(); var b = P(1, 2, 3);
+        (a + b).Sum().Backward();
+        Close([2, 2, 2], b.Grad!);
+        Close([1, 1, 1, 1, 1, 1], a.Grad!);
+    }
+
+    [Fact]
+    public void Exp_Log_Tanh_Sigmoid_Derivatives()
+    {
+        // d/dx eˣ = eˣ; d/dx ln x = 1/x; d/dx tanh x = 1 - tanh² x; d/dx σ(x) = σ(x)(1 - σ(x))
+        var x = P(0.5f);
+        x.Exp().Sum().Backward(); Close([Math.Exp(0.5)], x.Grad!); x.Grad = null;
+        x.Log().Sum().Backward(); Close([2], x.Grad!); x.Grad = null;
+        x.Tanh().Sum().Backward(); Close([1 - Math.Pow(Math.Tanh(0.5), 2)], x.Grad!); x.Grad = null;
+        double s = 1 / (1 + Math.Exp(-0.5));
+        x.Sigmoid().Sum().Backward(); Close([s * (1 - s)], x.Grad!);
+    }
+
+    [Fact]
+    public void Relu_AtZero_HasZeroGradient()
+    {
+        // relu'(x) = [x > 0]; at exactly 0 the subgradient 0 is used (as PyTorch does)
+        var x = P(-1, 0, 2);
+        x.Relu().Sum().Backward();
+        Close([0, 0, 1], x.Grad!);
+    }
+
+    [Fact]
+    public void Gelu_ValueAndDerivativeAtOne()
+    {
+        // gelu(1) = Φ(1) = 0.841344746; gelu'(1) = Φ(1) + φ(1) = 0.841344746 + 0.241970725
+        var x = P(1);
+        var y = x.Gelu();
+        Close([0.8413447460685429], y);
+        y.Sum().Backward();
+        Close([0.8413447460685429 + 0.24197072451914337], x.Grad!);
+    }
+
+    [Fact]
+    public void Softplus_IsExactInBothTails()
+    {
+        // softplus(x) = log(1 + eˣ): ≈ x for large x, ≈ eˣ for very negative x
+        var y = Tensor.FromArray(new double[] { 100, -100, 0 }).Softplus();
+        Close([100, Math.Exp(-100), Math.Log(2)], y, 1e-12);
+    }
+
+    [Fact]
+    public void MatMul_Backward_IsGTimesBTransposed()
+    {
+        // Y = A·B with A = [[1,2]], B = [[3],[4]] ⇒ Y = 11; ∂Y/∂A = Bᵀ = [3,4]; ∂Y/∂B = Aᵀ = [1;2]
+        var a = Tensor.FromArray(new float[] { 1, 2 }, 1, 2).RequiresGrad_();
+        var b = Tensor.FromArray(new float[] { 3, 4 }, 2, 1).RequiresGrad_();
+        var y = Tensor.MatMul(a, b);
+        Close([11], y);
+        y.Sum().Backward();
+        Close([3, 4], a.Grad!);
+        Close([1, 2], b.Grad!);
+    }
+
+    [Fact]
+    public void Softmax_GradientOfOneComponent()
+    {
+        // s = softmax(x); ∂s₀/∂xⱼ = s₀(δ₀ⱼ - sⱼ). For x = (0, ln 3): s = (1/4, 3/4).
+        var x = Tensor.FromArray(new[] { 0f, (float)Math.Log(3) }).RequiresGrad_();
+        var s = x.Softmax();
+        Close([0.25, 0.75], s);
+        s.Narrow(0, 0, 1).Sum().Backward();
+        Close([0.25 * 0.75, -0.25 * 0.75], x.Grad!);
+    }
+
+    [Fact]
+    public void CrossEntropy_ValueAndGradient()
+    {
+        // ℓ = -log softmax(x)_t. x = (0, ln 3), t = 1: ℓ = -ln(3/4); ∂ℓ/∂x = softmax - onehot = (1/4, -1/4)
+        var x = Tensor.FromArray(new[] { 0f, (float)Math.Log(3) }, 1, 2).RequiresGrad_();
+        var loss = Losses.CrossEntropy(x, Tensor.FromArray(new[] { 1 }));
+        Close([-Math.Log(0.75)], loss);
+        loss.Backward();
+        Close([0.25, -0.25], x.Grad!);
+    }
+
+    [Fact]
+    public void Mean_And_Var_OfAKnownVector()
+    {
+        // x = (1, 2, 3, 4): mean 2.5, unbiased var = (2.25 + .25 + .25 + 2.25)/3 = 5/3; ∂var/∂xᵢ = 2(xᵢ - mean)/3
+        var x = P(1, 2, 3, 4);
+        Close([2.5], x.Mean());
+        var v = x.Var();
+        Close([5.0 / 3], v);
+        v.Backward();
+        Close([-1, -1 / 3.0, 1 / 3.0, 1], x.Grad!);
+    }
+
+    [Fact]
+    public void Max_SharesTheGradientAmongTies()
+    {
+        // max(1, 3, 3) = 3; the gradient is split between the two maxima
+        var x = P(1, 3, 3);
+        x.Max().Backward();
+        Close([0, 0.5, 0.5], x.Grad!);
+    }
+
+    [Fact]
+    public void Conv2d_OneByOneImage_IsAWeightedSum()
+    {
+        // a 2×2 input, 2×2 kernel, no padding: y = Σ x·w = 1·1 + 2·0 + 3·0 + 4·(-1) = -3; ∂y/∂w = x
+        var x = Tensor.FromArray(new float[] { 1, 2, 3, 4 }, 1, 1, 2, 2).RequiresGrad_();
+        var w = Tensor.FromArray(new float[] { 1, 0, 0, -1 }, 1, 1, 2, 2).RequiresGrad_();
+        var y = Tensor.Conv2d(x, w);
+        Close([-3], y);
+        y.Sum().Backward();
+        Close([1, 2, 3, 4], w.Grad!);
+        Close([1, 0, 0, -1], x.Grad!);
+    }
+
+    [Fact]
+    public void MaxPool_RoutesTheGradientToTheMaximum()
+    {
+        // 2×2 pooling of [[1, 5], [3, 2]] picks 5; only that element gets the gradient
+        var x = Tensor.FromArray(new float[] { 1, 5, 3, 2 }, 1, 1, 2, 2).RequiresGrad_();
+        var y = Tensor.MaxPool2d(x, (2, 2));
+        Close([5], y);
+        y.Sum().Backward();
+        Close([0, 1, 0, 0], x.Grad!);
+    }
+
+    [Fact]
+    public void AvgPool_SpreadsTheGradientEvenly()
+    {
+        var x = Tensor.FromArray(new float[] { 1, 5, 3, 2 }, 1, 1, 2, 2).RequiresGrad_();
+        var y = Tensor.AvgPool2d(x, (2, 2));
+        Close([2.75], y);
+        y.Sum().Backward();
+        Close([0.25, 0.25, 0.25, 0.25], x.Grad!);
+    }
+
+    [Fact]
+    public void Mse_And_BceWithLogits_KnownValues()
+    {
+        // mse((1,3),(0,0)) = (1 + 9)/2 = 5; bce(0, y=1) = log 2
+        Close([5], Losses.Mse(Tensor.FromArray(new float[] { 1, 3 }), Tensor.Zeros(2)));
+        Close([Math.Log(2)], Losses.BceWithLogits(Tensor.Zeros(1), Tensor.Ones(1)));
+    }
+
+    [Fact]
+    public void DistillationKl_IsZeroForIdenticalLogits()
+    {
+        var s = Tensor.FromArray(new float[] { 1, 2, 3, 1, 0, -1 }, 2, 3);
+        Close([0], Losses.DistillationKl(s, s, 4), 1e-6);
+    }
+
+    [Fact]
+    public void Pow_TensorExponent_DerivativeInTheExponent()
+    {
+        // y = aᵇ ⇒ ∂y/∂b = aᵇ ln a = 8 ln 2 for a = 2, b = 3; ∂y/∂a = b aᵇ⁻¹ = 12
+        var a = P(2); var b = P(3);
+        Tensor.Pow(a, b).Sum().Backward();
+        Close([12], a.Grad!);
+        Close([8 * Math.Log(2)], b.Grad!);
+    }
+}
