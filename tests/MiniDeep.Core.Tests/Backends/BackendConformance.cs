@@ -1,0 +1,206 @@
+using Xunit;
+using static MiniDeep.Tests.TestData;
+
+namespace MiniDeep.Tests.Backends;
+
+/// <summary>
+/// The checks every backend must pass against the reference backend (the executable spec). A new
+/// backend subclasses this with its device and inherits every test, as candle's test_device! does.
+/// Inputs include strided views (transposed, sliced, expanded) because kernels must honour layouts.
+/// </summary>
+public abstract class BackendConformance
+{
+    protected abstract Device Device { get; }
+
+    private static void Same(Tensor expected, Tensor actual, double rtol = 0, double atol = 0)
+    {
+        Assert.Equal(expected.Shape, actual.Shape);
+        Assert.Equal(expected.DType, actual.DType);
+        if (expected.DType is DType.Int32) { Assert.Equal(expected.ToArray<int>(), actual.ToArray<int>()); return; }
+        if (expected.DType is DType.Bool) { Assert.Equal(expected.ToArray<bool>(), actual.ToArray<bool>()); return; }
+        var e = expected.ToDoubleArray();
+        var a = actual.ToDoubleArray();
+        for (int i = 0; i < e.Length; i++)
+        {
+            if (double.IsNaN(e[i])) { Assert.True(double.IsNaN(a[i]), $"element {i}: expected NaN, got {a[i]}"); continue; }
+            double tol = atol + rtol * Math.Abs(e[i]);
+            Assert.True(Math.Abs(e[i] - a[i]) <= tol || e[i] == a[i], $"element {i}: reference {e[i]:R}, {actual.Device} {a[i]:R} (tol {tol:G3})");
+        }
+    }
+
+    // Runs f on the reference device and on the device under test with the same inputs.
+    private void Agree(Func<Tensor[], Tensor> f, Tensor[] inputs, double rtol = 0, double atol = 0)
+    {
+        var reference = f(inputs.Select(x => x.To(Device.Reference)).ToArray());
+        var actual = f(inputs.Select(x => x.To(Device)).ToArray());
+        Assert.Equal(Device, actual.Device);
+        Same(reference, actual.To(Device.Reference), rtol, atol);
+    }
+
+    public static TheoryData<DType> FloatTypes => new(DType.Float32, DType.Float64);
+
+    private static Tensor V(int[] shape, int seed, DType t, Domain d = Domain.Any) => Values(shape, seed, d).To(t);
+
+    // Views worth testing: contiguous, transposed, sliced with a step, expanded.
+    private static IEnumerable<(string Name, Func<Tensor, Tensor> View)> Views =>
+    [
+        ("contiguous", x => x),
+        ("transposed", x => x.mT),
+        ("stepped", x => x.Slice(-1, 0, null, 2)),
+        ("expanded", x => x.Narrow(0, 0, 1).Expand(x.Shape.ToArray())),
+    ];
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void Unary_MatchesReference(DType t)
+    {
+        var x = V([5, 7], 1, t, Domain.Positive) - 1.1;
+        foreach (var (name, view) in Views)
+        {
+            Agree(a => view(a[0]).Exp(), [x], 1e-6);
+            Agree(a => view(a[0]).Abs().Log(), [x], 1e-6, 1e-7);
+            Agree(a => view(a[0]).Abs().Sqrt(), [x], 1e-6);
+            Agree(a => view(a[0]).Relu(), [x]);
+            Agree(a => view(a[0]).Sigmoid(), [x], 1e-6);
+            Agree(a => view(a[0]).Tanh(), [x], 1e-6, 1e-7);
+            Agree(a => view(a[0]).Softplus(), [x], 1e-6);
+            Agree(a => view(a[0]).NormCdf(), [x], 1e-6);
+            Agree(a => -view(a[0]), [x]);
+            Agree(a => view(a[0]).Sign(), [x]);
+            _ = name;
+        }
+    }
+
+    // A 6×6 operand laid out four ways: dense, transposed, every other column of a 6×12, a broadcast row.
+    private static IEnumerable<Tensor> SixBySix(int seed, DType t) =>
+    [
+        V([6, 6], seed, t),
+        V([6, 6], seed, t).mT,
+        V([6, 12], seed, t).Slice(-1, 0, null, 2),
+        V([1, 6], seed, t).Expand(6, 6),
+    ];
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void Binary_WithBroadcastingAndStrides_MatchesReference(DType t)
+    {
+        var b = V([6], 3, t, Domain.AwayFromZero);
+        var c = V([6, 1], 4, t, Domain.Positive);
+        foreach (var a in SixBySix(2, t))
+        {
+            Agree(x => x[0] + x[1], [a, b]);
+            Agree(x => x[1] - x[0], [a, b]);
+            Agree(x => x[0] * x[1], [a, c]);
+            Agree(x => x[0] / x[1], [a, b]);
+            Agree(x => Tensor.Pow(x[1], x[0]), [a, c], 1e-6);
+            Agree(x => Tensor.Maximum(x[0], x[1]), [a, b]);
+            Agree(x => Tensor.Minimum(x[1], x[0]), [a, c]);
+            Agree(x => x[0] * 2.5 - 1, [a]);
+            foreach (var other in SixBySix(5, t)) Agree(x => x[0] * x[1] + x[0], [a, other]);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void CompareAndWhere_MatchReference(DType t)
+    {
+        var a = V([3, 5], 5, t);
+        var b = V([5], 6, t);
+        Agree(x => (x[0].mT > x[1].Narrow(0, 0, 3)).To(DType.Float32), [a, b]);
+        Agree(x => (x[0] <= x[1]).To(DType.Int32), [a, b]);
+        Agree(x => Tensor.Where(x[0] > 0, x[0], x[1]), [a, b]);
+        Agree(x => x[0].MaskedFill(x[0] < 0, -7), [a]);
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void Reductions_OverEveryAxisSet_MatchReference(DType t)
+    {
+        var x = V([3, 4, 5], 7, t);
+        int[]?[] axesSets = [null, [0], [1], [2], [0, 1], [0, 2], [1, 2], [-1, 0]];
+        foreach (var axes in axesSets)
+            foreach (var (_, view) in Views.Take(3))
+            {
+                Agree(a => view(a[0]).Sum(axes), [x], 1e-5, 1e-6);
+                Agree(a => view(a[0]).Max(axes, keepDim: true), [x]);
+                Agree(a => view(a[0]).Min(axes), [x]);
+            }
+        Agree(a => a[0].ArgMax(1).To(DType.Float32), [x]);
+        Agree(a => a[0].mT.ArgMin(0).To(DType.Float32), [x]);
+        var big = V([70_000], 8, t);
+        Agree(a => a[0].Sum(), [big], 1e-5);
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void MatMul_AllTransposeForms_AndBatchBroadcast_MatchReference(DType t)
+    {
+        var a = V([2, 7, 9], 9, t);
+        var b = V([9, 5], 10, t);
+        Agree(x => Tensor.MatMul(x[0], x[1]), [a, b], 1e-5, 1e-5);
+        Agree(x => Tensor.MatMul(x[0].mT.mT, x[1].T.Contiguous().T), [a, b], 1e-5, 1e-5);           // B read transposed
+        Agree(x => Tensor.MatMul(x[0].mT, x[0]), [a], 1e-5, 1e-5);                                  // AᵀA
+        Agree(x => Tensor.MatMul(x[0].T, x[0]), [b], 1e-5, 1e-5);
+        Agree(x => Tensor.MatMul(x[0], x[0].mT), [a], 1e-5, 1e-5);                                  // AAᵀ
+        Agree(x => Tensor.MatMul(x[0].Narrow(2, 1, 3, 2), x[1].Narrow(0, 0, 3, 3)), [a, b], 1e-5, 1e-5); // stepped views
+        Agree(x => Tensor.MatMul(x[0].Narrow(0, 0, 1), x[0].T), [b], 1e-5, 1e-5);
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void WindowsAndIndexing_MatchReference(DType t)
+    {
+        var x = V([2, 3, 6, 5], 11, t);
+        var g = new WindowGeometry(3, 6, 5, 3, 2, 2, 1, 1, 0, 1, 2);
+        Agree(a => Tensor.Unfold(a[0], g), [x]);
+        Agree(a => Tensor.Fold(Tensor.Unfold(a[0], g), g), [x], 1e-6, 1e-6);
+        var w = V([4, 3, 3, 3], 12, t);
+        Agree(a => Tensor.Conv2d(a[0], a[1], padding: (1, 1)), [x, w], 1e-5, 1e-5);
+        Agree(a => Tensor.MaxPool2d(a[0], (2, 2)), [x]);
+        var idx = Tensor.Randint(0, 5, new Shape(2, 3, 6, 4), new Generator(3));
+        Agree(a => a[0].Gather(3, a[1]), [x, idx]);
+        Agree(a => Tensor.ScatterAdd([2, 3, 6, 5], 3, a[1], a[0].Narrow(3, 0, 4)), [x, idx], 1e-6, 1e-6);
+        Agree(a => a[0].IndexSelect(1, Tensor.FromArray(new[] { 2, 0, 2 }).To(a[0].Device)), [x]);
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void CopiesAndCasts_MatchReference(DType t)
+    {
+        var x = V([4, 3, 2], 13, t) * 3;
+        Agree(a => a[0].Permute(2, 0, 1).Contiguous(), [x]);
+        Agree(a => a[0].To(DType.Int32), [x]);
+        Agree(a => a[0].To(DType.Bool), [x]);
+        Agree(a => a[0].To(t == DType.Float32 ? DType.Float64 : DType.Float32), [x], 1e-7);
+        Agree(a => Tensor.Concat([a[0], a[0].Narrow(0, 1, 2)], 0), [x]);
+        Agree(a => a[0].Pad([1, 2], -1), [x]);
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void Random_GivesTheSameNumbersOnEveryBackend(DType t)
+    {
+        foreach (var dev in new[] { Device.Reference, Device })
+            Assert.Equal(Tensor.Randn(new Shape(1000), new Generator(5), dtype: t, device: Device.Reference).ToDoubleArray(),
+                         Tensor.Randn(new Shape(1000), new Generator(5), dtype: t, device: dev).ToDoubleArray());
+        Assert.Equal(Tensor.Rand(new Shape(999), new Generator(6), dtype: t, device: Device.Reference).ToDoubleArray(),
+                     Tensor.Rand(new Shape(999), new Generator(6), dtype: t, device: Device).ToDoubleArray());
+        Assert.Equal(Tensor.Randint(0, 10, new Shape(999), new Generator(7), Device.Reference).ToArray<int>(),
+                     Tensor.Randint(0, 10, new Shape(999), new Generator(7), Device).ToArray<int>());
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void CrossEntropy_MatchesReference(DType t)
+    {
+        var logits = V([9, 10], 14, t) * 30;
+        var targets = Tensor.Randint(0, 10, new Shape(9), new Generator(8));
+        Agree(a => Losses.CrossEntropy(a[0], a[1], Reduction.None), [logits, targets], 1e-5, 1e-6);
+        Agree(a => Losses.CrossEntropy(a[0].mT.Contiguous().mT, a[1], Reduction.None), [logits, targets], 1e-5, 1e-6);
+    }
+}
+
+public class CpuBackendConformanceTests : BackendConformance
+{
+    protected override Device Device => Device.Cpu;
+}

@@ -1,0 +1,60 @@
+using Xunit;
+
+namespace MiniDeep.Tests.Backends;
+
+[CollectionDefinition("threads", DisableParallelization = true)]
+public class ThreadsCollection;
+
+/// <summary>The same seed gives the same bits: in two runs, and on 1 and 2 threads.</summary>
+[Collection("threads")]
+public class DeterminismTests
+{
+    // A training-step-sized computation that takes every parallel path: a GEMM above the threading
+    // threshold, elementwise ops and reductions over more than one chunk, a fused loss and backward.
+    private static (float[] Loss, float[] W1Grad, float[] W2Grad, float[] Big) Step(ulong seed)
+    {
+        var g = new Generator(seed);
+        var x = Tensor.Randn(new Shape(256, 784), g);
+        var w1 = (Tensor.Randn(new Shape(784, 512), g) * 0.05).RequiresGrad_();
+        var w2 = (Tensor.Randn(new Shape(512, 10), g) * 0.05).RequiresGrad_();
+        var y = Tensor.Randint(0, 10, new Shape(256), g);
+        var h = Tensor.MatMul(x, w1).Relu().Dropout(0.2, generator: g);
+        var loss = Losses.CrossEntropy(Tensor.MatMul(h, w2), y);
+        loss.Backward();
+        var big = (Tensor.Randn(new Shape(300_000), g).Exp().Sum() + Tensor.Randn(new Shape(600, 700), g).Sum(0).Sum()).Reshape(1);
+        return (loss.Reshape(1).ToArray<float>(), w1.Grad!.ToArray<float>(), w2.Grad!.ToArray<float>(), big.ToArray<float>());
+    }
+
+    [Fact]
+    public void SameSeed_GivesBitIdenticalValuesAndGradients_InTwoRuns()
+    {
+        var a = Step(11);
+        var b = Step(11);
+        Assert.Equal(a.Loss, b.Loss);
+        Assert.Equal(a.W1Grad, b.W1Grad);
+        Assert.Equal(a.W2Grad, b.W2Grad);
+        Assert.Equal(a.Big, b.Big);
+        Assert.NotEqual(a.Loss, Step(12).Loss);
+    }
+
+    [Fact]
+    public void OneThread_AndTwoThreads_GiveBitIdenticalResults()
+    {
+        int saved = Parallelism.MaxThreads;
+        try
+        {
+            Parallelism.MaxThreads = 1;
+            var one = Step(21);
+            Parallelism.MaxThreads = 2;
+            var two = Step(21);
+            Assert.Equal(one.Loss, two.Loss);
+            Assert.Equal(one.W1Grad, two.W1Grad);
+            Assert.Equal(one.W2Grad, two.W2Grad);
+            Assert.Equal(one.Big, two.Big);
+        }
+        finally
+        {
+            Parallelism.MaxThreads = saved;
+        }
+    }
+}

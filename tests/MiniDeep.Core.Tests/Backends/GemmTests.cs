@@ -1,0 +1,78 @@
+using Xunit;
+
+namespace MiniDeep.Tests.Backends;
+
+public unsafe class GemmTests
+{
+    // Reference C = A·B with A and B read through (row, col) strides, accumulated in double.
+    private static double[] Reference(int m, int n, int k, float[] a, int aRow, int aCol, float[] b, int bRow, int bCol)
+    {
+        var c = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < k; p++) s += (double)a[i * aRow + p * aCol] * b[p * bRow + j * bCol];
+                c[i * n + j] = s;
+            }
+        return c;
+    }
+
+    private static float[] Run(int m, int n, int k, float[] a, int aRow, int aCol, float[] b, int bRow, int bCol, int width)
+    {
+        var c = new float[m * n];
+        fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
+            Cpu.Gemm.Sgemm(m, n, k, pa, aRow, aCol, pb, bRow, bCol, pc, n, width);
+        return c;
+    }
+
+    public static TheoryData<int> Widths => new(16, 8, 4, 1);
+
+    // Sizes around every edge: the 6-row micro-tile, the 2·W-column panel for each W, the 120-row and 256-deep blocks.
+    private static readonly int[] Edges = [1, 2, 5, 6, 7, 8, 11, 12, 13, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 67];
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Sgemm_OddSizesAndEveryTransposeForm_MatchReference(int width)
+    {
+        var g = new Generator(17);
+        foreach (var m in Edges.Where((_, i) => i % 2 == 0))
+            foreach (var n in Edges.Where((_, i) => i % 2 == 1))
+                foreach (var k in new[] { 1, 3, 17, 64 })
+                    foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
+                    {
+                        var a = Tensor.Randn(new Shape(m * k), g).ToArray<float>();
+                        var b = Tensor.Randn(new Shape(k * n), g).ToArray<float>();
+                        // A stored as m×k (row, col) = (k, 1), or as its transpose k×m: (1, m)
+                        var (aRow, aCol) = ta ? (1, m) : (k, 1);
+                        var (bRow, bCol) = tb ? (1, k) : (n, 1);
+                        var expected = Reference(m, n, k, a, aRow, aCol, b, bRow, bCol);
+                        var actual = Run(m, n, k, a, aRow, aCol, b, bRow, bCol, width);
+                        for (int i = 0; i < expected.Length; i++)
+                            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5 * (Math.Sqrt(k) + Math.Abs(expected[i])),
+                                $"m={m} n={n} k={k} ta={ta} tb={tb} width={width} element {i}: {expected[i]} vs {actual[i]}");
+                    }
+    }
+
+    [Fact]
+    public void Sgemm_AcrossTheCacheBlockEdges_MatchesReference()
+    {
+        var g = new Generator(3);
+        foreach (var (m, n, k) in new[] { (119, 33, 255), (121, 31, 257), (240, 65, 513), (1, 300, 260) })
+        {
+            var a = Tensor.Randn(new Shape(m * k), g).ToArray<float>();
+            var b = Tensor.Randn(new Shape(k * n), g).ToArray<float>();
+            var expected = Reference(m, n, k, a, k, 1, b, n, 1);
+            var actual = Run(m, n, k, a, k, 1, b, n, 1, Cpu.Gemm.VectorWidth);
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4 * Math.Sqrt(k), $"({m}, {n}, {k}) element {i}: {expected[i]} vs {actual[i]}");
+        }
+    }
+
+    [Fact]
+    public void Sgemm_ZeroDepth_GivesZeros_AndEmptyShapesAreFine()
+    {
+        Assert.All(Run(3, 4, 0, [], 0, 1, [], 4, 1, Cpu.Gemm.VectorWidth), v => Assert.Equal(0f, v));
+        Assert.Empty(Run(0, 4, 3, [], 3, 1, new float[12], 4, 1, Cpu.Gemm.VectorWidth));
+    }
+}
