@@ -77,6 +77,20 @@ public struct AbsOp : IUnaryOp
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Abs(x, y); return true; }
 }
 
+public struct SinOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Sin(x);
+    public static double Invoke(double x) => Math.Sin(x);
+    public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Sin(x, y); return true; }
+}
+
+public struct CosOp : IUnaryOp
+{
+    public static float Invoke(float x) => MathF.Cos(x);
+    public static double Invoke(double x) => Math.Cos(x);
+    public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Cos(x, y); return true; }
+}
+
 /// <summary>sign(x) in {-1, 0, 1}; NaN stays NaN.</summary>
 public struct SignOp : IUnaryOp
 {

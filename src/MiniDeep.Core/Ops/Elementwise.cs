@@ -36,6 +36,24 @@ public sealed partial class Tensor
         return Autograd.Record(y, "sqrt", [this], g => [g / (2 * y)]);
     }
 
+    /// <summary>Sine.</summary>
+    // y = sin(x)   dx = g * cos(x)
+    public Tensor Sin()
+    {
+        var x = this;
+        var y = Unary<SinOp>("sin");
+        return Autograd.Record(y, "sin", [this], g => [g * x.Cos()]);
+    }
+
+    /// <summary>Cosine.</summary>
+    // y = cos(x)   dx = -g * sin(x)
+    public Tensor Cos()
+    {
+        var x = this;
+        var y = Unary<CosOp>("cos");
+        return Autograd.Record(y, "cos", [this], g => [-g * x.Sin()]);
+    }
+
     /// <summary>|x|. The derivative at 0 is taken as 0 (sign(0) = 0), as in PyTorch.</summary>
     // y = |x|   dx = g * sign(x)
     public Tensor Abs()

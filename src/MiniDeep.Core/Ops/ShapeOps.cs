@@ -143,6 +143,19 @@ public sealed partial class Tensor
         return Autograd.Record(y, "expand", [this], g => [g.SumTo(inShape)]);
     }
 
+    /// <summary>Tiles the tensor: dimension i is repeated repeats[i] times (PyTorch's Tensor.repeat).
+    /// A composite of expand and reshape, so its gradient sums the copies.</summary>
+    public Tensor Repeat(params int[] repeats)
+    {
+        if (repeats.Length < Rank)
+            throw new ShapeMismatchException("Repeat", $"Repeat: {repeats.Length} repeat counts for a tensor of shape {Shape}; give at least {Rank}");
+        if (repeats.Any(r => r < 0)) throw new ArgumentException($"Repeat: negative count in ({string.Join(", ", repeats)})");
+        var dims = Enumerable.Repeat(1, repeats.Length - Rank).Concat(Dims).ToArray();
+        var interleaved = dims.SelectMany(d => new[] { 1, d }).ToArray();
+        var expanded = dims.SelectMany((d, i) => new[] { repeats[i], d }).ToArray();
+        return Reshape(interleaved).Expand(expanded).Reshape(dims.Select((d, i) => d * repeats[i]).ToArray());
+    }
+
     /// <summary>Same as <see cref="Expand"/>.</summary>
     public Tensor BroadcastTo(Shape shape) => Expand(shape.ToArray());
 

@@ -57,6 +57,8 @@ public static class OpSpecs
         // ----- elementwise, one input -----
         Unary("neg", Domain.Any, x => -x),
         Unary("exp", Domain.Any, x => x.Exp()),
+        Unary("sin", Domain.Any, x => x.Sin()),
+        Unary("cos", Domain.Any, x => x.Cos()),
         Unary("log", Domain.Positive, x => x.Log()),
         Unary("sqrt", Domain.Positive, x => x.Sqrt()),
         Unary("abs", Domain.AwayFromZero, x => x.Abs()),
@@ -131,6 +133,7 @@ public static class OpSpecs
                 x => x[0].Narrow(axis, start, len, step).Exp())),
         Unary("squeeze_unsqueeze", Domain.Any, x => x.Unsqueeze(0).Unsqueeze(-1).Squeeze().Exp()),
         Unary("flatten", Domain.Any, x => x.Flatten().Sigmoid()),
+        Unary("repeat", Domain.Any, x => x.Repeat([.. Enumerable.Repeat(1, Math.Max(0, 3 - x.Rank)), .. Enumerable.Range(0, x.Rank).Select(i => i % 2 + 1)]).Exp()),
         new("transpose", max =>
             from shape in Gens.Shape(4, max).Where(s => s.Length >= 2)
             from seed in Gens.Seed

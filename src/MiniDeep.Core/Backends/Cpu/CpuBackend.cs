@@ -10,8 +10,9 @@ namespace MiniDeep.Cpu;
 /// </summary>
 public sealed class CpuBackend : Reference.ReferenceBackend
 {
-    // Below this many elements an op runs on the calling thread: a thread hand-off costs microseconds.
-    private const int ParallelGrain = 1 << 15;
+    // Below this many elements an op runs on the calling thread: elementwise work is memory-bound and
+    // a thread hand-off costs more than it saves below about 64K floats (measured on the 2-core target).
+    private const int ParallelGrain = 1 << 16;
 
     /// <inheritdoc/>
     public override Device Device => Device.Cpu;
@@ -28,14 +29,33 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         }
         if (dtype == x.DType && dtype == DType.Float32) return Host(Materialize<float>(x));
         if (dtype == x.DType && dtype == DType.Float64) return Host(Materialize<double>(x));
-        if (dtype == DType.Float32 && x.DType == DType.Float64)
+        return (x.DType, dtype) switch
         {
-            var d = x.Layout.IsContiguous ? Data<double>(x.Storage).AsSpan(x.Layout.Offset, x.Layout.Numel) : Materialize<double>(x);
-            var y = new float[d.Length];
-            TensorPrimitives.ConvertTruncating<double, float>(d, y);
-            return Host(y);
-        }
-        return base.Copy(x, dtype);
+            (DType.Float64, DType.Float32) => Host(Convert<double, float>(x, v => (float)v)),
+            (DType.Float32, DType.Float64) => Host(Convert<float, double>(x, v => v)),
+            (DType.Bool, DType.Float32) => Host(Convert<bool, float>(x, v => v ? 1f : 0f)),
+            (DType.Bool, DType.Float64) => Host(Convert<bool, double>(x, v => v ? 1d : 0d)),
+            (DType.Int32, DType.Float32) => Host(Convert<int, float>(x, v => v)),
+            (DType.Int32, DType.Float64) => Host(Convert<int, double>(x, v => v)),
+            (DType.Float32, DType.Bool) => Host(Convert<float, bool>(x, v => v != 0)),
+            (DType.Bool, DType.Int32) => Host(Convert<bool, int>(x, v => v ? 1 : 0)),
+            _ => base.Copy(x, dtype),
+        };
+    }
+
+    // Element conversion in one pass over contiguous data (the same rounding as the reference: float
+    // casts round to nearest, bool is 0/1). A delegate per element is cheap next to the reference's
+    // per-element layout arithmetic.
+    private static TOut[] Convert<TIn, TOut>(View x, Func<TIn, TOut> f) where TIn : unmanaged where TOut : unmanaged
+    {
+        var src = x.Layout.IsContiguous ? Data<TIn>(x.Storage) : Materialize<TIn>(x);
+        int off = x.Layout.IsContiguous ? x.Layout.Offset : 0, n = x.Layout.Numel;
+        var y = new TOut[n];
+        Parallelism.ForRange(n, ParallelGrain, (s, e) =>
+        {
+            for (int i = s; i < e; i++) y[i] = f(src[off + i]);
+        });
+        return y;
     }
 
     /// <summary>Row-major copy of a strided float view, walking contiguous inner runs with span copies.</summary>
@@ -192,6 +212,89 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     {
         if (typeof(T) == typeof(float)) return (T)(object)TOp.Invoke((float)(object)x, (float)(object)y);
         return (T)(object)TOp.Invoke((double)(object)x, (double)(object)y);
+    }
+
+    // Walks the rows (innermost coalesced dimension) of several views broadcast to one shape:
+    // body(row, offsets of each view at the row start, row length, inner stride of each view).
+    private delegate void RowBody(int row, ReadOnlySpan<int> offsets, int inner, ReadOnlySpan<int> innerStrides);
+
+    private static void ForEachRow(int[] shape, View[] views, RowBody body)
+    {
+        int n = Shapes.Numel(shape);
+        if (n == 0) return;
+        var (sh, st) = Coalesce(shape, views.Select(v => v.Layout.Strides).ToArray());
+        int rank = sh.Length, k = views.Length;
+        int inner = sh[^1], rows = n / inner;
+        var innerStrides = new int[k];
+        for (int v = 0; v < k; v++) innerStrides[v] = st[v * rank + rank - 1];
+        int rowsPerChunk = Math.Max(1, ParallelGrain / inner);
+        Parallelism.ForRange(rows, rowsPerChunk, (r0, r1) =>
+        {
+            Span<int> offsets = stackalloc int[k];
+            for (int r = r0; r < r1; r++)
+            {
+                int rem = r;
+                for (int v = 0; v < k; v++) offsets[v] = views[v].Layout.Offset;
+                for (int d = rank - 2; d >= 0; d--)
+                {
+                    int coord = rem % sh[d];
+                    rem /= sh[d];
+                    for (int v = 0; v < k; v++) offsets[v] += coord * st[v * rank + d];
+                }
+                body(r * inner, offsets, inner, innerStrides);
+            }
+        });
+    }
+
+    /// <inheritdoc/>
+    public override Storage Compare<TOp>(View a, View b, int[] shape)
+    {
+        var y = new bool[Shapes.Numel(shape)];
+        switch (a.DType)
+        {
+            case DType.Float32: CompareT<TOp, float>(a, b, shape, y); break;
+            case DType.Float64: CompareT<TOp, double>(a, b, shape, y); break;
+            case DType.Int32: CompareT<TOp, int>(a, b, shape, y); break;
+            default: return base.Compare<TOp>(a, b, shape);
+        }
+        return Host(y);
+    }
+
+    private static void CompareT<TOp, T>(View a, View b, int[] shape, bool[] y) where TOp : ICompareOp where T : unmanaged, INumber<T>
+    {
+        var da = Data<T>(a.Storage);
+        var db = Data<T>(b.Storage);
+        ForEachRow(shape, [a, b], (start, off, inner, inc) =>
+        {
+            int oa = off[0], ob = off[1], ia = inc[0], ib = inc[1];
+            for (int q = 0; q < inner; q++) y[start + q] = TOp.Invoke(da[oa + q * ia], db[ob + q * ib]);
+        });
+    }
+
+    /// <inheritdoc/>
+    public override Storage Where(View cond, View a, View b, int[] shape)
+    {
+        return a.DType switch
+        {
+            DType.Float32 => Host(WhereT<float>(cond, a, b, shape)),
+            DType.Float64 => Host(WhereT<double>(cond, a, b, shape)),
+            DType.Int32 => Host(WhereT<int>(cond, a, b, shape)),
+            _ => Host(WhereT<bool>(cond, a, b, shape)),
+        };
+    }
+
+    private static T[] WhereT<T>(View cond, View a, View b, int[] shape) where T : unmanaged
+    {
+        var y = new T[Shapes.Numel(shape)];
+        var c = Data<bool>(cond.Storage);
+        var da = Data<T>(a.Storage);
+        var db = Data<T>(b.Storage);
+        ForEachRow(shape, [cond, a, b], (start, off, inner, inc) =>
+        {
+            int oc = off[0], oa = off[1], ob = off[2], ic = inc[0], ia = inc[1], ib = inc[2];
+            for (int q = 0; q < inner; q++) y[start + q] = c[oc + q * ic] ? da[oa + q * ia] : db[ob + q * ib];
+        });
+        return y;
     }
 
     /// <inheritdoc/>
