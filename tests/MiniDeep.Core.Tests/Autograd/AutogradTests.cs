@@ -1,6 +1,6 @@
 using Xunit;
 
-namespace MiniDeep.Tests.Autograd;
+namespace MiniDeep.Tests.Autodiff;
 
 public class AutogradTests
 {
@@ -86,14 +86,14 @@ public class AutogradTests
         Tensor? inside = null;
         async Task Work()
         {
-            using (global::MiniDeep.Autograd.NoGrad())
+            using (Autograd.NoGrad())
             {
                 await Task.Yield();               // continue on another thread
                 inside = x * 2;
                 await Task.Delay(1);
-                Assert.False(global::MiniDeep.Autograd.IsGradEnabled);
+                Assert.False(Autograd.IsGradEnabled);
             }
-            Assert.True(global::MiniDeep.Autograd.IsGradEnabled);
+            Assert.True(Autograd.IsGradEnabled);
         }
         await Work();
         Assert.False(inside!.RequiresGrad);
@@ -108,7 +108,7 @@ public class AutogradTests
         using var release = new ManualResetEventSlim();
         var t = Task.Run(() =>
         {
-            using (global::MiniDeep.Autograd.NoGrad()) { started.Set(); release.Wait(); }
+            using (Autograd.NoGrad()) { started.Set(); release.Wait(); }
         });
         started.Wait();
         bool recorded = (x * 2).RequiresGrad;
@@ -132,7 +132,7 @@ public class AutogradTests
     {
         var x = Param(1, 2);
         var y = (x * x * x).Sum();
-        var g = global::MiniDeep.Autograd.Grad(y, x);
+        var g = Autograd.Grad(y, x);
         // d/dx Σx³ = 3x²
         Assert.Equal(new float[] { 3, 12 }, g.ToArray<float>());
         Assert.Null(x.Grad);
@@ -144,7 +144,7 @@ public class AutogradTests
         var x = Param(1, 2);
         var h = x * 3;
         var y = (h * h).Sum();
-        var g = global::MiniDeep.Autograd.Grad(y, h);
+        var g = Autograd.Grad(y, h);
         Assert.Equal(new float[] { 6, 12 }, g.ToArray<float>());   // 2h
     }
 
@@ -154,8 +154,8 @@ public class AutogradTests
         var x = Param(1);
         var z = Param(1);
         var y = (x * 2).Sum();
-        Assert.Throws<InvalidOperationException>(() => global::MiniDeep.Autograd.Grad([y], [z], retainGraph: true));
-        Assert.Null(global::MiniDeep.Autograd.Grad([y], [z], allowUnused: true)[0]);
+        Assert.Throws<InvalidOperationException>(() => Autograd.Grad([y], [z], retainGraph: true));
+        Assert.Null(Autograd.Grad([y], [z], allowUnused: true)[0]);
     }
 
     [Fact]
@@ -196,7 +196,7 @@ public class AutogradTests
     {
         var w = Param(1);
         Assert.Throws<InvalidOperationException>(() => w.AddInPlace(Tensor.Ones(1)));
-        using (global::MiniDeep.Autograd.NoGrad()) w.AddInPlace(Tensor.Ones(1), -0.5);
+        using (Autograd.NoGrad()) w.AddInPlace(Tensor.Ones(1), -0.5);
         Assert.Equal(0.5f, w.Item<float>());
     }
 
@@ -207,8 +207,8 @@ public class AutogradTests
         var x = Tensor.FromArray(new double[] { 1, -2, 0.5 }).RequiresGrad_();
         var v = Tensor.FromArray(new double[] { 0.3, 1, -1 });
         var f = (x * x * x).Sum() + x.Narrow(0, 0, 1).Sum() * x.Narrow(0, 1, 1).Sum();
-        var g = global::MiniDeep.Autograd.Grad(f, x, createGraph: true);
-        var hv = global::MiniDeep.Autograd.Grad((g * v).Sum(), x);
+        var g = Autograd.Grad(f, x, createGraph: true);
+        var hv = Autograd.Grad((g * v).Sum(), x);
         var expected = new[] { 6 * 1 * 0.3 + 1, 6 * -2 * 1 + 0.3, 6 * 0.5 * -1 };
         Assert.Equal(expected, hv.ToArray<double>(), (a, b) => Math.Abs(a - b) < 1e-12);
 
@@ -218,7 +218,7 @@ public class AutogradTests
         {
             var xx = Tensor.FromArray(at).RequiresGrad_();
             var ff = (xx * xx * xx).Sum() + xx.Narrow(0, 0, 1).Sum() * xx.Narrow(0, 1, 1).Sum();
-            return global::MiniDeep.Autograd.Grad(ff, xx).ToArray<double>();
+            return Autograd.Grad(ff, xx).ToArray<double>();
         }
         var xs = x.ToArray<double>();
         var vs = v.ToArray<double>();
@@ -235,7 +235,7 @@ public class AutogradTests
         (x * x * x).Sum().Backward(createGraph: true);
         var g = x.Grad!;             // 3x² = 12, with a graph
         Assert.True(g.RequiresGrad);
-        var gg = global::MiniDeep.Autograd.Grad(g.Sum(), x);
+        var gg = Autograd.Grad(g.Sum(), x);
         Assert.Equal(12.0, gg.Item(), 12); // 6x
     }
 
@@ -250,7 +250,7 @@ public class AutogradTests
     public void CustomOp_WithCorrectBackward_PassesGradCheck_AndWrongOneFails()
     {
         // cube(x) = x³ with dx = 3x²·g
-        Tensor Cube(Tensor x, double factor) => global::MiniDeep.Autograd.CustomOp("cube", [x],
+        Tensor Cube(Tensor x, double factor) => Autograd.CustomOp("cube", [x],
             xs => xs[0] * xs[0] * xs[0],
             (g, xs, y) => [g * xs[0] * xs[0] * factor]);
         var input = TestData.Values([2, 3], 11);
@@ -264,7 +264,7 @@ public class AutogradTests
     public void GradGradCheck_DetectsABackwardThatIsNotDifferentiable()
     {
         // A backward computed on detached values has the right first derivative but no second.
-        Tensor Square(Tensor x) => global::MiniDeep.Autograd.CustomOp("square_detached", [x],
+        Tensor Square(Tensor x) => Autograd.CustomOp("square_detached", [x],
             xs => xs[0] * xs[0],
             (g, xs, y) => [g * xs[0].Detach() * 2]);
         var input = TestData.Values([3], 5);

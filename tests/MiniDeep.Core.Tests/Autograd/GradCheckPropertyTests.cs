@@ -2,7 +2,7 @@ using FsCheck;
 using FsCheck.Fluent;
 using Xunit;
 
-namespace MiniDeep.Tests.Autograd;
+namespace MiniDeep.Tests.Autodiff;
 
 /// <summary>The float64 gradient check of every differentiable op, as FsCheck properties over random
 /// shapes (ranks 0–4, sizes 0–3 including 0 and 1, broadcast pairs).</summary>

@@ -1,7 +1,7 @@
 using Xunit;
 using static MiniDeep.Tests.TestData;
 
-namespace MiniDeep.Tests.Backends;
+namespace MiniDeep.Tests.BackendTests;
 
 /// <summary>
 /// The checks every backend must pass against the reference backend (the executable spec). A new

@@ -1,6 +1,6 @@
 using Xunit;
 
-namespace MiniDeep.Tests.Backends;
+namespace MiniDeep.Tests.BackendTests;
 
 public unsafe class GemmTests
 {

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Xunit;
 
-namespace MiniDeep.Tests.Backends;
+namespace MiniDeep.Tests.BackendTests;
 
 /// <summary>
 /// Runs the SIMD-tail and GEMM tests again in a child process with wider instruction sets switched

@@ -1,6 +1,6 @@
 using Xunit;
 
-namespace MiniDeep.Tests.Backends;
+namespace MiniDeep.Tests.BackendTests;
 
 /// <summary>
 /// The CPU backend's SIMD kernels against the reference for every length 0..256, so every vector

@@ -97,7 +97,7 @@ public class CreationAndShapeTests
         Assert.Equal(new float[] { 0, 3, 1, 4, 2, 5 }, tt.ToArray<float>());
         Assert.Equal(new float[] { 0, 3, 1, 4, 2, 5 }, tt.Reshape(6).ToArray<float>());
         Assert.Throws<InvalidOperationException>(() => tt.View(6));
-        using (global::MiniDeep.Autograd.NoGrad()) t.Narrow(1, 0, 1).Fill(9);
+        using (Autograd.NoGrad()) t.Narrow(1, 0, 1).Fill(9);
         Assert.Equal(9.0, tt[0, 0]);   // the transpose sees the write: same storage
     }
 

@@ -87,7 +87,7 @@ public class ErrorTests
     [Fact]
     public void UnknownDevice_ListsTheKnownOnes()
     {
-        var e = Assert.Throws<InvalidOperationException>(() => global::MiniDeep.Backends.For(new Device("cuda")));
+        var e = Assert.Throws<InvalidOperationException>(() => Backends.For(new Device("cuda")));
         Assert.Contains("cpu", e.Message);
         Assert.Contains("reference", e.Message);
     }
