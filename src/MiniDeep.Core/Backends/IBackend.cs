@@ -41,10 +41,18 @@ public readonly record struct WindowGeometry(
     int PadH, int PadW,
     int DilationH, int DilationW)
 {
-    /// <summary>Output height.</summary>
-    public int OutH => (Height + 2 * PadH - DilationH * (KernelH - 1) - 1) / StrideH + 1;
-    /// <summary>Output width.</summary>
-    public int OutW => (Width + 2 * PadW - DilationW * (KernelW - 1) - 1) / StrideW + 1;
+    /// <summary>Output height (0 when the window does not fit).</summary>
+    public int OutH => OutSize(Height, PadH, DilationH, KernelH, StrideH);
+    /// <summary>Output width (0 when the window does not fit).</summary>
+    public int OutW => OutSize(Width, PadW, DilationW, KernelW, StrideW);
+
+    // floor((n + 2p - d(k-1) - 1) / s) + 1; C#'s division truncates toward zero, so a window that
+    // does not fit (negative numerator) must be caught before dividing.
+    private static int OutSize(int n, int pad, int dilation, int kernel, int stride)
+    {
+        int span = n + 2 * pad - dilation * (kernel - 1) - 1;
+        return span < 0 ? 0 : span / stride + 1;
+    }
 }
 
 /// <summary>
