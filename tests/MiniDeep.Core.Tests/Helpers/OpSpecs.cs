@@ -52,6 +52,21 @@ public static class OpSpecs
         from seed in Gens.Seed
         select new OpCase($"{name} x{Fmt.S(shape)} axis {axis} seed {seed}", [Values(shape, seed, domain)], x => f(x[0], axis)));
 
+    // Pooling cases: (N, C, H, W) with a k×k window, stride and padding (at most half the window).
+    private static OpSpec Pool(string name, Domain domain, Func<Tensor, int, int, int, Tensor> f) => new(name, max =>
+        (from n in Gen.Choose(1, 2)
+         from ch in Gen.Choose(1, 2)
+         from h in Gen.Choose(1, max + 2)
+         from w in Gen.Choose(1, max + 2)
+         from k in Gen.Choose(1, 3)
+         from stride in Gen.Choose(1, 2)
+         from pad in Gen.Choose(0, 1)
+         from seed in Gens.Seed
+         select (n, ch, h, w, k, stride, pad, seed))
+        .Where(c => c.pad * 2 <= c.k && c.h + 2 * c.pad >= c.k && c.w + 2 * c.pad >= c.k)
+        .Select(c => new OpCase($"{name} x({c.n}, {c.ch}, {c.h}, {c.w}) k {c.k} stride {c.stride} pad {c.pad} seed {c.seed}",
+            [Values([c.n, c.ch, c.h, c.w], c.seed, domain)], x => f(x[0], c.k, c.stride, c.pad))));
+
     public static readonly OpSpec[] All =
     [
         // ----- elementwise, one input -----
@@ -242,34 +257,8 @@ public static class OpSpecs
                 $"conv2d x({c.n}, {c.groups * c.cg}, {c.h}, {c.w}) w({c.groups * c.og}, {c.cg}, {c.kh}, {c.kw}) stride {c.stride} pad {c.pad} dil {c.dil} groups {c.groups} bias {c.bias} seed {c.seed}",
                 [Values([c.n, c.groups * c.cg, c.h, c.w], c.seed), Values([c.groups * c.og, c.cg, c.kh, c.kw], c.seed + 1), Values([c.groups * c.og], c.seed + 2)],
                 x => Tensor.Conv2d(x[0], x[1], c.bias ? x[2] : null, (c.stride, 1), (c.pad, c.pad), (c.dil, 1), c.groups)))),
-        new("max_pool2d", max =>
-            (from n in Gen.Choose(1, 2)
-             from ch in Gen.Choose(1, 2)
-             from h in Gen.Choose(1, max + 2)
-             from w in Gen.Choose(1, max + 2)
-             from k in Gen.Choose(1, 3)
-             from stride in Gen.Choose(1, 2)
-             from pad in Gen.Choose(0, 1)
-             from seed in Gens.Seed
-             select (n, ch, h, w, k, stride, pad, seed))
-            .Where(c => c.pad * 2 <= c.k && c.h + 2 * c.pad >= c.k && c.w + 2 * c.pad >= c.k)
-            .Select(c => new OpCase($"max_pool2d x({c.n}, {c.ch}, {c.h}, {c.w}) k {c.k} stride {c.stride} pad {c.pad} seed {c.seed}",
-                [Values([c.n, c.ch, c.h, c.w], c.seed, Domain.Distinct)],
-                x => Tensor.MaxPool2d(x[0], (c.k, c.k), (c.stride, c.stride), (c.pad, c.pad))))),
-        new("avg_pool2d", max =>
-            (from n in Gen.Choose(1, 2)
-             from ch in Gen.Choose(1, 2)
-             from h in Gen.Choose(1, max + 2)
-             from w in Gen.Choose(1, max + 2)
-             from k in Gen.Choose(1, 3)
-             from stride in Gen.Choose(1, 2)
-             from pad in Gen.Choose(0, 1)
-             from seed in Gens.Seed
-             select (n, ch, h, w, k, stride, pad, seed))
-            .Where(c => c.pad * 2 <= c.k && c.h + 2 * c.pad >= c.k && c.w + 2 * c.pad >= c.k)
-            .Select(c => new OpCase($"avg_pool2d x({c.n}, {c.ch}, {c.h}, {c.w}) k {c.k} stride {c.stride} pad {c.pad} seed {c.seed}",
-                [Values([c.n, c.ch, c.h, c.w], c.seed)],
-                x => Tensor.AvgPool2d(x[0], (c.k, c.k), (c.stride, c.stride), (c.pad, c.pad))))),
+        Pool("max_pool2d", Domain.Distinct, (x, k, s, p) => Tensor.MaxPool2d(x, (k, k), (s, s), (p, p))),
+        Pool("avg_pool2d", Domain.Any, (x, k, s, p) => Tensor.AvgPool2d(x, (k, k), (s, s), (p, p))),
         new("unfold_fold", max =>
             (from ch in Gen.Choose(1, 2)
              from h in Gen.Choose(1, max + 2)

@@ -253,12 +253,14 @@ public class ReferenceBackend : IBackend
         return Host(y);
     }
 
-    /// <inheritdoc/>
-    public virtual Storage Unfold(View x, WindowGeometry g)
+    /// <summary>
+    /// The im2col correspondence both Unfold and Fold are defined by: for every column element
+    /// (b, c·kh·kw + ki·kw + kj, oi·outW + oj) the image element (b, c, oi·sh - ph + ki·dh, oj·sw - pw + kj·dw)
+    /// it reads, or -1 where the window hangs over the zero padding. Indices are row-major flat.
+    /// </summary>
+    protected static void ForEachWindowElement(int batch, WindowGeometry g, Action<int, int> pair)
     {
-        int batch = x.Shape[0], rows = g.Channels * g.KernelH * g.KernelW, l = g.OutH * g.OutW;
-        var y = DTypes.NewArray(x.DType, batch * rows * l);
-        var src = ((HostStorage)x.Storage).Data;
+        int rows = g.Channels * g.KernelH * g.KernelW, l = g.OutH * g.OutW;
         for (int bi = 0; bi < batch; bi++)
             for (int c = 0; c < g.Channels; c++)
                 for (int ki = 0; ki < g.KernelH; ki++)
@@ -270,36 +272,34 @@ public class ReferenceBackend : IBackend
                             {
                                 int ii = oi * g.StrideH - g.PadH + ki * g.DilationH;
                                 int jj = oj * g.StrideW - g.PadW + kj * g.DilationW;
-                                double v = ii < 0 || ii >= g.Height || jj < 0 || jj >= g.Width ? 0
-                                    : ReadAsDouble(src, x.Layout.IndexOf(((bi * g.Channels + c) * g.Height + ii) * g.Width + jj));
-                                WriteFromDouble(y, (bi * rows + row) * l + oi * g.OutW + oj, v);
+                                bool inside = ii >= 0 && ii < g.Height && jj >= 0 && jj < g.Width;
+                                pair(inside ? ((bi * g.Channels + c) * g.Height + ii) * g.Width + jj : -1,
+                                     (bi * rows + row) * l + oi * g.OutW + oj);
                             }
                     }
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Unfold(View x, WindowGeometry g)
+    {
+        int batch = x.Shape[0];
+        var y = DTypes.NewArray(x.DType, batch * g.Channels * g.KernelH * g.KernelW * g.OutH * g.OutW);
+        var src = ((HostStorage)x.Storage).Data;
+        ForEachWindowElement(batch, g, (image, col) =>
+            WriteFromDouble(y, col, image < 0 ? 0 : ReadAsDouble(src, x.Layout.IndexOf(image))));
         return Host(y);
     }
 
     /// <inheritdoc/>
     public virtual Storage Fold(View cols, WindowGeometry g)
     {
-        int batch = cols.Shape[0], rows = g.Channels * g.KernelH * g.KernelW, l = g.OutH * g.OutW;
+        int batch = cols.Shape[0];
         var acc = new double[batch * g.Channels * g.Height * g.Width];
         var src = ((HostStorage)cols.Storage).Data;
-        for (int bi = 0; bi < batch; bi++)
-            for (int c = 0; c < g.Channels; c++)
-                for (int ki = 0; ki < g.KernelH; ki++)
-                    for (int kj = 0; kj < g.KernelW; kj++)
-                    {
-                        int row = (c * g.KernelH + ki) * g.KernelW + kj;
-                        for (int oi = 0; oi < g.OutH; oi++)
-                            for (int oj = 0; oj < g.OutW; oj++)
-                            {
-                                int ii = oi * g.StrideH - g.PadH + ki * g.DilationH;
-                                int jj = oj * g.StrideW - g.PadW + kj * g.DilationW;
-                                if (ii < 0 || ii >= g.Height || jj < 0 || jj >= g.Width) continue;
-                                acc[((bi * g.Channels + c) * g.Height + ii) * g.Width + jj] +=
-                                    ReadAsDouble(src, cols.Layout.IndexOf((bi * rows + row) * l + oi * g.OutW + oj));
-                            }
-                    }
+        ForEachWindowElement(batch, g, (image, col) =>
+        {
+            if (image >= 0) acc[image] += ReadAsDouble(src, cols.Layout.IndexOf(col));
+        });
         var y = DTypes.NewArray(cols.DType, acc.Length);
         for (int i = 0; i < acc.Length; i++) WriteFromDouble(y, i, acc[i]);
         return Host(y);
