@@ -387,6 +387,92 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
+    public override Storage Unfold(View x, WindowGeometry g)
+    {
+        if (x.DType != DType.Float32) return base.Unfold(x, g);
+        int batch = x.Shape[0], kk = g.KernelH * g.KernelW, l = g.OutH * g.OutW;
+        var src = x.Layout.IsContiguous ? Data<float>(x.Storage) : Materialize<float>(x);
+        int off = x.Layout.IsContiguous ? x.Layout.Offset : 0;
+        var y = new float[batch * g.Channels * kk * l];
+        int plane = g.Height * g.Width;
+        // One task per (image, channel): it owns kh·kw rows of the output, so tasks never share a write.
+        Parallelism.ForRange(batch * g.Channels, Math.Max(1, ParallelGrain / Math.Max(1, kk * l)), (t0, t1) =>
+        {
+            for (int t = t0; t < t1; t++)
+            {
+                var image = src.AsSpan(off + t * plane, plane);
+                for (int ki = 0; ki < g.KernelH; ki++)
+                    for (int kj = 0; kj < g.KernelW; kj++)
+                    {
+                        var row = y.AsSpan((t * kk + ki * g.KernelW + kj) * l, l);
+                        for (int oi = 0; oi < g.OutH; oi++)
+                        {
+                            int ii = oi * g.StrideH - g.PadH + ki * g.DilationH;
+                            var dst = row.Slice(oi * g.OutW, g.OutW);
+                            if (ii < 0 || ii >= g.Height) { dst.Clear(); continue; }
+                            int j0 = -g.PadW + kj * g.DilationW;
+                            if (g.StrideW == 1 && j0 >= 0 && j0 + g.OutW <= g.Width)
+                            {
+                                image.Slice(ii * g.Width + j0, g.OutW).CopyTo(dst);
+                                continue;
+                            }
+                            for (int oj = 0; oj < g.OutW; oj++)
+                            {
+                                int jj = j0 + oj * g.StrideW;
+                                dst[oj] = jj >= 0 && jj < g.Width ? image[ii * g.Width + jj] : 0f;
+                            }
+                        }
+                    }
+            }
+        });
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
+    public override Storage Fold(View cols, WindowGeometry g)
+    {
+        if (cols.DType != DType.Float32) return base.Fold(cols, g);
+        int batch = cols.Shape[0], kk = g.KernelH * g.KernelW, l = g.OutH * g.OutW;
+        var src = cols.Layout.IsContiguous ? Data<float>(cols.Storage) : Materialize<float>(cols);
+        int off = cols.Layout.IsContiguous ? cols.Layout.Offset : 0;
+        int plane = g.Height * g.Width;
+        var y = new float[batch * g.Channels * plane];
+        // The adjoint of Unfold, task by (image, channel): each task sums into its own plane in a fixed
+        // order (ki, kj, oi, oj), so the result does not depend on the thread count.
+        Parallelism.ForRange(batch * g.Channels, Math.Max(1, ParallelGrain / Math.Max(1, kk * l)), (t0, t1) =>
+        {
+            for (int t = t0; t < t1; t++)
+            {
+                var image = y.AsSpan(t * plane, plane);
+                for (int ki = 0; ki < g.KernelH; ki++)
+                    for (int kj = 0; kj < g.KernelW; kj++)
+                    {
+                        var row = src.AsSpan(off + (t * kk + ki * g.KernelW + kj) * l, l);
+                        for (int oi = 0; oi < g.OutH; oi++)
+                        {
+                            int ii = oi * g.StrideH - g.PadH + ki * g.DilationH;
+                            if (ii < 0 || ii >= g.Height) continue;
+                            var part = row.Slice(oi * g.OutW, g.OutW);
+                            int j0 = -g.PadW + kj * g.DilationW;
+                            if (g.StrideW == 1 && j0 >= 0 && j0 + g.OutW <= g.Width)
+                            {
+                                var dst = image.Slice(ii * g.Width + j0, g.OutW);
+                                TensorPrimitives.Add(dst, part, dst);
+                                continue;
+                            }
+                            for (int oj = 0; oj < g.OutW; oj++)
+                            {
+                                int jj = j0 + oj * g.StrideW;
+                                if (jj >= 0 && jj < g.Width) image[ii * g.Width + jj] += part[oj];
+                            }
+                        }
+                    }
+            }
+        });
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
     public override Storage CrossEntropyRows(View logits, View targets)
     {
         if (logits.DType != DType.Float32 || !logits.Layout.IsContiguous) return base.CrossEntropyRows(logits, targets);
