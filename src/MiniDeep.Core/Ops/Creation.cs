@@ -90,6 +90,14 @@ public sealed partial class Tensor
     /// <summary>A tensor of exactly <paramref name="shape"/> (empty for rank 0) holding a copy of <paramref name="data"/> on <paramref name="device"/>.</summary>
     public static Tensor FromArray(Array data, int[] shape, Device? device) => FromArrayCore(data, shape, device);
 
+    /// <summary>A CPU tensor over <paramref name="data"/> itself, without a copy: the caller hands the array over and must not touch it again.</summary>
+    internal static Tensor Wrap(Array data, int[] shape)
+    {
+        if (Shapes.Numel(shape) != data.Length)
+            throw new ShapeMismatchException("Wrap", $"Wrap: {data.Length} values do not fill shape {Shapes.Format(shape)}");
+        return new Tensor(new HostStorage(data, Device.Cpu), shape);
+    }
+
     private static Tensor FromArrayCore(Array data, int[] shape, Device? device)
     {
         if (Shapes.Numel(shape) != data.Length)

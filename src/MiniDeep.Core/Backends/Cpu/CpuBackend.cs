@@ -247,6 +247,85 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
+    public override void CopyInto(View src, Storage dst, Layout dstLayout)
+    {
+        if (src.DType != dst.DType)
+        {
+            base.CopyInto(src, dst, dstLayout);
+            return;
+        }
+        if (!Shapes.SameShape(src.Shape, dstLayout.Shape))
+            throw new ShapeMismatchException("copy_into", $"copy_into: source {Shapes.Format(src.Shape)} and destination {Shapes.Format(dstLayout.Shape)} differ");
+        switch (dst.DType)
+        {
+            case DType.Float32: CopyIntoT<float>(src, dst, dstLayout); break;
+            case DType.Float64: CopyIntoT<double>(src, dst, dstLayout); break;
+            case DType.Int32: CopyIntoT<int>(src, dst, dstLayout); break;
+            default: CopyIntoT<bool>(src, dst, dstLayout); break;
+        }
+    }
+
+    private static void CopyIntoT<T>(View src, Storage dst, Layout dstLayout) where T : unmanaged
+    {
+        var d = Data<T>(dst);
+        // Source and destination may share storage (x.CopyFrom(x.T)): read a private copy first then.
+        var s = ReferenceEquals(src.Storage, dst) ? Materialize<T>(src) : Data<T>(src.Storage);
+        var sv = ReferenceEquals(src.Storage, dst) ? new View(new HostStorage(s, Device.Cpu), Layout.Contiguous(src.Shape)) : src;
+        ForEachRow(dstLayout.Shape, [new View(dst, dstLayout), sv], (_, off, inner, inc) =>
+        {
+            int od = off[0], os = off[1], id = inc[0], isrc = inc[1];
+            if (id == 1 && isrc == 1) s.AsSpan(os, inner).CopyTo(d.AsSpan(od, inner));
+            else if (id == 1 && isrc == 0) d.AsSpan(od, inner).Fill(s[os]);
+            else for (int q = 0; q < inner; q++) d[od + q * id] = s[os + q * isrc];
+        });
+    }
+
+    /// <inheritdoc/>
+    public override Storage Gather(View x, int axis, View index)
+    {
+        // The index-select pattern (an index that varies only along the axis, expanded with stride 0
+        // elsewhere): copy whole inner blocks. It covers batching, embeddings and IndexSelect.
+        var ix = index.Layout;
+        bool selectPattern = ix.Strides.Select((st, d) => d == axis || ((st == 0 || ix.Shape[d] == 1) && ix.Shape[d] == x.Shape[d])).All(b => b);
+        if (!selectPattern || x.DType is not (DType.Float32 or DType.Float64 or DType.Int32)) return base.Gather(x, axis, index);
+        return x.DType switch
+        {
+            DType.Float32 => Host(SelectRows<float>(x, axis, index)),
+            DType.Float64 => Host(SelectRows<double>(x, axis, index)),
+            _ => Host(SelectRows<int>(x, axis, index)),
+        };
+    }
+
+    private static T[] SelectRows<T>(View x, int axis, View index) where T : unmanaged
+    {
+        var src = x.Layout.IsContiguous ? Data<T>(x.Storage) : Materialize<T>(x);
+        int off = x.Layout.IsContiguous ? x.Layout.Offset : 0;
+        var outShape = index.Shape;
+        int outer = 1, inner = 1;
+        for (int d = 0; d < axis; d++) outer *= outShape[d];
+        for (int d = axis + 1; d < outShape.Length; d++) inner *= outShape[d];
+        int n = outShape[axis], size = x.Shape[axis];
+        var idx = Data<int>(index.Storage);
+        var picks = new int[n];
+        for (int j = 0; j < n; j++)
+        {
+            int v = idx[index.Layout.Offset + j * index.Layout.Strides[axis]];
+            if ((uint)v >= (uint)size) throw new IndexOutOfRangeException($"gather: index {v} is out of range for axis {axis} of size {size}");
+            picks[j] = v;
+        }
+        var y = new T[outer * n * inner];
+        Parallelism.ForRange(outer * n, Math.Max(1, ParallelGrain / Math.Max(inner, 1)), (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                int o = r / n, j = r % n;
+                src.AsSpan(off + (o * size + picks[j]) * inner, inner).CopyTo(y.AsSpan(r * inner, inner));
+            }
+        });
+        return y;
+    }
+
+    /// <inheritdoc/>
     public override Storage Compare<TOp>(View a, View b, int[] shape)
     {
         var y = new bool[Shapes.Numel(shape)];

@@ -1,0 +1,326 @@
+namespace MiniDeep.Nn;
+
+/// <summary>y = x Wᵀ + b. Default initialization is PyTorch's: W and b uniform on ±1/√in.</summary>
+public sealed class Linear : Module
+{
+    /// <summary>(out, in).</summary>
+    public Tensor Weight { get; }
+    /// <summary>(out), or null.</summary>
+    public Tensor? Bias { get; }
+    /// <summary>Input features.</summary>
+    public int InFeatures { get; }
+    /// <summary>Output features.</summary>
+    public int OutFeatures { get; }
+
+    /// <summary>A layer from <paramref name="inFeatures"/> to <paramref name="outFeatures"/>.</summary>
+    public Linear(int inFeatures, int outFeatures, bool bias = true, Generator? generator = null)
+    {
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        double bound = 1 / Math.Sqrt(Math.Max(inFeatures, 1));
+        Weight = RegisterParameter("weight", Tensor.Rand(new Shape(outFeatures, inFeatures), generator, -bound, bound));
+        if (bias) Bias = RegisterParameter("bias", Tensor.Rand(new Shape(outFeatures), generator, -bound, bound));
+    }
+
+    /// <inheritdoc/>
+    public override string Describe() => $"Linear({InFeatures}, {OutFeatures}{(Bias is null ? ", bias=False" : "")})";
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        if (x.Rank == 0 || x.Size(-1) != InFeatures)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must end in {InFeatures} features (weight {Weight.Shape})");
+        return Tensor.Linear(x, Weight, Bias);
+    }
+}
+
+/// <summary>2-D convolution over (N, C, H, W). Default initialization is PyTorch's: uniform on ±1/√(C/groups·kh·kw).</summary>
+public sealed class Conv2d : Module
+{
+    /// <summary>(out, in/groups, kh, kw).</summary>
+    public Tensor Weight { get; }
+    /// <summary>(out), or null.</summary>
+    public Tensor? Bias { get; }
+    private readonly (int, int) _stride, _padding, _dilation;
+    private readonly int _groups;
+
+    /// <summary>A convolution with a square or rectangular kernel.</summary>
+    public Conv2d(int inChannels, int outChannels, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null,
+        (int H, int W)? dilation = null, int groups = 1, bool bias = true, Generator? generator = null)
+    {
+        if (inChannels % groups != 0 || outChannels % groups != 0)
+            throw new ArgumentException($"Conv2d: groups={groups} must divide in_channels {inChannels} and out_channels {outChannels}");
+        _stride = stride ?? (1, 1);
+        _padding = padding ?? (0, 0);
+        _dilation = dilation ?? (1, 1);
+        _groups = groups;
+        double bound = 1 / Math.Sqrt(inChannels / groups * kernel.H * kernel.W);
+        Weight = RegisterParameter("weight", Tensor.Rand(new Shape(outChannels, inChannels / groups, kernel.H, kernel.W), generator, -bound, bound));
+        if (bias) Bias = RegisterParameter("bias", Tensor.Rand(new Shape(outChannels), generator, -bound, bound));
+    }
+
+    /// <summary>A convolution with a square kernel.</summary>
+    public Conv2d(int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, bool bias = true, Generator? generator = null)
+        : this(inChannels, outChannels, (kernel, kernel), (stride, stride), (padding, padding), bias: bias, generator: generator) { }
+
+    /// <summary>Input channels.</summary>
+    public int InChannels => Weight.Size(1) * _groups;
+    /// <summary>Output channels.</summary>
+    public int OutChannels => Weight.Size(0);
+
+    /// <inheritdoc/>
+    public override string Describe() =>
+        $"Conv2d({InChannels}, {OutChannels}, kernel=({Weight.Size(2)}, {Weight.Size(3)}), stride={_stride}, padding={_padding})";
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        if (x.Rank != 4 || x.Size(1) != InChannels)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must be (N, {InChannels}, H, W) (weight {Weight.Shape})");
+        return Tensor.Conv2d(x, Weight, Bias, _stride, _padding, _dilation, _groups);
+    }
+}
+
+/// <summary>Max pooling; the stride defaults to the kernel size.</summary>
+public sealed class MaxPool2d((int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null) : Module
+{
+    /// <summary>Square window.</summary>
+    public MaxPool2d(int kernel) : this((kernel, kernel)) { }
+    /// <inheritdoc/>
+    public override string Describe() => $"MaxPool2d(kernel={kernel})";
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x) => Tensor.MaxPool2d(x, kernel, stride, padding);
+}
+
+/// <summary>Average pooling; the stride defaults to the kernel size.</summary>
+public sealed class AvgPool2d((int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null) : Module
+{
+    /// <summary>Square window.</summary>
+    public AvgPool2d(int kernel) : this((kernel, kernel)) { }
+    /// <inheritdoc/>
+    public override string Describe() => $"AvgPool2d(kernel={kernel})";
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x) => Tensor.AvgPool2d(x, kernel, stride, padding);
+}
+
+/// <summary>Flattens dimensions startAxis..endAxis (by default everything but the batch).</summary>
+public sealed class Flatten(int startAxis = 1, int endAxis = -1) : Module
+{
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x) => x.Flatten(startAxis, endAxis);
+}
+
+/// <summary>An elementwise activation as a module.</summary>
+public sealed class Activation(string name, Func<Tensor, Tensor> f) : Module
+{
+    /// <inheritdoc/>
+    public override string Describe() => name;
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x) => f(x);
+}
+
+/// <summary>Activation modules.</summary>
+public static class Activations
+{
+    /// <summary>max(x, 0).</summary>
+    public static Module ReLU() => new Activation("ReLU", x => x.Relu());
+    /// <summary>Leaky ReLU.</summary>
+    public static Module LeakyReLU(double slope = 0.01) => new Activation($"LeakyReLU({slope})", x => x.LeakyRelu(slope));
+    /// <summary>Logistic sigmoid.</summary>
+    public static Module Sigmoid() => new Activation("Sigmoid", x => x.Sigmoid());
+    /// <summary>Hyperbolic tangent.</summary>
+    public static Module Tanh() => new Activation("Tanh", x => x.Tanh());
+    /// <summary>Exact GELU.</summary>
+    public static Module GELU() => new Activation("GELU", x => x.Gelu());
+    /// <summary>Softplus.</summary>
+    public static Module Softplus() => new Activation("Softplus", x => x.Softplus());
+    /// <summary>Identity.</summary>
+    public static Module Identity() => new Activation("Identity", x => x);
+    /// <summary>Softmax over an axis.</summary>
+    public static Module Softmax(int axis = -1) => new Activation($"Softmax(axis={axis})", x => x.Softmax(axis));
+}
+
+/// <summary>Inverted dropout in training mode; the identity in eval mode.</summary>
+public sealed class Dropout : Module
+{
+    private readonly double _p;
+    private readonly Generator? _generator;
+    /// <summary>Drop probability p.</summary>
+    public Dropout(double p = 0.5, Generator? generator = null)
+    {
+        if (!(p >= 0 && p <= 1)) throw new ArgumentOutOfRangeException(nameof(p), $"Dropout: p must lie in [0, 1], got {p}");
+        _p = p;
+        _generator = generator;
+    }
+    /// <inheritdoc/>
+    public override string Describe() => $"Dropout(p={_p})";
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x) => x.Dropout(_p, IsTraining, _generator);
+}
+
+/// <summary>
+/// Batch normalization (Ioffe &amp; Szegedy 2015) over the batch (and spatial) axes: in training mode,
+/// normalize by the batch statistics and update running estimates (momentum 0.1, unbiased variance,
+/// as PyTorch); in eval mode, normalize by the running estimates. A composite, so its gradient
+/// (including through the batch statistics) comes from the ops it is made of.
+/// </summary>
+public class BatchNorm : Module
+{
+    private readonly int _rank;
+    private readonly double _eps, _momentum;
+    /// <summary>Scale γ.</summary>
+    public Tensor Weight { get; }
+    /// <summary>Shift β.</summary>
+    public Tensor Bias { get; }
+    /// <summary>Running mean (buffer).</summary>
+    public Tensor RunningMean { get; }
+    /// <summary>Running variance (buffer).</summary>
+    public Tensor RunningVar { get; }
+    /// <summary>Channels normalized.</summary>
+    public int Features { get; }
+
+    /// <summary>Normalizes inputs of rank <paramref name="rank"/> with channels on axis 1.</summary>
+    protected BatchNorm(int features, int rank, double eps, double momentum)
+    {
+        Features = features;
+        _rank = rank;
+        _eps = eps;
+        _momentum = momentum;
+        Weight = RegisterParameter("weight", Tensor.Ones(features));
+        Bias = RegisterParameter("bias", Tensor.Zeros(features));
+        RunningMean = RegisterBuffer("running_mean", Tensor.Zeros(features));
+        RunningVar = RegisterBuffer("running_var", Tensor.Ones(features));
+    }
+
+    /// <inheritdoc/>
+    public override string Describe() => $"{GetType().Name}({Features})";
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        if (x.Rank != _rank || x.Size(1) != Features)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must have rank {_rank} with {Features} channels on axis 1");
+        int[] axes = _rank == 2 ? [0] : [0, 2, 3];
+        var shape = _rank == 2 ? new[] { 1, Features } : [1, Features, 1, 1];
+        Tensor mean, var;
+        if (IsTraining)
+        {
+            int n = x.Numel / Math.Max(Features, 1);
+            if (n < 2) throw new ArgumentException($"{Describe()}: training needs more than one value per channel, got input {x.Shape}");
+            mean = x.Mean(axes, keepDim: true);
+            var = (x - mean).Square().Mean(axes, keepDim: true);     // biased, for normalizing
+            using (Autograd.NoGrad())
+            {
+                RunningMean.MulInPlace(1 - _momentum).AddInPlace(mean.Detach().Reshape(Features), _momentum);
+                RunningVar.MulInPlace(1 - _momentum).AddInPlace(var.Detach().Reshape(Features) * (n / (n - 1.0)), _momentum);
+            }
+        }
+        else
+        {
+            mean = RunningMean.Reshape(shape);
+            var = RunningVar.Reshape(shape);
+        }
+        return (x - mean) / (var + _eps).Sqrt() * Weight.Reshape(shape) + Bias.Reshape(shape);
+    }
+}
+
+/// <summary>Batch normalization of (N, C) inputs.</summary>
+public sealed class BatchNorm1d(int features, double eps = 1e-5, double momentum = 0.1) : BatchNorm(features, 2, eps, momentum);
+
+/// <summary>Batch normalization of (N, C, H, W) inputs, per channel.</summary>
+public sealed class BatchNorm2d(int features, double eps = 1e-5, double momentum = 0.1) : BatchNorm(features, 4, eps, momentum);
+
+/// <summary>Layer normalization (Ba, Kiros &amp; Hinton 2016) over the trailing dimensions, with an elementwise affine map.</summary>
+public sealed class LayerNorm : Module
+{
+    private readonly int[] _shape;
+    private readonly double _eps;
+    /// <summary>Scale.</summary>
+    public Tensor Weight { get; }
+    /// <summary>Shift.</summary>
+    public Tensor Bias { get; }
+
+    /// <summary>Normalizes over the trailing dimensions <paramref name="normalizedShape"/>.</summary>
+    public LayerNorm(int[] normalizedShape, double eps = 1e-5)
+    {
+        _shape = normalizedShape;
+        _eps = eps;
+        Weight = RegisterParameter("weight", Tensor.Ones(normalizedShape));
+        Bias = RegisterParameter("bias", Tensor.Zeros(normalizedShape));
+    }
+
+    /// <summary>Normalizes over the last dimension.</summary>
+    public LayerNorm(int features, double eps = 1e-5) : this([features], eps) { }
+
+    /// <inheritdoc/>
+    public override string Describe() => $"LayerNorm({Shapes.Format(_shape)})";
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        if (x.Rank < _shape.Length || !x.Shape.ToArray()[^_shape.Length..].SequenceEqual(_shape))
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must end in {Shapes.Format(_shape)}");
+        var axes = Enumerable.Range(x.Rank - _shape.Length, _shape.Length).ToArray();
+        var mean = x.Mean(axes, keepDim: true);
+        var var = (x - mean).Square().Mean(axes, keepDim: true);
+        return (x - mean) / (var + _eps).Sqrt() * Weight + Bias;
+    }
+}
+
+/// <summary>A lookup table of vectors indexed by int32 ids. Initialized N(0, 1), as in PyTorch.</summary>
+public sealed class Embedding : Module
+{
+    /// <summary>(num, dim).</summary>
+    public Tensor Weight { get; }
+    /// <summary>A table of <paramref name="num"/> vectors of size <paramref name="dim"/>.</summary>
+    public Embedding(int num, int dim, Generator? generator = null) =>
+        Weight = RegisterParameter("weight", Tensor.Randn(new Shape(num, dim), generator));
+    /// <inheritdoc/>
+    public override string Describe() => $"Embedding({Weight.Size(0)}, {Weight.Size(1)})";
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor ids) => Tensor.Embedding(ids, Weight);
+}
+
+/// <summary>Modules applied in order; children are named "0", "1", ...</summary>
+public sealed class Sequential : Module
+{
+    private readonly Module[] _layers;
+    /// <summary>A chain of modules.</summary>
+    public Sequential(params Module[] layers)
+    {
+        _layers = layers;
+        for (int i = 0; i < layers.Length; i++) RegisterModule(i.ToString(System.Globalization.CultureInfo.InvariantCulture), layers[i]);
+    }
+    /// <summary>The layers, in order.</summary>
+    public IReadOnlyList<Module> Layers => _layers;
+    /// <summary>Layer i.</summary>
+    public Module this[int i] => _layers[i];
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        foreach (var layer in _layers) x = layer.Forward(x);
+        return x;
+    }
+}
+
+/// <summary>A residual block (He et al. 2016): y = body(x) + shortcut(x), the shortcut being the identity unless given.</summary>
+public sealed class Residual : Module
+{
+    private readonly Module _body;
+    private readonly Module? _shortcut;
+    /// <summary>y = body(x) + (shortcut ?? identity)(x).</summary>
+    public Residual(Module body, Module? shortcut = null)
+    {
+        _body = RegisterModule("body", body);
+        if (shortcut is not null) _shortcut = RegisterModule("shortcut", shortcut);
+    }
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        var y = _body.Forward(x);
+        var s = _shortcut is null ? x : _shortcut.Forward(x);
+        if (y.Shape != s.Shape)
+            throw new ShapeMismatchException("Residual", $"Residual: body output {y.Shape} and shortcut {s.Shape} differ; give a shortcut that projects");
+        return y + s;
+    }
+}

@@ -1,0 +1,187 @@
+namespace MiniDeep.Nn;
+
+/// <summary>
+/// A building block of a model: it owns named parameters (tensors that require grad and are
+/// trained), named buffers (state that is saved but not trained, such as BatchNorm's running mean)
+/// and named child modules. Subclasses register what they own in their constructor and implement
+/// <see cref="ForwardImpl"/>; callers call <see cref="Forward"/>, which also runs forward hooks.
+/// </summary>
+public abstract class Module
+{
+    private readonly List<(string Name, Tensor Tensor)> _parameters = [];
+    private readonly List<(string Name, Tensor Tensor)> _buffers = [];
+    private readonly List<(string Name, Module Module)> _children = [];
+    private readonly List<Action<Module, Tensor, Tensor>> _forwardHooks = [];
+
+    /// <summary>True in training mode (the default); dropout and batch norm behave differently in eval mode.</summary>
+    public bool IsTraining { get; private set; } = true;
+
+    /// <summary>A short name for messages, e.g. "Linear(784, 256)".</summary>
+    public virtual string Describe() => GetType().Name;
+
+    /// <summary>Runs the module on <paramref name="input"/>, then every forward hook.</summary>
+    public Tensor Forward(Tensor input)
+    {
+        var output = ForwardImpl(input);
+        foreach (var hook in _forwardHooks) hook(this, input, output);
+        return output;
+    }
+
+    /// <summary>The computation of this module.</summary>
+    protected abstract Tensor ForwardImpl(Tensor input);
+
+    /// <summary>Registers a hook called after every forward pass with (module, input, output): probes
+    /// use it to record activation statistics. Dispose the result to remove it.</summary>
+    public IDisposable RegisterForwardHook(Action<Module, Tensor, Tensor> hook)
+    {
+        _forwardHooks.Add(hook);
+        return new Unregister(() => _forwardHooks.Remove(hook));
+    }
+
+    private sealed class Unregister(Action remove) : IDisposable
+    {
+        public void Dispose() => remove();
+    }
+
+    /// <summary>Registers a trainable tensor; it is made to require grad.</summary>
+    protected Tensor RegisterParameter(string name, Tensor tensor)
+    {
+        CheckName(name);
+        if (!tensor.IsLeaf) tensor = tensor.Detach();
+        tensor.RequiresGrad = true;
+        _parameters.Add((name, tensor));
+        return tensor;
+    }
+
+    /// <summary>Registers state that is saved in the state dict but not trained.</summary>
+    protected Tensor RegisterBuffer(string name, Tensor tensor)
+    {
+        CheckName(name);
+        _buffers.Add((name, tensor));
+        return tensor;
+    }
+
+    /// <summary>Registers a child module.</summary>
+    protected T RegisterModule<T>(string name, T module) where T : Module
+    {
+        CheckName(name);
+        _children.Add((name, module));
+        return module;
+    }
+
+    private void CheckName(string name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Contains('.'))
+            throw new ArgumentException($"{Describe()}: invalid name '{name}' (non-empty, no dots)");
+        if (_parameters.Any(p => p.Name == name) || _buffers.Any(b => b.Name == name) || _children.Any(c => c.Name == name))
+            throw new ArgumentException($"{Describe()}: name '{name}' is already registered");
+    }
+
+    /// <summary>Direct children, in registration order.</summary>
+    public IEnumerable<(string Name, Module Module)> NamedChildren() => _children;
+
+    /// <summary>This module and every descendant, with dotted names ("" for this one).</summary>
+    public IEnumerable<(string Name, Module Module)> NamedModules(string prefix = "")
+    {
+        yield return (prefix, this);
+        foreach (var (name, child) in _children)
+            foreach (var m in child.NamedModules(Join(prefix, name))) yield return m;
+    }
+
+    /// <summary>Every parameter of this module and its descendants, with dotted names such as "0.weight".</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> NamedParameters(string prefix = "")
+    {
+        foreach (var (name, p) in _parameters) yield return (Join(prefix, name), p);
+        foreach (var (name, child) in _children)
+            foreach (var p in child.NamedParameters(Join(prefix, name))) yield return p;
+    }
+
+    /// <summary>Every buffer, with dotted names.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> NamedBuffers(string prefix = "")
+    {
+        foreach (var (name, b) in _buffers) yield return (Join(prefix, name), b);
+        foreach (var (name, child) in _children)
+            foreach (var b in child.NamedBuffers(Join(prefix, name))) yield return b;
+    }
+
+    /// <summary>Every parameter, in a fixed order (registration order, depth first).</summary>
+    public IReadOnlyList<Tensor> Parameters() => NamedParameters().Select(p => p.Tensor).ToList();
+
+    /// <summary>Number of trainable elements (or of all parameter elements, frozen ones included).</summary>
+    public long ParameterCount(bool trainableOnly = false) =>
+        NamedParameters().Where(p => !trainableOnly || p.Tensor.RequiresGrad).Sum(p => (long)p.Tensor.Numel);
+
+    private static string Join(string prefix, string name) => prefix.Length == 0 ? name : prefix + "." + name;
+
+    /// <summary>Switches this module and its descendants to training (true) or evaluation (false) mode.</summary>
+    public Module Train(bool training = true)
+    {
+        foreach (var (_, m) in NamedModules()) m.IsTraining = training;
+        return this;
+    }
+
+    /// <summary>Evaluation mode: dropout off, batch norm uses its running statistics.</summary>
+    public Module Eval() => Train(false);
+
+    /// <summary>Stops (or resumes) training of every parameter: they stop requiring grad.</summary>
+    public Module Freeze(bool frozen = true)
+    {
+        foreach (var (_, p) in NamedParameters()) p.RequiresGrad = !frozen;
+        return this;
+    }
+
+    /// <summary>Clears every parameter's gradient.</summary>
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in NamedParameters()) p.Grad = null;
+    }
+
+    /// <summary>Parameters and buffers by dotted name, as copies detached from the graph.</summary>
+    public Dictionary<string, Tensor> StateDict()
+    {
+        var d = new Dictionary<string, Tensor>();
+        using (Autograd.NoGrad())
+        {
+            foreach (var (n, p) in NamedParameters()) d[n] = p.Detach().Clone();
+            foreach (var (n, b) in NamedBuffers()) d[n] = b.Detach().Clone();
+        }
+        return d;
+    }
+
+    /// <summary>
+    /// Copies values into the parameters and buffers in place (so optimizers keep their references).
+    /// With <paramref name="strict"/>, a missing, unexpected or mis-shaped entry is an error naming it.
+    /// </summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, bool strict = true)
+    {
+        var own = NamedParameters().Concat(NamedBuffers()).ToDictionary(x => x.Name, x => x.Tensor);
+        var problems = new List<string>();
+        foreach (var name in own.Keys.Where(k => !state.ContainsKey(k))) problems.Add($"missing entry '{name}'");
+        foreach (var name in state.Keys.Where(k => !own.ContainsKey(k))) problems.Add($"unexpected entry '{name}'");
+        foreach (var (name, t) in own)
+            if (state.TryGetValue(name, out var v) && v.Shape != t.Shape)
+                problems.Add($"entry '{name}' has shape {v.Shape}, the model expects {t.Shape}");
+        if (strict && problems.Count > 0)
+            throw new ArgumentException($"LoadStateDict into {Describe()}: " + string.Join("; ", problems));
+        using (Autograd.NoGrad())
+            foreach (var (name, t) in own)
+                if (state.TryGetValue(name, out var v) && v.Shape == t.Shape)
+                    t.CopyFrom(v.To(t.Device).To(t.DType));
+    }
+
+    /// <summary>A readable tree of the module and its children.</summary>
+    public override string ToString()
+    {
+        var sb = new System.Text.StringBuilder();
+        Print(sb, "", 0);
+        return sb.ToString().TrimEnd();
+    }
+
+    private void Print(System.Text.StringBuilder sb, string name, int depth)
+    {
+        sb.Append(' ', depth * 2);
+        if (name.Length > 0) sb.Append('(').Append(name).Append("): ");
+        sb.AppendLine(Describe());
+        foreach (var (n, c) in _children) c.Print(sb, n, depth + 1);
+    }
+}

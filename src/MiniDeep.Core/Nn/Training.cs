@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using MiniDeep.Data;
+using MiniDeep.Optim;
+
+namespace MiniDeep.Nn;
+
+/// <summary>What one epoch of training measured.</summary>
+public sealed record EpochStats(int Epoch, double TrainLoss, double TrainAccuracy, double? TestLoss, double? TestAccuracy,
+    double Seconds, double SamplesPerSecond, double LearningRate);
+
+/// <summary>Receives progress from <see cref="Trainer.Fit"/>: a progress bar, log lines, or nothing.</summary>
+public interface ITrainingReporter
+{
+    /// <summary>An epoch begins.</summary>
+    void EpochStarted(int epoch, int epochs, int batches);
+    /// <summary>A batch finished with this loss.</summary>
+    void BatchDone(int batch, double loss);
+    /// <summary>An epoch finished (after evaluation).</summary>
+    void EpochDone(EpochStats stats, int epochs);
+}
+
+/// <summary>One plain line per epoch, for logs and redirected output.</summary>
+public sealed class LineReporter(TextWriter output) : ITrainingReporter
+{
+    /// <inheritdoc/>
+    public void EpochStarted(int epoch, int epochs, int batches) { }
+    /// <inheritdoc/>
+    public void BatchDone(int batch, double loss) { }
+    /// <inheritdoc/>
+    public void EpochDone(EpochStats s, int epochs) =>
+        output.WriteLine(
+            $"epoch {s.Epoch}/{epochs}  loss {s.TrainLoss:F4}  train acc {s.TrainAccuracy:P2}" +
+            (s.TestAccuracy is { } ta ? $"  test loss {s.TestLoss:F4}  test acc {ta:P2}" : "") +
+            $"  {s.Seconds:F1} s  {s.SamplesPerSecond:F0} samples/s");
+}
+
+/// <summary>
+/// A thin training loop for classifiers: forward, loss, backward, optimizer step, per-epoch metrics.
+/// It is a convenience, not a framework; experiments that need something else write their own loop
+/// with the same three calls (<c>loss.Backward()</c>, <c>optimizer.Step()</c>, <c>optimizer.ZeroGrad()</c>).
+/// </summary>
+public static class Trainer
+{
+    /// <summary>Cross-entropy of logits against int32 labels: the default loss.</summary>
+    public static Tensor CrossEntropy(Tensor logits, Tensor labels) => Losses.CrossEntropy(logits, labels);
+
+    /// <summary>Trains <paramref name="model"/> for <paramref name="epochs"/> epochs and returns the per-epoch history.</summary>
+    /// <param name="model">The model; left in eval mode at the end.</param>
+    /// <param name="optimizer">The optimizer over the model's parameters.</param>
+    /// <param name="train">Batches of the training set.</param>
+    /// <param name="epochs">Passes over the training set.</param>
+    /// <param name="test">Evaluated after each epoch when given.</param>
+    /// <param name="loss">Loss of (output, target); cross-entropy by default.</param>
+    /// <param name="scheduler">Stepped once per batch when given.</param>
+    /// <param name="reporter">Progress display.</param>
+    public static List<EpochStats> Fit(Module model, Optimizer optimizer, DataLoader train, int epochs, IDataset? test = null,
+        Func<Tensor, Tensor, Tensor>? loss = null, LrScheduler? scheduler = null, ITrainingReporter? reporter = null)
+    {
+        loss ??= CrossEntropy;
+        var history = new List<EpochStats>();
+        for (int e = 1; e <= epochs; e++)
+        {
+            model.Train();
+            var clock = Stopwatch.StartNew();
+            reporter?.EpochStarted(e, epochs, train.BatchesPerEpoch);
+            double lossSum = 0;
+            long correct = 0, seen = 0;
+            int batchIndex = 0;
+            foreach (var batch in train.NextEpoch())
+            {
+                var output = model.Forward(batch.X);
+                var l = loss(output, batch.Y);
+                optimizer.ZeroGrad();
+                l.Backward();
+                optimizer.Step();
+                scheduler?.Step();
+                double lv = l.Item();
+                int n = batch.X.Size(0);
+                lossSum += lv * n;
+                seen += n;
+                if (output.Rank == 2 && batch.Y.DType == DType.Int32) correct += Correct(output, batch.Y);
+                reporter?.BatchDone(++batchIndex, lv);
+            }
+            double trainSeconds = clock.Elapsed.TotalSeconds;
+            (double Loss, double Accuracy)? eval = test is null ? null : Evaluate(model, test, loss: loss);
+            var stats = new EpochStats(e, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1), eval?.Loss, eval?.Accuracy,
+                trainSeconds, seen / Math.Max(trainSeconds, 1e-9), optimizer.Groups[0].Lr);
+            history.Add(stats);
+            reporter?.EpochDone(stats, epochs);
+        }
+        model.Eval();
+        return history;
+    }
+
+    /// <summary>Mean loss and accuracy of a classifier over a dataset, in eval mode and without recording.</summary>
+    public static (double Loss, double Accuracy) Evaluate(Module model, IDataset data, int batchSize = 1000, Func<Tensor, Tensor, Tensor>? loss = null)
+    {
+        loss ??= CrossEntropy;
+        bool wasTraining = model.IsTraining;
+        model.Eval();
+        try
+        {
+            using var _ = Autograd.NoGrad();
+            double lossSum = 0;
+            long correct = 0;
+            var loader = new DataLoader(data, batchSize);
+            foreach (var batch in loader.NextEpoch())
+            {
+                var output = model.Forward(batch.X);
+                lossSum += loss(output, batch.Y).Item() * batch.X.Size(0);
+                correct += Correct(output, batch.Y);
+            }
+            return (lossSum / Math.Max(data.Count, 1), (double)correct / Math.Max(data.Count, 1));
+        }
+        finally
+        {
+            model.Train(wasTraining);
+        }
+    }
+
+    /// <summary>Predicted classes (argmax of the outputs) of a whole dataset.</summary>
+    public static int[] Predict(Module model, IDataset data, int batchSize = 1000)
+    {
+        bool wasTraining = model.IsTraining;
+        model.Eval();
+        try
+        {
+            using var _ = Autograd.NoGrad();
+            var result = new List<int>(data.Count);
+            foreach (var batch in new DataLoader(data, batchSize).NextEpoch())
+                result.AddRange(model.Forward(batch.X).ArgMax(1).ToArray<int>());
+            return [.. result];
+        }
+        finally
+        {
+            model.Train(wasTraining);
+        }
+    }
+
+    private static long Correct(Tensor logits, Tensor labels)
+    {
+        using var _ = Autograd.NoGrad();
+        var pred = logits.ArgMax(1).ToArray<int>();
+        var y = labels.ToArray<int>();
+        long c = 0;
+        for (int i = 0; i < pred.Length; i++) if (pred[i] == y[i]) c++;
+        return c;
+    }
+}

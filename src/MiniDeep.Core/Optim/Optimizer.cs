@@ -1,0 +1,251 @@
+namespace MiniDeep.Optim;
+
+/// <summary>A set of parameters with its own hyperparameters (learning rate, weight decay, ...).</summary>
+public sealed class ParamGroup
+{
+    /// <summary>A group of parameters with a learning rate and weight decay.</summary>
+    public ParamGroup(IEnumerable<Tensor> parameters, double lr, double weightDecay = 0)
+    {
+        Params = parameters.ToList();
+        foreach (var p in Params)
+            if (!p.IsLeaf) throw new ArgumentException("optimizers update leaf tensors only; this parameter was computed by " + p.GradFn!.Op);
+        Lr = lr;
+        InitialLr = lr;
+        WeightDecay = weightDecay;
+    }
+
+    /// <summary>The tensors updated.</summary>
+    public List<Tensor> Params { get; }
+    /// <summary>Current learning rate (schedules change it).</summary>
+    public double Lr { get; set; }
+    /// <summary>The learning rate schedules scale from.</summary>
+    public double InitialLr { get; set; }
+    /// <summary>Weight decay (coupled L2 for SGD/Adam/RMSprop, decoupled for AdamW).</summary>
+    public double WeightDecay { get; set; }
+}
+
+/// <summary>
+/// Base of the optimizers. Each parameter's state (momentum buffers, Adam's moments, step counts)
+/// lives in <see cref="State"/> as named tensors, so checkpoints can save and restore it exactly.
+/// Updates run under NoGrad and modify parameters in place, so models keep their references.
+/// </summary>
+public abstract class Optimizer
+{
+    /// <summary>An optimizer over parameter groups.</summary>
+    protected Optimizer(IEnumerable<ParamGroup> groups)
+    {
+        Groups = groups.ToList();
+        var all = Groups.SelectMany(g => g.Params).ToList();
+        if (all.Count != all.Distinct(ReferenceEqualityComparer.Instance).Count())
+            throw new ArgumentException("a parameter appears in more than one parameter group");
+    }
+
+    /// <summary>Parameter groups, each with its own learning rate.</summary>
+    public List<ParamGroup> Groups { get; }
+
+    /// <summary>Per-parameter state: name → tensor ("momentum_buffer", "exp_avg", "exp_avg_sq", "step", ...).</summary>
+    public Dictionary<Tensor, Dictionary<string, Tensor>> State { get; } = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Sets every parameter's gradient to null.</summary>
+    public void ZeroGrad()
+    {
+        foreach (var g in Groups) foreach (var p in g.Params) p.Grad = null;
+    }
+
+    /// <summary>Applies one update to every parameter that has a gradient.</summary>
+    public void Step()
+    {
+        using var _ = Autograd.NoGrad();
+        foreach (var g in Groups)
+            foreach (var p in g.Params)
+                if (p.Grad is not null && p.RequiresGrad)
+                {
+                    if (!State.TryGetValue(p, out var s)) State[p] = s = new Dictionary<string, Tensor>();
+                    Update(g, p, p.Grad.Detach(), s);
+                }
+    }
+
+    /// <summary>One parameter's update: modify <paramref name="p"/> in place from <paramref name="grad"/> and its state.</summary>
+    protected abstract void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state);
+
+    /// <summary>The optimizer state by "group.index.name" keys, plus each group's learning rate, for checkpoints.</summary>
+    public Dictionary<string, Tensor> StateDict()
+    {
+        var d = new Dictionary<string, Tensor>();
+        for (int gi = 0; gi < Groups.Count; gi++)
+        {
+            d[$"{gi}.lr"] = Tensor.Scalar(Groups[gi].Lr, DType.Float64);
+            d[$"{gi}.initial_lr"] = Tensor.Scalar(Groups[gi].InitialLr, DType.Float64);
+            for (int pi = 0; pi < Groups[gi].Params.Count; pi++)
+                if (State.TryGetValue(Groups[gi].Params[pi], out var s))
+                    foreach (var (k, v) in s) d[$"{gi}.{pi}.{k}"] = v.Detach().Clone();
+        }
+        return d;
+    }
+
+    /// <summary>Restores what <see cref="StateDict"/> produced, for the same parameter groups.</summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    {
+        State.Clear();
+        foreach (var (key, value) in state)
+        {
+            var parts = key.Split('.', 3);
+            if (!int.TryParse(parts[0], out int gi) || gi >= Groups.Count)
+                throw new ArgumentException($"optimizer state entry '{key}' names group {parts[0]}, but there are {Groups.Count} groups");
+            if (parts.Length == 2)
+            {
+                if (parts[1] == "lr") Groups[gi].Lr = value.Item();
+                else if (parts[1] == "initial_lr") Groups[gi].InitialLr = value.Item();
+                else throw new ArgumentException($"unknown optimizer state entry '{key}'");
+                continue;
+            }
+            if (parts.Length != 3 || !int.TryParse(parts[1], out int pi) || pi >= Groups[gi].Params.Count)
+                throw new ArgumentException($"optimizer state entry '{key}' does not name a parameter of group {gi}");
+            var p = Groups[gi].Params[pi];
+            if (!State.TryGetValue(p, out var s)) State[p] = s = new Dictionary<string, Tensor>();
+            s[parts[2]] = value.Detach().Clone();
+        }
+    }
+
+    /// <summary>The state tensor <paramref name="name"/>, created as zeros like <paramref name="like"/> on first use.</summary>
+    protected static Tensor Buffer(Dictionary<string, Tensor> state, string name, Tensor like)
+    {
+        if (!state.TryGetValue(name, out var t)) state[name] = t = Tensor.ZerosLike(like);
+        return t;
+    }
+
+    /// <summary>Increments and returns the step counter kept in the state (as a float64 scalar).</summary>
+    protected static int NextStep(Dictionary<string, Tensor> state)
+    {
+        int step = state.TryGetValue("step", out var s) ? (int)s.Item() + 1 : 1;
+        state["step"] = Tensor.Scalar(step, DType.Float64);
+        return step;
+    }
+}
+
+/// <summary>
+/// Stochastic gradient descent with optional momentum (heavy ball or Nesterov) and coupled weight
+/// decay, in PyTorch's formulation: g ← g + λp; v ← μv + g; step along g + μv (Nesterov) or v.
+/// </summary>
+public sealed class Sgd : Optimizer
+{
+    private readonly double _momentum;
+    private readonly bool _nesterov;
+
+    /// <summary>SGD over one group.</summary>
+    public Sgd(IEnumerable<Tensor> parameters, double lr, double momentum = 0, bool nesterov = false, double weightDecay = 0)
+        : this([new ParamGroup(parameters, lr, weightDecay)], momentum, nesterov) { }
+
+    /// <summary>SGD over several groups.</summary>
+    public Sgd(IEnumerable<ParamGroup> groups, double momentum = 0, bool nesterov = false) : base(groups)
+    {
+        if (nesterov && momentum <= 0) throw new ArgumentException("Sgd: Nesterov momentum needs momentum > 0");
+        _momentum = momentum;
+        _nesterov = nesterov;
+    }
+
+    /// <inheritdoc/>
+    protected override void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)
+    {
+        var d = group.WeightDecay != 0 ? grad + p * group.WeightDecay : grad;
+        if (_momentum != 0)
+        {
+            if (!state.TryGetValue("momentum_buffer", out var buf)) state["momentum_buffer"] = buf = d.Clone();
+            else buf.MulInPlace(_momentum).AddInPlace(d);
+            d = _nesterov ? d + buf * _momentum : buf;
+        }
+        p.AddInPlace(d, -group.Lr);
+    }
+}
+
+/// <summary>
+/// Adam (Kingma &amp; Ba 2015) with bias correction; weight decay is added to the gradient (coupled L2).
+/// m ← β₁m + (1-β₁)g; v ← β₂v + (1-β₂)g²; p ← p - lr·(m/(1-β₁ᵗ)) / (√(v/(1-β₂ᵗ)) + ε).
+/// </summary>
+public class Adam : Optimizer
+{
+    /// <summary>β₁, β₂.</summary>
+    protected readonly (double B1, double B2) Betas;
+    /// <summary>ε.</summary>
+    protected readonly double Eps;
+
+    /// <summary>Adam over one group.</summary>
+    public Adam(IEnumerable<Tensor> parameters, double lr = 1e-3, (double, double)? betas = null, double eps = 1e-8, double weightDecay = 0)
+        : this([new ParamGroup(parameters, lr, weightDecay)], betas, eps) { }
+
+    /// <summary>Adam over several groups.</summary>
+    public Adam(IEnumerable<ParamGroup> groups, (double, double)? betas = null, double eps = 1e-8) : base(groups)
+    {
+        Betas = betas ?? (0.9, 0.999);
+        Eps = eps;
+    }
+
+    /// <summary>Whether weight decay is decoupled from the gradient (AdamW) or added to it (Adam).</summary>
+    protected virtual bool Decoupled => false;
+
+    /// <inheritdoc/>
+    protected override void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)
+    {
+        int t = NextStep(state);
+        if (group.WeightDecay != 0)
+        {
+            if (Decoupled) p.MulInPlace(1 - group.Lr * group.WeightDecay);
+            else grad = grad + p * group.WeightDecay;
+        }
+        var m = Buffer(state, "exp_avg", p);
+        var v = Buffer(state, "exp_avg_sq", p);
+        m.MulInPlace(Betas.B1).AddInPlace(grad, 1 - Betas.B1);
+        v.MulInPlace(Betas.B2).AddInPlace(grad * grad, 1 - Betas.B2);
+        double c1 = 1 - Math.Pow(Betas.B1, t), c2 = 1 - Math.Pow(Betas.B2, t);
+        var denom = (v / c2).Sqrt() + Eps;
+        p.AddInPlace(m / denom, -group.Lr / c1);
+    }
+}
+
+/// <summary>AdamW (Loshchilov &amp; Hutter 2019): Adam with decoupled weight decay, p ← p(1 - lr·λ) before the Adam step.</summary>
+public sealed class AdamW : Adam
+{
+    /// <summary>AdamW over one group (weight decay defaults to 0.01, as in PyTorch).</summary>
+    public AdamW(IEnumerable<Tensor> parameters, double lr = 1e-3, (double, double)? betas = null, double eps = 1e-8, double weightDecay = 0.01)
+        : base(parameters, lr, betas, eps, weightDecay) { }
+
+    /// <summary>AdamW over several groups.</summary>
+    public AdamW(IEnumerable<ParamGroup> groups, (double, double)? betas = null, double eps = 1e-8) : base(groups, betas, eps) { }
+
+    /// <inheritdoc/>
+    protected override bool Decoupled => true;
+}
+
+/// <summary>RMSprop (Hinton's lecture 6e) in PyTorch's formulation: v ← αv + (1-α)g²; p ← p - lr·g/(√v + ε), optionally with momentum.</summary>
+public sealed class RmsProp : Optimizer
+{
+    private readonly double _alpha, _eps, _momentum;
+
+    /// <summary>RMSprop over one group.</summary>
+    public RmsProp(IEnumerable<Tensor> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double momentum = 0, double weightDecay = 0)
+        : this([new ParamGroup(parameters, lr, weightDecay)], alpha, eps, momentum) { }
+
+    /// <summary>RMSprop over several groups.</summary>
+    public RmsProp(IEnumerable<ParamGroup> groups, double alpha = 0.99, double eps = 1e-8, double momentum = 0) : base(groups)
+    {
+        _alpha = alpha;
+        _eps = eps;
+        _momentum = momentum;
+    }
+
+    /// <inheritdoc/>
+    protected override void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)
+    {
+        if (group.WeightDecay != 0) grad = grad + p * group.WeightDecay;
+        var v = Buffer(state, "square_avg", p);
+        v.MulInPlace(_alpha).AddInPlace(grad * grad, 1 - _alpha);
+        var step = grad / (v.Sqrt() + _eps);
+        if (_momentum > 0)
+        {
+            var buf = Buffer(state, "momentum_buffer", p);
+            buf.MulInPlace(_momentum).AddInPlace(step);
+            step = buf;
+        }
+        p.AddInPlace(step, -group.Lr);
+    }
+}

@@ -1,0 +1,99 @@
+namespace MiniDeep.Optim;
+
+/// <summary>
+/// A learning-rate schedule: after each <see cref="Step"/>, every group's learning rate is its
+/// initial rate times <see cref="Factor"/>(t), t counting steps taken (epochs or batches — the
+/// caller decides by when it calls Step).
+/// </summary>
+public abstract class LrScheduler
+{
+    /// <summary>A schedule driving <paramref name="optimizer"/>.</summary>
+    protected LrScheduler(Optimizer optimizer)
+    {
+        Optimizer = optimizer;
+        Apply();
+    }
+
+    /// <summary>The optimizer whose learning rates are set.</summary>
+    public Optimizer Optimizer { get; }
+
+    /// <summary>Steps taken so far (saved in checkpoints).</summary>
+    public int StepCount { get; set; }
+
+    /// <summary>The multiplier of the initial learning rate after <paramref name="t"/> steps.</summary>
+    public abstract double Factor(int t);
+
+    /// <summary>Advances the schedule by one step and updates the learning rates.</summary>
+    public void Step()
+    {
+        StepCount++;
+        Apply();
+    }
+
+    /// <summary>Sets the learning rates for the current step count.</summary>
+    public void Apply()
+    {
+        double f = Factor(StepCount);
+        foreach (var g in Optimizer.Groups) g.Lr = g.InitialLr * f;
+    }
+}
+
+/// <summary>Multiply by γ every <c>stepSize</c> steps.</summary>
+public sealed class StepLr(Optimizer optimizer, int stepSize, double gamma = 0.1) : LrScheduler(optimizer)
+{
+    /// <inheritdoc/>
+    public override double Factor(int t) => Math.Pow(gamma, t / stepSize);
+}
+
+/// <summary>Multiply by γ every step.</summary>
+public sealed class ExponentialLr(Optimizer optimizer, double gamma) : LrScheduler(optimizer)
+{
+    /// <inheritdoc/>
+    public override double Factor(int t) => Math.Pow(gamma, t);
+}
+
+/// <summary>Cosine annealing from the initial rate to <c>minFactor</c>·initial over <c>tMax</c> steps (Loshchilov &amp; Hutter 2017, no restarts).</summary>
+public sealed class CosineLr(Optimizer optimizer, int tMax, double minFactor = 0) : LrScheduler(optimizer)
+{
+    /// <inheritdoc/>
+    public override double Factor(int t) =>
+        minFactor + (1 - minFactor) * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(t, tMax) / tMax));
+}
+
+/// <summary>Linear warm-up from <c>startFactor</c> to 1 over <c>warmupSteps</c>, then the optional schedule <c>after</c> (counted from the end of warm-up).</summary>
+public sealed class LinearWarmup(Optimizer optimizer, int warmupSteps, Func<int, double>? after = null, double startFactor = 0.0) : LrScheduler(optimizer)
+{
+    /// <inheritdoc/>
+    public override double Factor(int t) => t < warmupSteps
+        ? startFactor + (1 - startFactor) * t / warmupSteps
+        : after?.Invoke(t - warmupSteps) ?? 1;
+}
+
+/// <summary>Gradient clipping.</summary>
+public static class GradClip
+{
+    /// <summary>Scales all gradients together so that their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
+    public static double ClipGradNorm(IEnumerable<Tensor> parameters, double maxNorm)
+    {
+        var grads = parameters.Where(p => p.Grad is not null).Select(p => p.Grad!).ToList();
+        double total;
+        using (Autograd.NoGrad())
+        {
+            total = Math.Sqrt(grads.Sum(g => g.Double().Square().Sum().Item()));
+            if (total > maxNorm && total > 0)
+            {
+                double scale = maxNorm / (total + 1e-6);
+                foreach (var g in grads) g.MulInPlace(scale);
+            }
+        }
+        return total;
+    }
+
+    /// <summary>Clamps every gradient element to [-clip, clip].</summary>
+    public static void ClipGradValue(IEnumerable<Tensor> parameters, double clip)
+    {
+        using (Autograd.NoGrad())
+            foreach (var p in parameters)
+                p.Grad?.CopyFrom(p.Grad.Clamp(-clip, clip));
+    }
+}
