@@ -108,6 +108,11 @@ public interface IBackend
     /// <summary>col2im, the adjoint of <see cref="Unfold"/>: cols (B, C*kh*kw, outH*outW) summed into (B, C, H, W).</summary>
     Storage Fold(View cols, WindowGeometry g);
 
+    /// <summary>For max pooling: x is (B, C, H, W); the result (int32, (B, C, outH·outW)) holds, for every
+    /// window, the flat index i·W + j of its largest element inside the image (padding never wins; the
+    /// first maximum in scan order on ties; a NaN wins).</summary>
+    Storage MaxPoolIndices(View x, WindowGeometry g);
+
     /// <summary>out[i] = x[i with axis coordinate replaced by index[i]]; index (int32) has the output's shape.</summary>
     Storage Gather(View x, int axis, View index);
 

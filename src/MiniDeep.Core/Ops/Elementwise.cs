@@ -75,7 +75,7 @@ public sealed partial class Tensor
     {
         var x = this;
         var y = Unary<ReluOp>("relu");
-        return Autograd.Record(y, "relu", [this], g => [g * (x > 0).To(g.DType)]);
+        return Autograd.Record(y, "relu", [this], g => [Where(x > 0, g, ScalarLike(g, 0))]);
     }
 
     /// <summary>x for x &gt; 0, slope·x otherwise. Composite of where, so its gradient comes for free.</summary>

@@ -73,43 +73,58 @@ public sealed partial class Tensor
         if (bias is not null && (bias.Rank != 1 || bias.Dims[0] != o))
             throw new ShapeMismatchException("conv2d", $"conv2d: bias {bias.Shape} does not match {o} output channels");
 
+        // One GEMM per group over the whole batch: (O/G, K) @ (K, N·L). The alternative, a batched
+        // matmul per image, made N small products and a weight gradient summed over N copies; with the
+        // batch folded into the columns the weight gradient is a single product too.
         int k = cg * kh * kw, l = geo.OutH * geo.OutW;
-        var cols = Unfold(x, geo).Reshape(n, groups, k, l);      // (N, G, K, L)
-        var wm = weight.Reshape(groups, o / groups, k);            // (G, O/G, K)
-        var y = MatMul(wm, cols).Reshape(n, o, geo.OutH, geo.OutW); // (N, G, O/G, L) → (N, O, oh, ow)
+        var cols = Unfold(x, geo).Reshape(n, groups, k, l).Permute(1, 2, 0, 3).Reshape(groups, k, n * l); // (G, K, N·L)
+        var wm = weight.Reshape(groups, o / groups, k);                                                       // (G, O/G, K)
+        var y = MatMul(wm, cols).Reshape(groups, o / groups, n, l).Permute(2, 0, 1, 3)                         // (N, G, O/G, L)
+            .Reshape(n, o, geo.OutH, geo.OutW);
         if (bias is not null) y += bias.Reshape(1, o, 1, 1);
         return y;
     }
 
-    /// <summary>Max pooling over kh×kw windows; padding counts as -∞. At ties the gradient is shared equally among the maxima.</summary>
-    public static Tensor MaxPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null) =>
-        Pool("max_pool2d", x, kernel, stride, padding, dilation, max: true);
+    /// <summary>Max pooling over kh×kw windows; padding never wins. A kernel finds each window's
+    /// maximum (the first in scan order on ties, as PyTorch) and the values are gathered from there,
+    /// so the gradient is gather's adjoint: each output's gradient goes to its window's maximum.</summary>
+    // y = gather(x, argmax over each window)   dx = scatter_add(0, argmax, g)
+    public static Tensor MaxPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null)
+    {
+        var geo = PoolGeometry("max_pool2d", x, kernel, stride, padding, dilation);
+        int n = x.Dims[0], c = x.Dims[1];
+        var idx = new Tensor(x.Backend.MaxPoolIndices(x.AsView, geo), [n, c, geo.OutH * geo.OutW]);
+        return x.Reshape(n, c, geo.Height * geo.Width).Gather(2, idx).Reshape(n, c, geo.OutH, geo.OutW);
+    }
 
     /// <summary>Average pooling over kh×kw windows; zero padding is counted in the average (PyTorch's default count_include_pad).</summary>
     public static Tensor AvgPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null) =>
-        Pool("avg_pool2d", x, kernel, stride, padding, null, max: false);
+        AvgPool("avg_pool2d", x, kernel, stride, padding);
 
-    private static Tensor Pool(string op, Tensor x, (int H, int W) kernel, (int H, int W)? stride, (int H, int W)? padding, (int H, int W)? dilation, bool max)
+    private static WindowGeometry PoolGeometry(string op, Tensor x, (int H, int W) kernel, (int H, int W)? stride, (int H, int W)? padding, (int H, int W)? dilation)
     {
         if (x.Rank != 4) throw new ShapeMismatchException(op, $"{op}: input must be (N, C, H, W), got {x.Shape}");
         var (sh, sw) = stride ?? kernel;
         var (ph, pw) = padding ?? (0, 0);
         var (dh, dw) = dilation ?? (1, 1);
-        if (kernel.H < 1 || kernel.W < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0)
-            throw new ArgumentException($"{op}: kernel {kernel} and stride ({sh}, {sw}) must be positive, padding ({ph}, {pw}) non-negative");
+        if (kernel.H < 1 || kernel.W < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0 || dh < 1 || dw < 1)
+            throw new ArgumentException($"{op}: kernel {kernel}, stride ({sh}, {sw}) and dilation ({dh}, {dw}) must be positive, padding ({ph}, {pw}) non-negative");
         if (ph * 2 > kernel.H || pw * 2 > kernel.W)
             throw new ArgumentException($"{op}: padding ({ph}, {pw}) must be at most half the kernel {kernel}");
-        int n = x.Dims[0], c = x.Dims[1];
-        var flat = x.Reshape(n * c, 1, x.Dims[2], x.Dims[3]);
-        if (max && (ph > 0 || pw > 0)) flat = flat.Pad([pw, pw, ph, ph], double.NegativeInfinity);
-        int h = flat.Dims[2], w = flat.Dims[3];
-        int pad = max ? 0 : 1;
-        var geo = new WindowGeometry(1, h, w, kernel.H, kernel.W, sh, sw, ph * pad, pw * pad, dh, dw);
+        var geo = new WindowGeometry(x.Dims[1], x.Dims[2], x.Dims[3], kernel.H, kernel.W, sh, sw, ph, pw, dh, dw);
         if (geo.OutH <= 0 || geo.OutW <= 0)
             throw new ShapeMismatchException(op, $"{op}: kernel {kernel} does not fit input {x.Shape}");
-        var cols = Unfold(flat, geo);                               // (N·C, kh·kw, L)
-        var pooled = max ? cols.Max(1) : cols.Mean(1);               // (N·C, L)
-        return pooled.Reshape(n, c, geo.OutH, geo.OutW);
+        return geo;
+    }
+
+    // The mean over each window of the unfolded image; zero padding counts, as PyTorch's default.
+    private static Tensor AvgPool(string op, Tensor x, (int H, int W) kernel, (int H, int W)? stride, (int H, int W)? padding)
+    {
+        var g = PoolGeometry(op, x, kernel, stride, padding, null);
+        int n = x.Dims[0], c = x.Dims[1];
+        var geo = g with { Channels = 1 };
+        var cols = Unfold(x.Reshape(n * c, 1, g.Height, g.Width), geo);   // (N·C, kh·kw, L)
+        return cols.Mean(1).Reshape(n, c, g.OutH, g.OutW);
     }
 
     /// <summary>Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p), so eval needs no rescaling.</summary>

@@ -31,30 +31,31 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         if (dtype == x.DType && dtype == DType.Float64) return Host(Materialize<double>(x));
         return (x.DType, dtype) switch
         {
-            (DType.Float64, DType.Float32) => Host(Convert<double, float>(x, v => (float)v)),
-            (DType.Float32, DType.Float64) => Host(Convert<float, double>(x, v => v)),
-            (DType.Bool, DType.Float32) => Host(Convert<bool, float>(x, v => v ? 1f : 0f)),
-            (DType.Bool, DType.Float64) => Host(Convert<bool, double>(x, v => v ? 1d : 0d)),
-            (DType.Int32, DType.Float32) => Host(Convert<int, float>(x, v => v)),
-            (DType.Int32, DType.Float64) => Host(Convert<int, double>(x, v => v)),
-            (DType.Float32, DType.Bool) => Host(Convert<float, bool>(x, v => v != 0)),
-            (DType.Bool, DType.Int32) => Host(Convert<bool, int>(x, v => v ? 1 : 0)),
+            (DType.Float64, DType.Float32) => Host(Convert<double, float>(x)),
+            (DType.Float32, DType.Float64) => Host(Convert<float, double>(x)),
+            (DType.Int32, DType.Float32) => Host(Convert<int, float>(x)),
+            (DType.Int32, DType.Float64) => Host(Convert<int, double>(x)),
+            (DType.Bool, DType.Float32) => Host(FromBool(x, 1f)),
+            (DType.Bool, DType.Float64) => Host(FromBool(x, 1d)),
+            (DType.Bool, DType.Int32) => Host(FromBool(x, 1)),
             _ => base.Copy(x, dtype),
         };
     }
 
-    // Element conversion in one pass over contiguous data (the same rounding as the reference: float
-    // casts round to nearest, bool is 0/1). A delegate per element is cheap next to the reference's
-    // per-element layout arithmetic.
-    private static TOut[] Convert<TIn, TOut>(View x, Func<TIn, TOut> f) where TIn : unmanaged where TOut : unmanaged
+    // Numeric conversion with the cast's rounding ((float)double rounds to nearest, as the reference does).
+    private static TOut[] Convert<TIn, TOut>(View x) where TIn : unmanaged, INumber<TIn> where TOut : unmanaged, INumber<TOut>
     {
-        var src = x.Layout.IsContiguous ? Data<TIn>(x.Storage) : Materialize<TIn>(x);
-        int off = x.Layout.IsContiguous ? x.Layout.Offset : 0, n = x.Layout.Numel;
-        var y = new TOut[n];
-        Parallelism.ForRange(n, ParallelGrain, (s, e) =>
-        {
-            for (int i = s; i < e; i++) y[i] = f(src[off + i]);
-        });
+        ReadOnlySpan<TIn> src = x.Layout.IsContiguous ? Data<TIn>(x.Storage).AsSpan(x.Layout.Offset, x.Layout.Numel) : Materialize<TIn>(x);
+        var y = GC.AllocateUninitializedArray<TOut>(src.Length);
+        TensorPrimitives.ConvertTruncating<TIn, TOut>(src, y);
+        return y;
+    }
+
+    private static T[] FromBool<T>(View x, T one) where T : unmanaged
+    {
+        ReadOnlySpan<bool> src = x.Layout.IsContiguous ? Data<bool>(x.Storage).AsSpan(x.Layout.Offset, x.Layout.Numel) : Materialize<bool>(x);
+        var y = new T[src.Length];
+        for (int i = 0; i < src.Length; i++) if (src[i]) y[i] = one;
         return y;
     }
 
@@ -62,7 +63,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     internal static T[] Materialize<T>(View x) where T : unmanaged
     {
         var src = Data<T>(x.Storage);
-        var y = new T[x.Layout.Numel];
+        var y = GC.AllocateUninitializedArray<T>(x.Layout.Numel);
         if (y.Length == 0) return y;
         if (x.Layout.IsContiguous) { Array.Copy(src, x.Layout.Offset, y, 0, y.Length); return y; }
         var (shape, strides) = Coalesce(x.Layout.Shape, x.Layout.Strides);
@@ -123,7 +124,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var src = x.Layout.IsContiguous ? null : Materialize<T>(x);
         var data = src ?? Data<T>(x.Storage);
         int off = src is null ? x.Layout.Offset : 0, n = x.Layout.Numel;
-        var y = src ?? new T[n];
+        var y = src ?? GC.AllocateUninitializedArray<T>(n);
         Parallelism.ForRange(n, ParallelGrain, (s, e) => UnarySpan<TOp, T>(data.AsSpan(off + s, e - s), y.AsSpan(s, e - s)));
         return y;
     }
@@ -161,7 +162,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     private static T[] BinaryT<TOp, T>(View a, View b, int[] shape) where TOp : IBinaryOp where T : unmanaged, IFloatingPointIeee754<T>
     {
         int n = Shapes.Numel(shape);
-        var y = new T[n];
+        var y = GC.AllocateUninitializedArray<T>(n);
         if (n == 0) return y;
         var (sh, st) = Coalesce(shape, a.Layout.Strides, b.Layout.Strides);
         int rank = sh.Length;
@@ -286,6 +287,9 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         // The index-select pattern (an index that varies only along the axis, expanded with stride 0
         // elsewhere): copy whole inner blocks. It covers batching, embeddings and IndexSelect.
         var ix = index.Layout;
+        if (axis == x.Shape.Length - 1 && x.Layout.IsContiguous && ix.IsContiguous && x.DType == DType.Float32
+            && Shapes.SameShape(x.Shape.AsSpan(0, axis), index.Shape.AsSpan(0, axis)))
+            return Host(GatherLastAxis(x, index));
         bool selectPattern = ix.Strides.Select((st, d) => d == axis || ((st == 0 || ix.Shape[d] == 1) && ix.Shape[d] == x.Shape[d])).All(b => b);
         if (!selectPattern || x.DType is not (DType.Float32 or DType.Float64 or DType.Int32)) return base.Gather(x, axis, index);
         return x.DType switch
@@ -294,6 +298,90 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             DType.Float64 => Host(SelectRows<double>(x, axis, index)),
             _ => Host(SelectRows<int>(x, axis, index)),
         };
+    }
+
+    // Gather along the last axis of contiguous tensors, row by row (max pooling's values).
+    private static float[] GatherLastAxis(View x, View index)
+    {
+        var src = Data<float>(x.Storage);
+        var idx = Data<int>(index.Storage);
+        int size = x.Shape[^1], n = index.Shape[^1], rows = index.Layout.Numel / Math.Max(n, 1);
+        int xo = x.Layout.Offset, io = index.Layout.Offset;
+        var y = GC.AllocateUninitializedArray<float>(rows * n);
+        Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / Math.Max(n, 1)), (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++)
+                for (int j = 0; j < n; j++)
+                {
+                    int v = idx[io + r * n + j];
+                    if ((uint)v >= (uint)size) throw new IndexOutOfRangeException($"gather: index {v} is out of range for axis {x.Shape.Length - 1} of size {size}");
+                    y[r * n + j] = src[xo + r * size + v];
+                }
+        });
+        return y;
+    }
+
+    /// <inheritdoc/>
+    public override Storage ScatterAdd(int[] shape, int axis, View index, View src)
+    {
+        var ix = index.Layout;
+        if (axis != shape.Length - 1 || !ix.IsContiguous || !src.Layout.IsContiguous || src.DType != DType.Float32
+            || !Shapes.SameShape(shape.AsSpan(0, axis), index.Shape.AsSpan(0, axis)))
+            return base.ScatterAdd(shape, axis, index, src);
+        // Row by row in a fixed order, so the sums do not depend on the thread count.
+        var s = Data<float>(src.Storage);
+        var idx = Data<int>(index.Storage);
+        int size = shape[^1], n = index.Shape[^1], rows = index.Layout.Numel / Math.Max(n, 1);
+        int so = src.Layout.Offset, io = ix.Offset;
+        var y = new float[Shapes.Numel(shape)];
+        Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / Math.Max(n, 1)), (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++)
+                for (int j = 0; j < n; j++)
+                {
+                    int v = idx[io + r * n + j];
+                    if ((uint)v >= (uint)size) throw new IndexOutOfRangeException($"scatter_add: index {v} is out of range for axis {axis} of size {size}");
+                    y[r * size + v] += s[so + r * n + j];
+                }
+        });
+        return Host(y);
+    }
+
+    /// <inheritdoc/>
+    public override Storage MaxPoolIndices(View x, WindowGeometry g)
+    {
+        if (x.DType != DType.Float32) return base.MaxPoolIndices(x, g);
+        var src = x.Layout.IsContiguous ? Data<float>(x.Storage) : Materialize<float>(x);
+        int off = x.Layout.IsContiguous ? x.Layout.Offset : 0;
+        int planes = x.Shape[0] * g.Channels, plane = g.Height * g.Width, l = g.OutH * g.OutW;
+        var y = GC.AllocateUninitializedArray<int>(planes * l);
+        Parallelism.ForRange(planes, Math.Max(1, ParallelGrain / Math.Max(1, plane)), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                var image = src.AsSpan(off + p * plane, plane);
+                for (int oi = 0; oi < g.OutH; oi++)
+                    for (int oj = 0; oj < g.OutW; oj++)
+                    {
+                        int best = -1;
+                        float bv = 0;
+                        for (int ki = 0; ki < g.KernelH; ki++)
+                        {
+                            int ii = oi * g.StrideH - g.PadH + ki * g.DilationH;
+                            if (ii < 0 || ii >= g.Height) continue;
+                            for (int kj = 0; kj < g.KernelW; kj++)
+                            {
+                                int jj = oj * g.StrideW - g.PadW + kj * g.DilationW;
+                                if (jj < 0 || jj >= g.Width) continue;
+                                float v = image[ii * g.Width + jj];
+                                if (best < 0 || (!float.IsNaN(bv) && (v > bv || float.IsNaN(v)))) { best = ii * g.Width + jj; bv = v; }
+                            }
+                        }
+                        y[p * l + oi * g.OutW + oj] = best;
+                    }
+            }
+        });
+        return Host(y);
     }
 
     private static T[] SelectRows<T>(View x, int axis, View index) where T : unmanaged
@@ -313,7 +401,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             if ((uint)v >= (uint)size) throw new IndexOutOfRangeException($"gather: index {v} is out of range for axis {axis} of size {size}");
             picks[j] = v;
         }
-        var y = new T[outer * n * inner];
+        var y = GC.AllocateUninitializedArray<T>(outer * n * inner);
         Parallelism.ForRange(outer * n, Math.Max(1, ParallelGrain / Math.Max(inner, 1)), (r0, r1) =>
         {
             for (int r = r0; r < r1; r++)
@@ -398,6 +486,33 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var y = new T[outN];
         if (outN == 0) return y;
         if (rowLen == 0) return y; // empty sum = 0 (max/min of empty were refused above this layer)
+        // Reduced axes forming one block in the middle of a contiguous tensor, (outer, R, inner) with
+        // inner > 1 (a bias gradient summed over the batch, max pooling over window rows): fold the R
+        // rows of each outer slice into the output with whole-row vector ops, in order r = 0..R-1.
+        if (x.Layout.IsContiguous && MiddleBlock(x.Shape, flags) is var (outer, reduced, inner) && inner > 1)
+        {
+            var src = Data<T>(x.Storage);
+            int off0 = x.Layout.Offset;
+            Parallelism.ForRange(outer, Math.Max(1, ParallelGrain / Math.Max(1, reduced * inner)), (o0, o1) =>
+            {
+                for (int o = o0; o < o1; o++)
+                {
+                    var dst = y.AsSpan(o * inner, inner);
+                    src.AsSpan(off0 + o * reduced * inner, inner).CopyTo(dst);
+                    for (int r = 1; r < reduced; r++)
+                    {
+                        var row = src.AsSpan(off0 + (o * reduced + r) * inner, inner);
+                        switch (kind)
+                        {
+                            case ReduceKind.Sum: TensorPrimitives.Add(dst, row, dst); break;
+                            case ReduceKind.Max: TensorPrimitives.Max(dst, row, dst); break;
+                            default: TensorPrimitives.Min(dst, row, dst); break;
+                        }
+                    }
+                }
+            });
+            return y;
+        }
         var permuted = x.Layout.Permute(perm);
         var data = permuted.IsContiguous ? Data<T>(x.Storage) : Materialize<T>(new View(x.Storage, permuted));
         int off = permuted.IsContiguous ? permuted.Offset : 0;
@@ -420,6 +535,30 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             for (int r = r0; r < r1; r++) y[r] = ReduceSpan(kind, data.AsSpan(off + r * rowLen, rowLen));
         });
         return y;
+    }
+
+    // When the reduced axes (ignoring size-1 axes) are one consecutive block, the sizes before,
+    // of, and after it; otherwise null.
+    private static (int Outer, int Reduced, int Inner)? MiddleBlock(int[] shape, bool[] flags)
+    {
+        int first = -1, last = -1;
+        for (int d = 0; d < shape.Length; d++)
+        {
+            if (shape[d] == 1 || !flags[d]) continue;
+            if (first < 0) first = d;
+            last = d;
+        }
+        if (first < 0) return null;
+        for (int d = first; d <= last; d++)
+            if (!flags[d] && shape[d] != 1) return null;
+        int outer = 1, reduced = 1, inner = 1;
+        for (int d = 0; d < shape.Length; d++)
+        {
+            if (d < first) outer *= shape[d];
+            else if (d > last) inner *= shape[d];
+            else reduced *= shape[d];
+        }
+        return (outer, reduced, inner);
     }
 
     private static T ReduceSpan<T>(ReduceKind kind, ReadOnlySpan<T> s) where T : unmanaged, IFloatingPointIeee754<T> => kind switch
@@ -446,7 +585,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         }
         if (a.DType == DType.Float32)
         {
-            var y = new float[nb * m * n];
+            var y = GC.AllocateUninitializedArray<float>(nb * m * n);
             var da = Data<float>(a.Storage); var db = Data<float>(b.Storage);
             fixed (float* pa = da) fixed (float* pb = db) fixed (float* py = y)
                 for (int bi = 0; bi < nb; bi++)
@@ -472,7 +611,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         int batch = x.Shape[0], kk = g.KernelH * g.KernelW, l = g.OutH * g.OutW;
         var src = x.Layout.IsContiguous ? Data<float>(x.Storage) : Materialize<float>(x);
         int off = x.Layout.IsContiguous ? x.Layout.Offset : 0;
-        var y = new float[batch * g.Channels * kk * l];
+        var y = GC.AllocateUninitializedArray<float>(batch * g.Channels * kk * l);
         int plane = g.Height * g.Width;
         // One task per (image, channel): it owns kh·kw rows of the output, so tasks never share a write.
         Parallelism.ForRange(batch * g.Channels, Math.Max(1, ParallelGrain / Math.Max(1, kk * l)), (t0, t1) =>

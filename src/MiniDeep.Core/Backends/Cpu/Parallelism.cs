@@ -26,7 +26,15 @@ public static class Parallelism
             for (int i = 0; i < chunks; i++) body(i);
             return;
         }
-        System.Threading.Tasks.Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+        try
+        {
+            System.Threading.Tasks.Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        {
+            // Surface a kernel's own error (an index out of range, say) as itself, as on one thread.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
     }
 
     /// <summary>Splits [0, n) into fixed chunks of <paramref name="grain"/> and runs body(start, end) on each.</summary>

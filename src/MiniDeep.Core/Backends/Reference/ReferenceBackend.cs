@@ -305,6 +305,32 @@ public class ReferenceBackend : IBackend
         return Host(y);
     }
 
+    /// <inheritdoc/>
+    public virtual Storage MaxPoolIndices(View x, WindowGeometry g)
+    {
+        int batch = x.Shape[0], l = g.OutH * g.OutW;
+        var y = new int[batch * g.Channels * l];
+        var src = ((HostStorage)x.Storage).Data;
+        for (int plane = 0; plane < batch * g.Channels; plane++)
+            for (int oi = 0; oi < g.OutH; oi++)
+                for (int oj = 0; oj < g.OutW; oj++)
+                {
+                    int best = -1;
+                    double bv = 0;
+                    for (int ki = 0; ki < g.KernelH; ki++)
+                        for (int kj = 0; kj < g.KernelW; kj++)
+                        {
+                            int ii = oi * g.StrideH - g.PadH + ki * g.DilationH, jj = oj * g.StrideW - g.PadW + kj * g.DilationW;
+                            if (ii < 0 || ii >= g.Height || jj < 0 || jj >= g.Width) continue;
+                            double v = ReadAsDouble(src, x.Layout.IndexOf(plane * g.Height * g.Width + ii * g.Width + jj));
+                            if (best < 0 || (!double.IsNaN(bv) && (v > bv || double.IsNaN(v)))) { best = ii * g.Width + jj; bv = v; }
+                        }
+                    if (best < 0) throw new ArgumentException($"max_pool2d: a window at ({oi}, {oj}) lies entirely in the padding");
+                    y[plane * l + oi * g.OutW + oj] = best;
+                }
+        return Host(y);
+    }
+
     private static int CheckedIndex(string op, int idx, int size, int axis)
     {
         if ((uint)idx >= (uint)size)
