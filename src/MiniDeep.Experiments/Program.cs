@@ -15,5 +15,28 @@ demo.SetAction(parse =>
     return 0;
 });
 
-var root = new RootCommand("MiniDeep experiments: a deep-learning engine written from scratch, and the lab that tests what it can show") { demo };
+var model = new Argument<string>("model") { Description = "mlp (784-256-128-10) or cnn (conv32-pool-conv64-pool-fc128-fc10)" };
+model.AcceptOnlyFromAmong("mlp", "cnn");
+var dataDir = new Option<string?>("--data") { Description = "Directory with the Fashion-MNIST IDX files (else MINIDEEP_DATA, else /usr/share/datasets/fashion-mnist, else SynthDigits)" };
+var epochs = new Option<int?>("--epochs") { Description = "Epochs (default: 15 for mlp, 3 for cnn)" };
+var batchSize = new Option<int?>("--batch-size") { Description = "Batch size (default: 128 for mlp, 64 for cnn)" };
+var lr = new Option<double>("--lr") { Description = "Adam's initial learning rate (cosine decay to 0)", DefaultValueFactory = _ => 1e-3 };
+var trainJson = new Option<string?>("--json") { Description = "Also write the results as JSON to this file" };
+var trainSeed = new Option<ulong>("--seed") { Description = "Seed of initialization, shuffling and dropout", DefaultValueFactory = _ => 0 };
+var train = new Command("train", "Train the MLP or the CNN on Fashion-MNIST (or SynthDigits when it is not installed)") { model, dataDir, epochs, batchSize, lr, trainJson, trainSeed };
+train.SetAction(parse =>
+{
+    try
+    {
+        return Train.Run(new TrainOptions(parse.GetValue(model)!, parse.GetValue(dataDir), parse.GetValue(epochs), parse.GetValue(trainSeed),
+            parse.GetValue(trainJson), parse.GetValue(batchSize), parse.GetValue(lr)), Console.Out);
+    }
+    catch (Exception e) when (e is MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException)
+    {
+        Console.Error.WriteLine(e.Message);
+        return 2;
+    }
+});
+
+var root = new RootCommand("MiniDeep experiments: a deep-learning engine written from scratch, and the lab that tests what it can show") { train, demo };
 return root.Parse(args).Invoke();
