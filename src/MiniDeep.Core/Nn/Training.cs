@@ -82,7 +82,7 @@ public static class Trainer
                 reporter?.BatchDone(++batchIndex, lv);
             }
             double trainSeconds = clock.Elapsed.TotalSeconds;
-            (double Loss, double Accuracy)? eval = test is null ? null : Evaluate(model, test, loss: loss);
+            (double Loss, double Accuracy)? eval = test is null ? null : Evaluate(model, test, batchSize: 250, loss: loss);
             var stats = new EpochStats(e, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1), eval?.Loss, eval?.Accuracy,
                 trainSeconds, seen / Math.Max(trainSeconds, 1e-9), optimizer.Groups[0].Lr);
             history.Add(stats);

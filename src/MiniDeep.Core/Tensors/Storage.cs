@@ -15,8 +15,9 @@ public abstract class Storage
     protected Storage(DType dtype, int length) { DType = dtype; Length = length; }
 }
 
-/// <summary>Storage in managed memory, used by the reference and CPU backends.</summary>
-public sealed class HostStorage : Storage
+/// <summary>Storage in managed memory, used by the reference and CPU backends. The array is valid for
+/// as long as the storage (or a tensor viewing it) is reachable; do not keep it beyond that.</summary>
+public class HostStorage : Storage
 {
     /// <summary>The backing array: float[], double[], int[] or bool[].</summary>
     public Array Data { get; }
@@ -34,6 +35,27 @@ public sealed class HostStorage : Storage
     public Span<T> Span<T>() => (T[])Data;
 
     internal T[] As<T>() => (T[])Data;
+
+    /// <summary>The array, handed over for good: the storage will not recycle it.</summary>
+    internal virtual Array TakeOwnership() => Data;
+}
+
+/// <summary>Host storage whose array goes back to <see cref="Cpu.BufferPool"/> when the storage is collected.</summary>
+internal sealed class PooledHostStorage(Array data, Device device) : HostStorage(data, device)
+{
+    private int _owned;
+
+    internal override Array TakeOwnership()
+    {
+        Interlocked.Exchange(ref _owned, 1);
+        GC.SuppressFinalize(this);
+        return Data;
+    }
+
+    ~PooledHostStorage()
+    {
+        if (_owned == 0) Cpu.BufferPool.Return(Data);
+    }
 }
 
 

@@ -17,27 +17,83 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     /// <inheritdoc/>
     public override Device Device => Device.Cpu;
 
+    // ----- public entry points: each keeps its inputs' storages reachable until the kernel is done,
+    // because a pooled storage that the collector finds unreachable hands its array back to the pool
+    // (BufferPool) while a kernel might still be reading it through a raw array reference. -----
+
     /// <inheritdoc/>
-    public override Storage Copy(View x, DType dtype)
+    public override Storage Full(DType dtype, int length, double value)
+    {
+        switch (dtype)
+        {
+            case DType.Float32: { var a = BufferPool.Rent<float>(length, clear: false); Array.Fill(a, (float)value); return Pooled(a); }
+            case DType.Float64: { var a = BufferPool.Rent<double>(length, clear: false); Array.Fill(a, value); return Pooled(a); }
+            default: return base.Full(dtype, length, value);
+        }
+    }
+    /// <inheritdoc/>
+    public override Storage Copy(View x, DType dtype) { var r = CopyImpl(x, dtype); GC.KeepAlive(x.Storage); return r; }
+    /// <inheritdoc/>
+    public override void CopyInto(View src, Storage dst, Layout dstLayout) { CopyIntoImpl(src, dst, dstLayout); GC.KeepAlive(src.Storage); GC.KeepAlive(dst); }
+    /// <inheritdoc/>
+    public override Storage Unary<TOp>(View x) { var r = UnaryImpl<TOp>(x); GC.KeepAlive(x.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage Binary<TOp>(View a, View b, int[] shape) { var r = BinaryImpl<TOp>(a, b, shape); GC.KeepAlive(a.Storage); GC.KeepAlive(b.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage Compare<TOp>(View a, View b, int[] shape) { var r = CompareImpl<TOp>(a, b, shape); GC.KeepAlive(a.Storage); GC.KeepAlive(b.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage Where(View cond, View a, View b, int[] shape) { var r = WhereImpl(cond, a, b, shape); GC.KeepAlive(cond.Storage); GC.KeepAlive(a.Storage); GC.KeepAlive(b.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage Reduce(ReduceKind kind, View x, bool[] reduceAxes) { var r = ReduceImpl(kind, x, reduceAxes); GC.KeepAlive(x.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage ArgReduce(View x, int axis, bool max) { var r = base.ArgReduce(x, axis, max); GC.KeepAlive(x.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage MatMul(View a, View b, int[] batch) { var r = MatMulImpl(a, b, batch); GC.KeepAlive(a.Storage); GC.KeepAlive(b.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage Unfold(View x, WindowGeometry g) { var r = UnfoldImpl(x, g); GC.KeepAlive(x.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage Fold(View cols, WindowGeometry g) { var r = FoldImpl(cols, g); GC.KeepAlive(cols.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage MaxPoolIndices(View x, WindowGeometry g) { var r = MaxPoolIndicesImpl(x, g); GC.KeepAlive(x.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage Gather(View x, int axis, View index) { var r = GatherImpl(x, axis, index); GC.KeepAlive(x.Storage); GC.KeepAlive(index.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage ScatterAdd(int[] shape, int axis, View index, View src) { var r = ScatterAddImpl(shape, axis, index, src); GC.KeepAlive(index.Storage); GC.KeepAlive(src.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage CrossEntropyRows(View logits, View targets) { var r = CrossEntropyRowsImpl(logits, targets); GC.KeepAlive(logits.Storage); GC.KeepAlive(targets.Storage); return r; }
+
+    private static Array RentArray(DType dtype, int length) => dtype switch
+    {
+        DType.Float32 => BufferPool.Rent<float>(length, clear: false),
+        DType.Float64 => BufferPool.Rent<double>(length, clear: false),
+        DType.Int32 => BufferPool.Rent<int>(length, clear: false),
+        _ => BufferPool.Rent<bool>(length, clear: false),
+    };
+
+    /// <summary>Wraps a freshly allocated result array (referenced by nothing else) as storage that recycles it.</summary>
+    private HostStorage Pooled(Array a) => a.Length >= BufferPool.MinPooledLength ? new PooledHostStorage(a, Device) : new HostStorage(a, Device);
+
+    /// <inheritdoc/>
+    private Storage CopyImpl(View x, DType dtype)
     {
         if (dtype == x.DType && x.Layout.IsContiguous)
         {
             var src = ((HostStorage)x.Storage).Data;
-            var dst = DTypes.NewArray(dtype, x.Layout.Numel);
+            var dst = RentArray(dtype, x.Layout.Numel);
             Array.Copy(src, x.Layout.Offset, dst, 0, dst.Length);
-            return Host(dst);
+            return Pooled(dst);
         }
-        if (dtype == x.DType && dtype == DType.Float32) return Host(Materialize<float>(x));
-        if (dtype == x.DType && dtype == DType.Float64) return Host(Materialize<double>(x));
+        if (dtype == x.DType && dtype == DType.Float32) return Pooled(Materialize<float>(x));
+        if (dtype == x.DType && dtype == DType.Float64) return Pooled(Materialize<double>(x));
         return (x.DType, dtype) switch
         {
-            (DType.Float64, DType.Float32) => Host(Convert<double, float>(x)),
-            (DType.Float32, DType.Float64) => Host(Convert<float, double>(x)),
-            (DType.Int32, DType.Float32) => Host(Convert<int, float>(x)),
-            (DType.Int32, DType.Float64) => Host(Convert<int, double>(x)),
-            (DType.Bool, DType.Float32) => Host(FromBool(x, 1f)),
-            (DType.Bool, DType.Float64) => Host(FromBool(x, 1d)),
-            (DType.Bool, DType.Int32) => Host(FromBool(x, 1)),
+            (DType.Float64, DType.Float32) => Pooled(Convert<double, float>(x)),
+            (DType.Float32, DType.Float64) => Pooled(Convert<float, double>(x)),
+            (DType.Int32, DType.Float32) => Pooled(Convert<int, float>(x)),
+            (DType.Int32, DType.Float64) => Pooled(Convert<int, double>(x)),
+            (DType.Bool, DType.Float32) => Pooled(FromBool(x, 1f)),
+            (DType.Bool, DType.Float64) => Pooled(FromBool(x, 1d)),
+            (DType.Bool, DType.Int32) => Pooled(FromBool(x, 1)),
             _ => base.Copy(x, dtype),
         };
     }
@@ -46,7 +102,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     private static TOut[] Convert<TIn, TOut>(View x) where TIn : unmanaged, INumber<TIn> where TOut : unmanaged, INumber<TOut>
     {
         ReadOnlySpan<TIn> src = x.Layout.IsContiguous ? Data<TIn>(x.Storage).AsSpan(x.Layout.Offset, x.Layout.Numel) : Materialize<TIn>(x);
-        var y = GC.AllocateUninitializedArray<TOut>(src.Length);
+        var y = BufferPool.Rent<TOut>(src.Length, clear: false);
         TensorPrimitives.ConvertTruncating<TIn, TOut>(src, y);
         return y;
     }
@@ -54,7 +110,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     private static T[] FromBool<T>(View x, T one) where T : unmanaged
     {
         ReadOnlySpan<bool> src = x.Layout.IsContiguous ? Data<bool>(x.Storage).AsSpan(x.Layout.Offset, x.Layout.Numel) : Materialize<bool>(x);
-        var y = new T[src.Length];
+        var y = BufferPool.Rent<T>(src.Length, clear: true);
         for (int i = 0; i < src.Length; i++) if (src[i]) y[i] = one;
         return y;
     }
@@ -63,7 +119,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     internal static T[] Materialize<T>(View x) where T : unmanaged
     {
         var src = Data<T>(x.Storage);
-        var y = GC.AllocateUninitializedArray<T>(x.Layout.Numel);
+        var y = BufferPool.Rent<T>(x.Layout.Numel, clear: false);
         if (y.Length == 0) return y;
         if (x.Layout.IsContiguous) { Array.Copy(src, x.Layout.Offset, y, 0, y.Length); return y; }
         var (shape, strides) = Coalesce(x.Layout.Shape, x.Layout.Strides);
@@ -109,12 +165,12 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
-    public override Storage Unary<TOp>(View x)
+    private Storage UnaryImpl<TOp>(View x) where TOp : IUnaryOp
     {
         return x.DType switch
         {
-            DType.Float32 => Host(UnaryT<TOp, float>(x)),
-            DType.Float64 => Host(UnaryT<TOp, double>(x)),
+            DType.Float32 => Pooled(UnaryT<TOp, float>(x)),
+            DType.Float64 => Pooled(UnaryT<TOp, double>(x)),
             _ => base.Unary<TOp>(x),
         };
     }
@@ -124,7 +180,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var src = x.Layout.IsContiguous ? null : Materialize<T>(x);
         var data = src ?? Data<T>(x.Storage);
         int off = src is null ? x.Layout.Offset : 0, n = x.Layout.Numel;
-        var y = src ?? GC.AllocateUninitializedArray<T>(n);
+        var y = src ?? BufferPool.Rent<T>(n, clear: false);
         Parallelism.ForRange(n, ParallelGrain, (s, e) => UnarySpan<TOp, T>(data.AsSpan(off + s, e - s), y.AsSpan(s, e - s)));
         return y;
     }
@@ -147,12 +203,12 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
-    public override Storage Binary<TOp>(View a, View b, int[] shape)
+    private Storage BinaryImpl<TOp>(View a, View b, int[] shape) where TOp : IBinaryOp
     {
         return a.DType switch
         {
-            DType.Float32 => Host(BinaryT<TOp, float>(a, b, shape)),
-            DType.Float64 => Host(BinaryT<TOp, double>(a, b, shape)),
+            DType.Float32 => Pooled(BinaryT<TOp, float>(a, b, shape)),
+            DType.Float64 => Pooled(BinaryT<TOp, double>(a, b, shape)),
             _ => base.Binary<TOp>(a, b, shape),
         };
     }
@@ -162,7 +218,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     private static T[] BinaryT<TOp, T>(View a, View b, int[] shape) where TOp : IBinaryOp where T : unmanaged, IFloatingPointIeee754<T>
     {
         int n = Shapes.Numel(shape);
-        var y = GC.AllocateUninitializedArray<T>(n);
+        var y = BufferPool.Rent<T>(n, clear: false);
         if (n == 0) return y;
         var (sh, st) = Coalesce(shape, a.Layout.Strides, b.Layout.Strides);
         int rank = sh.Length;
@@ -248,7 +304,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
-    public override void CopyInto(View src, Storage dst, Layout dstLayout)
+    private void CopyIntoImpl(View src, Storage dst, Layout dstLayout)
     {
         if (src.DType != dst.DType)
         {
@@ -282,21 +338,21 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
-    public override Storage Gather(View x, int axis, View index)
+    private Storage GatherImpl(View x, int axis, View index)
     {
         // The index-select pattern (an index that varies only along the axis, expanded with stride 0
         // elsewhere): copy whole inner blocks. It covers batching, embeddings and IndexSelect.
         var ix = index.Layout;
         if (axis == x.Shape.Length - 1 && x.Layout.IsContiguous && ix.IsContiguous && x.DType == DType.Float32
             && Shapes.SameShape(x.Shape.AsSpan(0, axis), index.Shape.AsSpan(0, axis)))
-            return Host(GatherLastAxis(x, index));
+            return Pooled(GatherLastAxis(x, index));
         bool selectPattern = ix.Strides.Select((st, d) => d == axis || ((st == 0 || ix.Shape[d] == 1) && ix.Shape[d] == x.Shape[d])).All(b => b);
         if (!selectPattern || x.DType is not (DType.Float32 or DType.Float64 or DType.Int32)) return base.Gather(x, axis, index);
         return x.DType switch
         {
-            DType.Float32 => Host(SelectRows<float>(x, axis, index)),
-            DType.Float64 => Host(SelectRows<double>(x, axis, index)),
-            _ => Host(SelectRows<int>(x, axis, index)),
+            DType.Float32 => Pooled(SelectRows<float>(x, axis, index)),
+            DType.Float64 => Pooled(SelectRows<double>(x, axis, index)),
+            _ => Pooled(SelectRows<int>(x, axis, index)),
         };
     }
 
@@ -307,7 +363,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var idx = Data<int>(index.Storage);
         int size = x.Shape[^1], n = index.Shape[^1], rows = index.Layout.Numel / Math.Max(n, 1);
         int xo = x.Layout.Offset, io = index.Layout.Offset;
-        var y = GC.AllocateUninitializedArray<float>(rows * n);
+        var y = BufferPool.Rent<float>(rows * n, clear: false);
         Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / Math.Max(n, 1)), (r0, r1) =>
         {
             for (int r = r0; r < r1; r++)
@@ -322,7 +378,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
-    public override Storage ScatterAdd(int[] shape, int axis, View index, View src)
+    private Storage ScatterAddImpl(int[] shape, int axis, View index, View src)
     {
         var ix = index.Layout;
         if (axis != shape.Length - 1 || !ix.IsContiguous || !src.Layout.IsContiguous || src.DType != DType.Float32
@@ -333,7 +389,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var idx = Data<int>(index.Storage);
         int size = shape[^1], n = index.Shape[^1], rows = index.Layout.Numel / Math.Max(n, 1);
         int so = src.Layout.Offset, io = ix.Offset;
-        var y = new float[Shapes.Numel(shape)];
+        var y = BufferPool.Rent<float>(Shapes.Numel(shape), clear: true);
         Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / Math.Max(n, 1)), (r0, r1) =>
         {
             for (int r = r0; r < r1; r++)
@@ -344,17 +400,17 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                     y[r * size + v] += s[so + r * n + j];
                 }
         });
-        return Host(y);
+        return Pooled(y);
     }
 
     /// <inheritdoc/>
-    public override Storage MaxPoolIndices(View x, WindowGeometry g)
+    private Storage MaxPoolIndicesImpl(View x, WindowGeometry g)
     {
         if (x.DType != DType.Float32) return base.MaxPoolIndices(x, g);
         var src = x.Layout.IsContiguous ? Data<float>(x.Storage) : Materialize<float>(x);
         int off = x.Layout.IsContiguous ? x.Layout.Offset : 0;
         int planes = x.Shape[0] * g.Channels, plane = g.Height * g.Width, l = g.OutH * g.OutW;
-        var y = GC.AllocateUninitializedArray<int>(planes * l);
+        var y = BufferPool.Rent<int>(planes * l, clear: false);
         Parallelism.ForRange(planes, Math.Max(1, ParallelGrain / Math.Max(1, plane)), (p0, p1) =>
         {
             for (int p = p0; p < p1; p++)
@@ -381,7 +437,8 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                     }
             }
         });
-        return Host(y);
+        if (!x.Layout.IsContiguous) BufferPool.Return(src); // the temporary copy is ours alone
+        return Pooled(y);
     }
 
     private static T[] SelectRows<T>(View x, int axis, View index) where T : unmanaged
@@ -401,7 +458,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             if ((uint)v >= (uint)size) throw new IndexOutOfRangeException($"gather: index {v} is out of range for axis {axis} of size {size}");
             picks[j] = v;
         }
-        var y = GC.AllocateUninitializedArray<T>(outer * n * inner);
+        var y = BufferPool.Rent<T>(outer * n * inner, clear: false);
         Parallelism.ForRange(outer * n, Math.Max(1, ParallelGrain / Math.Max(inner, 1)), (r0, r1) =>
         {
             for (int r = r0; r < r1; r++)
@@ -410,13 +467,14 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 src.AsSpan(off + (o * size + picks[j]) * inner, inner).CopyTo(y.AsSpan(r * inner, inner));
             }
         });
+        if (!x.Layout.IsContiguous) BufferPool.Return(src); // the temporary copy is ours alone
         return y;
     }
 
     /// <inheritdoc/>
-    public override Storage Compare<TOp>(View a, View b, int[] shape)
+    private Storage CompareImpl<TOp>(View a, View b, int[] shape) where TOp : ICompareOp
     {
-        var y = new bool[Shapes.Numel(shape)];
+        var y = BufferPool.Rent<bool>(Shapes.Numel(shape), clear: false);
         switch (a.DType)
         {
             case DType.Float32: CompareT<TOp, float>(a, b, shape, y); break;
@@ -424,7 +482,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             case DType.Int32: CompareT<TOp, int>(a, b, shape, y); break;
             default: return base.Compare<TOp>(a, b, shape);
         }
-        return Host(y);
+        return Pooled(y);
     }
 
     private static void CompareT<TOp, T>(View a, View b, int[] shape, bool[] y) where TOp : ICompareOp where T : unmanaged, INumber<T>
@@ -439,20 +497,20 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
-    public override Storage Where(View cond, View a, View b, int[] shape)
+    private Storage WhereImpl(View cond, View a, View b, int[] shape)
     {
         return a.DType switch
         {
-            DType.Float32 => Host(WhereT<float>(cond, a, b, shape)),
-            DType.Float64 => Host(WhereT<double>(cond, a, b, shape)),
-            DType.Int32 => Host(WhereT<int>(cond, a, b, shape)),
-            _ => Host(WhereT<bool>(cond, a, b, shape)),
+            DType.Float32 => Pooled(WhereT<float>(cond, a, b, shape)),
+            DType.Float64 => Pooled(WhereT<double>(cond, a, b, shape)),
+            DType.Int32 => Pooled(WhereT<int>(cond, a, b, shape)),
+            _ => Pooled(WhereT<bool>(cond, a, b, shape)),
         };
     }
 
     private static T[] WhereT<T>(View cond, View a, View b, int[] shape) where T : unmanaged
     {
-        var y = new T[Shapes.Numel(shape)];
+        var y = BufferPool.Rent<T>(Shapes.Numel(shape), clear: false);
         var c = Data<bool>(cond.Storage);
         var da = Data<T>(a.Storage);
         var db = Data<T>(b.Storage);
@@ -465,12 +523,12 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
-    public override Storage Reduce(ReduceKind kind, View x, bool[] reduceAxes)
+    private Storage ReduceImpl(ReduceKind kind, View x, bool[] reduceAxes)
     {
         return x.DType switch
         {
-            DType.Float32 => Host(ReduceT<float>(kind, x, reduceAxes)),
-            DType.Float64 => Host(ReduceT<double>(kind, x, reduceAxes)),
+            DType.Float32 => Pooled(ReduceT<float>(kind, x, reduceAxes)),
+            DType.Float64 => Pooled(ReduceT<double>(kind, x, reduceAxes)),
             _ => base.Reduce(kind, x, reduceAxes),
         };
     }
@@ -483,7 +541,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var perm = Enumerable.Range(0, rank).Where(d => !flags[d]).Concat(Enumerable.Range(0, rank).Where(d => flags[d])).ToArray();
         int outN = 1, rowLen = 1;
         for (int d = 0; d < rank; d++) { if (flags[d]) rowLen *= x.Shape[d]; else outN *= x.Shape[d]; }
-        var y = new T[outN];
+        var y = BufferPool.Rent<T>(outN, clear: true);
         if (outN == 0) return y;
         if (rowLen == 0) return y; // empty sum = 0 (max/min of empty were refused above this layer)
         // Reduced axes forming one block in the middle of a contiguous tensor, (outer, R, inner) with
@@ -527,6 +585,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 partial[k] = ReduceSpan(kind, data.AsSpan(off + s, Math.Min(Block, rowLen - s)));
             });
             y[0] = ReduceSpan(kind, partial);
+            if (!permuted.IsContiguous) BufferPool.Return(data);
             return y;
         }
         int rowsPerChunk = Math.Max(1, ParallelGrain / rowLen);
@@ -534,6 +593,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         {
             for (int r = r0; r < r1; r++) y[r] = ReduceSpan(kind, data.AsSpan(off + r * rowLen, rowLen));
         });
+        if (!permuted.IsContiguous) BufferPool.Return(data);
         return y;
     }
 
@@ -569,7 +629,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     };
 
     /// <inheritdoc/>
-    public override unsafe Storage MatMul(View a, View b, int[] batch)
+    private unsafe Storage MatMulImpl(View a, View b, int[] batch)
     {
         int m = a.Shape[^2], k = a.Shape[^1], n = b.Shape[^1];
         int nb = Shapes.Numel(batch);
@@ -585,33 +645,33 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         }
         if (a.DType == DType.Float32)
         {
-            var y = GC.AllocateUninitializedArray<float>(nb * m * n);
+            var y = BufferPool.Rent<float>(nb * m * n, clear: false);
             var da = Data<float>(a.Storage); var db = Data<float>(b.Storage);
             fixed (float* pa = da) fixed (float* pb = db) fixed (float* py = y)
                 for (int bi = 0; bi < nb; bi++)
                     Gemm.Sgemm(m, n, k, pa + BatchOffset(la, bi), aRow, aCol, pb + BatchOffset(lb, bi), bRow, bCol, py + (long)bi * m * n, n);
-            return Host(y);
+            return Pooled(y);
         }
         if (a.DType == DType.Float64)
         {
-            var y = new double[nb * m * n];
+            var y = BufferPool.Rent<double>(nb * m * n, clear: false);
             var da = Data<double>(a.Storage); var db = Data<double>(b.Storage);
             fixed (double* pa = da) fixed (double* pb = db) fixed (double* py = y)
                 for (int bi = 0; bi < nb; bi++)
                     Gemm.Dgemm(m, n, k, pa + BatchOffset(la, bi), aRow, aCol, pb + BatchOffset(lb, bi), bRow, bCol, py + (long)bi * m * n, n);
-            return Host(y);
+            return Pooled(y);
         }
         return base.MatMul(a, b, batch);
     }
 
     /// <inheritdoc/>
-    public override Storage Unfold(View x, WindowGeometry g)
+    private Storage UnfoldImpl(View x, WindowGeometry g)
     {
         if (x.DType != DType.Float32) return base.Unfold(x, g);
         int batch = x.Shape[0], kk = g.KernelH * g.KernelW, l = g.OutH * g.OutW;
         var src = x.Layout.IsContiguous ? Data<float>(x.Storage) : Materialize<float>(x);
         int off = x.Layout.IsContiguous ? x.Layout.Offset : 0;
-        var y = GC.AllocateUninitializedArray<float>(batch * g.Channels * kk * l);
+        var y = BufferPool.Rent<float>(batch * g.Channels * kk * l, clear: false);
         int plane = g.Height * g.Width;
         // One task per (image, channel): it owns kh·kw rows of the output, so tasks never share a write.
         Parallelism.ForRange(batch * g.Channels, Math.Max(1, ParallelGrain / Math.Max(1, kk * l)), (t0, t1) =>
@@ -643,18 +703,19 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                     }
             }
         });
-        return Host(y);
+        if (!x.Layout.IsContiguous) BufferPool.Return(src); // the temporary copy is ours alone
+        return Pooled(y);
     }
 
     /// <inheritdoc/>
-    public override Storage Fold(View cols, WindowGeometry g)
+    private Storage FoldImpl(View cols, WindowGeometry g)
     {
         if (cols.DType != DType.Float32) return base.Fold(cols, g);
         int batch = cols.Shape[0], kk = g.KernelH * g.KernelW, l = g.OutH * g.OutW;
         var src = cols.Layout.IsContiguous ? Data<float>(cols.Storage) : Materialize<float>(cols);
         int off = cols.Layout.IsContiguous ? cols.Layout.Offset : 0;
         int plane = g.Height * g.Width;
-        var y = new float[batch * g.Channels * plane];
+        var y = BufferPool.Rent<float>(batch * g.Channels * plane, clear: true);
         // The adjoint of Unfold, task by (image, channel): each task sums into its own plane in a fixed
         // order (ki, kj, oi, oj), so the result does not depend on the thread count.
         Parallelism.ForRange(batch * g.Channels, Math.Max(1, ParallelGrain / Math.Max(1, kk * l)), (t0, t1) =>
@@ -687,18 +748,19 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                     }
             }
         });
-        return Host(y);
+        if (!cols.Layout.IsContiguous) BufferPool.Return(src); // the temporary copy is ours alone
+        return Pooled(y);
     }
 
     /// <inheritdoc/>
-    public override Storage CrossEntropyRows(View logits, View targets)
+    private Storage CrossEntropyRowsImpl(View logits, View targets)
     {
         if (logits.DType != DType.Float32 || !logits.Layout.IsContiguous) return base.CrossEntropyRows(logits, targets);
         int n = logits.Shape[0], c = logits.Shape[1];
         var x = Data<float>(logits.Storage);
         int off = logits.Layout.Offset;
         var t = Materialize<int>(targets);
-        var y = new float[n];
+        var y = BufferPool.Rent<float>(n, clear: false);
         for (int i = 0; i < n; i++)
             if ((uint)t[i] >= (uint)c)
                 throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {t[i]} at row {i} is outside [0, {c})");
@@ -717,6 +779,6 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 y[i] = (float)(Math.Log(s) - ((double)row[t[i]] - m));
             }
         });
-        return Host(y);
+        return Pooled(y);
     }
 }

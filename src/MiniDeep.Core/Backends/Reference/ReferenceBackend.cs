@@ -23,7 +23,12 @@ public class ReferenceBackend : IBackend
     public Storage FromArray(Array data) => Host(data);
 
     /// <inheritdoc/>
-    public Array ToArray(View x) => ((HostStorage)Copy(x, x.DType)).Data;
+    public Array ToArray(View x)
+    {
+        var copy = (HostStorage)Copy(x, x.DType);
+        GC.KeepAlive(x.Storage);
+        return copy.TakeOwnership();
+    }
 
     /// <inheritdoc/>
     public virtual Storage Full(DType dtype, int length, double value)

@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+
+namespace MiniDeep.Cpu;
+
+/// <summary>
+/// Recycles the large arrays behind CPU tensors. A training step allocates the same buffer sizes
+/// every step; without recycling each one is fresh memory that the runtime must map (page faults)
+/// and later collect. A pooled storage gives its array back when the garbage collector finds the
+/// storage unreachable (its finalizer runs), so tensors need no explicit disposal; kernels keep their
+/// input storages reachable (GC.KeepAlive) until they have finished reading them.
+/// Arrays come from the pinned object heap: the collector never moves them.
+/// </summary>
+public static class BufferPool
+{
+    /// <summary>Arrays shorter than this are ordinary garbage-collected arrays: the young generation handles them well.</summary>
+    public const int MinPooledLength = 16 * 1024;
+
+    private static readonly ConcurrentDictionary<(Type, int), ConcurrentStack<Array>> Buckets = new();
+    private static long _pooledBytes, _hits, _misses, _missBytesSinceCollect;
+
+    /// <summary>Bytes of fresh allocations after which the pool asks for a collection to get storages' arrays back.</summary>
+    public static long CollectAfterMissBytes { get; set; } = 256L << 20;
+
+    /// <summary>Upper bound on the bytes kept idle in the pool; arrays beyond it are left to the collector.</summary>
+    public static long CapacityBytes { get; set; } = 2L << 30;
+
+    /// <summary>Bytes currently idle in the pool.</summary>
+    public static long PooledBytes => Interlocked.Read(ref _pooledBytes);
+    /// <summary>Rents served from the pool.</summary>
+    public static long Hits => Interlocked.Read(ref _hits);
+    /// <summary>Rents that had to allocate.</summary>
+    public static long Misses => Interlocked.Read(ref _misses);
+
+    /// <summary>An array of exactly <paramref name="length"/> elements, zeroed when <paramref name="clear"/>.</summary>
+    public static T[] Rent<T>(int length, bool clear) where T : unmanaged
+    {
+        if (length < MinPooledLength)
+            return clear ? new T[length] : GC.AllocateUninitializedArray<T>(length);
+        if (Buckets.TryGetValue((typeof(T), length), out var stack) && stack.TryPop(out var a))
+        {
+            Interlocked.Add(ref _pooledBytes, -SizeOf(a));
+            Interlocked.Increment(ref _hits);
+            var t = (T[])a;
+            if (clear) Array.Clear(t);
+            return t;
+        }
+        Interlocked.Increment(ref _misses);
+        // Storages only give their arrays back when a collection finds them unreachable. When the
+        // pool keeps missing, ask for a young-generation collection instead of growing the heap:
+        // it is cheap (milliseconds) and refills the pool through the storages' finalizers.
+        long bytes = (long)length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        if (Interlocked.Add(ref _missBytesSinceCollect, bytes) > CollectAfterMissBytes)
+        {
+            Interlocked.Exchange(ref _missBytesSinceCollect, 0);
+            GC.Collect(1, GCCollectionMode.Forced, blocking: true);
+        }
+        var fresh = GC.AllocateUninitializedArray<T>(length, pinned: true);
+        if (clear) Array.Clear(fresh);
+        return fresh;
+    }
+
+    /// <summary>Gives an array back. Only arrays that nothing else references may be returned.</summary>
+    internal static void Return(Array a)
+    {
+        long size = SizeOf(a);
+        if (a.Length < MinPooledLength || Interlocked.Read(ref _pooledBytes) + size > CapacityBytes) return;
+        Buckets.GetOrAdd((a.GetType().GetElementType()!, a.Length), _ => new ConcurrentStack<Array>()).Push(a);
+        Interlocked.Add(ref _pooledBytes, size);
+    }
+
+    /// <summary>Drops every idle array (they become ordinary garbage).</summary>
+    public static void Trim()
+    {
+        Buckets.Clear();
+        Interlocked.Exchange(ref _pooledBytes, 0);
+    }
+
+    private static long SizeOf(Array a) => Buffer.ByteLength(a);
+}
