@@ -35,10 +35,11 @@ public static class Idx
                 gz.CopyTo(ms);
                 raw = ms.ToArray();
             }
-            catch (InvalidDataException e)
+            catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException)
             {
                 throw new IdxFormatException(path, $"corrupt gzip data ({e.Message})");
             }
+            if (raw.Length == 0) throw new IdxFormatException(path, "corrupt gzip data: it decompresses to nothing");
         }
         return Parse(path, raw);
     }

@@ -1,0 +1,155 @@
+using MiniDeep.Nn;
+using Xunit;
+
+namespace MiniDeep.Tests.NnTests;
+
+public class ModuleTests
+{
+    private static Tensor X(params int[] shape) => Tensor.Randn(new Shape(shape), new Generator(1));
+
+    public static TheoryData<string, Func<Module>, int[], int[], long> Layers => new()
+    {
+        // name, module, input shape, output shape, parameter count
+        { "Linear", () => new Linear(784, 256), [8, 784], [8, 256], 784 * 256 + 256 },
+        { "Linear without bias", () => new Linear(10, 3, bias: false), [2, 5, 10], [2, 5, 3], 30 },
+        { "Conv2d", () => new Conv2d(1, 32, 3, padding: 1), [2, 1, 28, 28], [2, 32, 28, 28], 32 * 9 + 32 },
+        { "Conv2d strided", () => new Conv2d(3, 8, (3, 3), stride: (2, 2)), [1, 3, 9, 9], [1, 8, 4, 4], 8 * 27 + 8 },
+        { "Conv2d grouped", () => new Conv2d(4, 8, (3, 3), padding: (1, 1), groups: 2), [1, 4, 5, 5], [1, 8, 5, 5], 8 * 2 * 9 + 8 },
+        { "MaxPool2d", () => new MaxPool2d(2), [2, 3, 8, 8], [2, 3, 4, 4], 0 },
+        { "AvgPool2d", () => new AvgPool2d(2), [2, 3, 8, 6], [2, 3, 4, 3], 0 },
+        { "Flatten", () => new Flatten(), [2, 3, 4, 5], [2, 60], 0 },
+        { "ReLU", Activations.ReLU, [3, 4], [3, 4], 0 },
+        { "GELU", Activations.GELU, [3, 4], [3, 4], 0 },
+        { "Dropout", () => new Dropout(0.5), [3, 4], [3, 4], 0 },
+        { "BatchNorm1d", () => new BatchNorm1d(16), [8, 16], [8, 16], 32 },
+        { "BatchNorm2d", () => new BatchNorm2d(4), [2, 4, 5, 5], [2, 4, 5, 5], 8 },
+        { "LayerNorm", () => new LayerNorm(16), [4, 7, 16], [4, 7, 16], 32 },
+        { "Residual", () => new Residual(new Sequential(new Linear(8, 8), Activations.ReLU())), [5, 8], [5, 8], 72 },
+        { "Sequential MLP", () => new Sequential(new Flatten(), new Linear(784, 300), Activations.ReLU(), new Linear(300, 100), Activations.ReLU(), new Linear(100, 10)), [4, 1, 28, 28], [4, 10], 266_610 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Layers))]
+    public void Module_GivesTheDocumentedShapeAndParameterCount(string name, Func<Module> make, int[] input, int[] output, long parameters)
+    {
+        var m = make();
+        Assert.Equal(new Shape(output), m.Forward(X(input)).Shape);
+        Assert.Equal(parameters, m.ParameterCount());
+        _ = name;
+    }
+
+    [Fact]
+    public void Embedding_LooksUpRows()
+    {
+        var e = new Embedding(10, 4);
+        var y = e.Forward(Tensor.FromArray(new[] { 1, 2, 1 }, 3));
+        Assert.Equal(new Shape(3, 4), y.Shape);
+        Assert.Equal(y.Select(0, 0).ToArray<float>(), y.Select(0, 2).ToArray<float>());
+        Assert.Equal(40, e.ParameterCount());
+    }
+
+    [Fact]
+    public void WrongInputShape_NamesTheLayerAndBothShapes()
+    {
+        var e = Assert.Throws<ShapeMismatchException>(() => new Linear(784, 256).Forward(X(8, 100)));
+        Assert.Contains("Linear(784, 256)", e.Message);
+        Assert.Contains("(8, 100)", e.Message);
+        Assert.Contains("(256, 784)", e.Message);
+        var c = Assert.Throws<ShapeMismatchException>(() => new Conv2d(3, 8, 3).Forward(X(1, 1, 8, 8)));
+        Assert.Contains("Conv2d(3, 8", c.Message);
+        Assert.Contains("(1, 1, 8, 8)", c.Message);
+    }
+
+    [Fact]
+    public void NamedParameters_AreDottedAndOrdered_AndStateDictRoundTrips()
+    {
+        var m = new Sequential(new Linear(4, 3), new BatchNorm1d(3), new Linear(3, 2));
+        Assert.Equal(new[] { "0.weight", "0.bias", "1.weight", "1.bias", "2.weight", "2.bias" }, m.NamedParameters().Select(p => p.Name));
+        Assert.Equal(new[] { "1.running_mean", "1.running_var" }, m.NamedBuffers().Select(b => b.Name));
+        var state = m.StateDict();
+        var other = new Sequential(new Linear(4, 3, generator: new Generator(9)), new BatchNorm1d(3), new Linear(3, 2, generator: new Generator(9)));
+        var x = X(5, 4);
+        m.Eval(); other.Eval();
+        Assert.NotEqual(m.Forward(x).ToArray<float>(), other.Forward(x).ToArray<float>());
+        var before = other.Parameters()[0];
+        other.LoadStateDict(state);
+        Assert.Same(before, other.Parameters()[0]);           // loaded in place
+        Assert.Equal(m.Forward(x).ToArray<float>(), other.Forward(x).ToArray<float>());
+    }
+
+    [Fact]
+    public void LoadStateDict_NamesMissingExtraAndMisShapedEntries()
+    {
+        var m = new Sequential(new Linear(4, 3));
+        var state = m.StateDict();
+        state.Remove("0.bias");
+        state["0.weight"] = Tensor.Zeros(2, 2);
+        state["extra"] = Tensor.Zeros(1);
+        var e = Assert.Throws<ArgumentException>(() => m.LoadStateDict(state));
+        Assert.Contains("missing entry '0.bias'", e.Message);
+        Assert.Contains("unexpected entry 'extra'", e.Message);
+        Assert.Contains("'0.weight' has shape (2, 2), the model expects (3, 4)", e.Message);
+    }
+
+    [Fact]
+    public void Freeze_StopsGradients_AndTrainEvalSwitchesEveryChild()
+    {
+        var m = new Sequential(new Linear(4, 3), new Dropout(0.5), new Linear(3, 2));
+        m[0].Freeze();
+        Assert.Equal(3 * 2 + 2, m.ParameterCount(trainableOnly: true));
+        Losses.Mse(m.Forward(X(6, 4)), Tensor.Zeros(6, 2)).Backward();
+        Assert.Null(((Linear)m[0]).Weight.Grad);
+        Assert.NotNull(((Linear)m[2]).Weight.Grad);
+        m.Eval();
+        Assert.All(m.NamedModules(), x => Assert.False(x.Module.IsTraining));
+        var x = X(6, 4);
+        Assert.Equal(m.Forward(x).ToArray<float>(), m.Forward(x).ToArray<float>());   // dropout off
+    }
+
+    [Fact]
+    public void BatchNorm_NormalizesInTraining_AndTracksRunningStatistics()
+    {
+        var bn = new BatchNorm1d(2);
+        var x = Tensor.FromArray(new float[] { 1, 10, 3, 20, 5, 30 }, 3, 2);
+        var y = bn.Forward(x);
+        // per column: mean 3 and 20, biased var 8/3 and 200/3
+        Assert.Equal(0, y.Mean(0).ToArray<float>()[0], 5);
+        Assert.Equal(1, y.Var(0, correction: 0).ToArray<float>()[0], 3);
+        // running mean moves 10% toward the batch mean; running var toward the unbiased variance (4 and 100)
+        Assert.Equal(new float[] { 0.3f, 2f }, bn.RunningMean.ToArray<float>());
+        Assert.Equal(0.9f + 0.4f, bn.RunningVar.ToArray<float>()[0], 5);
+        bn.Eval();
+        var e = bn.Forward(x).ToArray<float>();
+        Assert.Equal((1 - 0.3) / Math.Sqrt(1.3 + 1e-5), e[0], 4);
+    }
+
+    [Fact]
+    public void ForwardHook_SeesInputAndOutput()
+    {
+        var m = new Sequential(new Linear(4, 3), Activations.ReLU());
+        Tensor? seen = null;
+        using (m[1].RegisterForwardHook((_, _, output) => seen = output)) m.Forward(X(2, 4));
+        Assert.NotNull(seen);
+        Assert.True(seen!.Min().Item() >= 0);
+    }
+
+    [Fact]
+    public void Init_Schemes_HaveTheDocumentedSpread()
+    {
+        var g = new Generator(3);
+        double Std(Tensor t) => t.Std().Item();
+        // 131,072 samples: the sample standard deviation is within 1% of the true one
+        void Near(double expected, double actual) => Assert.InRange(actual, expected * 0.99, expected * 1.01);
+        var w = Tensor.Zeros(512, 256);
+        Near(Math.Sqrt(2.0 / 256), Std(Init.KaimingNormal(w, Init.Gain("relu"), FanMode.FanIn, g)));
+        Near(Math.Sqrt(2.0 / 512), Std(Init.KaimingNormal(w, Init.Gain("relu"), FanMode.FanOut, g)));
+        Near(Math.Sqrt(2.0 / (256 + 512)), Std(Init.XavierNormal(w, 1, g)));
+        Near(Math.Sqrt(2.0 / (256 + 512)), Std(Init.XavierUniform(w, 1, g)));   // U(±a) has std a/√3
+        Near(1 / Math.Sqrt(256), Std(Init.LeCunNormal(w, g)));
+        Near(1 / Math.Sqrt(256), Std(Init.LeCunUniform(w, g)));
+        Near(0.05, Std(Init.Apply(InitScheme.Normal, w, g, scale: 0.05)));
+        Near(0.05 / Math.Sqrt(3), Std(Init.Apply(InitScheme.Uniform, w, g, scale: 0.05)));
+        var conv = Tensor.Zeros(64, 32, 3, 3);
+        Assert.Equal((32 * 9, 64 * 9), Init.Fans(conv));
+    }
+}
