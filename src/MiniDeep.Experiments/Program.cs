@@ -38,5 +38,9 @@ train.SetAction(parse =>
     }
 });
 
-var root = new RootCommand("MiniDeep experiments: a deep-learning engine written from scratch, and the lab that tests what it can show") { train, demo };
+var graphOut = new Option<string>("--out") { Description = "DOT file to write (a PNG beside it when Graphviz is installed)", DefaultValueFactory = _ => "docs/images/mlp-step.dot" };
+var graph = new Command("graph", "Write the autograd graph of one MLP training step as Graphviz DOT") { graphOut };
+graph.SetAction(parse => GraphCommand.Run(parse.GetValue(graphOut)!, Console.Out));
+
+var root = new RootCommand("MiniDeep experiments: a deep-learning engine written from scratch, and the lab that tests what it can show") { train, demo, graph };
 return root.Parse(args).Invoke();
