@@ -23,13 +23,15 @@ var batchSize = new Option<int?>("--batch-size") { Description = "Batch size (de
 var lr = new Option<double>("--lr") { Description = "Adam's initial learning rate (cosine decay to 0)", DefaultValueFactory = _ => 1e-3 };
 var trainJson = new Option<string?>("--json") { Description = "Also write the results as JSON to this file" };
 var trainSeed = new Option<ulong>("--seed") { Description = "Seed of initialization, shuffling and dropout", DefaultValueFactory = _ => 0 };
-var train = new Command("train", "Train the MLP or the CNN on Fashion-MNIST (or SynthDigits when it is not installed)") { model, dataDir, epochs, batchSize, lr, trainJson, trainSeed };
+var dataset = new Option<string>("--dataset") { Description = "auto (Fashion-MNIST when found, else SynthDigits), fashion-mnist or synthdigits", DefaultValueFactory = _ => "auto" };
+dataset.AcceptOnlyFromAmong("auto", "fashion-mnist", "synthdigits");
+var train = new Command("train", "Train the MLP or the CNN on Fashion-MNIST (or SynthDigits when it is not installed)") { model, dataDir, dataset, epochs, batchSize, lr, trainJson, trainSeed };
 train.SetAction(parse =>
 {
     try
     {
         return Train.Run(new TrainOptions(parse.GetValue(model)!, parse.GetValue(dataDir), parse.GetValue(epochs), parse.GetValue(trainSeed),
-            parse.GetValue(trainJson), parse.GetValue(batchSize), parse.GetValue(lr)), Console.Out);
+            parse.GetValue(trainJson), parse.GetValue(batchSize), parse.GetValue(lr), parse.GetValue(dataset)!), Console.Out);
     }
     catch (Exception e) when (e is MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException)
     {

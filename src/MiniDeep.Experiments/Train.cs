@@ -8,7 +8,7 @@ using Spectre.Console;
 namespace MiniDeep.Experiments;
 
 /// <summary>The settings of one `train` run.</summary>
-public sealed record TrainOptions(string Model, string? DataDir, int? Epochs, ulong Seed, string? JsonPath, int? BatchSize, double Lr);
+public sealed record TrainOptions(string Model, string? DataDir, int? Epochs, ulong Seed, string? JsonPath, int? BatchSize, double Lr, string Dataset = "auto");
 
 /// <summary>
 /// `train mlp|cnn`: the first real results. Trains the MLP 784-256-128-10 or the CNN
@@ -41,8 +41,10 @@ public static class Train
     };
 
     /// <summary>Fashion-MNIST if it can be found, else SynthDigits; says which on <paramref name="log"/>.</summary>
-    public static ImageClassification LoadData(string? dataDir, ulong seed, TextWriter log)
+    public static ImageClassification LoadData(string? dataDir, ulong seed, TextWriter log, string dataset = "auto")
     {
+        if (dataset == "synthdigits") return SynthDigits.Load(seed);
+        if (dataset == "fashion-mnist") return MnistFormat.LoadFashionMnist(dataDir);
         var dir = MnistFormat.Locate(dataDir, out var searched);
         if (dir is not null) return MnistFormat.Load(dir);
         if (dataDir is not null)
@@ -54,7 +56,7 @@ public static class Train
     public static int Run(TrainOptions o, TextWriter log)
     {
         var clock = Stopwatch.StartNew();
-        var data = LoadData(o.DataDir, o.Seed, log);
+        var data = LoadData(o.DataDir, o.Seed, log, o.Dataset);
         int epochs = o.Epochs ?? DefaultEpochs(o.Model);
         int batch = o.BatchSize ?? DefaultBatch(o.Model);
         var g = new Generator(o.Seed);

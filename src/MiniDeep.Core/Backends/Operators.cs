@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace MiniDeep;
 
@@ -198,6 +199,40 @@ public struct MinimumOp : IBinaryOp
     public static bool Span<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Min(a, b, y); return true; }
     public static bool Span<T>(ReadOnlySpan<T> a, T b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Min(a, b, y); return true; }
     public static bool Span<T>(T a, ReadOnlySpan<T> b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Min(b, a, y); return true; }
+}
+
+/// <summary>g where x &gt; 0, else 0: the ReLU backward in one vectorized pass (a = g, b = x).</summary>
+public struct ReluMaskOp : IBinaryOp
+{
+    public static float Invoke(float g, float x) => x > 0 ? g : 0f;
+    public static double Invoke(double g, double x) => x > 0 ? g : 0d;
+    public static bool Span<T>(ReadOnlySpan<T> g, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && Vector512<T>.IsSupported)
+            for (; i <= y.Length - Vector512<T>.Count; i += Vector512<T>.Count)
+            {
+                var xv = Vector512.Create(x.Slice(i, Vector512<T>.Count));
+                Vector512.ConditionalSelect(Vector512.GreaterThan(xv, Vector512<T>.Zero), Vector512.Create(g.Slice(i, Vector512<T>.Count)), Vector512<T>.Zero)
+                    .CopyTo(y.Slice(i, Vector512<T>.Count));
+            }
+        if (Vector256.IsHardwareAccelerated && Vector256<T>.IsSupported)
+            for (; i <= y.Length - Vector256<T>.Count; i += Vector256<T>.Count)
+            {
+                var xv = Vector256.Create(x.Slice(i, Vector256<T>.Count));
+                Vector256.ConditionalSelect(Vector256.GreaterThan(xv, Vector256<T>.Zero), Vector256.Create(g.Slice(i, Vector256<T>.Count)), Vector256<T>.Zero)
+                    .CopyTo(y.Slice(i, Vector256<T>.Count));
+            }
+        if (Vector128.IsHardwareAccelerated && Vector128<T>.IsSupported)
+            for (; i <= y.Length - Vector128<T>.Count; i += Vector128<T>.Count)
+            {
+                var xv = Vector128.Create(x.Slice(i, Vector128<T>.Count));
+                Vector128.ConditionalSelect(Vector128.GreaterThan(xv, Vector128<T>.Zero), Vector128.Create(g.Slice(i, Vector128<T>.Count)), Vector128<T>.Zero)
+                    .CopyTo(y.Slice(i, Vector128<T>.Count));
+            }
+        for (; i < y.Length; i++) y[i] = x[i] > T.Zero ? g[i] : T.Zero;
+        return true;
+    }
 }
 
 public struct EqOp : ICompareOp { public static bool Invoke<T>(T a, T b) where T : INumber<T> => a == b; }

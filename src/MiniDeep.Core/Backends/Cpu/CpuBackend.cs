@@ -125,15 +125,19 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var (shape, strides) = Coalesce(x.Layout.Shape, x.Layout.Strides);
         int inner = shape[^1], innerStride = strides[^1];
         int rows = y.Length / inner;
-        for (int r = 0; r < rows; r++)
+        int baseOffset = x.Layout.Offset;
+        Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / Math.Max(inner, 1)), (r0, r1) =>
         {
-            int off = x.Layout.Offset, rem = r;
-            for (int d = shape.Length - 2; d >= 0; d--) { off += rem % shape[d] * strides[d]; rem /= shape[d]; }
-            var dst = y.AsSpan(r * inner, inner);
-            if (innerStride == 1) src.AsSpan(off, inner).CopyTo(dst);
-            else if (innerStride == 0) dst.Fill(src[off]);
-            else for (int q = 0; q < inner; q++) dst[q] = src[off + q * innerStride];
-        }
+            for (int r = r0; r < r1; r++)
+            {
+                int off = baseOffset, rem = r;
+                for (int d = shape.Length - 2; d >= 0; d--) { off += rem % shape[d] * strides[d]; rem /= shape[d]; }
+                var dst = y.AsSpan(r * inner, inner);
+                if (innerStride == 1) src.AsSpan(off, inner).CopyTo(dst);
+                else if (innerStride == 0) dst.Fill(src[off]);
+                else for (int q = 0; q < inner; q++) dst[q] = src[off + q * innerStride];
+            }
+        });
         return y;
     }
 
@@ -673,32 +677,33 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         int off = x.Layout.IsContiguous ? x.Layout.Offset : 0;
         var y = BufferPool.Rent<float>(batch * g.Channels * kk * l, clear: false);
         int plane = g.Height * g.Width;
+        int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width;
+        int sh = g.StrideH, sw = g.StrideW, ph = g.PadH, pw = g.PadW, dh = g.DilationH, dw = g.DilationW;
         // One task per (image, channel): it owns kh·kw rows of the output, so tasks never share a write.
         Parallelism.ForRange(batch * g.Channels, Math.Max(1, ParallelGrain / Math.Max(1, kk * l)), (t0, t1) =>
         {
             for (int t = t0; t < t1; t++)
             {
                 var image = src.AsSpan(off + t * plane, plane);
-                for (int ki = 0; ki < g.KernelH; ki++)
-                    for (int kj = 0; kj < g.KernelW; kj++)
+                for (int ki = 0; ki < kh; ki++)
+                    for (int kj = 0; kj < kw; kj++)
                     {
-                        var row = y.AsSpan((t * kk + ki * g.KernelW + kj) * l, l);
-                        for (int oi = 0; oi < g.OutH; oi++)
+                        var row = y.AsSpan((t * kk + ki * kw + kj) * l, l);
+                        int j0 = -pw + kj * dw;
+                        // Output columns whose input column lies inside the image: [lo, hi).
+                        int lo = Math.Min(ow, j0 >= 0 ? 0 : (-j0 + sw - 1) / sw);
+                        int hi = Math.Clamp((w - 1 - j0) / sw + 1, lo, ow);
+                        if (j0 > w - 1) hi = lo;
+                        for (int oi = 0; oi < oh; oi++)
                         {
-                            int ii = oi * g.StrideH - g.PadH + ki * g.DilationH;
-                            var dst = row.Slice(oi * g.OutW, g.OutW);
-                            if (ii < 0 || ii >= g.Height) { dst.Clear(); continue; }
-                            int j0 = -g.PadW + kj * g.DilationW;
-                            if (g.StrideW == 1 && j0 >= 0 && j0 + g.OutW <= g.Width)
-                            {
-                                image.Slice(ii * g.Width + j0, g.OutW).CopyTo(dst);
-                                continue;
-                            }
-                            for (int oj = 0; oj < g.OutW; oj++)
-                            {
-                                int jj = j0 + oj * g.StrideW;
-                                dst[oj] = jj >= 0 && jj < g.Width ? image[ii * g.Width + jj] : 0f;
-                            }
+                            int ii = oi * sh - ph + ki * dh;
+                            var dst = row.Slice(oi * ow, ow);
+                            if (ii < 0 || ii >= h) { dst.Clear(); continue; }
+                            dst[..lo].Clear();
+                            dst[hi..].Clear();
+                            var line = image.Slice(ii * w);
+                            if (sw == 1) line.Slice(j0 + lo, hi - lo).CopyTo(dst[lo..hi]);
+                            else for (int oj = lo; oj < hi; oj++) dst[oj] = line[j0 + oj * sw];
                         }
                     }
             }
