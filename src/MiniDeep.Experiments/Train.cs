@@ -12,13 +12,14 @@ public sealed record TrainOptions(string Model, string? DataDir, int? Epochs, ul
 
 /// <summary>
 /// `train mlp|cnn`: the first real results. Trains the MLP 784-256-128-10 or the CNN
-/// conv32-pool-conv64-pool-fc128-fc10 with Adam and a cosine learning-rate decay, on Fashion-MNIST
-/// when it is installed, else on SynthDigits, and reports test accuracy, time and throughput.
+/// conv32-pool-conv64-pool-fc128-fc10 (with dropout 0.3 before fc128) with Adam and a cosine
+/// learning-rate decay, on standardized Fashion-MNIST when it is installed, else on SynthDigits, and
+/// reports test accuracy, time and throughput.
 /// </summary>
 public static class Train
 {
     /// <summary>Default epochs per model: enough for the accuracy the field expects, within minutes here.</summary>
-    public static int DefaultEpochs(string model) => model == "cnn" ? 3 : 15;
+    public static int DefaultEpochs(string model) => model == "cnn" ? 6 : 15;
 
     /// <summary>Default batch size per model.</summary>
     public static int DefaultBatch(string model) => model == "cnn" ? 64 : 128;
@@ -34,7 +35,7 @@ public static class Train
         "cnn" => new Sequential(
             new Conv2d(1, 32, 3, padding: 1, generator: g), Activations.ReLU(), new MaxPool2d(2),
             new Conv2d(32, 64, 3, padding: 1, generator: g), Activations.ReLU(), new MaxPool2d(2),
-            new Flatten(),
+            new Flatten(), new Dropout(0.3, g),
             new Linear(64 * 7 * 7, 128, generator: g), Activations.ReLU(),
             new Linear(128, 10, generator: g)),
         _ => throw new ArgumentException($"unknown model '{model}': use mlp or cnn"),
@@ -53,10 +54,18 @@ public static class Train
         return SynthDigits.Load(seed);
     }
 
+    /// <summary>Inputs shifted and scaled by the training set's pixel mean and standard deviation (the test set with the same two numbers).</summary>
+    public static ImageClassification Standardize(ImageClassification d)
+    {
+        double mean = d.Train.X.Mean().Item(), std = d.Train.X.Std().Item();
+        TensorDataset Apply(TensorDataset t) => new((t.X - mean) / std, t.Y);
+        return d with { Train = Apply(d.Train), Test = Apply(d.Test) };
+    }
+
     public static int Run(TrainOptions o, TextWriter log)
     {
         var clock = Stopwatch.StartNew();
-        var data = LoadData(o.DataDir, o.Seed, log, o.Dataset);
+        var data = Standardize(LoadData(o.DataDir, o.Seed, log, o.Dataset));
         int epochs = o.Epochs ?? DefaultEpochs(o.Model);
         int batch = o.BatchSize ?? DefaultBatch(o.Model);
         var g = new Generator(o.Seed);

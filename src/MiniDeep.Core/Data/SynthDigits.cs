@@ -4,7 +4,7 @@ namespace MiniDeep.Data;
 /// SynthDigits, the embedded default data set: 28×28 grayscale digits 0–9 drawn in code from a
 /// stroke font (polylines and elliptic arcs in a unit box), bent by a smooth random warp, placed by
 /// a random affine map (rotation, scale, shear, shift), drawn with a random stroke width and
-/// intensity, and overlaid with clutter strokes and pixel noise. Image i of a split is a pure function of
+/// intensity, overlaid with clutter strokes, sometimes cut by an occluding band, and noised. Image i of a split is a pure function of
 /// (seed, split, i), so any subset can be regenerated exactly and generation can use every core.
 /// No data file is involved.
 /// </summary>
@@ -66,10 +66,10 @@ public static class SynthDigits
         image.Clear();
         // A smooth warp of the unit box (two low-frequency waves per axis), then an affine placement
         // of the 20×20-pixel glyph box in the 28×28 image, as MNIST centres its digits.
-        double wa = r.Uniform(0, 0.05), wf = r.Uniform(2, 5), wp = r.Uniform(0, 2 * Math.PI);
-        double wb = r.Uniform(0, 0.05), wg = r.Uniform(2, 5), wq = r.Uniform(0, 2 * Math.PI);
-        double angle = r.Uniform(-0.3, 0.3), scale = r.Uniform(0.75, 1.05), aspect = r.Uniform(0.85, 1.15), shear = r.Uniform(-0.3, 0.3);
-        double tx = r.Uniform(-2.5, 2.5), ty = r.Uniform(-2.5, 2.5);
+        double wa = r.Uniform(0, 0.08), wf = r.Uniform(2, 6), wp = r.Uniform(0, 2 * Math.PI);
+        double wb = r.Uniform(0, 0.08), wg = r.Uniform(2, 6), wq = r.Uniform(0, 2 * Math.PI);
+        double angle = r.Uniform(-0.45, 0.45), scale = r.Uniform(0.65, 1.1), aspect = r.Uniform(0.8, 1.2), shear = r.Uniform(-0.45, 0.45);
+        double tx = r.Uniform(-4, 4), ty = r.Uniform(-4, 4);
         double cos = Math.Cos(angle), sin = Math.Sin(angle);
         double sx = 20 * scale * aspect, sy = 20 * scale / aspect;
         (double, double) Place((double X, double Y) p)
