@@ -54,18 +54,10 @@ public static class Train
         return SynthDigits.Load(seed);
     }
 
-    /// <summary>Inputs shifted and scaled by the training set's pixel mean and standard deviation (the test set with the same two numbers).</summary>
-    public static ImageClassification Standardize(ImageClassification d)
-    {
-        double mean = d.Train.X.Mean().Item(), std = d.Train.X.Std().Item();
-        TensorDataset Apply(TensorDataset t) => new((t.X - mean) / std, t.Y);
-        return d with { Train = Apply(d.Train), Test = Apply(d.Test) };
-    }
-
     public static int Run(TrainOptions o, TextWriter log)
     {
         var clock = Stopwatch.StartNew();
-        var data = Standardize(LoadData(o.DataDir, o.Seed, log, o.Dataset));
+        var data = LoadData(o.DataDir, o.Seed, log, o.Dataset).Standardized();
         int epochs = o.Epochs ?? DefaultEpochs(o.Model);
         int batch = o.BatchSize ?? DefaultBatch(o.Model);
         var g = new Generator(o.Seed);

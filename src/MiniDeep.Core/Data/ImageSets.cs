@@ -6,6 +6,15 @@ public sealed class DataNotFoundException(string message) : Exception(message);
 /// <summary>A train/test pair of image classification sets: images (N, 1, H, W) in [0, 1], int32 labels (N).</summary>
 public sealed record ImageClassification(string Name, TensorDataset Train, TensorDataset Test, int Classes, string Source)
 {
+    /// <summary>The same data with inputs shifted and scaled by the training set's pixel mean and
+    /// standard deviation (the test set with the same two numbers, so nothing leaks from it).</summary>
+    public ImageClassification Standardized()
+    {
+        double mean = Train.X.Mean().Item(), std = Train.X.Std().Item();
+        TensorDataset Apply(TensorDataset t) => new((t.X - mean) / std, t.Y);
+        return this with { Train = Apply(Train), Test = Apply(Test) };
+    }
+
     /// <summary>Class names, where the data set has them.</summary>
     public IReadOnlyList<string> ClassNames { get; init; } = Enumerable.Range(0, Classes).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
 }
