@@ -10,11 +10,15 @@ public sealed class Node
 {
     private Func<Tensor, Tensor?[]>? _backward;
 
+    private readonly int[] _versions;
+
     internal Node(string op, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
     {
         Op = op;
         Inputs = inputs;
         _backward = backward;
+        _versions = new int[inputs.Length];
+        for (int i = 0; i < inputs.Length; i++) _versions[i] = inputs[i].Storage.Version;
     }
 
     /// <summary>Name of the op, e.g. "mul".</summary>
@@ -31,6 +35,11 @@ public sealed class Node
         var rule = _backward ?? throw new InvalidOperationException(
             $"Backward through '{Op}' a second time, but its saved tensors were freed after the first Backward. " +
             "Pass retainGraph: true to the first Backward if you need to run backward through the graph twice.");
+        for (int i = 0; i < Inputs.Count; i++)
+            if (Inputs[i].Storage.Version != _versions[i])
+                throw new InvalidOperationException(
+                    $"Backward through '{Op}': its input {i} (shape {Inputs[i].Shape}) was modified in place after '{Op}' used it, " +
+                    "so the gradient would be computed from the wrong values. Update a copy (Clone()) instead, or update after Backward.");
         var grads = rule(grad);
         if (grads.Length != Inputs.Count)
             throw new InvalidOperationException($"backward of '{Op}' returned {grads.Length} gradients for {Inputs.Count} inputs");

@@ -61,6 +61,7 @@ public sealed partial class Tensor
         if (!Shapes.SameShape(Shapes.Broadcast("CopyFrom", s.Dims, Dims), Dims))
             throw new ShapeMismatchException("CopyFrom", $"CopyFrom: source shape {src.Shape} cannot be written into shape {Shape}");
         Backend.CopyInto(new View(s.Storage, s.Layout.BroadcastTo(Dims)), Storage, Layout);
+        Storage.BumpVersion();
         return this;
     }
 

@@ -11,6 +11,14 @@ public abstract class Storage
     /// <summary>Where the buffer lives.</summary>
     public abstract Device Device { get; }
 
+    private int _version;
+
+    /// <summary>Counts in-place writes. Autograd records it for every input of an op and refuses to run
+    /// that op's backward if an input was modified in place afterwards (its gradient would be wrong).</summary>
+    public int Version => Volatile.Read(ref _version);
+
+    internal void BumpVersion() => Interlocked.Increment(ref _version);
+
     /// <summary>Base constructor.</summary>
     protected Storage(DType dtype, int length) { DType = dtype; Length = length; }
 }

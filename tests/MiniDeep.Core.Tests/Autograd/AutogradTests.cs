@@ -201,6 +201,26 @@ public class AutogradTests
     }
 
     [Fact]
+    public void Backward_RefusesWhenAnInputWasModifiedInPlaceAfterUse()
+    {
+        var w = Param(1, 2);
+        var x = Tensor.FromArray(new float[] { 3, 4 });
+        var y = (w * x).Sum();                  // mul saved x to compute dw = g * x
+        x.AddInPlace(Tensor.Ones(2));           // ... and x changes before Backward
+        var e = Assert.Throws<InvalidOperationException>(() => y.Backward());
+        Assert.Contains("'mul'", e.Message);
+        Assert.Contains("modified in place", e.Message);
+
+        // updating parameters after Backward, as optimizers do, is fine
+        var w2 = Param(1, 2);
+        var y2 = (w2 * x).Sum();
+        y2.Backward();
+        using (Autograd.NoGrad()) w2.AddInPlace(w2.Grad!, -0.1);
+        (w2 * x).Sum().Backward();
+        Assert.Equal(new float[] { 8, 10 }, w2.Grad!.ToArray<float>());
+    }
+
+    [Fact]
     public void DoubleBackward_GivesExactHessianVectorProduct()
     {
         // f(x) = Σ xᵢ³ + x₀x₁ ;  ∇f = 3x² + (x₁, x₀, 0) ;  H = diag(6x) + [[0,1,0],[1,0,0],[0,0,0]]
