@@ -44,14 +44,22 @@ public static class Train
     /// <summary>Fashion-MNIST if it can be found, else SynthDigits; says which on <paramref name="log"/>.</summary>
     public static ImageClassification LoadData(string? dataDir, ulong seed, TextWriter log, string dataset = "auto")
     {
-        if (dataset == "synthdigits") return SynthDigits.Load(seed);
+        if (dataset == "synthdigits") return GenerateSynthDigits(seed, log);
         if (dataset == "fashion-mnist") return MnistFormat.LoadFashionMnist(dataDir);
         var dir = MnistFormat.Locate(dataDir, out var searched);
         if (dir is not null) return MnistFormat.Load(dir);
         if (dataDir is not null)
             throw new DataNotFoundException($"Fashion-MNIST not found in {dataDir} (--data): expected train-images-idx3-ubyte[.gz] and the other three IDX files there");
         log.WriteLine($"Fashion-MNIST not found (looked in {string.Join(", ", searched)}); using SynthDigits, the embedded synthetic digits.");
-        return SynthDigits.Load(seed);
+        return GenerateSynthDigits(seed, log);
+    }
+
+    private static ImageClassification GenerateSynthDigits(ulong seed, TextWriter log)
+    {
+        var clock = Stopwatch.StartNew();
+        var data = SynthDigits.Load(seed);
+        log.WriteLine($"SynthDigits: {data.Train.Count:N0} + {data.Test.Count:N0} images generated in {clock.Elapsed.TotalSeconds:F2} s");
+        return data;
     }
 
     public static int Run(TrainOptions o, TextWriter log)

@@ -130,5 +130,5 @@ public sealed partial class Tensor
     public Tensor Gelu() => this * NormCdf();
 
     /// <summary>True where the element is NaN.</summary>
-    public Tensor IsNaN() { var x = this; return x != Detach(); }
+    public Tensor IsNaN() => this != Detach();   // NaN is the only value unequal to itself
 }

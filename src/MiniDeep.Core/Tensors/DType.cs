@@ -51,13 +51,4 @@ public static partial class DTypes
         if (typeof(T) == typeof(bool)) return DType.Bool;
         throw new NotSupportedException($"MiniDeep has no dtype for {typeof(T).Name}");
     }
-
-    internal static Type ClrType(this DType t) => t switch
-    {
-        DType.Bool => typeof(bool),
-        DType.Int32 => typeof(int),
-        DType.Float32 => typeof(float),
-        DType.Float64 => typeof(double),
-        _ => throw new ArgumentOutOfRangeException(nameof(t)),
-    };
 }

@@ -66,6 +66,19 @@ public class CreationAndShapeTests
     }
 
     [Fact]
+    public void Fork_GivesAnIndependentButReproducibleGenerator()
+    {
+        var a = new Generator(5).Fork();
+        var b = new Generator(5).Fork();
+        Assert.Equal(a.Seed, b.Seed);
+        Assert.NotEqual(5UL, a.Seed);
+        Assert.Equal(Tensor.Rand(new Shape(8), a).ToArray<float>(), Tensor.Rand(new Shape(8), b).ToArray<float>());
+        var parent = new Generator(5);
+        var child = parent.Fork();
+        Assert.NotEqual(Tensor.Rand(new Shape(8), parent).ToArray<float>(), Tensor.Rand(new Shape(8), child).ToArray<float>());
+    }
+
+    [Fact]
     public void ToString_ShowsValuesShapeAndDtype()
     {
         var s = Tensor.FromArray(new float[] { 1, 2.5f, -3, 4 }, 2, 2).ToString();
