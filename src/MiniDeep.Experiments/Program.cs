@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MiniDeep.Experiments;
+using MiniDeep.Experiments.Lab;
 
 var seed = new Option<ulong>("--seed") { Description = "Seed of the one generator everything draws from", DefaultValueFactory = _ => 0 };
 var steps = new Option<int>("--steps") { Description = "Full-batch training steps", DefaultValueFactory = _ => 500 };
@@ -44,5 +45,36 @@ var graphOut = new Option<string>("--out") { Description = "DOT file to write (a
 var graph = new Command("graph", "Write the autograd graph of one MLP training step as Graphviz DOT") { graphOut };
 graph.SetAction(parse => GraphCommand.Run(parse.GetValue(graphOut)!, Console.Out));
 
-var root = new RootCommand("MiniDeep experiments: a deep-learning engine written from scratch, and the lab that tests what it can show") { train, demo, graph };
+var labList = new Command("list", "List the claims the lab can run");
+labList.SetAction(_ =>
+{
+    foreach (var c in LabRunner.All) Console.WriteLine($"{c.Id,-14} {c.Statement}");
+    return 0;
+});
+var claimIds = new Argument<string>("claims") { Description = "Comma-separated claim ids (see 'lab list'), or 'all'" };
+var budget = new Option<string>("--budget") { Description = "smoke (SynthDigits, ~30 s a claim), standard (Fashion-MNIST, the committed reports) or full (closer to paper scale)", DefaultValueFactory = _ => "standard" };
+budget.AcceptOnlyFromAmong("smoke", "standard", "full");
+var labSeed = new Option<ulong>("--seed") { Description = "Lab seed: every initialization, order and attack draws from it", DefaultValueFactory = _ => 0 };
+var labData = new Option<string?>("--data") { Description = "Directory with the Fashion-MNIST IDX files (else MINIDEEP_DATA, else /usr/share/datasets/fashion-mnist, else SynthDigits)" };
+var labOut = new Option<string>("--out") { Description = "Root directory of the reports: <out>/<claim>/report.md, metrics.json, PNGs, and <out>/README.md", DefaultValueFactory = _ => "reports" };
+var device = new Option<string>("--device") { Description = "Where to run: cpu", DefaultValueFactory = _ => "cpu" };
+var labJson = new Option<string?>("--json") { Description = "Also write a JSON summary of this run to this file" };
+var labRun = new Command("run", "Run claims and write their reports; exits 1 when a claim does not reproduce") { claimIds, budget, labSeed, labData, labOut, device, labJson };
+labRun.SetAction(parse =>
+{
+    try
+    {
+        var b = Enum.Parse<Budget>(parse.GetValue(budget)!, ignoreCase: true);
+        return LabRunner.Run(new LabOptions([parse.GetValue(claimIds)!], b, parse.GetValue(labSeed), parse.GetValue(labData), parse.GetValue(labOut)!,
+            parse.GetValue(device)!, parse.GetValue(labJson)), Console.Out);
+    }
+    catch (Exception e) when (e is ArgumentException or MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException)
+    {
+        Console.Error.WriteLine(e.Message);
+        return 2;
+    }
+});
+var lab = new Command("lab", "The claims lab: reproduce the essay's claims with MiniDeep's own engine") { labList, labRun };
+
+var root = new RootCommand("MiniDeep experiments: a deep-learning engine written from scratch, and the lab that tests what it can show") { lab, train, demo, graph };
 return root.Parse(args).Invoke();

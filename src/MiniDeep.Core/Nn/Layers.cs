@@ -110,6 +110,35 @@ public sealed class Flatten(int startAxis = 1, int endAxis = -1) : Module
     protected override Tensor ForwardImpl(Tensor x) => x.Flatten(startAxis, endAxis);
 }
 
+/// <summary>
+/// (x − mean) / std with two fixed numbers, as the first layer of a model: the model then takes raw
+/// pixels in [0, 1], so attacks and their ε live in pixel space while training still sees standardized
+/// inputs. Mean and std are buffers, saved with the state dict.
+/// </summary>
+public sealed class Standardize : Module
+{
+    /// <summary>The shift (a scalar buffer).</summary>
+    public Tensor Mean { get; }
+    /// <summary>The scale (a scalar buffer).</summary>
+    public Tensor Std { get; }
+
+    /// <summary>Standardizes with the given mean and standard deviation (std must be positive).</summary>
+    public Standardize(double mean, double std)
+    {
+        if (!(std > 0)) throw new ArgumentOutOfRangeException(nameof(std), $"Standardize: std must be positive, got {std}");
+        Mean = RegisterBuffer("mean", Tensor.Scalar(mean));
+        Std = RegisterBuffer("std", Tensor.Scalar(std));
+    }
+
+    /// <summary>Standardizes with the pixel mean and standard deviation of a training set.</summary>
+    public static Standardize Fit(Tensor trainInputs) => new(trainInputs.Mean().Item(), trainInputs.Std().Item());
+
+    /// <inheritdoc/>
+    public override string Describe() => $"Standardize(mean={Mean.Item():G4}, std={Std.Item():G4})";
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x) => (x - Mean) / Std;
+}
+
 /// <summary>An elementwise activation as a module.</summary>
 public sealed class Activation(string name, Func<Tensor, Tensor> f) : Module
 {

@@ -92,8 +92,11 @@ public static class Trainer
         return history;
     }
 
-    /// <summary>Mean loss and accuracy of a classifier over a dataset, in eval mode and without recording.</summary>
-    public static (double Loss, double Accuracy) Evaluate(Module model, IDataset data, int batchSize = 1000, Func<Tensor, Tensor, Tensor>? loss = null)
+    /// <summary>Mean loss and accuracy of a classifier over a dataset, in eval mode and without recording.
+    /// Batches of 250 by default: a CNN's activations for 1,000 images run to ~100 MB per layer, fresh
+    /// memory each time (page faults cost ~17 µs each on the reference machine), while 250 stay within
+    /// sizes the buffer pool recycles.</summary>
+    public static (double Loss, double Accuracy) Evaluate(Module model, IDataset data, int batchSize = 250, Func<Tensor, Tensor, Tensor>? loss = null)
     {
         loss ??= CrossEntropy;
         bool wasTraining = model.IsTraining;
@@ -119,7 +122,7 @@ public static class Trainer
     }
 
     /// <summary>Predicted classes (argmax of the outputs) of a whole dataset.</summary>
-    public static int[] Predict(Module model, IDataset data, int batchSize = 1000)
+    public static int[] Predict(Module model, IDataset data, int batchSize = 250)
     {
         bool wasTraining = model.IsTraining;
         model.Eval();

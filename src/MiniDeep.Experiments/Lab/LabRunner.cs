@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MiniDeep.Data;
+using MiniDeep.Experiments.Lab.Claims;
+
+namespace MiniDeep.Experiments.Lab;
+
+/// <summary>The settings of one `lab run`.</summary>
+public sealed record LabOptions(IReadOnlyList<string> Ids, Budget Budget, ulong Seed, string? DataDir, string OutRoot, string Device, string? JsonPath);
+
+/// <summary>
+/// Runs claims and writes what they found: each claim's report under &lt;out&gt;/&lt;id&gt;/, the summary
+/// table &lt;out&gt;/README.md (rebuilt from every claim directory present, so runs of single claims
+/// add up), and optionally the JSON summary of this run.
+/// </summary>
+public static class LabRunner
+{
+    /// <summary>Every claim, in the essay's order. Parts 2 and 3 of the lab add theirs here.</summary>
+    public static IReadOnlyList<IClaim> All { get; } = [new AdversarialClaim(), new MemorizationClaim(), new TricksClaim()];
+
+    /// <summary>The claims named by a comma-separated list ("all" for every one), or an error naming the unknown ids.</summary>
+    public static IReadOnlyList<IClaim> Resolve(string spec)
+    {
+        var ids = spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (ids.Length == 0) throw new ArgumentException("lab run: name at least one claim, or 'all'");
+        if (ids.Contains("all")) return All;
+        var unknown = ids.Where(id => All.All(c => c.Id != id)).ToArray();
+        if (unknown.Length > 0)
+            throw new ArgumentException($"lab run: unknown claim {string.Join(", ", unknown.Select(u => $"'{u}'"))}; the claims are {string.Join(", ", All.Select(c => c.Id))}");
+        return ids.Distinct().Select(id => All.First(c => c.Id == id)).ToArray();
+    }
+
+    /// <summary>Loads the data the budget calls for: SynthDigits for smoke; Fashion-MNIST otherwise,
+    /// falling back to SynthDigits (and saying so) when it is not installed and no --data was given.</summary>
+    public static ImageClassification LoadData(Budget budget, ulong seed, string? dataDir, TextWriter log)
+    {
+        if (budget == Budget.Smoke)
+        {
+            var clock = Stopwatch.StartNew();
+            var synth = SynthDigits.Load(seed, trainCount: 12_000, testCount: 2_000);
+            log.WriteLine($"smoke budget: SynthDigits, {synth.Train.Count:N0} + {synth.Test.Count:N0} images generated in {clock.Elapsed.TotalSeconds:F1} s");
+            return synth;
+        }
+        return Train.LoadData(dataDir, seed, log);
+    }
+
+    /// <summary>Runs the claims; returns the process exit code (0 when all reproduced, 1 otherwise).</summary>
+    public static int Run(LabOptions o, TextWriter log)
+    {
+        if (o.Device != "cpu")
+            throw new ArgumentException($"lab run: device '{o.Device}' is not available in this build; the lab runs on 'cpu'");
+        var total = Stopwatch.StartNew();
+        var claims = Resolve(string.Join(',', o.Ids));
+        var data = LoadData(o.Budget, o.Seed, o.DataDir, log);
+        var results = new List<ClaimResult>();
+        foreach (var claim in claims)
+        {
+            log.WriteLine($"[{claim.Id}] {claim.Statement}");
+            var clock = Stopwatch.StartNew();
+            var dir = Path.Combine(o.OutRoot, claim.Id);
+            var context = new LabContext(o.Budget, o.Seed, data, dir, log);
+            var report = new Report();
+            var checks = claim.Run(context, report);
+            var result = new ClaimResult(claim.Id, claim.Title, checks, clock.Elapsed.TotalSeconds, data.Name, o.Budget, o.Seed);
+            report.Write(dir, claim, result, Machine());
+            results.Add(result);
+            foreach (var c in checks)
+                log.WriteLine($"  {(c.Passed ? "pass" : "FAIL")}  {c.Description}: {c.ValueText} (pass line {c.ThresholdText})");
+            log.WriteLine($"[{claim.Id}] {(result.Reproduced ? "reproduced" : "NOT reproduced")} in {result.Seconds:F0} s; report: {Path.Combine(dir, "report.md")}");
+        }
+        WriteSummaryTable(o.OutRoot);
+        double seconds = total.Elapsed.TotalSeconds;
+        if (o.JsonPath is { } path)
+        {
+            var json = new JsonObject
+            {
+                ["claims"] = new JsonArray(results.Select(r => (JsonNode)new JsonObject
+                {
+                    ["id"] = r.Id,
+                    ["reproduced"] = r.Reproduced,
+                    ["seconds"] = Math.Round(r.Seconds, 2),
+                    ["dataset"] = r.Dataset,
+                    ["budget"] = r.Budget.ToString().ToLowerInvariant(),
+                    ["seed"] = r.Seed,
+                    ["checks"] = Report.ChecksJson(r.Checks),
+                }).ToArray()),
+                ["total_seconds"] = Math.Round(seconds, 2),
+            };
+            AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        int reproduced = results.Count(r => r.Reproduced);
+        log.WriteLine($"{reproduced} of {results.Count} claims reproduced in {seconds:F0} s; table: {Path.Combine(o.OutRoot, "README.md")}");
+        return reproduced == results.Count ? 0 : 1;
+    }
+
+    /// <summary>Rebuilds &lt;root&gt;/README.md from the metrics.json of every claim directory under it.</summary>
+    public static void WriteSummaryTable(string root)
+    {
+        var sb = new StringBuilder();
+        sb.Append("# The claims lab: results\n\n");
+        sb.Append("Each row is one pass line of a claim of J. Serrà's essay *When the state of the art is ahead of the state of understanding: ");
+        sb.Append("unintuitive properties of deep neural networks*, measured by MiniDeep's own engine. A claim is reproduced when all its pass lines hold. ");
+        sb.Append("The paper's numbers are often on other data (MNIST, CIFAR-10); each report says which.\n\n");
+        sb.Append("| claim | check | the paper says | we measured | pass line | holds? |\n|---|---|---|---|---|---|\n");
+        var runs = new List<string>();
+        foreach (var claim in All)
+        {
+            var file = Path.Combine(root, claim.Id, "metrics.json");
+            if (!File.Exists(file)) continue;
+            var m = JsonNode.Parse(File.ReadAllText(file))!;
+            bool reproduced = m["reproduced"]!.GetValue<bool>();
+            var checks = m["checks"]!.AsArray();
+            bool first = true;
+            foreach (var c in checks)
+            {
+                string head = first ? $"[{claim.Id}]({claim.Id}/report.md): **{(reproduced ? "reproduced" : "not reproduced")}**" : "";
+                first = false;
+                var v = c!["value"];
+                string value = v is null ? "n/a" : Format(v.GetValue<double>(), c);
+                sb.Append($"| {head} | {c["description"]} | {c["paper"]} | {value} | {c["comparison"]} {Format(c["threshold"]!.GetValue<double>(), c)} | {(c["passed"]!.GetValue<bool>() ? "yes" : "**no**")} |\n");
+            }
+            runs.Add($"| {claim.Id} | {m["dataset"]} | {m["seed"]} | {m["budget"]} | {m["seconds"]!.GetValue<double>():F0} s |");
+        }
+        sb.Append("\n| claim | data set | seed | budget | wall time |\n|---|---|---|---|---|\n");
+        foreach (var r in runs) sb.Append(r).Append('\n');
+        sb.Append($"\nMachine: {Machine()}. Run `dotnet run -c Release --project src/MiniDeep.Experiments -- lab run all` to regenerate.\n");
+        AtomicFile.WriteAllText(Path.Combine(root, "README.md"), sb.ToString());
+    }
+
+    private static string Format(double value, JsonNode check) =>
+        Report.Format(value, check["format"]?.GetValue<string>() ?? "G3");
+
+    /// <summary>The machine in a few words, for reports.</summary>
+    public static string Machine()
+    {
+        string cpu = "unknown CPU";
+        try
+        {
+            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            if (line is not null) cpu = line[(line.IndexOf(':') + 1)..].Trim();
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return $"{cpu}, {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}";
+    }
+}

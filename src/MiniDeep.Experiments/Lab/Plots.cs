@@ -1,0 +1,143 @@
+using ScottPlot;
+using SkiaSharp;
+
+namespace MiniDeep.Experiments.Lab;
+
+/// <summary>A named series of (x, y) points for a line plot.</summary>
+public sealed record Series(string Label, double[] X, double[] Y);
+
+/// <summary>
+/// The lab's plots as PNG bytes: line and scatter plots through ScottPlot, image grids through
+/// SkiaSharp (ScottPlot's renderer) so that every cell carries its own caption. Text needs a font:
+/// Debian's fonts-dejavu-core, which CI installs.
+/// </summary>
+public static class Plots
+{
+    private static readonly Color[] Palette =
+    [
+        Colors.C0, Colors.C1, Colors.C2, Colors.C3, Colors.C4, Colors.C5, Colors.C6, Colors.C7, Colors.C8, Colors.C9,
+    ];
+
+    /// <summary>Lines with markers, one per series; <paramref name="logY"/> plots log10(y) and says so on the axis.</summary>
+    public static byte[] Lines(string title, string xLabel, string yLabel, IReadOnlyList<Series> series, bool logY = false,
+        (double Y, string Label)? horizontal = null, int width = 720, int height = 440, bool markers = true)
+    {
+        var plt = new Plot();
+        for (int i = 0; i < series.Count; i++)
+        {
+            var s = series[i];
+            var ys = logY ? s.Y.Select(Math.Log10).ToArray() : s.Y;
+            var sc = plt.Add.Scatter(s.X, ys, Palette[i % Palette.Length]);
+            sc.LegendText = s.Label;
+            sc.MarkerSize = markers ? 6 : 0;
+            sc.LineWidth = 2;
+        }
+        if (horizontal is { } h)
+        {
+            var line = plt.Add.HorizontalLine(logY ? Math.Log10(h.Y) : h.Y);
+            line.LinePattern = LinePattern.Dashed;
+            line.Color = Colors.Gray;
+            line.LegendText = h.Label;
+        }
+        Decorate(plt, title, xLabel, logY ? $"log10 {yLabel}" : yLabel, series.Count > 1 || horizontal is not null);
+        return plt.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
+    /// <summary>Points with a text label each (e.g. loss against Hessian index, one point per run).</summary>
+    public static byte[] Scatter(string title, string xLabel, string yLabel, IReadOnlyList<Series> groups, int width = 640, int height = 440)
+    {
+        var plt = new Plot();
+        for (int i = 0; i < groups.Count; i++)
+        {
+            var sc = plt.Add.ScatterPoints(groups[i].X, groups[i].Y, Palette[i % Palette.Length]);
+            sc.LegendText = groups[i].Label;
+            sc.MarkerSize = 8;
+        }
+        Decorate(plt, title, xLabel, yLabel, groups.Count > 1);
+        return plt.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
+    /// <summary>Grouped bars: one group per category, one bar per series in each group.</summary>
+    public static byte[] Bars(string title, string yLabel, string[] categories, IReadOnlyList<(string Label, double[] Values)> series,
+        int width = 720, int height = 440)
+    {
+        var plt = new Plot();
+        int k = series.Count;
+        double barWidth = 0.8 / k;
+        for (int s = 0; s < k; s++)
+        {
+            var bars = new List<Bar>();
+            for (int c = 0; c < categories.Length; c++)
+                bars.Add(new Bar { Position = c + (s - (k - 1) / 2.0) * barWidth, Value = series[s].Values[c], Size = barWidth * 0.95, FillColor = Palette[s % Palette.Length] });
+            var plot = plt.Add.Bars(bars);
+            plot.LegendText = series[s].Label;
+        }
+        plt.Axes.Bottom.SetTicks(Enumerable.Range(0, categories.Length).Select(i => (double)i).ToArray(), categories);
+        plt.Axes.Margins(bottom: 0);
+        Decorate(plt, title, "", yLabel, k > 1);
+        return plt.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
+    private static void Decorate(Plot plt, string title, string xLabel, string yLabel, bool legend)
+    {
+        plt.Title(title);
+        plt.XLabel(xLabel);
+        plt.YLabel(yLabel);
+        if (legend) plt.ShowLegend(Alignment.UpperRight);
+    }
+
+    /// <summary>How a grid cell's values map to gray.</summary>
+    public enum CellScale
+    {
+        /// <summary>0 is black, 1 is white (images).</summary>
+        Unit,
+        /// <summary>0 is mid-gray, the cell's largest |value| is black or white (perturbations).</summary>
+        Signed,
+    }
+
+    /// <summary>A cell of an image grid: square pixels, a scale, and up to two caption lines.</summary>
+    public sealed record Cell(float[] Pixels, string Caption, CellScale Scale = CellScale.Unit, string Caption2 = "");
+
+    /// <summary>Images in a grid with captions under each, and a title on top.</summary>
+    public static byte[] ImageGrid(string title, IReadOnlyList<Cell> cells, int columns, int zoom = 3, IReadOnlyList<string>? rowLabels = null)
+    {
+        int side = (int)Math.Round(Math.Sqrt(cells[0].Pixels.Length));
+        int cellW = Math.Max(side * zoom, 96) + 8, imgH = side * zoom, cellH = imgH + 34;
+        int labelW = rowLabels is null ? 0 : 110;
+        int rows = (cells.Count + columns - 1) / columns;
+        int width = labelW + columns * cellW + 8, height = 36 + rows * cellH + 4;
+        using var surface = SKSurface.Create(new SKImageInfo(width, height));
+        var canvas = surface.Canvas;
+        canvas.Clear(SKColors.White);
+        using var typeface = SKTypeface.FromFamilyName("DejaVu Sans") ?? SKTypeface.Default;
+        using var titleFont = new SKFont(typeface, 15);
+        using var font = new SKFont(typeface, 11);
+        using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true };
+        canvas.DrawText(title, width / 2f, 22, SKTextAlign.Center, titleFont, ink);
+        using var px = new SKPaint();
+        for (int i = 0; i < cells.Count; i++)
+        {
+            int r = i / columns, c = i % columns;
+            float x0 = labelW + 4 + c * cellW + (cellW - imgH) / 2f, y0 = 36 + r * cellH;
+            var cell = cells[i];
+            float scale = cell.Scale == CellScale.Signed ? Math.Max(cell.Pixels.Max(Math.Abs), 1e-12f) : 1;
+            for (int y = 0; y < side; y++)
+                for (int x = 0; x < side; x++)
+                {
+                    float v = cell.Pixels[y * side + x];
+                    float g = cell.Scale == CellScale.Signed ? 0.5f + 0.5f * v / scale : v;
+                    byte b = (byte)Math.Clamp((int)Math.Round(255 * g), 0, 255);
+                    px.Color = new SKColor(b, b, b);
+                    canvas.DrawRect(x0 + x * zoom, y0 + y * zoom, zoom, zoom, px);
+                }
+            float cx = labelW + 4 + c * cellW + cellW / 2f;
+            canvas.DrawText(cell.Caption, cx, y0 + imgH + 13, SKTextAlign.Center, font, ink);
+            if (cell.Caption2.Length > 0) canvas.DrawText(cell.Caption2, cx, y0 + imgH + 26, SKTextAlign.Center, font, ink);
+            if (rowLabels is not null && c == 0 && r < rowLabels.Count)
+                canvas.DrawText(rowLabels[r], 6, y0 + imgH / 2f + 4, SKTextAlign.Left, font, ink);
+        }
+        using var image = surface.Snapshot();
+        using var data = image.Encode(SKEncodedImageFormat.Png, 100);
+        return data.ToArray();
+    }
+}

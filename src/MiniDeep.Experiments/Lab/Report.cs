@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace MiniDeep.Experiments.Lab;
+
+/// <summary>
+/// A claim's report as it is built: markdown sections, tables and plots for report.md, and named
+/// metrics for metrics.json. Nothing is written until <see cref="Write"/>, which writes every file
+/// atomically.
+/// </summary>
+public sealed class Report
+{
+    private readonly StringBuilder _body = new();
+    private readonly List<(string Name, byte[] Png)> _images = [];
+
+    /// <summary>Free-form measurements for metrics.json, by name.</summary>
+    public JsonObject Metrics { get; } = [];
+
+    /// <summary>Setup lines shown under "Setup".</summary>
+    public List<string> Setup { get; } = [];
+
+    /// <summary>Starts a section.</summary>
+    public void Section(string title) => _body.Append("\n## ").Append(title).Append("\n\n");
+
+    /// <summary>A paragraph.</summary>
+    public void Text(string paragraph) => _body.Append(paragraph.Trim()).Append("\n\n");
+
+    /// <summary>A markdown table.</summary>
+    public void Table(string[] header, IEnumerable<string[]> rows)
+    {
+        _body.Append("| ").Append(string.Join(" | ", header)).Append(" |\n|");
+        foreach (var _ in header) _body.Append("---|");
+        _body.Append('\n');
+        foreach (var r in rows) _body.Append("| ").Append(string.Join(" | ", r)).Append(" |\n");
+        _body.Append('\n');
+    }
+
+    /// <summary>Adds a PNG (written beside report.md) and shows it.</summary>
+    public void Image(string fileName, byte[] png, string caption)
+    {
+        _images.Add((fileName, png));
+        _body.Append($"![{caption}]({fileName})\n\n*{caption}*\n\n");
+    }
+
+    /// <summary>Records a metric for metrics.json.</summary>
+    public void Metric(string name, object? value) => Metrics[name] = JsonSerializer.SerializeToNode(value);
+
+    /// <summary>Writes report.md, metrics.json and the PNGs into <paramref name="dir"/>.</summary>
+    public void Write(string dir, IClaim claim, ClaimResult result, string machine)
+    {
+        foreach (var (name, png) in _images) AtomicFile.WriteAllBytes(Path.Combine(dir, name), png);
+        var md = new StringBuilder();
+        md.Append($"# {claim.Title}\n\n");
+        md.Append($"> **Claim.** {claim.Statement}\n\n");
+        md.Append($"**Verdict: {(result.Reproduced ? "reproduced" : "NOT reproduced")}** — {result.Checks.Count(c => c.Passed)} of {result.Checks.Count} pass lines hold. ");
+        md.Append($"Data set {result.Dataset}, budget {result.Budget.ToString().ToLowerInvariant()}, seed {result.Seed}, {result.Seconds:F0} s on {machine}.\n\n");
+        md.Append("## Papers\n\n");
+        foreach (var p in claim.Papers) md.Append($"- {p.Authors} ({p.Year}), *{p.Title}*: {p.Headline}\n");
+        md.Append("\n## Pass lines\n\n| check | we measured | pass line | the paper says | holds? |\n|---|---|---|---|---|\n");
+        foreach (var c in result.Checks)
+            md.Append($"| {c.Description} | {c.ValueText} | {c.ThresholdText} | {c.Paper} | {(c.Passed ? "yes" : "**no**")} |\n");
+        if (Setup.Count > 0)
+        {
+            md.Append("\n## Setup\n\n");
+            foreach (var s in Setup) md.Append("- ").Append(s).Append('\n');
+        }
+        md.Append(_body);
+        md.Append($"---\nRegenerate with `dotnet run -c Release --project src/MiniDeep.Experiments -- lab run {claim.Id} --budget {result.Budget.ToString().ToLowerInvariant()} --seed {result.Seed}`.\n");
+        AtomicFile.WriteAllText(Path.Combine(dir, "report.md"), md.ToString());
+
+        var json = new JsonObject
+        {
+            ["id"] = claim.Id,
+            ["title"] = claim.Title,
+            ["reproduced"] = result.Reproduced,
+            ["seconds"] = Math.Round(result.Seconds, 2),
+            ["dataset"] = result.Dataset,
+            ["budget"] = result.Budget.ToString().ToLowerInvariant(),
+            ["seed"] = result.Seed,
+            ["checks"] = ChecksJson(result.Checks),
+            ["metrics"] = Metrics.DeepClone(),
+        };
+        AtomicFile.WriteAllText(Path.Combine(dir, "metrics.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>The checks as the JSON array of `--json` and metrics.json.</summary>
+    public static JsonArray ChecksJson(IEnumerable<Check> checks) =>
+        new(checks.Select(c => (JsonNode)new JsonObject
+        {
+            ["name"] = c.Name,
+            ["description"] = c.Description,
+            ["value"] = double.IsFinite(c.Value) ? c.Value : null,
+            ["comparison"] = c.Symbol,
+            ["threshold"] = c.Threshold,
+            ["paper"] = c.Paper,
+            ["passed"] = c.Passed,
+            ["format"] = c.Format,
+        }).ToArray());
+
+    /// <summary>Formats a fraction as a percentage with one decimal.</summary>
+    public static string Pct(double v) => double.IsNaN(v) ? "n/a" : (100 * v).ToString("F1", CultureInfo.InvariantCulture) + "%";
+
+    /// <summary>Formats a value: "P1" as a percentage with one decimal and no space ("95.3%"), anything else as a .NET format string, invariant culture.</summary>
+    public static string Format(double v, string format)
+    {
+        if (double.IsNaN(v)) return "n/a";
+        if (format.StartsWith('P')) return (100 * v).ToString("F" + (format.Length > 1 ? format[1..] : "0"), CultureInfo.InvariantCulture) + "%";
+        return v.ToString(format, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Formats a number with the invariant culture.</summary>
+    public static string Num(double v, string format = "G3") => v.ToString(format, CultureInfo.InvariantCulture);
+}

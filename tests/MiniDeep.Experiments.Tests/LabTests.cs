@@ -1,0 +1,111 @@
+using System.Text.Json.Nodes;
+using MiniDeep.Experiments.Lab;
+using MiniDeep.Experiments.Lab.Claims;
+using Xunit;
+
+namespace MiniDeep.Tests.Lab;
+
+/// <summary>
+/// Every claim at the smoke budget (SynthDigits, about 30 s each): it must run, write its report,
+/// plots and metrics, and reach its verdict. The smoke pass lines are stated in each claim.
+/// </summary>
+public class ClaimSmokeTests
+{
+    public static TheoryData<string> Claims => new(LabRunner.All.Select(c => c.Id));
+
+    [Theory]
+    [MemberData(nameof(Claims))]
+    public void Claim_ReproducesAtSmokeBudget_AndWritesItsReport(string id)
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"minideep-lab-{id}-{Guid.NewGuid():N}");
+        try
+        {
+            var json = Path.Combine(root, "run.json");
+            var log = new StringWriter();
+            int code = LabRunner.Run(new LabOptions([id], Budget.Smoke, 0, null, root, "cpu", json), log);
+            var run = JsonNode.Parse(File.ReadAllText(json))!;
+            var claim = run["claims"]![0]!;
+            var failed = claim["checks"]!.AsArray().Where(c => !c!["passed"]!.GetValue<bool>()).Select(c => $"{c!["name"]} = {c["value"]}").ToArray();
+            Assert.True(code == 0 && claim["reproduced"]!.GetValue<bool>(), $"{id} did not reproduce at smoke budget: {string.Join("; ", failed)}\n{log}");
+            Assert.Equal(id, claim["id"]!.GetValue<string>());
+            Assert.True(claim["seconds"]!.GetValue<double>() > 0);
+            Assert.True(run["total_seconds"]!.GetValue<double>() >= claim["seconds"]!.GetValue<double>());
+
+            var dir = Path.Combine(root, id);
+            var report = File.ReadAllText(Path.Combine(dir, "report.md"));
+            Assert.Contains("**Verdict: reproduced**", report);
+            Assert.Contains("| check | we measured | pass line | the paper says | holds? |", report);
+            var pngs = Directory.GetFiles(dir, "*.png");
+            Assert.NotEmpty(pngs);
+            foreach (var png in pngs)
+            {
+                Assert.Contains($"]({Path.GetFileName(png)})", report);
+                var head = File.ReadAllBytes(png).AsSpan(0, 8).ToArray();
+                Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }, head);
+            }
+            var metrics = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")))!;
+            Assert.Equal("smoke", metrics["budget"]!.GetValue<string>());
+            Assert.Equal(claim["checks"]!.AsArray().Count, metrics["checks"]!.AsArray().Count);
+            var table = File.ReadAllText(Path.Combine(root, "README.md"));
+            Assert.Contains($"[{id}]({id}/report.md)", table);
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+}
+
+public class LabRunnerTests
+{
+    [Fact]
+    public void Resolve_KnowsAllAndEachClaim_AndNamesUnknownOnes()
+    {
+        Assert.Equal(LabRunner.All.Select(c => c.Id), LabRunner.Resolve("all").Select(c => c.Id));
+        Assert.Equal(["tricks", "adversarial"], LabRunner.Resolve("tricks, adversarial").Select(c => c.Id));
+        var ex = Assert.Throws<ArgumentException>(() => LabRunner.Resolve("adversarial,telepathy"));
+        Assert.Contains("'telepathy'", ex.Message);
+        Assert.Contains("memorization", ex.Message);
+        Assert.Throws<ArgumentException>(() => LabRunner.Resolve(" , "));
+    }
+
+    [Fact]
+    public void Run_RefusesADeviceItDoesNotHave()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => LabRunner.Run(new LabOptions(["tricks"], Budget.Smoke, 0, null, Path.GetTempPath(), "cuda", null), TextWriter.Null));
+        Assert.Contains("cuda", ex.Message);
+    }
+
+    [Fact]
+    public void Check_ComparesAsStated_AndNaNNeverPasses()
+    {
+        Assert.True(new Check("a", "a", 0.95, Comparison.AtLeast, 0.95, "").Passed);
+        Assert.False(new Check("a", "a", 0.949, Comparison.AtLeast, 0.95, "").Passed);
+        Assert.True(new Check("a", "a", 0.04, Comparison.AtMost, 0.04, "").Passed);
+        Assert.False(new Check("a", "a", 0.1, Comparison.Below, 0.1, "").Passed);
+        Assert.False(new Check("a", "a", double.NaN, Comparison.AtMost, 1, "").Passed);
+        Assert.False(new Check("a", "a", double.NaN, Comparison.AtLeast, 0, "").Passed);
+        Assert.Equal("≥ 95.0%", new Check("a", "a", 1, Comparison.AtLeast, 0.95, "", "P1").ThresholdText);
+        Assert.False(new ClaimResult("x", "x", [], 1, "d", Budget.Smoke, 0).Reproduced);
+    }
+
+    [Fact]
+    public void Spearman_MatchesHandComputedRanks()
+    {
+        Assert.Equal(1, MemorizationClaim.Spearman([1, 2, 3, 4], [10, 20, 35, 100]), 12);
+        Assert.Equal(-1, MemorizationClaim.Spearman([1, 2, 3, 4], [4, 3, 2, 1]), 12);
+        // ranks (0, 1, 2, 3) against (1.5, 0, 1.5, 3) with a tie: ρ = 0.6324555320336759
+        Assert.Equal(0.6324555320336759, MemorizationClaim.Spearman([1, 2, 3, 4], [5, 1, 5, 9]), 12);
+    }
+
+    [Fact]
+    public void Shifts_MoveEveryImageByKPixels_WithZerosFillingIn()
+    {
+        var x = Tensor.Arange(16).Float().Reshape(1, 1, 4, 4);
+        var s = TricksClaim.Shifts(x, 1);
+        Assert.Equal(new float[] { 0, 0, 1, 2, 0, 4, 5, 6, 0, 8, 9, 10, 0, 12, 13, 14 }, s[0].ToArray<float>());   // right
+        Assert.Equal(new float[] { 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0 }, s[1].ToArray<float>());   // left
+        Assert.Equal(new float[] { 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 }, s[2].ToArray<float>());      // down
+        Assert.Equal(new float[] { 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0 }, s[3].ToArray<float>());  // up
+    }
+}
