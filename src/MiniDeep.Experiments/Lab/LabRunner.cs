@@ -70,6 +70,8 @@ public static class LabRunner
             foreach (var c in checks)
                 log.WriteLine($"  {(c.Passed ? "pass" : "FAIL")}  {c.Description}: {c.ValueText} (pass line {c.ThresholdText})");
             log.WriteLine($"[{claim.Id}] {(result.Reproduced ? "reproduced" : "NOT reproduced")} in {result.Seconds:F0} s; report: {Path.Combine(dir, "report.md")}");
+            log.WriteLine($"  (buffer pool so far: {Cpu.BufferPool.Hits:N0} hits, {Cpu.BufferPool.Misses:N0} misses, {Cpu.BufferPool.Evicted:N0} evicted, " +
+                          $"{Cpu.BufferPool.PooledBytes >> 20:N0} MB idle, {Cpu.BufferPool.Collections:N0} collections asked for)");
         }
         WriteSummaryTable(o.OutRoot);
         double seconds = total.Elapsed.TotalSeconds;
@@ -120,7 +122,7 @@ public static class LabRunner
                 first = false;
                 var v = c!["value"];
                 string value = v is null ? "n/a" : Format(v.GetValue<double>(), c);
-                sb.Append($"| {head} | {c["description"]} | {c["paper"]} | {value} | {c["comparison"]} {Format(c["threshold"]!.GetValue<double>(), c)} | {(c["passed"]!.GetValue<bool>() ? "yes" : "**no**")} |\n");
+                sb.Append($"| {head} | {Report.Cell(c["description"]!.GetValue<string>())} | {Report.Cell(c["paper"]!.GetValue<string>())} | {value} | {c["comparison"]} {Format(c["threshold"]!.GetValue<double>(), c)} | {(c["passed"]!.GetValue<bool>() ? "yes" : "**no**")} |\n");
             }
             runs.Add($"| {claim.Id} | {m["dataset"]} | {m["seed"]} | {m["budget"]} | {m["seconds"]!.GetValue<double>():F0} s |");
         }

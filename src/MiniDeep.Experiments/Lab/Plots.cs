@@ -20,7 +20,7 @@ public static class Plots
 
     /// <summary>Lines with markers, one per series; <paramref name="logY"/> plots log10(y) and says so on the axis.</summary>
     public static byte[] Lines(string title, string xLabel, string yLabel, IReadOnlyList<Series> series, bool logY = false,
-        (double Y, string Label)? horizontal = null, int width = 720, int height = 440, bool markers = true)
+        (double Y, string Label)? horizontal = null, int width = 720, int height = 440, bool markers = true, Alignment legend = Alignment.UpperRight)
     {
         var plt = new Plot();
         for (int i = 0; i < series.Count; i++)
@@ -39,7 +39,7 @@ public static class Plots
             line.Color = Colors.Gray;
             line.LegendText = h.Label;
         }
-        Decorate(plt, title, xLabel, logY ? $"log10 {yLabel}" : yLabel, series.Count > 1 || horizontal is not null);
+        Decorate(plt, title, xLabel, logY ? $"log10 {yLabel}" : yLabel, series.Count > 1 || horizontal is not null, legend);
         return plt.GetImageBytes(width, height, ImageFormat.Png);
     }
 
@@ -78,12 +78,13 @@ public static class Plots
         return plt.GetImageBytes(width, height, ImageFormat.Png);
     }
 
-    private static void Decorate(Plot plt, string title, string xLabel, string yLabel, bool legend)
+    private static void Decorate(Plot plt, string title, string xLabel, string yLabel, bool legend, Alignment where = Alignment.UpperRight)
     {
+        plt.Font.Set("DejaVu Sans");
         plt.Title(title);
         plt.XLabel(xLabel);
         plt.YLabel(yLabel);
-        if (legend) plt.ShowLegend(Alignment.UpperRight);
+        if (legend) plt.ShowLegend(where);
     }
 
     /// <summary>How a grid cell's values map to gray.</summary>
@@ -99,10 +100,10 @@ public static class Plots
     public sealed record Cell(float[] Pixels, string Caption, CellScale Scale = CellScale.Unit, string Caption2 = "");
 
     /// <summary>Images in a grid with captions under each, and a title on top.</summary>
-    public static byte[] ImageGrid(string title, IReadOnlyList<Cell> cells, int columns, int zoom = 3, IReadOnlyList<string>? rowLabels = null)
+    public static byte[] ImageGrid(string title, IReadOnlyList<Cell> cells, int columns, int zoom = 3, IReadOnlyList<string>? rowLabels = null, int minCellWidth = 96)
     {
         int side = (int)Math.Round(Math.Sqrt(cells[0].Pixels.Length));
-        int cellW = Math.Max(side * zoom, 96) + 8, imgH = side * zoom, cellH = imgH + 34;
+        int cellW = Math.Max(side * zoom, minCellWidth) + 8, imgH = side * zoom, cellH = imgH + 34;
         int labelW = rowLabels is null ? 0 : 110;
         int rows = (cells.Count + columns - 1) / columns;
         int width = labelW + columns * cellW + 8, height = 36 + rows * cellH + 4;

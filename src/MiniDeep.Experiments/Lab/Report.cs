@@ -56,11 +56,13 @@ public sealed class Report
         md.Append($"> **Claim.** {claim.Statement}\n\n");
         md.Append($"**Verdict: {(result.Reproduced ? "reproduced" : "NOT reproduced")}** — {result.Checks.Count(c => c.Passed)} of {result.Checks.Count} pass lines hold. ");
         md.Append($"Data set {result.Dataset}, budget {result.Budget.ToString().ToLowerInvariant()}, seed {result.Seed}, {result.Seconds:F0} s on {machine}.\n\n");
+        if (result.Budget == Budget.Smoke)
+            md.Append("*Smoke budget: SynthDigits and small sizes, to test the machinery in seconds. Some pass lines are the smoke budget's own (the table shows the ones used); the claim itself is judged at the standard budget.*\n\n");
         md.Append("## Papers\n\n");
         foreach (var p in claim.Papers) md.Append($"- {p.Authors} ({p.Year}), *{p.Title}*: {p.Headline}\n");
         md.Append("\n## Pass lines\n\n| check | we measured | pass line | the paper says | holds? |\n|---|---|---|---|---|\n");
         foreach (var c in result.Checks)
-            md.Append($"| {c.Description} | {c.ValueText} | {c.ThresholdText} | {c.Paper} | {(c.Passed ? "yes" : "**no**")} |\n");
+            md.Append($"| {Cell(c.Description)} | {c.ValueText} | {c.ThresholdText} | {Cell(c.Paper)} | {(c.Passed ? "yes" : "**no**")} |\n");
         if (Setup.Count > 0)
         {
             md.Append("\n## Setup\n\n");
@@ -98,6 +100,9 @@ public sealed class Report
             ["passed"] = c.Passed,
             ["format"] = c.Format,
         }).ToArray());
+
+    /// <summary>Text made safe for a markdown table cell (a bare | would end the cell).</summary>
+    public static string Cell(string text) => text.Replace("|", "\\|", StringComparison.Ordinal);
 
     /// <summary>Formats a fraction as a percentage with one decimal.</summary>
     public static string Pct(double v) => double.IsNaN(v) ? "n/a" : (100 * v).ToString("F1", CultureInfo.InvariantCulture) + "%";

@@ -15,8 +15,19 @@ public static class BufferPool
     /// <summary>Arrays shorter than this are ordinary garbage-collected arrays: the young generation handles them well.</summary>
     public const int MinPooledLength = 16 * 1024;
 
-    private static readonly ConcurrentDictionary<(Type, int), ConcurrentStack<Array>> Buckets = new();
-    private static long _pooledBytes, _hits, _misses, _missBytesSinceCollect, _collections;
+    // One bucket per (element type, exact length), stamped with the last time it was used so that a
+    // full pool makes room by dropping the arrays of sizes nobody has asked for lately (a lab run moves
+    // from model to model; without eviction the pool filled with the old models' sizes and every
+    // new size missed, costing page faults and a forced collection every few megabytes).
+    private sealed class Bucket
+    {
+        public readonly ConcurrentStack<Array> Arrays = new();
+        public long LastUse;
+    }
+
+    private static readonly ConcurrentDictionary<(Type, int), Bucket> Buckets = new();
+    private static readonly Lock EvictionLock = new();
+    private static long _pooledBytes, _hits, _misses, _missBytesSinceCollect, _collections, _clock, _evicted;
 
     /// <summary>Bytes of fresh allocations after which the pool asks for a collection to get storages' arrays back.</summary>
     public static long CollectAfterMissBytes { get; set; } =
@@ -34,6 +45,8 @@ public static class BufferPool
     public static long Hits => Interlocked.Read(ref _hits);
     /// <summary>Rents that had to allocate.</summary>
     public static long Misses => Interlocked.Read(ref _misses);
+    /// <summary>Idle arrays dropped to make room for more recently used sizes.</summary>
+    public static long Evicted => Interlocked.Read(ref _evicted);
 
     /// <summary>An array of exactly <paramref name="length"/> elements, zeroed when <paramref name="clear"/>.</summary>
     public static T[] Rent<T>(int length, bool clear) where T : unmanaged
@@ -65,7 +78,9 @@ public static class BufferPool
     private static bool TryPop<T>(int length, bool clear, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out T[]? array)
     {
         array = null;
-        if (!Buckets.TryGetValue((typeof(T), length), out var stack) || !stack.TryPop(out var a)) return false;
+        var bucket = Buckets.GetOrAdd((typeof(T), length), _ => new Bucket());
+        bucket.LastUse = Interlocked.Increment(ref _clock);
+        if (!bucket.Arrays.TryPop(out var a)) return false;
         Interlocked.Add(ref _pooledBytes, -SizeOf(a));
         Interlocked.Increment(ref _hits);
         array = (T[])a;
@@ -77,9 +92,30 @@ public static class BufferPool
     internal static void Return(Array a)
     {
         long size = SizeOf(a);
-        if (a.Length < MinPooledLength || Interlocked.Read(ref _pooledBytes) + size > CapacityBytes) return;
-        Buckets.GetOrAdd((a.GetType().GetElementType()!, a.Length), _ => new ConcurrentStack<Array>()).Push(a);
+        if (a.Length < MinPooledLength || size > CapacityBytes) return;
+        var bucket = Buckets.GetOrAdd((a.GetType().GetElementType()!, a.Length), _ => new Bucket());
+        if (Interlocked.Read(ref _pooledBytes) + size > CapacityBytes && !Evict(size, bucket)) return;
+        bucket.Arrays.Push(a);
         Interlocked.Add(ref _pooledBytes, size);
+    }
+
+    // Drops idle arrays of the least recently used sizes (never the size being returned) until
+    // `size` more bytes fit; false when they cannot.
+    private static bool Evict(long size, Bucket keep)
+    {
+        lock (EvictionLock)
+        {
+            foreach (var bucket in Buckets.Values.Where(b => b != keep && !b.Arrays.IsEmpty).OrderBy(b => b.LastUse).ToList())
+            {
+                while (Interlocked.Read(ref _pooledBytes) + size > CapacityBytes && bucket.Arrays.TryPop(out var old))
+                {
+                    Interlocked.Add(ref _pooledBytes, -SizeOf(old));
+                    Interlocked.Increment(ref _evicted);
+                }
+                if (Interlocked.Read(ref _pooledBytes) + size <= CapacityBytes) return true;
+            }
+            return Interlocked.Read(ref _pooledBytes) + size <= CapacityBytes;
+        }
     }
 
     /// <summary>Drops every idle array (they become ordinary garbage).</summary>

@@ -35,7 +35,7 @@ public sealed class MemorizationClaim : IClaim
     /// <inheritdoc/>
     public IReadOnlyList<Check> Run(LabContext ctx, Report report)
     {
-        int subset = ctx.ByBudget(1000, 5000, 10_000);
+        int subset = ctx.ByBudget(2000, 5000, 10_000);
         int maxEpochs = ctx.ByBudget(80, 150, 400);
         int regEpochs = ctx.ByBudget(20, 30, 60);
         int[] widths = ctx.ByBudget(new[] { 784, 256, 256, 10 }, [784, 512, 512, 10], [784, 512, 512, 10]);
@@ -48,6 +48,7 @@ public sealed class MemorizationClaim : IClaim
         report.Setup.Add($"Data: a fixed random subset of {subset:N0} {ctx.Data.Name} training images; the full test set ({test.Count:N0}).");
         report.Setup.Add($"Model: MLP {string.Join("-", widths)} (ReLU), {Describe(widths)} parameters; Adam lr 1e-3 (constant), batch {batch}; training accuracy measured on the whole subset in eval mode after every epoch; " +
                          $"a run stops at 99% training accuracy or after {maxEpochs} epochs.");
+        report.Setup.Add("One seed per condition: the nine trainings to 99% and the two at a fixed budget take about three minutes here, so these rates are single runs, not the medians of three seeds the lab's other rates are.");
         report.Setup.Add("Corruptions (Core's `Randomizers`): each label replaced with probability p by a uniformly random class (so about p/10 stay right); one pixel permutation for all images (shuffled pixels); a new permutation per image (random pixels); Gaussian images with the training subset's per-pixel mean and standard deviation. The test set gets the same input transformation; its labels stay true.");
 
         Condition[] conditions =
@@ -85,12 +86,12 @@ public sealed class MemorizationClaim : IClaim
         checks.Add(new("random_label_test_accuracy_max", "random labels: test accuracy (upper bound)", random.TestAcc, Comparison.AtMost, 0.15, "chance (10%)", "P1"));
         var levels = runs.Where(r => r.Condition.Corruption is not null).ToArray();
         double rho = Spearman(levels.Select(r => r.Condition.Corruption!.Value).ToArray(), levels.Select(r => (double)(r.StepsTo99 ?? long.MaxValue)).ToArray());
-        checks.Add(new("steps_spearman", "Spearman correlation of steps-to-99% with label corruption (six levels)", rho, Comparison.AtLeast, 0.9, "time grows with corruption (Fig. 1b)", "F2"));
+        checks.Add(new("steps_spearman", "Spearman correlation of steps-to-99% with label corruption (six levels)", rho, Comparison.AtLeast, smoke ? 0.5 : 0.9, "time grows with corruption (Fig. 1b)", "F2"));
         var truth = runs.First(r => r.Condition.Name == "true");
         double ratio = random.StepsTo99 is { } rs && truth.StepsTo99 is { } ts ? rs / (double)ts : double.NaN;
-        checks.Add(new("random_true_step_ratio", "steps-to-99%: random labels ÷ true labels", ratio, Comparison.AtLeast, 2, "a small constant factor", "F1"));
+        checks.Add(new("random_true_step_ratio", "steps-to-99%: random labels ÷ true labels", ratio, Comparison.AtLeast, smoke ? 1.0 : 2, "a small constant factor", "F1"));
         checks.Add(new("random_true_step_ratio_max", "steps-to-99%: random labels ÷ true labels (upper bound)", ratio, Comparison.AtMost, 20, "a small constant factor", "F1"));
-        checks.Add(new("regularization_test_change", "|test accuracy change| from weight decay + dropout, fixed step budget", Math.Abs(regTest - plainTest), Comparison.Below, 0.03, "a few points at most", "P1"));
+        checks.Add(new("regularization_test_change", "size of the test-accuracy change from weight decay + dropout, fixed step budget", Math.Abs(regTest - plainTest), Comparison.Below, smoke ? 0.05 : 0.03, "a few points at most", "P1"));
 
         report.Section("Every condition is memorized");
         report.Table(["condition", "steps to 99% train acc", "epochs", "final train acc", "test acc", "time"],
@@ -100,14 +101,16 @@ public sealed class MemorizationClaim : IClaim
             }));
         report.Image("learning-curves.png", Plots.Lines("Training accuracy (eval mode, whole subset) against optimizer steps", "optimizer steps", "training accuracy",
             runs.Select(r => new Series(r.Condition.Label, r.Curve.Select(p => (double)p.Step).ToArray(), r.Curve.Select(p => p.TrainAcc).ToArray())).ToList(),
-            horizontal: (0.99, "99%"), width: 860, height: 520, markers: false), "Learning curves of the nine conditions (Zhang et al.'s Fig. 1a).");
+            horizontal: (0.99, "99%"), width: 860, height: 520, markers: false, legend: ScottPlot.Alignment.LowerRight), "Learning curves of the nine conditions (Zhang et al.'s Fig. 1a).");
         double[] ps = levels.Select(r => r.Condition.Corruption!.Value).ToArray();
-        report.Image("corruption.png", Plots.Lines("Label corruption: test accuracy and time to memorize", "label corruption p", "fraction",
-            [new Series("test accuracy", ps, levels.Select(r => r.TestAcc).ToArray()),
-             new Series("steps to 99% ÷ steps with true labels", ps, levels.Select(r => (r.StepsTo99 ?? double.NaN) / (double)(truth.StepsTo99 ?? 1) / 10).ToArray())]),
-            "Test accuracy falls to chance as corruption grows (Zhang et al.'s Fig. 1c); the second line is the slowdown factor divided by 10 to share the axis.");
+        report.Image("corruption.png", Plots.Lines("Label corruption against test accuracy", "label corruption p", "test accuracy",
+            [new Series("test accuracy (true test labels)", ps, levels.Select(r => r.TestAcc).ToArray())], horizontal: (0.1, "chance")),
+            "Test accuracy falls to chance as the corrupted fraction grows, while training accuracy reaches 99% throughout (Zhang et al.'s Fig. 1c).");
+        report.Image("steps.png", Plots.Lines("Label corruption against time to memorize", "label corruption p", "optimizer steps to 99% training accuracy",
+            [new Series("steps to 99%", ps, levels.Select(r => (double)(r.StepsTo99 ?? double.NaN)).ToArray())]),
+            "Steps to reach 99% training accuracy grow with the corrupted fraction (Zhang et al.'s Fig. 1b).");
         report.Text($"Steps to memorize grow with corruption (Spearman ρ = {rho:F2}); random labels take {ratio:F1}× the steps of true labels. " +
-            "Unlike the paper's CIFAR-10 curves, the noise inputs are memorized fastest here: random pixels and Gaussian images are far apart from each other in pixel space (no two look alike), " +
+            "Unlike the paper's CIFAR-10 curves, the noise inputs are memorized fastest here. A likely reason (not tested here): random pixels and Gaussian images lie far apart from each other in pixel space (no two look alike), " +
             "so each is easy to separate, while real clothes images with random labels sit among near-identical images of other labels. The order of random pixels, Gaussian inputs and true labels is reported, not thresholded.");
         report.Section("Explicit regularization is not the reason it generalizes");
         report.Text($"With true labels and a fixed budget of {regEpochs} epochs ({regEpochs * ((subset + batch - 1) / batch):N0} steps), the test accuracy is {Report.Pct(plainTest)} without regularization " +
@@ -120,7 +123,7 @@ public sealed class MemorizationClaim : IClaim
             curve_steps = r.Curve.Select(p => p.Step), curve_train_accuracy = r.Curve.Select(p => p.TrainAcc),
         }));
         report.Metric("regularization", new { epochs = regEpochs, plain_test_accuracy = plainTest, regularized_test_accuracy = regTest });
-        if (smoke) report.Text("Smoke budget: the same pass lines on a 1,000-image SynthDigits subset with a narrower MLP; it checks the machinery, not the claim.");
+        if (smoke) report.Text("Smoke budget: a 2,000-image SynthDigits subset and an MLP 784-256-256-10. Each SynthDigits image is drawn with its own warp, stroke and noise, so at this size true labels are memorized nearly as fast as random ones (the network cannot generalize much from 2,000 of them); the smoke lines for the step counts are looser.");
         return checks;
     }
 
