@@ -108,9 +108,6 @@ public sealed class LabContext
     /// <summary>Progress lines.</summary>
     public TextWriter Log { get; }
 
-    /// <summary>True when running on SynthDigits (the smoke budget, or Fashion-MNIST missing).</summary>
-    public bool IsSynthetic => Data.Name != "fashion-mnist";
-
     /// <summary>A generator for one named purpose and repetition, derived from the lab seed so that
     /// adding a draw in one place does not shift the random numbers of another.</summary>
     public Generator Rng(string purpose, int repetition = 0)
@@ -124,6 +121,6 @@ public sealed class LabContext
     /// <summary>Picks the value for the current budget.</summary>
     public T ByBudget<T>(T smoke, T standard, T full) => Budget switch { Budget.Smoke => smoke, Budget.Standard => standard, _ => full };
 
-    /// <summary>Writes a progress line prefixed with the time since <paramref name="since"/>.</summary>
+    /// <summary>Writes an indented progress line to the log.</summary>
     public void Say(string line) => Log.WriteLine($"  {line}");
 }

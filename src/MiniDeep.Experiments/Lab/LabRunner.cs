@@ -79,16 +79,7 @@ public static class LabRunner
         {
             var json = new JsonObject
             {
-                ["claims"] = new JsonArray(results.Select(r => (JsonNode)new JsonObject
-                {
-                    ["id"] = r.Id,
-                    ["reproduced"] = r.Reproduced,
-                    ["seconds"] = Math.Round(r.Seconds, 2),
-                    ["dataset"] = r.Dataset,
-                    ["budget"] = r.Budget.ToString().ToLowerInvariant(),
-                    ["seed"] = r.Seed,
-                    ["checks"] = Report.ChecksJson(r.Checks),
-                }).ToArray()),
+                ["claims"] = new JsonArray(results.Select(r => (JsonNode)Report.ClaimJson(r)).ToArray()),
                 ["total_seconds"] = Math.Round(seconds, 2),
             };
             AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -43,20 +43,6 @@ public static class Plots
         return plt.GetImageBytes(width, height, ImageFormat.Png);
     }
 
-    /// <summary>Points with a text label each (e.g. loss against Hessian index, one point per run).</summary>
-    public static byte[] Scatter(string title, string xLabel, string yLabel, IReadOnlyList<Series> groups, int width = 640, int height = 440)
-    {
-        var plt = new Plot();
-        for (int i = 0; i < groups.Count; i++)
-        {
-            var sc = plt.Add.ScatterPoints(groups[i].X, groups[i].Y, Palette[i % Palette.Length]);
-            sc.LegendText = groups[i].Label;
-            sc.MarkerSize = 8;
-        }
-        Decorate(plt, title, xLabel, yLabel, groups.Count > 1);
-        return plt.GetImageBytes(width, height, ImageFormat.Png);
-    }
-
     /// <summary>Grouped bars: one group per category, one bar per series in each group.</summary>
     public static byte[] Bars(string title, string yLabel, string[] categories, IReadOnlyList<(string Label, double[] Values)> series,
         int width = 720, int height = 440)

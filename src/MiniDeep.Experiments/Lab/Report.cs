@@ -72,20 +72,23 @@ public sealed class Report
         md.Append($"---\nRegenerate with `dotnet run -c Release --project src/MiniDeep.Experiments -- lab run {claim.Id} --budget {result.Budget.ToString().ToLowerInvariant()} --seed {result.Seed}`.\n");
         AtomicFile.WriteAllText(Path.Combine(dir, "report.md"), md.ToString());
 
-        var json = new JsonObject
-        {
-            ["id"] = claim.Id,
-            ["title"] = claim.Title,
-            ["reproduced"] = result.Reproduced,
-            ["seconds"] = Math.Round(result.Seconds, 2),
-            ["dataset"] = result.Dataset,
-            ["budget"] = result.Budget.ToString().ToLowerInvariant(),
-            ["seed"] = result.Seed,
-            ["checks"] = ChecksJson(result.Checks),
-            ["metrics"] = Metrics.DeepClone(),
-        };
+        var json = ClaimJson(result);
+        json["title"] = claim.Title;
+        json["metrics"] = Metrics.DeepClone();
         AtomicFile.WriteAllText(Path.Combine(dir, "metrics.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
+
+    /// <summary>A claim's verdict as JSON: the entry of `--json` and the head of metrics.json.</summary>
+    public static JsonObject ClaimJson(ClaimResult r) => new()
+    {
+        ["id"] = r.Id,
+        ["reproduced"] = r.Reproduced,
+        ["seconds"] = Math.Round(r.Seconds, 2),
+        ["dataset"] = r.Dataset,
+        ["budget"] = r.Budget.ToString().ToLowerInvariant(),
+        ["seed"] = r.Seed,
+        ["checks"] = ChecksJson(r.Checks),
+    };
 
     /// <summary>The checks as the JSON array of `--json` and metrics.json.</summary>
     public static JsonArray ChecksJson(IEnumerable<Check> checks) =>

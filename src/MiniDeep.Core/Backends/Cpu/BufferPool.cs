@@ -99,20 +99,22 @@ public static class BufferPool
         Interlocked.Add(ref _pooledBytes, size);
     }
 
-    // Drops idle arrays of the least recently used sizes (never the size being returned) until
-    // `size` more bytes fit; false when they cannot.
+    // Drops idle arrays of the least recently used sizes (never the size being returned) down to
+    // three quarters of the capacity, so that a full pool sorts its buckets once per quarter of
+    // churn rather than on every return; false when `size` still does not fit.
     private static bool Evict(long size, Bucket keep)
     {
         lock (EvictionLock)
         {
+            long target = CapacityBytes / 4 * 3;
             foreach (var bucket in Buckets.Values.Where(b => b != keep && !b.Arrays.IsEmpty).OrderBy(b => b.LastUse).ToList())
             {
-                while (Interlocked.Read(ref _pooledBytes) + size > CapacityBytes && bucket.Arrays.TryPop(out var old))
+                while (Interlocked.Read(ref _pooledBytes) + size > target && bucket.Arrays.TryPop(out var old))
                 {
                     Interlocked.Add(ref _pooledBytes, -SizeOf(old));
                     Interlocked.Increment(ref _evicted);
                 }
-                if (Interlocked.Read(ref _pooledBytes) + size <= CapacityBytes) return true;
+                if (Interlocked.Read(ref _pooledBytes) + size <= target) return true;
             }
             return Interlocked.Read(ref _pooledBytes) + size <= CapacityBytes;
         }

@@ -46,7 +46,7 @@ public sealed class MemorizationClaim : IClaim
         var train = new TensorDataset(ctx.Data.Train.X.IndexSelect(0, pick).Contiguous(), ctx.Data.Train.Y.IndexSelect(0, pick).Contiguous());
         var test = ctx.Data.Test;
         report.Setup.Add($"Data: a fixed random subset of {subset:N0} {ctx.Data.Name} training images; the full test set ({test.Count:N0}).");
-        report.Setup.Add($"Model: MLP {string.Join("-", widths)} (ReLU), {Describe(widths)} parameters; Adam lr 1e-3 (constant), batch {batch}; training accuracy measured on the whole subset in eval mode after every epoch; " +
+        report.Setup.Add($"Model: MLP {string.Join("-", widths)} (ReLU), {Mlp(train.X, new Generator(0), widths).ParameterCount():N0} parameters; Adam lr 1e-3 (constant), batch {batch}; training accuracy measured on the whole subset in eval mode after every epoch; " +
                          $"a run stops at 99% training accuracy or after {maxEpochs} epochs.");
         report.Setup.Add("One seed per condition: the nine trainings to 99% and the two at a fixed budget take about three minutes here, so these rates are single runs, not the medians of three seeds the lab's other rates are.");
         report.Setup.Add("Corruptions (Core's `Randomizers`): each label replaced with probability p by a uniformly random class (so about p/10 stay right); one pixel permutation for all images (shuffled pixels); a new permutation per image (random pixels); Gaussian images with the training subset's per-pixel mean and standard deviation. The test set gets the same input transformation; its labels stay true.");
@@ -125,13 +125,6 @@ public sealed class MemorizationClaim : IClaim
         report.Metric("regularization", new { epochs = regEpochs, plain_test_accuracy = plainTest, regularized_test_accuracy = regTest });
         if (smoke) report.Text("Smoke budget: a 2,000-image SynthDigits subset and an MLP 784-256-256-10. Each SynthDigits image is drawn with its own warp, stroke and noise, so at this size true labels are memorized nearly as fast as random ones (the network cannot generalize much from 2,000 of them); the smoke lines for the step counts are looser.");
         return checks;
-    }
-
-    private static string Describe(int[] widths)
-    {
-        long n = 0;
-        for (int i = 0; i + 1 < widths.Length; i++) n += (long)widths[i] * widths[i + 1] + widths[i + 1];
-        return n.ToString("N0");
     }
 
     private static (TensorDataset Train, TensorDataset Test) Transform(Condition c, TensorDataset train, TensorDataset test, LabContext ctx)

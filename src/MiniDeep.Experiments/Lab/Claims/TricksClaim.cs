@@ -85,7 +85,7 @@ public sealed class TricksClaim : IClaim
         {
             var mlp = Mlp(train.X, ctx.Rng("mlp300", r), 784, 300, 100, 10);
             var cnn = SmallCnn(train.X, ctx.Rng("small-cnn", r));
-            mlpParams = mlp.ParameterCount() - 0;
+            mlpParams = mlp.ParameterCount();
             cnnParams = cnn.ParameterCount();
             var order = ctx.Rng("conv-order", r).Seed;
             Fit(mlp, train, cnnEpochs, 64, 1e-3, order);
