@@ -15,19 +15,11 @@ public static class BufferPool
     /// <summary>Arrays shorter than this are ordinary garbage-collected arrays: the young generation handles them well.</summary>
     public const int MinPooledLength = 16 * 1024;
 
-    // One bucket per (element type, exact length), stamped with the last time it was used so that a
-    // full pool makes room by dropping the arrays of sizes nobody has asked for lately (a lab run moves
-    // from model to model; without eviction the pool filled with the old models' sizes and every
-    // new size missed, costing page faults and a forced collection every few megabytes).
-    private sealed class Bucket
-    {
-        public readonly ConcurrentStack<Array> Arrays = new();
-        public long LastUse;
-    }
-
-    private static readonly ConcurrentDictionary<(Type, int), Bucket> Buckets = new();
-    private static readonly Lock EvictionLock = new();
-    private static long _pooledBytes, _hits, _misses, _missBytesSinceCollect, _collections, _clock, _evicted;
+    // The process-wide pool. Its bookkeeping lives in an instance class so that tests can exercise
+    // eviction on a private pool: the shared one also receives arrays from finalizers of other
+    // tests' tensors at any moment.
+    internal static readonly SizedArrayPool Shared = new(2L << 30);
+    private static long _missBytesSinceCollect, _collections;
 
     /// <summary>Bytes of fresh allocations after which the pool asks for a collection to get storages' arrays back.</summary>
     public static long CollectAfterMissBytes { get; set; } =
@@ -37,23 +29,22 @@ public static class BufferPool
     public static long Collections => Interlocked.Read(ref _collections);
 
     /// <summary>Upper bound on the bytes kept idle in the pool; arrays beyond it are left to the collector.</summary>
-    public static long CapacityBytes { get; set; } = 2L << 30;
-
+    public static long CapacityBytes { get => Shared.CapacityBytes; set => Shared.CapacityBytes = value; }
     /// <summary>Bytes currently idle in the pool.</summary>
-    public static long PooledBytes => Interlocked.Read(ref _pooledBytes);
+    public static long PooledBytes => Shared.PooledBytes;
     /// <summary>Rents served from the pool.</summary>
-    public static long Hits => Interlocked.Read(ref _hits);
+    public static long Hits => Shared.Hits;
     /// <summary>Rents that had to allocate.</summary>
-    public static long Misses => Interlocked.Read(ref _misses);
+    public static long Misses => Shared.Misses;
     /// <summary>Idle arrays dropped to make room for more recently used sizes.</summary>
-    public static long Evicted => Interlocked.Read(ref _evicted);
+    public static long Evicted => Shared.Evicted;
 
     /// <summary>An array of exactly <paramref name="length"/> elements, zeroed when <paramref name="clear"/>.</summary>
     public static T[] Rent<T>(int length, bool clear) where T : unmanaged
     {
         if (length < MinPooledLength)
             return clear ? new T[length] : GC.AllocateUninitializedArray<T>(length);
-        if (TryPop(length, clear, out T[]? pooled)) return pooled;
+        if (Shared.TryPop(length, clear, out T[]? pooled)) return pooled;
         // Storages only give their arrays back when a collection finds them unreachable and their
         // finalizers have run. Fresh memory is expensive here (page faults cost ~40 ms for 14 MB,
         // measured; each 4 KB page's first touch costs ~17 µs in a VM), a young-generation collection
@@ -67,18 +58,51 @@ public static class BufferPool
             GC.Collect(1, GCCollectionMode.Forced, blocking: true);
             GC.WaitForPendingFinalizers();
             Interlocked.Increment(ref _collections);
-            if (TryPop(length, clear, out pooled)) return pooled;
+            if (Shared.TryPop(length, clear, out pooled)) return pooled;
         }
-        Interlocked.Increment(ref _misses);
-        var fresh = GC.AllocateUninitializedArray<T>(length, pinned: true);
-        if (clear) Array.Clear(fresh);
-        return fresh;
+        return Shared.Allocate<T>(length, clear);
     }
 
-    private static bool TryPop<T>(int length, bool clear, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out T[]? array)
+    /// <summary>Gives an array back. Only arrays that nothing else references may be returned.</summary>
+    internal static void Return(Array a)
+    {
+        if (a.Length >= MinPooledLength) Shared.Return(a);
+    }
+
+    /// <summary>Drops every idle array (they become ordinary garbage).</summary>
+    public static void Trim() => Shared.Trim();
+}
+
+/// <summary>
+/// Idle arrays by (element type, exact length), with least-recently-used eviction under a byte
+/// capacity. Thread-safe: finalizers return arrays from their own thread.
+/// </summary>
+internal sealed class SizedArrayPool(long capacityBytes)
+{
+    // One bucket per (element type, exact length), stamped with the last time it was used so that a
+    // full pool makes room by dropping the arrays of sizes nobody has asked for lately (a lab run moves
+    // from model to model; without eviction the pool filled with the old models' sizes and every
+    // new size missed, costing page faults and a forced collection every few megabytes).
+    private sealed class Bucket
+    {
+        public readonly ConcurrentStack<Array> Arrays = new();
+        public long LastUse;
+    }
+
+    private readonly ConcurrentDictionary<(Type, int), Bucket> _buckets = new();
+    private readonly Lock _evictionLock = new();
+    private long _pooledBytes, _hits, _misses, _clock, _evicted;
+
+    public long CapacityBytes { get; set; } = capacityBytes;
+    public long PooledBytes => Interlocked.Read(ref _pooledBytes);
+    public long Hits => Interlocked.Read(ref _hits);
+    public long Misses => Interlocked.Read(ref _misses);
+    public long Evicted => Interlocked.Read(ref _evicted);
+
+    public bool TryPop<T>(int length, bool clear, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out T[]? array)
     {
         array = null;
-        var bucket = Buckets.GetOrAdd((typeof(T), length), _ => new Bucket());
+        var bucket = _buckets.GetOrAdd((typeof(T), length), _ => new Bucket());
         bucket.LastUse = Interlocked.Increment(ref _clock);
         if (!bucket.Arrays.TryPop(out var a)) return false;
         Interlocked.Add(ref _pooledBytes, -SizeOf(a));
@@ -88,12 +112,20 @@ public static class BufferPool
         return true;
     }
 
-    /// <summary>Gives an array back. Only arrays that nothing else references may be returned.</summary>
-    internal static void Return(Array a)
+    /// <summary>A fresh pinned array, counted as a miss.</summary>
+    public T[] Allocate<T>(int length, bool clear) where T : unmanaged
+    {
+        Interlocked.Increment(ref _misses);
+        var fresh = GC.AllocateUninitializedArray<T>(length, pinned: true);
+        if (clear) Array.Clear(fresh);
+        return fresh;
+    }
+
+    public void Return(Array a)
     {
         long size = SizeOf(a);
-        if (a.Length < MinPooledLength || size > CapacityBytes) return;
-        var bucket = Buckets.GetOrAdd((a.GetType().GetElementType()!, a.Length), _ => new Bucket());
+        if (size > CapacityBytes) return;
+        var bucket = _buckets.GetOrAdd((a.GetType().GetElementType()!, a.Length), _ => new Bucket());
         if (Interlocked.Read(ref _pooledBytes) + size > CapacityBytes && !Evict(size, bucket)) return;
         bucket.Arrays.Push(a);
         Interlocked.Add(ref _pooledBytes, size);
@@ -102,12 +134,12 @@ public static class BufferPool
     // Drops idle arrays of the least recently used sizes (never the size being returned) down to
     // three quarters of the capacity, so that a full pool sorts its buckets once per quarter of
     // churn rather than on every return; false when `size` still does not fit.
-    private static bool Evict(long size, Bucket keep)
+    private bool Evict(long size, Bucket keep)
     {
-        lock (EvictionLock)
+        lock (_evictionLock)
         {
             long target = CapacityBytes / 4 * 3;
-            foreach (var bucket in Buckets.Values.Where(b => b != keep && !b.Arrays.IsEmpty).OrderBy(b => b.LastUse).ToList())
+            foreach (var bucket in _buckets.Values.Where(b => b != keep && !b.Arrays.IsEmpty).OrderBy(b => b.LastUse).ToList())
             {
                 while (Interlocked.Read(ref _pooledBytes) + size > target && bucket.Arrays.TryPop(out var old))
                 {
@@ -120,10 +152,9 @@ public static class BufferPool
         }
     }
 
-    /// <summary>Drops every idle array (they become ordinary garbage).</summary>
-    public static void Trim()
+    public void Trim()
     {
-        Buckets.Clear();
+        _buckets.Clear();
         Interlocked.Exchange(ref _pooledBytes, 0);
     }
 
