@@ -36,14 +36,14 @@ public static class Autograd
     }
 
     /// <summary>Records <paramref name="backward"/> on <paramref name="result"/> when grad mode is on and any input requires grad.</summary>
-    internal static Tensor Record(Tensor result, string op, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
+    internal static Tensor Record(Tensor result, string op, Tensor[] inputs, Func<Tensor, Tensor?[]> backward, bool custom = false)
     {
         if (!IsGradEnabled) return result;
         foreach (var x in inputs)
         {
             if (x.RequiresGrad)
             {
-                result.SetComputed(new Node(op, inputs, backward));
+                result.SetComputed(new Node(op, inputs, backward) { IsCustom = custom });
                 return result;
             }
         }
@@ -63,7 +63,7 @@ public static class Autograd
         // A fresh tensor: the forward may have returned a view of an input.
         y = new Tensor(y.Storage, y.Layout);
         var output = y;
-        return Record(y, name, inputs, g => backward(g, inputs, output));
+        return Record(y, name, inputs, g => backward(g, inputs, output), custom: true);
     }
 
     /// <summary>True when a recorded input needs a gradient; backward rules skip work for the others.</summary>
@@ -136,7 +136,10 @@ public static class Autograd
     {
         var order = TopologicalOrder(roots);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
-        for (int i = 0; i < roots.Length; i++) Accumulate(grads, roots[i], seeds[i]);
+        // With createGraph the gradients are part of a recorded graph and must live on; without it
+        // this pass knows exactly who holds each gradient buffer it made, and recycles the dead ones.
+        var ownership = new GradOwnership(Storage.NextSerial, recycle: !createGraph);
+        for (int i = 0; i < roots.Length; i++) Accumulate(grads, roots[i], seeds[i], ownership);
 
         // Without createGraph the backward rules must not record: their results are plain values.
         using var mode = createGraph ? EnableGrad() : NoGrad();
@@ -148,22 +151,29 @@ public static class Autograd
             {
                 foreach (var hook in t.Hooks.ToArray())
                 {
+                    ownership.Expose(g);
                     var replaced = hook(g);
                     if (replaced is null) continue;
                     if (replaced.Shape != g.Shape)
                         throw new ShapeMismatchException("hook", $"hook: replacement gradient has shape {replaced.Shape}, expected {g.Shape}");
                     g = replaced;
+                    ownership.Expose(g);
                 }
             }
             if (capture is not null)
             {
-                if (capture.ContainsKey(t)) capture[t] = capture[t] is { } prev ? prev + g : g;
+                if (capture.ContainsKey(t))
+                {
+                    ownership.Expose(g);               // returned to the caller
+                    capture[t] = capture[t] is { } prev ? prev + g : g;
+                }
             }
             else if (t.IsLeaf || t.RetainsGrad)
             {
-                AccumulateIntoGrad(t, g, createGraph);
+                AccumulateIntoGrad(t, g, createGraph, ownership);
             }
-            if (t.GradFn is not { } node) continue;
+            if (t.GradFn is not { } node) { ownership.Drop(g); continue; }
+            if (node.IsCustom) ownership.Expose(g);   // a user's rule may keep what it is given
             var inputGrads = node.Apply(g);
             for (int k = 0; k < inputGrads.Length; k++)
             {
@@ -172,20 +182,71 @@ public static class Autograd
                 if (gx is null || !x.RequiresGrad) continue;
                 if (gx.Shape != x.Shape)
                     throw new InvalidOperationException($"backward of '{node.Op}' produced a gradient of shape {gx.Shape} for input {k} of shape {x.Shape}");
-                Accumulate(grads, x, gx);
+                Accumulate(grads, x, gx, ownership);
             }
+            ownership.Drop(g);
         }
         if (!retainGraph)
             foreach (var t in order) t.GradFn?.Free();
     }
 
-    private static void Accumulate(Dictionary<Tensor, Tensor> grads, Tensor t, Tensor g)
+    private static void Accumulate(Dictionary<Tensor, Tensor> grads, Tensor t, Tensor g, GradOwnership ownership)
     {
         ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(grads, t, out bool exists);
-        slot = exists ? slot! + g : g;
+        ownership.Hold(g);
+        if (!exists) { slot = g; return; }
+        var old = slot!;
+        slot = old + g;
+        ownership.Hold(slot);
+        ownership.Drop(old);
+        ownership.Drop(g);
     }
 
-    private static void AccumulateIntoGrad(Tensor t, Tensor g, bool createGraph)
+    /// <summary>
+    /// Who holds the gradient buffers this backward pass creates. A buffer may become a tensor's .Grad
+    /// without a copy (the optimizer later writes .Grad in place, so it must belong to nobody else) when
+    /// it was created by this pass (not the caller's seed, not a forward tensor a rule handed back), fills
+    /// its whole storage, was never shown to a hook or a custom rule, and is not already another tensor's
+    /// .Grad (an add hands the same gradient to both operands). And a buffer whose last holder is done
+    /// (counted per storage: pending gradients and the one being processed) goes back to the buffer
+    /// pool at once instead of waiting for the garbage collector: half a training step's memory traffic
+    /// is gradients, and the collector only finds them dead many steps later.
+    /// </summary>
+    private sealed class GradOwnership(long firstSerial, bool recycle)
+    {
+        private readonly Dictionary<Storage, int> _holders = new(ReferenceEqualityComparer.Instance);
+        private HashSet<Storage>? _kept;
+
+        private bool Ours(Storage s) => s.Serial >= firstSerial;
+
+        /// <summary>Someone outside this pass may keep <paramref name="g"/>: never recycle or hand it over.</summary>
+        public void Expose(Tensor g) => (_kept ??= new(ReferenceEqualityComparer.Instance)).Add(g.Storage);
+
+        public void Hold(Tensor g)
+        {
+            if (!recycle || !Ours(g.Storage)) return;
+            CollectionsMarshal.GetValueRefOrAddDefault(_holders, g.Storage, out _)++;
+        }
+
+        public void Drop(Tensor g)
+        {
+            if (!recycle || !Ours(g.Storage)) return;
+            ref int n = ref CollectionsMarshal.GetValueRefOrNullRef(_holders, g.Storage);
+            if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref n)) return;
+            if (--n > 0) return;
+            _holders.Remove(g.Storage);
+            if (_kept is null || !_kept.Contains(g.Storage)) g.Storage.Recycle();
+        }
+
+        public bool TryTake(Tensor g)
+        {
+            if (!Ours(g.Storage) || !g.Layout.IsContiguous || g.Layout.Offset != 0 || g.Numel != g.Storage.Length)
+                return false;
+            return (_kept ??= new(ReferenceEqualityComparer.Instance)).Add(g.Storage);
+        }
+    }
+
+    private static void AccumulateIntoGrad(Tensor t, Tensor g, bool createGraph, GradOwnership ownership)
     {
         if (createGraph)
         {
@@ -195,9 +256,9 @@ public static class Autograd
         }
         if (t.Grad is null)
         {
-            // Copy: g may be shared with other tensors' gradients (add passes it on unchanged), and
-            // the optimizer will later modify .Grad in place.
-            t.Grad = g.Detach().Clone();
+            // A copy unless this pass owns g outright: g may be shared with other tensors' gradients
+            // (add passes it on unchanged), and the optimizer will later modify .Grad in place.
+            t.Grad = ownership.TryTake(g) ? g.Detach() : g.Detach().Clone();
         }
         else
         {

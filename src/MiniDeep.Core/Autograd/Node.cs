@@ -27,6 +27,9 @@ public sealed class Node
     /// <summary>The op's inputs, in order.</summary>
     public IReadOnlyList<Tensor> Inputs { get; }
 
+    /// <summary>Recorded by <see cref="Autograd.CustomOp"/>: a user's rule, which may keep the gradient it is given.</summary>
+    internal bool IsCustom { get; init; }
+
     /// <summary>True once Backward ran through this node without retainGraph: its saved tensors are gone.</summary>
     public bool IsFreed => _backward is null;
 

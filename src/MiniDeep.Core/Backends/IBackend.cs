@@ -102,6 +102,20 @@ public interface IBackend
     /// <summary>Batched matrix product: a is (..., M, K), b is (..., K, N), batch dims already broadcast to <paramref name="batch"/>.</summary>
     Storage MatMul(View a, View b, int[] batch);
 
+    /// <summary>The affine map of a linear layer: x is (M, K), w is (N, K), bias (N) or null; result (M, N) = x·wᵀ + bias.
+    /// One kernel, so the bias costs no extra pass and wᵀ is never materialized.</summary>
+    Storage Linear(View x, View w, View? bias);
+
+    /// <summary>Convolution (cross-correlation, groups = 1): x (N, C, H, W), w (O, C, kh, kw), bias (O) or
+    /// null; the result is (N, O, outH, outW). <paramref name="g"/> describes x's windows.</summary>
+    Storage Conv2d(View x, View w, View? bias, WindowGeometry g);
+
+    /// <summary>The adjoint of <see cref="Conv2d"/> in x: gy (N, O, outH, outW) and w (O, C, kh, kw) to (N, C, H, W).</summary>
+    Storage Conv2dInputGrad(View gy, View w, WindowGeometry g);
+
+    /// <summary>The adjoint of <see cref="Conv2d"/> in w: gy (N, O, outH, outW) and x (N, C, H, W) to (O, C, kh, kw).</summary>
+    Storage Conv2dWeightGrad(View gy, View x, WindowGeometry g);
+
     /// <summary>im2col: x is (B, C, H, W); result is (B, C*kh*kw, outH*outW), zero outside the image.</summary>
     Storage Unfold(View x, WindowGeometry g);
 
@@ -122,7 +136,23 @@ public interface IBackend
     /// <summary>Counter-based random numbers: element i is a function of (seed, stream, i) only.</summary>
     Storage Random(RandomKind kind, DType dtype, int length, ulong seed, ulong stream, double a, double b);
 
+    /// <summary>a ← a ∘ b in place (b broadcast to a's shape): optimizers update their state without temporaries.</summary>
+    void BinaryInPlace<TOp>(View a, View b) where TOp : IBinaryOp;
+
+    /// <summary>y ← y + α·x in place (x broadcast to y's shape).</summary>
+    void Axpy(View y, double alpha, View x);
+
+    /// <summary>One Adam update of one parameter in a single pass over p, grad and the two moments
+    /// (all the same shape); see <see cref="AdamHyper"/>.</summary>
+    void AdamStep(View p, View grad, View m, View v, AdamHyper h);
+
     /// <summary>Per-row cross-entropy of logits (N, C) against int32 targets (N), computed in the
     /// max-shifted frame so that huge logits stay exact: log Σ exp(x - m) - (x_t - m).</summary>
     Storage CrossEntropyRows(View logits, View targets);
 }
+
+/// <summary>
+/// The scalars of one Adam step: g ← grad + λp (coupled) or p ← p(1 - lr·λ) (decoupled); m ← β₁m + (1-β₁)g;
+/// v ← β₂v + (1-β₂)g²; p ← p - (lr / c₁) · m / (√(v / c₂) + ε), with c₁ = 1 - β₁ᵗ and c₂ = 1 - β₂ᵗ.
+/// </summary>
+public readonly record struct AdamHyper(double Lr, double Beta1, double Beta2, double Eps, double WeightDecay, bool Decoupled, double C1, double C2);

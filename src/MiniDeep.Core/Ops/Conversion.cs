@@ -65,22 +65,43 @@ public sealed partial class Tensor
         return this;
     }
 
-    /// <summary>this += alpha * other, in place.</summary>
+    /// <summary>this += alpha * other, in place (other broadcast to this shape).</summary>
     public Tensor AddInPlace(Tensor other, double alpha = 1)
     {
         CheckInPlace("AddInPlace");
-        using (Autograd.NoGrad())
-        {
-            var o = alpha == 1 ? other : other * alpha;
-            return CopyFrom(Detach() + o);
-        }
+        if (other.Device != Device) throw DeviceMismatch("AddInPlace", this, other);
+        var src = InPlaceOperand("AddInPlace", other);
+        Backend.Axpy(AsView, alpha, src);
+        Storage.BumpVersion();
+        return this;
     }
 
     /// <summary>this *= factor, in place.</summary>
     public Tensor MulInPlace(double factor)
     {
         CheckInPlace("MulInPlace");
-        using (Autograd.NoGrad()) return CopyFrom(Detach() * factor);
+        Backend.BinaryInPlace<MulOp>(AsView, InPlaceOperand("MulInPlace", ScalarLike(this, factor)));
+        Storage.BumpVersion();
+        return this;
+    }
+
+    /// <summary>this = this ∘ other elementwise, in place (other broadcast to this shape).</summary>
+    internal Tensor BinaryInPlace<TOp>(string op, Tensor other) where TOp : IBinaryOp
+    {
+        CheckInPlace(op);
+        if (other.Device != Device) throw DeviceMismatch(op, this, other);
+        Backend.BinaryInPlace<TOp>(AsView, InPlaceOperand(op, other));
+        Storage.BumpVersion();
+        return this;
+    }
+
+    // other in this tensor's dtype, viewed with this tensor's shape (it must broadcast to it, not beyond).
+    private View InPlaceOperand(string op, Tensor other)
+    {
+        var o = other.DType == DType ? other : other.Detach().To(DType);
+        if (!Shapes.SameShape(Shapes.Broadcast(op, o.Dims, Dims), Dims))
+            throw new ShapeMismatchException(op, $"{op}: operand shape {other.Shape} cannot be broadcast into shape {Shape}");
+        return new View(o.Storage, o.Layout.BroadcastTo(Dims));
     }
 
     /// <summary>Sets every element to <paramref name="value"/>, in place.</summary>

@@ -52,13 +52,26 @@ public sealed partial class Tensor
             throw new ShapeMismatchException("linear", $"linear: weight must be (out, in), got {weight.Shape}");
         if (x.Rank == 0 || x.Dims[^1] != weight.Dims[1])
             throw new ShapeMismatchException("linear", $"linear: input {x.Shape} does not end in the weight's in_features {weight.Dims[1]} (weight {weight.Shape})");
+        if (bias is not null && (bias.Rank != 1 || bias.Dims[0] != weight.Dims[0]))
+            throw new ShapeMismatchException("linear", $"linear: bias {bias.Shape} does not match out_features {weight.Dims[0]}");
+        if (x.Rank == 2 && x.DType.IsFloating() && weight.DType == x.DType && x.Device == weight.Device
+            && (bias is null || (bias.DType == x.DType && bias.Device == x.Device)))
+            return LinearFused(x, weight, bias);
         var y = MatMul(x, weight.T);
-        if (bias is not null)
-        {
-            if (bias.Rank != 1 || bias.Dims[0] != weight.Dims[0])
-                throw new ShapeMismatchException("linear", $"linear: bias {bias.Shape} does not match out_features {weight.Dims[0]}");
-            y += bias;
-        }
-        return y;
+        return bias is null ? y : y + bias;
+    }
+
+    // y = x wᵀ + b   dx = g w   dw = gᵀ x   db = Σ_rows g
+    // One node instead of three (transpose, matmul, add): the weight's gradient comes out contiguous in
+    // the weight's own (out, in) layout, so accumulating it into .Grad is a plain copy, and the bias
+    // rides along in the GEMM. The backward is written with tensor ops, so it is differentiable again.
+    private static Tensor LinearFused(Tensor x, Tensor weight, Tensor? bias)
+    {
+        var y = new Tensor(x.Backend.Linear(x.AsView, weight.AsView, bias?.AsView), [x.Dims[0], weight.Dims[0]]);
+        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        return Autograd.Record(y, "linear", inputs, g => bias is null
+            ? [Autograd.Needs(x) ? MatMul(g, weight) : null, Autograd.Needs(weight) ? MatMul(g.mT, x) : null]
+            : [Autograd.Needs(x) ? MatMul(g, weight) : null, Autograd.Needs(weight) ? MatMul(g.mT, x) : null,
+               Autograd.Needs(bias) ? g.Sum(0) : null]);
     }
 }

@@ -73,7 +73,11 @@ public sealed partial class Tensor
         if (bias is not null && (bias.Rank != 1 || bias.Dims[0] != o))
             throw new ShapeMismatchException("conv2d", $"conv2d: bias {bias.Shape} does not match {o} output channels");
 
-        // One GEMM per group over the whole batch: (O/G, K) @ (K, N·L). The alternative, a batched
+        if (groups == 1 && x.DType.IsFloating() && weight.DType == x.DType && weight.Device == x.Device
+            && (bias is null || (bias.DType == x.DType && bias.Device == x.Device)))
+            return ConvFused(x, weight, bias, geo);
+
+        // Grouped convolution: one GEMM per group over the whole batch: (O/G, K) @ (K, N·L). The alternative, a batched
         // matmul per image, made N small products and a weight gradient summed over N copies; with the
         // batch folded into the columns the weight gradient is a single product too.
         int k = cg * kh * kw, l = geo.OutH * geo.OutW;
@@ -83,6 +87,39 @@ public sealed partial class Tensor
             .Reshape(n, o, geo.OutH, geo.OutW);
         if (bias is not null) y += bias.Reshape(1, o, 1, 1);
         return y;
+    }
+
+    // The convolution and its two adjoints form a family closed under differentiation, so every
+    // derivative of every order is one of three backend kernels (each bilinear in its two operands).
+    // y = conv(x, w) + b   dx = conv_input_grad(g, w)   dw = conv_weight_grad(g, x)   db = Σ_{n,i,j} g
+    private static Tensor ConvFused(Tensor x, Tensor weight, Tensor? bias, WindowGeometry geo)
+    {
+        var y = new Tensor(x.Backend.Conv2d(x.AsView, weight.AsView, bias?.AsView, geo), [x.Dims[0], weight.Dims[0], geo.OutH, geo.OutW]);
+        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        return Autograd.Record(y, "conv2d", inputs, g =>
+        {
+            var dx = Autograd.Needs(x) ? ConvInputGrad(g, weight, geo) : null;
+            var dw = Autograd.Needs(weight) ? ConvWeightGrad(g, x, geo) : null;
+            return bias is null ? [dx, dw] : [dx, dw, Autograd.Needs(bias) ? g.Sum([0, 2, 3]) : null];
+        });
+    }
+
+    // y = conv_input_grad(e, w)   de = conv(g, w)   dw = conv_weight_grad(e, g)
+    private static Tensor ConvInputGrad(Tensor e, Tensor weight, WindowGeometry geo)
+    {
+        var z = new Tensor(e.Backend.Conv2dInputGrad(e.AsView, weight.AsView, geo), [e.Dims[0], geo.Channels, geo.Height, geo.Width]);
+        return Autograd.Record(z, "conv2d_input_grad", [e, weight], g => [
+            Autograd.Needs(e) ? ConvFused(g, weight, null, geo) : null,
+            Autograd.Needs(weight) ? ConvWeightGrad(e, g, geo) : null]);
+    }
+
+    // y = conv_weight_grad(e, x)   de = conv(x, g)   dx = conv_input_grad(e, g)
+    private static Tensor ConvWeightGrad(Tensor e, Tensor x, WindowGeometry geo)
+    {
+        var z = new Tensor(e.Backend.Conv2dWeightGrad(e.AsView, x.AsView, geo), [e.Dims[1], geo.Channels, geo.KernelH, geo.KernelW]);
+        return Autograd.Record(z, "conv2d_weight_grad", [e, x], g => [
+            Autograd.Needs(e) ? ConvFused(x, g, null, geo) : null,
+            Autograd.Needs(x) ? ConvInputGrad(e, g, geo) : null]);
     }
 
     /// <summary>Max pooling over kh×kw windows; padding never wins. A kernel finds each window's

@@ -187,18 +187,15 @@ public class Adam : Optimizer
     protected override void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)
     {
         int t = NextStep(state);
-        if (group.WeightDecay != 0)
-        {
-            if (Decoupled) p.MulInPlace(1 - group.Lr * group.WeightDecay);
-            else grad = grad + p * group.WeightDecay;
-        }
         var m = Buffer(state, "exp_avg", p);
         var v = Buffer(state, "exp_avg_sq", p);
-        m.MulInPlace(Betas.B1).AddInPlace(grad, 1 - Betas.B1);
-        v.MulInPlace(Betas.B2).AddInPlace(grad * grad, 1 - Betas.B2);
         double c1 = 1 - Math.Pow(Betas.B1, t), c2 = 1 - Math.Pow(Betas.B2, t);
-        var denom = (v / c2).Sqrt() + Eps;
-        p.AddInPlace(m / denom, -group.Lr / c1);
+        // One fused pass (the formula is on AdamHyper): the composed form made five full-size temporaries per parameter.
+        if (grad.DType != p.DType || grad.Device != p.Device || grad.Shape != p.Shape)
+            throw new InvalidOperationException($"Adam: gradient {grad.Shape} ({grad.DType.Name()}) does not match parameter {p.Shape} ({p.DType.Name()})");
+        p.Backend.AdamStep(p.AsView, grad.AsView, m.AsView, v.AsView,
+            new AdamHyper(group.Lr, Betas.B1, Betas.B2, Eps, group.WeightDecay, Decoupled, c1, c2));
+        p.Storage.BumpVersion(); m.Storage.BumpVersion(); v.Storage.BumpVersion();
     }
 }
 

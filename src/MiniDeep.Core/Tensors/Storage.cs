@@ -12,12 +12,24 @@ public abstract class Storage
     public abstract Device Device { get; }
 
     private int _version;
+    private static long s_serials;
+
+    /// <summary>Order of creation: storages made after a point have larger serials. Backward uses it
+    /// to recognise gradient buffers it created itself (and may therefore hand over without a copy).</summary>
+    internal long Serial { get; } = Interlocked.Increment(ref s_serials);
+
+    /// <summary>The serial the next storage will get.</summary>
+    internal static long NextSerial => Interlocked.Read(ref s_serials) + 1;
 
     /// <summary>Counts in-place writes. Autograd records it for every input of an op and refuses to run
     /// that op's backward if an input was modified in place afterwards (its gradient would be wrong).</summary>
     public int Version => Volatile.Read(ref _version);
 
     internal void BumpVersion() => Interlocked.Increment(ref _version);
+
+    /// <summary>Gives the buffer back for reuse now, when its owner knows that no tensor will read it
+    /// again (backward does this for the gradients it created). Default: nothing (the collector frees it).</summary>
+    internal virtual void Recycle() { }
 
     /// <summary>Base constructor.</summary>
     protected Storage(DType dtype, int length) { DType = dtype; Length = length; }
@@ -58,6 +70,13 @@ internal sealed class PooledHostStorage(Array data, Device device) : HostStorage
         Interlocked.Exchange(ref _owned, 1);
         GC.SuppressFinalize(this);
         return Data;
+    }
+
+    internal override void Recycle()
+    {
+        if (Interlocked.Exchange(ref _owned, 1) != 0) return;
+        GC.SuppressFinalize(this);
+        Cpu.BufferPool.Return(Data);
     }
 
     ~PooledHostStorage()

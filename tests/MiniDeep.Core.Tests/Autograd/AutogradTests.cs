@@ -292,3 +292,72 @@ public class AutogradTests
         Assert.False(GradCheck.CheckSecondOrder(xs => Square(xs[0]), [input]).Passed);
     }
 }
+
+/// <summary>Backward recycles the gradient buffers it made once nothing holds them: whatever a caller
+/// can still see must keep its values through later passes that reuse pooled buffers.</summary>
+[Collection("threads")]
+public class GradientRecyclingTests
+{
+    private const int N = 20_000;   // above the buffer pool's minimum length, so storages are pooled
+
+    private static Tensor Leaf(ulong seed) => Tensor.Randn(new Shape(N), new Generator(seed)).RequiresGrad_();
+
+    // Runs a few unrelated backward passes of the same size, so that recycled buffers get reused.
+    private static void Churn()
+    {
+        for (int i = 0; i < 5; i++)
+        {
+            var a = Leaf(100 + (ulong)i);
+            ((a * 3).Exp() * a + a.Square()).Sum().Backward();
+        }
+    }
+
+    [Fact]
+    public void AGradientSeenByAHook_KeepsItsValues()
+    {
+        var x = Leaf(1);
+        var h = x * 2;
+        Tensor? seen = null;
+        using var _ = h.RegisterHook(g => { seen = g; return null; });
+        (h.Square() * 0.5).Sum().Backward();
+        var copy = seen!.ToArray<float>();
+        Churn();
+        Assert.Equal(copy, seen.ToArray<float>());
+        Assert.Equal((x * 4).Detach().ToArray<float>(), x.Grad!.ToArray<float>());   // d/dx ½(2x)² = 4x
+    }
+
+    [Fact]
+    public void GradientsReturnedByGrad_KeepTheirValues()
+    {
+        var x = Leaf(2);
+        var y = ((x * x).Exp() * 0.1 + x).Sum();
+        var gx = Autograd.Grad(y, x);
+        var copy = gx.ToArray<float>();
+        Churn();
+        Assert.Equal(copy, gx.ToArray<float>());
+    }
+
+    [Fact]
+    public void TwoLeavesGivenOneGradient_GetSeparateBuffers()
+    {
+        var a = Leaf(3);
+        var b = Leaf(4);
+        (a + b).Square().Sum().Backward();          // add hands the same gradient to a and b
+        Assert.Equal(a.Grad!.ToArray<float>(), b.Grad!.ToArray<float>());
+        using (Autograd.NoGrad()) a.Grad!.MulInPlace(0);
+        Assert.NotEqual(0f, b.Grad!.ToArray<float>().Select(Math.Abs).Max());
+        Churn();
+        var expected = ((a + b) * 2).Detach().ToArray<float>();
+        Assert.Equal(expected, b.Grad!.ToArray<float>());
+    }
+
+    [Fact]
+    public void AUsedTwiceInput_GetsTheSumOfBothPaths()
+    {
+        var x = Leaf(5);
+        (x * x + x).Sum().Backward();               // x feeds mul twice and add once
+        var expected = (x * 2 + 1).Detach().ToArray<float>();
+        var actual = x.Grad!.ToArray<float>();
+        for (int i = 0; i < N; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"element {i}: {expected[i]} vs {actual[i]}");
+    }
+}

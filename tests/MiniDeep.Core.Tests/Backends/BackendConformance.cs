@@ -8,7 +8,7 @@ namespace MiniDeep.Tests.BackendTests;
 /// backend subclasses this with its device and inherits every test, as candle's test_device! does.
 /// Inputs include strided views (transposed, sliced, expanded) because kernels must honour layouts.
 /// </summary>
-public abstract class BackendConformance
+public abstract partial class BackendConformance
 {
     protected abstract Device Device { get; }
 
@@ -197,6 +197,97 @@ public abstract class BackendConformance
         var targets = Tensor.Randint(0, 10, new Shape(9), new Generator(8));
         Agree(a => Losses.CrossEntropy(a[0], a[1], Reduction.None), [logits, targets], 1e-5, 1e-6);
         Agree(a => Losses.CrossEntropy(a[0].mT.Contiguous().mT, a[1], Reduction.None), [logits, targets], 1e-5, 1e-6);
+    }
+}
+
+public abstract partial class BackendConformance
+{
+    // Values and first derivatives of f on the reference device and on the device under test: the
+    // loss Σ f(inputs)·r reaches every output element with a different weight.
+    private void AgreeWithGradients(Func<Tensor[], Tensor> f, Tensor[] inputs, double rtol, double atol)
+    {
+        (Tensor Y, Tensor?[] G) On(Device d)
+        {
+            var xs = inputs.Select(x => x.To(d).Detach().RequiresGrad_()).ToArray();
+            var y = f(xs);
+            var r = Values(y.Shape.ToArray(), 99, Domain.Any).To(y.DType).To(d);
+            return (y.Detach(), Autograd.Grad([(y * r).Sum()], xs));
+        }
+        var (yr, gr) = On(Device.Reference);
+        var (ya, ga) = On(Device);
+        Same(yr, ya.To(Device.Reference), rtol, atol);
+        for (int i = 0; i < gr.Length; i++) Same(gr[i]!, ga[i]!.To(Device.Reference), rtol, atol);
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void FusedLinear_ValuesAndGradients_MatchReference(DType t)
+    {
+        var x = V([5, 7], 31, t); var w = V([9, 7], 32, t); var b = V([9], 33, t);
+        AgreeWithGradients(a => Tensor.Linear(a[0], a[1], a[2]), [x, w, b], 1e-5, 1e-5);
+        AgreeWithGradients(a => Tensor.Linear(a[0], a[1]), [x, w], 1e-5, 1e-5);
+        AgreeWithGradients(a => Tensor.Linear(a[0].mT.Contiguous().mT, a[1].mT.Contiguous().mT, a[2]), [x, w, b], 1e-5, 1e-5);
+        var big = V([70, 300], 35, t); var wb = V([40, 300], 36, t);           // above the GEMM's threading threshold
+        AgreeWithGradients(a => Tensor.Linear(a[0], a[1], a[2]), [big, wb, V([40], 37, t)], 1e-4, 1e-4);
+    }
+
+    // (batch, channels, h, w, out, kh, kw, stride, padding, dilation, bias): one image (parallel GEMMs),
+    // strided and dilated, pointwise (the image is its own columns), and more images than the weight
+    // gradient's eight fixed groups.
+    public static TheoryData<DType, int> ConvCases()
+    {
+        var data = new TheoryData<DType, int>();
+        foreach (var t in new[] { DType.Float32, DType.Float64 })
+            for (int c = 0; c < ConvGeometries.Length; c++) data.Add(t, c);
+        return data;
+    }
+
+    private static readonly (int N, int C, int H, int W, int O, int Kh, int Kw, (int, int) S, (int, int) P, (int, int) D, bool Bias)[] ConvGeometries =
+    [
+        (1, 3, 7, 6, 4, 3, 3, (1, 1), (1, 1), (1, 1), true),
+        (3, 2, 9, 8, 5, 3, 2, (2, 1), (0, 1), (1, 2), false),
+        (4, 6, 5, 5, 3, 1, 1, (1, 1), (0, 0), (1, 1), true),
+        (11, 2, 6, 7, 3, 2, 2, (2, 2), (1, 1), (1, 1), true),
+    ];
+
+    [Theory]
+    [MemberData(nameof(ConvCases))]
+    public void FusedConv2d_ValuesAndGradients_MatchReference(DType t, int c)
+    {
+        var g = ConvGeometries[c];
+        var x = V([g.N, g.C, g.H, g.W], 41 + c, t);
+        var w = V([g.O, g.C, g.Kh, g.Kw], 51 + c, t);
+        var b = V([g.O], 61 + c, t);
+        double tol = t == DType.Float32 ? 1e-4 : 1e-10;
+        AgreeWithGradients(a => Tensor.Conv2d(a[0], a[1], g.Bias ? a[2] : null, g.S, g.P, g.D), g.Bias ? [x, w, b] : [x, w], tol, tol);
+        // A strided view of the input (the kernels copy it to contiguous first).
+        var xt = V([g.N, g.C, g.W, g.H], 71 + c, t);
+        AgreeWithGradients(a => Tensor.Conv2d(a[0].mT, a[1], a[2], g.S, g.P, g.D), [xt, w, b], tol, tol);
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void InPlaceUpdates_AndFusedAdam_MatchReference(DType t)
+    {
+        var p = V([300, 70], 81, t);
+        var q = V([300, 70], 82, t);
+        var row = V([70], 83, t);
+        Agree(a => { var y = a[0].Clone(); using (Autograd.NoGrad()) y.AddInPlace(a[1], -0.3).MulInPlace(1.7).AddInPlace(a[2]); return y; }, [p, q, row], 1e-6, 1e-6);
+        Agree(a => { var y = a[0].Clone(); using (Autograd.NoGrad()) y.AddInPlace(y.Detach(), 0.5); return y; }, [p], 1e-6, 1e-6);
+
+        foreach (var (decoupled, wd) in new[] { (false, 0.0), (false, 0.01), (true, 0.01) })
+            Agree(a =>
+            {
+                var w = a[0].Clone().RequiresGrad_();
+                Optim.Optimizer opt = decoupled ? new Optim.AdamW([w], 1e-2, weightDecay: wd) : new Optim.Adam([w], 1e-2, weightDecay: wd);
+                for (int step = 0; step < 3; step++)
+                {
+                    opt.ZeroGrad();
+                    (w * a[1] * (step + 1)).Sum().Backward();
+                    opt.Step();
+                }
+                return w.Detach();
+            }, [p, q], 1e-5, 1e-6);
     }
 }
 

@@ -21,8 +21,17 @@ public class DeterminismTests
         var h = Tensor.MatMul(x, w1).Relu().Dropout(0.2, generator: g);
         var loss = Losses.CrossEntropy(Tensor.MatMul(h, w2), y);
         loss.Backward();
+        // The fused linear layer, the convolution kernels (images in parallel; the weight gradient's
+        // fixed groups) and the fused Adam step.
+        var lw = (Tensor.Randn(new Shape(300, 784), g) * 0.05).RequiresGrad_();
+        var cw = (Tensor.Randn(new Shape(16, 3, 3, 3), g) * 0.2).RequiresGrad_();
+        var images = Tensor.Randn(new Shape(13, 3, 20, 20), g).RequiresGrad_();
+        var conv = Tensor.Conv2d(images, cw, padding: (1, 1)).Relu().Sum() + Tensor.Conv2d(images.Narrow(0, 0, 1), cw, stride: (2, 2)).Sum();
+        (Tensor.Linear(x, lw).Tanh().Sum() + conv).Backward();
+        new Optim.Adam([lw, cw], 1e-2).Step();
         var big = (Tensor.Randn(new Shape(300_000), g).Exp().Sum() + Tensor.Randn(new Shape(600, 700), g).Sum(0).Sum()).Reshape(1);
-        return (loss.Reshape(1).ToArray<float>(), w1.Grad!.ToArray<float>(), w2.Grad!.ToArray<float>(), big.ToArray<float>());
+        float[] fused = [.. lw.ToArray<float>(), .. cw.ToArray<float>(), .. images.Grad!.ToArray<float>()];
+        return (loss.Reshape(1).ToArray<float>(), w1.Grad!.ToArray<float>(), w2.Grad!.ToArray<float>(), [.. big.ToArray<float>(), .. fused]);
     }
 
     [Fact]

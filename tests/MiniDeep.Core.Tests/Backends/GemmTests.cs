@@ -2,6 +2,7 @@ using Xunit;
 
 namespace MiniDeep.Tests.BackendTests;
 
+[Collection("threads")]
 public unsafe class GemmTests
 {
     // Reference C = A·B with A and B read through (row, col) strides, accumulated in double.
@@ -67,6 +68,47 @@ public unsafe class GemmTests
             for (int i = 0; i < expected.Length; i++)
                 Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4 * Math.Sqrt(k), $"({m}, {n}, {k}) element {i}: {expected[i]} vs {actual[i]}");
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Sgemm_Accumulate_AddsToC_AcrossKBlocks(int width)
+    {
+        var g = new Generator(5);
+        foreach (var (m, n, k) in new[] { (7, 33, 300), (64, 40, 17), (13, 9, 1) })
+        {
+            var a = Tensor.Randn(new Shape(m * k), g).ToArray<float>();
+            var b = Tensor.Randn(new Shape(k * n), g).ToArray<float>();
+            var c0 = Tensor.Randn(new Shape(m * n), g).ToArray<float>();
+            var expected = Reference(m, n, k, a, k, 1, b, 1, k);            // B read transposed, as a linear layer does
+            var c = (float[])c0.Clone();
+            fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
+                Cpu.Gemm.Sgemm(m, n, k, pa, k, 1, pb, 1, k, pc, n, width, accumulate: true);
+            for (int i = 0; i < c.Length; i++)
+                Assert.True(Math.Abs(expected[i] + c0[i] - c[i]) <= 1e-4 * Math.Sqrt(k), $"({m}, {n}, {k}) element {i}");
+        }
+    }
+
+    [Fact]
+    public void Sgemm_OneAndTwoThreads_GiveTheSameBits_ForEveryOperandLayout()
+    {
+        int saved = Parallelism.MaxThreads;
+        try
+        {
+            var g = new Generator(9);
+            int m = 131, n = 97, k = 600;
+            var a = Tensor.Randn(new Shape(m * k), g).ToArray<float>();
+            var b = Tensor.Randn(new Shape(k * n), g).ToArray<float>();
+            foreach (var (aRow, aCol, bRow, bCol) in new[] { (k, 1, n, 1), (1, m, n, 1), (k, 1, 1, k), (1, m, 1, k) })
+            {
+                Parallelism.MaxThreads = 1;
+                var one = Run(m, n, k, a, aRow, aCol, b, bRow, bCol, Cpu.Gemm.VectorWidth);
+                Parallelism.MaxThreads = 2;
+                var two = Run(m, n, k, a, aRow, aCol, b, bRow, bCol, Cpu.Gemm.VectorWidth);
+                Assert.Equal(one, two);
+            }
+        }
+        finally { Parallelism.MaxThreads = saved; }
     }
 
     [Fact]

@@ -55,7 +55,7 @@ public static class BufferPool
         if (Interlocked.Add(ref _missBytesSinceCollect, bytes) > CollectAfterMissBytes)
         {
             Interlocked.Exchange(ref _missBytesSinceCollect, 0);
-            GC.Collect(1, GCCollectionMode.Forced, blocking: true);
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true);
             GC.WaitForPendingFinalizers();
             Interlocked.Increment(ref _collections);
             if (Shared.TryPop(length, clear, out pooled)) return pooled;

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MiniDeep.Cpu;
 
@@ -27,30 +28,40 @@ public static unsafe class Gemm
 
     /// <summary>
     /// C[m×n] = A[m×k] · B[k×n]. A element (i, p) is at a[i*aRow + p*aCol]; B element (p, j) at
-    /// b[p*bRow + j*bCol]; C is dense row-major with leading dimension ldc and is overwritten.
+    /// b[p*bRow + j*bCol]; C is dense row-major with leading dimension ldc and is overwritten, or
+    /// added to when <paramref name="accumulate"/> (C += A·B: a linear layer starts C at its bias).
     /// </summary>
-    public static void Sgemm(int m, int n, int k, float* a, int aRow, int aCol, float* b, int bRow, int bCol, float* c, int ldc, int? forceWidth = null)
+    public static void Sgemm(int m, int n, int k, float* a, int aRow, int aCol, float* b, int bRow, int bCol, float* c, int ldc,
+        int? forceWidth = null, bool accumulate = false)
     {
         if (m == 0 || n == 0) return;
-        for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
-        if (k == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate) for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
+            return;
+        }
         switch (forceWidth ?? VectorWidth)
         {
-            case 16: Run<Simd512, Vector512<float>>(m, n, k, a, aRow, aCol, b, bRow, bCol, c, ldc); break;
-            case 8: Run<Simd256, Vector256<float>>(m, n, k, a, aRow, aCol, b, bRow, bCol, c, ldc); break;
-            case 4: Run<Simd128, Vector128<float>>(m, n, k, a, aRow, aCol, b, bRow, bCol, c, ldc); break;
-            default: Run<Simd1, float>(m, n, k, a, aRow, aCol, b, bRow, bCol, c, ldc); break;
+            case 16: Run<Simd512, Vector512<float>>(m, n, k, a, aRow, aCol, b, bRow, bCol, c, ldc, accumulate); break;
+            case 8: Run<Simd256, Vector256<float>>(m, n, k, a, aRow, aCol, b, bRow, bCol, c, ldc, accumulate); break;
+            case 4: Run<Simd128, Vector128<float>>(m, n, k, a, aRow, aCol, b, bRow, bCol, c, ldc, accumulate); break;
+            default: Run<Simd1, float>(m, n, k, a, aRow, aCol, b, bRow, bCol, c, ldc, accumulate); break;
         }
     }
 
-    private static void Run<TS, TV>(int m, int n, int k, float* a, int aRow, int aCol, float* b, int bRow, int bCol, float* c, int ldc)
+    private static void Run<TS, TV>(int m, int n, int k, float* a, int aRow, int aCol, float* b, int bRow, int bCol, float* c, int ldc, bool accumulate)
         where TS : struct, ISimd<TV> where TV : struct
     {
         int nr = 2 * TS.Width;
         int panelsN = (n + nr - 1) / nr, panelsM = (m + MR - 1) / MR;
         int blocksM = (m + MC - 1) / MC;
+        // A is read in place when one of its strides is 1 (row-major A, or Aᵀ stored row-major): the
+        // kernel walks six row pointers, each contiguous or each a fixed stride apart, and the rows of
+        // one MC block stay in L2 either way. Packing A cost as much as the arithmetic at batch 64.
+        bool directA = aCol == 1 || aRow == 1;
+        bool wideTranspose = TS.Width >= 8 && Avx.IsSupported;
         var bBuf = ArrayPool<float>.Shared.Rent(panelsN * KC * nr);
-        var aBuf = ArrayPool<float>.Shared.Rent(panelsM * KC * MR);
+        var aBuf = directA ? null : ArrayPool<float>.Shared.Rent(panelsM * KC * MR);
         try
         {
             fixed (float* bp = bBuf)
@@ -60,11 +71,23 @@ public static unsafe class Gemm
                 for (int p0 = 0; p0 < k; p0 += KC)
                 {
                     int kc = Math.Min(KC, k - p0);
-                    PackB(bpp, b, bRow, bCol, n, p0, kc, nr);
-                    PackA(app, a, aRow, aCol, m, p0, kc);
-                    // Tasks: (block of MC rows) × (group of B panels). Small problems run inline.
+                    // The first K block of an overwrite starts from zero instead of reading C (no clearing pass).
+                    bool load = accumulate || p0 > 0;
                     long flops = 2L * m * n * kc;
-                    int groups = flops < (1 << 19) ? 1 : Math.Min(panelsN, 4 * Parallelism.MaxThreads);
+                    bool parallel = flops >= 1 << 19 && Parallelism.MaxThreads > 1;
+
+                    // Packing is split over the cores too: the panels are independent copies.
+                    int packTasks = panelsN + (directA ? 0 : panelsM);
+                    void Pack(int t)
+                    {
+                        if (t < panelsN) PackBPanel(bpp + (long)t * kc * nr, b, bRow, bCol, n, p0, kc, nr, t, wideTranspose);
+                        else PackAPanel(app + (long)(t - panelsN) * kc * MR, a, aRow, aCol, m, p0, kc, t - panelsN);
+                    }
+                    if (!parallel) for (int t = 0; t < packTasks; t++) Pack(t);
+                    else Parallelism.For(packTasks, Pack);
+
+                    // Tasks: (block of MC rows) × (group of B panels). Small problems run inline.
+                    int groups = !parallel ? 1 : Math.Min(panelsN, 4 * Parallelism.MaxThreads);
                     int perGroup = (panelsN + groups - 1) / groups;
                     groups = (panelsN + perGroup - 1) / perGroup;
                     int tasks = blocksM * groups;
@@ -81,19 +104,23 @@ public static unsafe class Gemm
                             for (int i = i0; i < i1; i += MR)
                             {
                                 int mv = Math.Min(MR, m - i);
-                                float* aPanel = app + (long)(i / MR) * kc * MR;
+                                // Row r of the tile starts at aTile + r·rs and steps by cs per k.
+                                float* aTile; long rs, cs;
+                                if (directA) { aTile = a + (long)i * aRow + (long)p0 * aCol; rs = aRow; cs = aCol; }
+                                else { aTile = app + (long)(i / MR) * kc * MR; rs = 1; cs = MR; }
                                 float* cTile = c + (long)i * ldc + j;
                                 if (mv == MR && nv == nr)
                                 {
-                                    Kernel<TS, TV>(kc, aPanel, bPanel, cTile, ldc);
+                                    Kernel<TS, TV>(kc, aTile, rs, cs, MR, bPanel, cTile, ldc, load);
                                 }
                                 else
                                 {
-                                    // Edge tile: run the full kernel on a zero-padded copy.
+                                    // Edge tile: run the full kernel on a zero-padded copy (rows beyond m
+                                    // re-read row 0 of A; their results are dropped).
                                     for (int r = 0; r < MR; r++)
                                         for (int q = 0; q < nr; q++)
-                                            tmp[r * nr + q] = r < mv && q < nv ? cTile[(long)r * ldc + q] : 0f;
-                                    Kernel<TS, TV>(kc, aPanel, bPanel, tmp, nr);
+                                            tmp[r * nr + q] = load && r < mv && q < nv ? cTile[(long)r * ldc + q] : 0f;
+                                    Kernel<TS, TV>(kc, aTile, rs, cs, mv, bPanel, tmp, nr, load: true);
                                     for (int r = 0; r < mv; r++)
                                         for (int q = 0; q < nv; q++)
                                             cTile[(long)r * ldc + q] = tmp[r * nr + q];
@@ -109,68 +136,117 @@ public static unsafe class Gemm
         finally
         {
             ArrayPool<float>.Shared.Return(bBuf);
-            ArrayPool<float>.Shared.Return(aBuf);
+            if (aBuf is not null) ArrayPool<float>.Shared.Return(aBuf);
         }
     }
 
-    // Bp[panel][p][q] = B(p0 + p, panel*nr + q), zero beyond n.
-    private static void PackB(float* bp, float* b, int bRow, int bCol, int n, int p0, int kc, int nr)
+    // Bp[p][q] = B(p0 + p, jp*nr + q) for one panel, zero beyond n. Row-major B is copied row by row.
+    // Transposed B (bRow = 1: a linear layer's wᵀ, read down the rows of w) is transposed 8×8 blocks
+    // at a time in AVX registers where the hardware has them, else element by element with
+    // contiguous reads.
+    private static void PackBPanel(float* dst, float* b, int bRow, int bCol, int n, int p0, int kc, int nr, int jp, bool wideTranspose)
     {
-        int panels = (n + nr - 1) / nr;
-        for (int jp = 0; jp < panels; jp++)
+        int j0 = jp * nr, nv = Math.Min(nr, n - j0);
+        if (bRow == 1 && bCol != 1)
         {
-            int j0 = jp * nr, nv = Math.Min(nr, n - j0);
-            float* dst = bp + (long)jp * kc * nr;
-            for (int p = 0; p < kc; p++)
+            int q = 0;
+            if (wideTranspose)
+                for (; q + 8 <= nv; q += 8)
+                {
+                    int p = 0;
+                    for (; p + 8 <= kc; p += 8)
+                        Transpose8x8(b + (long)(j0 + q) * bCol + p0 + p, bCol, dst + p * nr + q, nr);
+                    for (; p < kc; p++)
+                        for (int r = 0; r < 8; r++) dst[p * nr + q + r] = b[(long)(j0 + q + r) * bCol + p0 + p];
+                }
+            for (; q < nv; q++)
             {
-                float* row = b + (long)(p0 + p) * bRow + (long)j0 * bCol;
-                float* d = dst + p * nr;
-                if (bCol == 1) new ReadOnlySpan<float>(row, nv).CopyTo(new Span<float>(d, nv));
-                else for (int q = 0; q < nv; q++) d[q] = row[(long)q * bCol];
-                for (int q = nv; q < nr; q++) d[q] = 0f;
+                float* col = b + (long)(j0 + q) * bCol + p0;
+                for (int p = 0; p < kc; p++) dst[p * nr + q] = col[p];
             }
+            for (q = nv; q < nr; q++)
+                for (int p = 0; p < kc; p++) dst[p * nr + q] = 0f;
+            return;
+        }
+        for (int p = 0; p < kc; p++)
+        {
+            float* row = b + (long)(p0 + p) * bRow + (long)j0 * bCol;
+            float* d = dst + p * nr;
+            if (bCol == 1) new ReadOnlySpan<float>(row, nv).CopyTo(new Span<float>(d, nv));
+            else for (int q = 0; q < nv; q++) d[q] = row[(long)q * bCol];
+            for (int q = nv; q < nr; q++) d[q] = 0f;
         }
     }
 
-    // Ap[panel][p][r] = A(panel*MR + r, p0 + p), zero beyond m.
-    private static void PackA(float* ap, float* a, int aRow, int aCol, int m, int p0, int kc)
+    // dst[s*ldd + r] = src[r*lds + s] for an 8×8 block: the classic unpack / shuffle / lane-permute
+    // sequence, 24 shuffles for 64 elements.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, int lds, float* dst, int ldd)
     {
-        int panels = (m + MR - 1) / MR;
-        for (int ip = 0; ip < panels; ip++)
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds);
+        var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);
+        var r4 = Avx.LoadVector256(src + 4 * lds); var r5 = Avx.LoadVector256(src + 5 * lds);
+        var r6 = Avx.LoadVector256(src + 6 * lds); var r7 = Avx.LoadVector256(src + 7 * lds);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
+    }
+
+    // Ap[p][r] = A(ip*MR + r, p0 + p) for one panel, zero beyond m (only for A with no unit stride).
+    private static void PackAPanel(float* dst, float* a, int aRow, int aCol, int m, int p0, int kc, int ip)
+    {
+        int i0 = ip * MR, mv = Math.Min(MR, m - i0);
+        for (int r = 0; r < MR; r++)
         {
-            int i0 = ip * MR, mv = Math.Min(MR, m - i0);
-            float* dst = ap + (long)ip * kc * MR;
-            for (int r = 0; r < MR; r++)
-            {
-                if (r >= mv) { for (int p = 0; p < kc; p++) dst[p * MR + r] = 0f; continue; }
-                float* row = a + (long)(i0 + r) * aRow + (long)p0 * aCol;
-                for (int p = 0; p < kc; p++) dst[p * MR + r] = row[(long)p * aCol];
-            }
+            if (r >= mv) { for (int p = 0; p < kc; p++) dst[p * MR + r] = 0f; continue; }
+            float* row = a + (long)(i0 + r) * aRow + (long)p0 * aCol;
+            for (int p = 0; p < kc; p++) dst[p * MR + r] = row[(long)p * aCol];
         }
     }
 
     // The micro-kernel: a 6 × (2·W) block of C in 12 vector registers, one rank-1 update per k.
+    // Row r of A is read from a + r·rs, stepping cs per k (rows at or beyond mv re-read row 0).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Kernel<TS, TV>(int kc, float* a, float* b, float* c, int ldc)
+    private static void Kernel<TS, TV>(int kc, float* a, long rs, long cs, int mv, float* b, float* c, int ldc, bool load)
         where TS : struct, ISimd<TV> where TV : struct
     {
         int w = TS.Width;
-        TV c00 = TS.Load(c), c01 = TS.Load(c + w);
-        TV c10 = TS.Load(c + ldc), c11 = TS.Load(c + ldc + w);
-        TV c20 = TS.Load(c + 2 * ldc), c21 = TS.Load(c + 2 * ldc + w);
-        TV c30 = TS.Load(c + 3 * ldc), c31 = TS.Load(c + 3 * ldc + w);
-        TV c40 = TS.Load(c + 4 * ldc), c41 = TS.Load(c + 4 * ldc + w);
-        TV c50 = TS.Load(c + 5 * ldc), c51 = TS.Load(c + 5 * ldc + w);
+        float* a0 = a, a1 = mv > 1 ? a + rs : a, a2 = mv > 2 ? a + 2 * rs : a;
+        float* a3 = mv > 3 ? a + 3 * rs : a, a4 = mv > 4 ? a + 4 * rs : a, a5 = mv > 5 ? a + 5 * rs : a;
+        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        if (load)
+        {
+            c00 = TS.Load(c); c01 = TS.Load(c + w);
+            c10 = TS.Load(c + ldc); c11 = TS.Load(c + ldc + w);
+            c20 = TS.Load(c + 2 * ldc); c21 = TS.Load(c + 2 * ldc + w);
+            c30 = TS.Load(c + 3 * ldc); c31 = TS.Load(c + 3 * ldc + w);
+            c40 = TS.Load(c + 4 * ldc); c41 = TS.Load(c + 4 * ldc + w);
+            c50 = TS.Load(c + 5 * ldc); c51 = TS.Load(c + 5 * ldc + w);
+        }
         for (int p = 0; p < kc; p++)
         {
             TV b0 = TS.Load(b), b1 = TS.Load(b + w);
-            TV x = TS.Broadcast(a[0]); c00 = TS.Fma(x, b0, c00); c01 = TS.Fma(x, b1, c01);
-            x = TS.Broadcast(a[1]); c10 = TS.Fma(x, b0, c10); c11 = TS.Fma(x, b1, c11);
-            x = TS.Broadcast(a[2]); c20 = TS.Fma(x, b0, c20); c21 = TS.Fma(x, b1, c21);
-            x = TS.Broadcast(a[3]); c30 = TS.Fma(x, b0, c30); c31 = TS.Fma(x, b1, c31);
-            x = TS.Broadcast(a[4]); c40 = TS.Fma(x, b0, c40); c41 = TS.Fma(x, b1, c41);
-            x = TS.Broadcast(a[5]); c50 = TS.Fma(x, b0, c50); c51 = TS.Fma(x, b1, c51);
-            a += MR;
+            TV x = TS.Broadcast(*a0); c00 = TS.Fma(x, b0, c00); c01 = TS.Fma(x, b1, c01);
+            x = TS.Broadcast(*a1); c10 = TS.Fma(x, b0, c10); c11 = TS.Fma(x, b1, c11);
+            x = TS.Broadcast(*a2); c20 = TS.Fma(x, b0, c20); c21 = TS.Fma(x, b1, c21);
+            x = TS.Broadcast(*a3); c30 = TS.Fma(x, b0, c30); c31 = TS.Fma(x, b1, c31);
+            x = TS.Broadcast(*a4); c40 = TS.Fma(x, b0, c40); c41 = TS.Fma(x, b1, c41);
+            x = TS.Broadcast(*a5); c50 = TS.Fma(x, b0, c50); c51 = TS.Fma(x, b1, c51);
+            a0 += cs; a1 += cs; a2 += cs; a3 += cs; a4 += cs; a5 += cs;
             b += 2 * w;
         }
         TS.Store(c, c00); TS.Store(c + w, c01);

@@ -258,6 +258,127 @@ public class ReferenceBackend : IBackend
         return Host(y);
     }
 
+    /// <summary>Defined as the out-of-place op followed by a copy back.</summary>
+    public virtual void BinaryInPlace<TOp>(View a, View b) where TOp : IBinaryOp
+    {
+        var r = Binary<TOp>(a, b, a.Shape);
+        CopyInto(new View(r, Layout.Contiguous(a.Shape)), a.Storage, a.Layout);
+    }
+
+    /// <inheritdoc/>
+    public virtual void Axpy(View y, double alpha, View x)
+    {
+        var sy = ((HostStorage)y.Storage).Data; var sx = ((HostStorage)x.Storage).Data;
+        for (int i = 0; i < y.Layout.Numel; i++)
+        {
+            int at = y.Layout.IndexOf(i);
+            WriteFromDouble(sy, at, ReadAsDouble(sy, at) + alpha * ReadAsDouble(sx, x.Layout.IndexOf(i)));
+        }
+    }
+
+    /// <inheritdoc/>
+    public virtual void AdamStep(View p, View grad, View m, View v, AdamHyper h)
+    {
+        var sp = ((HostStorage)p.Storage).Data; var sg = ((HostStorage)grad.Storage).Data;
+        var sm = ((HostStorage)m.Storage).Data; var sv = ((HostStorage)v.Storage).Data;
+        for (int i = 0; i < p.Layout.Numel; i++)
+        {
+            int ip = p.Layout.IndexOf(i), im = m.Layout.IndexOf(i), iv = v.Layout.IndexOf(i);
+            double pi = ReadAsDouble(sp, ip), gi = ReadAsDouble(sg, grad.Layout.IndexOf(i));
+            if (h.Decoupled) pi *= 1 - h.Lr * h.WeightDecay;
+            else gi += h.WeightDecay * pi;
+            double mi = h.Beta1 * ReadAsDouble(sm, im) + (1 - h.Beta1) * gi;
+            double vi = h.Beta2 * ReadAsDouble(sv, iv) + (1 - h.Beta2) * gi * gi;
+            WriteFromDouble(sm, im, mi);
+            WriteFromDouble(sv, iv, vi);
+            WriteFromDouble(sp, ip, pi - h.Lr / h.C1 * mi / (Math.Sqrt(vi / h.C2) + h.Eps));
+        }
+    }
+
+    /// <summary>Defined by its parts: x·wᵀ through <see cref="MatMul"/> on a transposed view, then the bias row added.</summary>
+    public virtual Storage Linear(View x, View w, View? bias)
+    {
+        int m = x.Shape[0], n = w.Shape[0];
+        var wt = new View(w.Storage, w.Layout.Permute([1, 0]));
+        var y = MatMul(x, wt, []);
+        if (bias is not { } b) return y;
+        var rows = new View(b.Storage, b.Layout.BroadcastTo([m, n]));
+        return Binary<AddOp>(new View(y, Layout.Contiguous([m, n])), rows, [m, n]);
+    }
+
+    // The three convolution kernels are the definition written out: one sum per output element over
+    // the window (y), and the same correspondence read backwards for the two adjoints.
+    // y[b,o,oi,oj] = bias[o] + Σ_{c,ki,kj} w[o,c,ki,kj] · x[b,c, oi·sh - ph + ki·dh, oj·sw - pw + kj·dw]
+
+    /// <inheritdoc/>
+    public virtual Storage Conv2d(View x, View w, View? bias, WindowGeometry g)
+    {
+        int n = x.Shape[0], o = w.Shape[0];
+        var acc = new double[n * o * g.OutH * g.OutW];
+        var sx = ((HostStorage)x.Storage).Data; var sw = ((HostStorage)w.Storage).Data;
+        ForEachConvTerm(n, o, g, (yi, xi, wi) => acc[yi] += ReadAsDouble(sx, x.Layout.IndexOf(xi)) * ReadAsDouble(sw, w.Layout.IndexOf(wi)));
+        if (bias is { } b)
+        {
+            var sb = ((HostStorage)b.Storage).Data;
+            int l = g.OutH * g.OutW;
+            for (int i = 0; i < acc.Length; i++) acc[i] += ReadAsDouble(sb, b.Layout.IndexOf(i / l % o));
+        }
+        return FromDoubles(x.DType, acc);
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Conv2dInputGrad(View gy, View w, WindowGeometry g)
+    {
+        int n = gy.Shape[0], o = w.Shape[0];
+        var acc = new double[n * g.Channels * g.Height * g.Width];
+        var sg = ((HostStorage)gy.Storage).Data; var sw = ((HostStorage)w.Storage).Data;
+        ForEachConvTerm(n, o, g, (yi, xi, wi) => acc[xi] += ReadAsDouble(sg, gy.Layout.IndexOf(yi)) * ReadAsDouble(sw, w.Layout.IndexOf(wi)));
+        return FromDoubles(gy.DType, acc);
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage Conv2dWeightGrad(View gy, View x, WindowGeometry g)
+    {
+        int n = gy.Shape[0], o = gy.Shape[1];
+        var acc = new double[o * g.Channels * g.KernelH * g.KernelW];
+        var sg = ((HostStorage)gy.Storage).Data; var sx = ((HostStorage)x.Storage).Data;
+        ForEachConvTerm(n, o, g, (yi, xi, wi) => acc[wi] += ReadAsDouble(sg, gy.Layout.IndexOf(yi)) * ReadAsDouble(sx, x.Layout.IndexOf(xi)));
+        return FromDoubles(gy.DType, acc);
+    }
+
+    // Calls term(y, x, w) with the flat row-major indices of every product in the convolution sum
+    // (windows hanging over the zero padding contribute nothing).
+    private static void ForEachConvTerm(int n, int o, WindowGeometry g, Action<int, int, int> term)
+    {
+        int c = g.Channels, kh = g.KernelH, kw = g.KernelW;
+        for (int b = 0; b < n; b++)
+            for (int oc = 0; oc < o; oc++)
+                for (int oi = 0; oi < g.OutH; oi++)
+                    for (int oj = 0; oj < g.OutW; oj++)
+                    {
+                        int yi = ((b * o + oc) * g.OutH + oi) * g.OutW + oj;
+                        for (int ci = 0; ci < c; ci++)
+                            for (int ki = 0; ki < kh; ki++)
+                            {
+                                int ii = oi * g.StrideH - g.PadH + ki * g.DilationH;
+                                if (ii < 0 || ii >= g.Height) continue;
+                                for (int kj = 0; kj < kw; kj++)
+                                {
+                                    int jj = oj * g.StrideW - g.PadW + kj * g.DilationW;
+                                    if (jj < 0 || jj >= g.Width) continue;
+                                    term(yi, ((b * c + ci) * g.Height + ii) * g.Width + jj, ((oc * c + ci) * kh + ki) * kw + kj);
+                                }
+                            }
+                    }
+    }
+
+    private Storage FromDoubles(DType dtype, double[] acc)
+    {
+        var y = DTypes.NewArray(dtype, acc.Length);
+        for (int i = 0; i < acc.Length; i++) WriteFromDouble(y, i, acc[i]);
+        return Host(y);
+    }
+
     /// <summary>
     /// The im2col correspondence both Unfold and Fold are defined by: for every column element
     /// (b, c·kh·kw + ki·kw + kj, oi·outW + oj) the image element (b, c, oi·sh - ph + ki·dh, oj·sw - pw + kj·dw)

@@ -1,0 +1,33 @@
+using BenchmarkDotNet.Running;
+using MiniDeep.Benchmarks;
+
+// `quick [--json FILE]`: the headline numbers in about a minute (CI, comparisons).
+// Anything else goes to BenchmarkDotNet, e.g. `--filter '*Gemm*'` (without --filter it asks interactively).
+if (args.Length > 0 && args[0] == "quick")
+{
+    string? json = null;
+    for (int i = 1; i < args.Length; i++)
+    {
+        if (args[i] == "--json" && i + 1 < args.Length) json = args[++i];
+        else { Console.Error.WriteLine($"quick: unknown argument '{args[i]}' (usage: quick [--json FILE])"); return 2; }
+    }
+    return Quick.Run(json);
+}
+if (args.Length == 3 && args[0] == "loop")
+{
+    // `loop <mlp64|mlp256|cnn64> SECONDS`: runs one workload in a loop, for a profiler to attach to.
+    Action step = args[1] switch
+    {
+        "mlp64" => new Workloads.MlpStep(64).Run,
+        "mlp256" => new Workloads.MlpStep(256).Run,
+        "cnn64" => new Workloads.CnnStep(64).Run,
+        _ => throw new ArgumentException($"loop: unknown workload '{args[1]}' (mlp64, mlp256, cnn64)"),
+    };
+    var sw = System.Diagnostics.Stopwatch.StartNew();
+    int steps = 0;
+    while (sw.Elapsed.TotalSeconds < double.Parse(args[2])) { step(); steps++; }
+    Console.WriteLine($"{args[1]}: {steps} steps, {sw.Elapsed.TotalMilliseconds / steps:F3} ms/step, {MiniDeep.Cpu.BufferPool.Collections} pool collections");
+    return 0;
+}
+BenchmarkSwitcher.FromAssembly(typeof(Workloads).Assembly).Run(args);
+return 0;
