@@ -78,7 +78,7 @@ public static class Quick
         return 0;
     }
 
-    private static double MeasurePeak(int threads)
+    public static double MeasurePeak(int threads)
     {
         const long iters = 20_000_000;
         Workloads.PeakFma(threads, iters / 10);                 // warm-up: JIT and clocks

@@ -1,0 +1,38 @@
+using BenchmarkDotNet.Attributes;
+
+namespace MiniDeep.Benchmarks.Suites;
+
+/// <summary>Whole training steps (forward, cross-entropy, backward, SGD with momentum) of the two
+/// models the libtorch figures describe, and the per-op overhead probes. MemoryDiagnoser's
+/// "Allocated" column is the managed allocation per step.</summary>
+[Config(typeof(KernelConfig))]
+public class StepBenchmarks
+{
+    private Workloads.MlpStep _mlp64 = null!, _mlp256 = null!;
+    private Workloads.CnnStep _cnn64 = null!;
+    private Workloads.Tiny _tiny = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _mlp64 = new Workloads.MlpStep(64);
+        _mlp256 = new Workloads.MlpStep(256);
+        _cnn64 = new Workloads.CnnStep(64);
+        _tiny = new Workloads.Tiny();
+    }
+
+    [Benchmark(Description = "MLP 784-512-256-10 step, batch 64")]
+    public void Mlp64() => _mlp64.Run();
+
+    [Benchmark(Description = "MLP 784-512-256-10 step, batch 256")]
+    public void Mlp256() => _mlp256.Run();
+
+    [Benchmark(Description = "CNN step, batch 64")]
+    public void Cnn64() => _cnn64.Run();
+
+    [Benchmark(Description = "add of two 64-float tensors")]
+    public Tensor TinyAdd() => _tiny.Add();
+
+    [Benchmark(Description = "(w*w).Sum().Backward(), 64 floats")]
+    public void TinyBackward() => _tiny.MulSumBackward();
+}
