@@ -123,6 +123,26 @@ public class ModuleTests
         Assert.Equal((1 - 0.3) / Math.Sqrt(1.3 + 1e-5), e[0], 4);
     }
 
+    // Training-mode batch norm is one node with a closed-form backward; its first and second
+    // derivatives (the latter through the composite) must pass the float64 gradient check.
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void BatchNormTraining_PassesFirstAndSecondOrderGradientChecks(int rank)
+    {
+        int[] xs = rank == 2 ? [5, 3] : [3, 2, 3, 2];
+        int[] axes = rank == 2 ? [0] : [0, 2, 3];
+        int[] shape = rank == 2 ? [1, 3] : [1, 2, 1, 1];
+        int c = xs[1];
+        var g = new Generator(7);
+        Tensor[] inputs = [Tensor.Randn(new Shape(xs), g), Tensor.Randn(new Shape(c), g) + 1, Tensor.Randn(new Shape(c), g)];
+        Tensor F(Tensor[] a) => BatchNorm.Training(a[0], a[1], a[2], axes, shape, 1e-5, out _, out _) * Tensor.Arange(a[0].Numel).Reshape(xs).To(a[0].DType).Sin();
+        var first = GradCheck.Check(F, inputs);
+        Assert.True(first.Passed, first.Failure);
+        var second = GradCheck.CheckSecondOrder(F, inputs);
+        Assert.True(second.Passed, second.Failure);
+    }
+
     [Fact]
     public void ForwardHook_SeesInputAndOutput()
     {

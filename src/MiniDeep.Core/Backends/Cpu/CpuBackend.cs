@@ -658,6 +658,29 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             });
             return y;
         }
+        // Kept axes forming one block in the middle, (outer, K, inner) reduced over outer and inner
+        // (per-channel sums of an (N, C, H, W) tensor: batch-norm statistics, a convolution's bias
+        // gradient): each kept index sums its contiguous inner runs in order o = 0..outer-1, one
+        // thread per kept index, without the permuted copy the general path makes.
+        if (x.Layout.IsContiguous && MiddleBlock(x.Shape, Array.ConvertAll(flags, f => !f)) is var (kOuter, kept, kInner) && kInner > 1)
+        {
+            var src = Data<T>(x.Storage);
+            int off0 = x.Layout.Offset;
+            Parallelism.ForRange(kept, Math.Max(1, ParallelGrain / Math.Max(1, kOuter * kInner)), (k0, k1) =>
+            {
+                for (int k = k0; k < k1; k++)
+                {
+                    T acc = ReduceSpan(kind, src.AsSpan(off0 + k * kInner, kInner));
+                    for (int o = 1; o < kOuter; o++)
+                    {
+                        T part = ReduceSpan(kind, src.AsSpan(off0 + (o * kept + k) * kInner, kInner));
+                        acc = kind switch { ReduceKind.Sum => acc + part, ReduceKind.Max => T.Max(acc, part), _ => T.Min(acc, part) };
+                    }
+                    y[k] = acc;
+                }
+            });
+            return y;
+        }
         var permuted = x.Layout.Permute(perm);
         var data = permuted.IsContiguous ? Data<T>(x.Storage) : Materialize<T>(new View(x.Storage, permuted));
         int off = permuted.IsContiguous ? permuted.Offset : 0;
