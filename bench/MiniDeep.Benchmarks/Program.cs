@@ -1,17 +1,18 @@
 using BenchmarkDotNet.Running;
 using MiniDeep.Benchmarks;
 
-// `quick [--json FILE]`: the headline numbers in about a minute (CI, comparisons).
+// `quick [--json FILE] [--plot FILE.png]`: the headline numbers in about a minute (CI, comparisons).
 // Anything else goes to BenchmarkDotNet, e.g. `--filter '*Gemm*'` (without --filter it asks interactively).
 if (args.Length > 0 && args[0] == "quick")
 {
-    string? json = null;
+    string? json = null, plot = null;
     for (int i = 1; i < args.Length; i++)
     {
         if (args[i] == "--json" && i + 1 < args.Length) json = args[++i];
-        else { Console.Error.WriteLine($"quick: unknown argument '{args[i]}' (usage: quick [--json FILE])"); return 2; }
+        else if (args[i] == "--plot" && i + 1 < args.Length) plot = args[++i];
+        else { Console.Error.WriteLine($"quick: unknown argument '{args[i]}' (usage: quick [--json FILE] [--plot FILE.png])"); return 2; }
     }
-    return Quick.Run(json);
+    return Quick.Run(json, plot);
 }
 if (args.Length == 3 && args[0] == "loop")
 {
@@ -26,7 +27,7 @@ if (args.Length == 3 && args[0] == "loop")
     var sw = System.Diagnostics.Stopwatch.StartNew();
     int steps = 0;
     while (sw.Elapsed.TotalSeconds < double.Parse(args[2])) { step(); steps++; }
-    Console.WriteLine($"{args[1]}: {steps} steps, {sw.Elapsed.TotalMilliseconds / steps:F3} ms/step, {MiniDeep.Cpu.BufferPool.Collections} pool collections");
+    Console.WriteLine($"{args[1]}: {steps} steps, {sw.Elapsed.TotalMilliseconds / steps:F3} ms/step, {MiniDeep.Cpu.BufferPool.Collections} pool collections, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds / steps:F3} ms/step, pool misses {MiniDeep.Cpu.BufferPool.Misses}");
     return 0;
 }
 BenchmarkSwitcher.FromAssembly(typeof(Workloads).Assembly).Run(args);

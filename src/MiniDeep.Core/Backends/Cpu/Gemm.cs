@@ -49,72 +49,75 @@ public static unsafe class Gemm
         }
     }
 
+    // One parallel region per product. The tasks split C into column groups (and, when there are too
+    // few column panels to go round, row blocks too); each task walks all of K itself, packing only
+    // its own B panels into its own buffer, so packing runs on every core, nothing is packed twice
+    // unless rows are split, and the threads meet once per product instead of twice per K block.
+    // Every element of C is computed by one task in a fixed order, so any thread count gives the same bits.
     private static void Run<TS, TV>(int m, int n, int k, float* a, int aRow, int aCol, float* b, int bRow, int bCol, float* c, int ldc, bool accumulate)
         where TS : struct, ISimd<TV> where TV : struct
     {
         int nr = 2 * TS.Width;
-        int panelsN = (n + nr - 1) / nr, panelsM = (m + MR - 1) / MR;
-        int blocksM = (m + MC - 1) / MC;
+        int panelsN = (n + nr - 1) / nr;
+        // K blocks of equal depth (784 = 4 × 196, not 3 × 256 + 16: a 16-deep block pays the C tile's
+        // loads and stores for very little arithmetic).
+        int kBlocks = (k + KC - 1) / KC, kcMax = (k + kBlocks - 1) / kBlocks;
         // A is read in place when one of its strides is 1 (row-major A, or Aᵀ stored row-major): the
-        // kernel walks six row pointers, each contiguous or each a fixed stride apart, and the rows of
-        // one MC block stay in L2 either way. Packing A cost as much as the arithmetic at batch 64.
+        // kernel walks six row pointers; packing A cost as much as the arithmetic at batch 64.
         bool directA = aCol == 1 || aRow == 1;
         bool wideTranspose = TS.Width >= 8 && Avx.IsSupported;
-        var bBuf = ArrayPool<float>.Shared.Rent(panelsN * KC * nr);
-        var aBuf = directA ? null : ArrayPool<float>.Shared.Rent(panelsM * KC * MR);
-        try
+        long flops = 2L * m * n * k;
+        int threads = flops < 1 << 20 ? 1 : Parallelism.MaxThreads;
+        int groups = Math.Min(panelsN, 4 * threads);
+        int perGroup = (panelsN + groups - 1) / groups;
+        groups = (panelsN + perGroup - 1) / perGroup;
+        int rowTiles = (m + MR - 1) / MR;
+        int rowSplits = threads == 1 ? 1 : Math.Clamp((2 * threads + groups - 1) / groups, 1, rowTiles);
+        int tilesPerSplit = (rowTiles + rowSplits - 1) / rowSplits;
+        rowSplits = (rowTiles + tilesPerSplit - 1) / tilesPerSplit;
+
+        void Task(int t)
         {
-            fixed (float* bp = bBuf)
-            fixed (float* ap = aBuf)
+            int gr = t % groups, rs0 = t / groups;
+            int jp0 = gr * perGroup, jp1 = Math.Min(panelsN, jp0 + perGroup);
+            int iStart = rs0 * tilesPerSplit * MR, iEnd = Math.Min(m, iStart + tilesPerSplit * MR);
+            var bBuf = ArrayPool<float>.Shared.Rent((jp1 - jp0) * kcMax * nr);
+            var aBuf = directA ? null : ArrayPool<float>.Shared.Rent(((MC + MR - 1) / MR) * kcMax * MR);
+            try
             {
-                float* bpp = bp, app = ap;
-                for (int p0 = 0; p0 < k; p0 += KC)
+                fixed (float* bp = bBuf)
+                fixed (float* ap = aBuf)
                 {
-                    int kc = Math.Min(KC, k - p0);
-                    // The first K block of an overwrite starts from zero instead of reading C (no clearing pass).
-                    bool load = accumulate || p0 > 0;
-                    long flops = 2L * m * n * kc;
-                    bool parallel = flops >= 1 << 19 && Parallelism.MaxThreads > 1;
-
-                    // Packing is split over the cores too: the panels are independent copies.
-                    int packTasks = panelsN + (directA ? 0 : panelsM);
-                    void Pack(int t)
+                    float* tmp = stackalloc float[MR * 64];
+                    for (int p0 = 0; p0 < k; p0 += kcMax)
                     {
-                        if (t < panelsN) PackBPanel(bpp + (long)t * kc * nr, b, bRow, bCol, n, p0, kc, nr, t, wideTranspose);
-                        else PackAPanel(app + (long)(t - panelsN) * kc * MR, a, aRow, aCol, m, p0, kc, t - panelsN);
-                    }
-                    if (!parallel) for (int t = 0; t < packTasks; t++) Pack(t);
-                    else Parallelism.For(packTasks, Pack);
-
-                    // Tasks: (block of MC rows) × (group of B panels). Small problems run inline.
-                    int groups = !parallel ? 1 : Math.Min(panelsN, 4 * Parallelism.MaxThreads);
-                    int perGroup = (panelsN + groups - 1) / groups;
-                    groups = (panelsN + perGroup - 1) / perGroup;
-                    int tasks = blocksM * groups;
-                    void Task(int t)
-                    {
-                        int bm = t / groups, gr = t % groups;
-                        int i0 = bm * MC, i1 = Math.Min(m, i0 + MC);
-                        int jp0 = gr * perGroup, jp1 = Math.Min(panelsN, jp0 + perGroup);
-                        float* tmp = stackalloc float[MR * 64];
+                        int kc = Math.Min(kcMax, k - p0);
+                        bool load = accumulate || p0 > 0;   // the first K block of an overwrite starts from zero
                         for (int jp = jp0; jp < jp1; jp++)
+                            PackBPanel(bp + (long)(jp - jp0) * kc * nr, b, bRow, bCol, n, p0, kc, nr, jp, wideTranspose);
+                        for (int ic = iStart; ic < iEnd; ic += MC)
                         {
-                            int j = jp * nr, nv = Math.Min(nr, n - j);
-                            float* bPanel = bpp + (long)jp * kc * nr;
-                            for (int i = i0; i < i1; i += MR)
+                            int icEnd = Math.Min(iEnd, ic + MC);
+                            if (!directA)
+                                for (int ip = 0; ic + ip * MR < icEnd; ip++)
+                                    PackAPanel(ap + (long)ip * kc * MR, a, aRow, aCol, m, p0, kc, ic / MR + ip);
+                            for (int jp = jp0; jp < jp1; jp++)
                             {
-                                int mv = Math.Min(MR, m - i);
-                                // Row r of the tile starts at aTile + r·rs and steps by cs per k.
-                                float* aTile; long rs, cs;
-                                if (directA) { aTile = a + (long)i * aRow + (long)p0 * aCol; rs = aRow; cs = aCol; }
-                                else { aTile = app + (long)(i / MR) * kc * MR; rs = 1; cs = MR; }
-                                float* cTile = c + (long)i * ldc + j;
-                                if (mv == MR && nv == nr)
+                                int j = jp * nr, nv = Math.Min(nr, n - j);
+                                float* bPanel = bp + (long)(jp - jp0) * kc * nr;
+                                for (int i = ic; i < icEnd; i += MR)
                                 {
-                                    Kernel<TS, TV>(kc, aTile, rs, cs, MR, bPanel, cTile, ldc, load);
-                                }
-                                else
-                                {
+                                    int mv = Math.Min(MR, m - i);
+                                    // Row r of the tile starts at aTile + r·rs and steps by cs per k.
+                                    float* aTile; long rs, cs;
+                                    if (directA) { aTile = a + (long)i * aRow + (long)p0 * aCol; rs = aRow; cs = aCol; }
+                                    else { aTile = ap + (long)((i - ic) / MR) * kc * MR; rs = 1; cs = MR; }
+                                    float* cTile = c + (long)i * ldc + j;
+                                    if (mv == MR && nv == nr)
+                                    {
+                                        Kernel<TS, TV>(kc, aTile, rs, cs, MR, bPanel, cTile, ldc, load);
+                                        continue;
+                                    }
                                     // Edge tile: run the full kernel on a zero-padded copy (rows beyond m
                                     // re-read row 0 of A; their results are dropped).
                                     for (int r = 0; r < MR; r++)
@@ -128,16 +131,18 @@ public static unsafe class Gemm
                             }
                         }
                     }
-                    if (tasks == 1) Task(0);
-                    else Parallelism.For(tasks, Task);
                 }
             }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(bBuf);
+                if (aBuf is not null) ArrayPool<float>.Shared.Return(aBuf);
+            }
         }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(bBuf);
-            if (aBuf is not null) ArrayPool<float>.Shared.Return(aBuf);
-        }
+
+        int tasks = groups * rowSplits;
+        if (tasks == 1) Task(0);
+        else Parallelism.For(tasks, Task);
     }
 
     // Bp[p][q] = B(p0 + p, jp*nr + q) for one panel, zero beyond n. Row-major B is copied row by row.
