@@ -99,7 +99,7 @@ public static class Quick
     {
         double[] ns = sgemm.Select(kv => double.Parse(kv.Key)).ToArray();
         double[] ours = sgemm.Select(kv => kv.Value!.GetValue<double>()).ToArray();
-        var png = MiniDeep.Experiments.Lab.Plots.Lines($"SGEMM, n×n×n, {Parallelism.MaxThreads} threads", "n (log2)", "GFLOP/s",
+        var png = MiniDeep.Experiments.Lab.Plots.Lines($"SGEMM, n×n×n, {Parallelism.MaxThreads} threads", "log2 n  (6 = 64, 8 = 256, 10 = 1024, 11 = 2048)", "GFLOP/s",
         [
             new("MiniDeep (this run)", ns.Select(Math.Log2).ToArray(), ours),
             new("libtorch 2.10 (quoted figures)", Libtorch.Select(l => Math.Log2(l.N)).ToArray(), Libtorch.Select(l => l.Gflops).ToArray()),
