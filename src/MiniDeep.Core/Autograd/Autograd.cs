@@ -214,35 +214,42 @@ public static class Autograd
     /// </summary>
     private sealed class GradOwnership(long firstSerial, bool recycle)
     {
-        private readonly Dictionary<Storage, int> _holders = new(ReferenceEqualityComparer.Instance);
-        private HashSet<Storage>? _kept;
+        // Allocated on first use: a small graph (per-op overhead matters there) may need neither.
+        private Dictionary<Storage, int>? _holders;
+        private List<Storage>? _kept;
 
         private bool Ours(Storage s) => s.Serial >= firstSerial;
 
+        // Only buffers that can go back to a pool are counted; the rest are left to the collector.
+        private bool Counted(Storage s) => recycle && s.IsRecyclable && Ours(s);
+
+        private bool Kept(Storage s) => _kept is not null && _kept.Exists(k => ReferenceEquals(k, s));
+
         /// <summary>Someone outside this pass may keep <paramref name="g"/>: never recycle or hand it over.</summary>
-        public void Expose(Tensor g) => (_kept ??= new(ReferenceEqualityComparer.Instance)).Add(g.Storage);
+        public void Expose(Tensor g) { if (!Kept(g.Storage)) (_kept ??= []).Add(g.Storage); }
 
         public void Hold(Tensor g)
         {
-            if (!recycle || !Ours(g.Storage)) return;
-            CollectionsMarshal.GetValueRefOrAddDefault(_holders, g.Storage, out _)++;
+            if (!Counted(g.Storage)) return;
+            CollectionsMarshal.GetValueRefOrAddDefault(_holders ??= new(ReferenceEqualityComparer.Instance), g.Storage, out _)++;
         }
 
         public void Drop(Tensor g)
         {
-            if (!recycle || !Ours(g.Storage)) return;
+            if (!Counted(g.Storage) || _holders is null) return;
             ref int n = ref CollectionsMarshal.GetValueRefOrNullRef(_holders, g.Storage);
             if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref n)) return;
             if (--n > 0) return;
             _holders.Remove(g.Storage);
-            if (_kept is null || !_kept.Contains(g.Storage)) g.Storage.Recycle();
+            if (!Kept(g.Storage)) g.Storage.Recycle();
         }
 
         public bool TryTake(Tensor g)
         {
-            if (!Ours(g.Storage) || !g.Layout.IsContiguous || g.Layout.Offset != 0 || g.Numel != g.Storage.Length)
+            if (!Ours(g.Storage) || !g.Layout.IsContiguous || g.Layout.Offset != 0 || g.Numel != g.Storage.Length || Kept(g.Storage))
                 return false;
-            return (_kept ??= new(ReferenceEqualityComparer.Instance)).Add(g.Storage);
+            (_kept ??= []).Add(g.Storage);
+            return true;
         }
     }
 

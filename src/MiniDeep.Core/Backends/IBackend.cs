@@ -146,6 +146,10 @@ public interface IBackend
     /// (all the same shape); see <see cref="AdamHyper"/>.</summary>
     void AdamStep(View p, View grad, View m, View v, AdamHyper h);
 
+    /// <summary>One SGD-with-momentum update of one parameter in a single pass over p, grad and the
+    /// momentum buffer (all the same shape); see <see cref="SgdHyper"/>.</summary>
+    void SgdStep(View p, View grad, View momentum, SgdHyper h);
+
     /// <summary>Per-row cross-entropy of logits (N, C) against int32 targets (N), computed in the
     /// max-shifted frame so that huge logits stay exact: log Σ exp(x - m) - (x_t - m).</summary>
     Storage CrossEntropyRows(View logits, View targets);
@@ -156,3 +160,9 @@ public interface IBackend
 /// v ← β₂v + (1-β₂)g²; p ← p - (lr / c₁) · m / (√(v / c₂) + ε), with c₁ = 1 - β₁ᵗ and c₂ = 1 - β₂ᵗ.
 /// </summary>
 public readonly record struct AdamHyper(double Lr, double Beta1, double Beta2, double Eps, double WeightDecay, bool Decoupled, double C1, double C2);
+
+/// <summary>
+/// The scalars of one SGD step with momentum (PyTorch's formulation, no dampening): d ← grad + λp;
+/// v ← μv + d; p ← p - lr · (d + μv) with Nesterov, p - lr · v without.
+/// </summary>
+public readonly record struct SgdHyper(double Lr, double Momentum, double WeightDecay, bool Nesterov);

@@ -16,6 +16,10 @@ public sealed partial class Tensor
 
     internal static Tensor BinaryKernel<TOp>(string op, Tensor a, Tensor b) where TOp : IBinaryOp
     {
+        // Same shape, no broadcasting: the operands' own layouts serve (the common case, and the one
+        // whose bookkeeping shows in the per-op overhead of small tensors).
+        if (a.Dims.AsSpan().SequenceEqual(b.Dims))
+            return new Tensor(a.Backend.Binary<TOp>(a.AsView, b.AsView, a.Dims), a.Dims);
         var shape = Shapes.Broadcast(op, a.Dims, b.Dims);
         var sa = a.Layout.BroadcastTo(shape);
         var sb = b.Layout.BroadcastTo(shape);

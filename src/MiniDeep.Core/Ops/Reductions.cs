@@ -23,8 +23,21 @@ public sealed partial class Tensor
         return flags;
     }
 
-    private static int[] KeptShape(int[] dims, bool[] flags) => dims.Select((d, i) => flags[i] ? 1 : d).ToArray();
-    private static int[] DroppedShape(int[] dims, bool[] flags) => dims.Where((_, i) => !flags[i]).ToArray();
+    private static int[] KeptShape(int[] dims, bool[] flags)
+    {
+        var kept = new int[dims.Length];
+        for (int i = 0; i < dims.Length; i++) kept[i] = flags[i] ? 1 : dims[i];
+        return kept;
+    }
+
+    private static int[] DroppedShape(int[] dims, bool[] flags)
+    {
+        int n = 0;
+        foreach (var f in flags) if (!f) n++;
+        var dropped = new int[n];
+        for (int i = 0, j = 0; i < dims.Length; i++) if (!flags[i]) dropped[j++] = dims[i];
+        return dropped;
+    }
 
     private Tensor ReduceKernel(string op, ReduceKind kind, bool[] flags, bool keepDim)
     {

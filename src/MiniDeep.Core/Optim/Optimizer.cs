@@ -147,11 +147,19 @@ public sealed class Sgd : Optimizer
     /// <inheritdoc/>
     protected override void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)
     {
+        if (_momentum != 0 && state.TryGetValue("momentum_buffer", out var momentum)
+            && grad.DType == p.DType && grad.Shape == p.Shape && momentum.Shape == p.Shape)
+        {
+            // Every step after the first: one fused pass (the formula is on SgdHyper).
+            p.Backend.SgdStep(p.AsView, grad.AsView, momentum.AsView, new SgdHyper(group.Lr, _momentum, group.WeightDecay, _nesterov));
+            p.Storage.BumpVersion(); momentum.Storage.BumpVersion();
+            return;
+        }
         var d = group.WeightDecay != 0 ? grad + p * group.WeightDecay : grad;
         if (_momentum != 0)
         {
-            if (!state.TryGetValue("momentum_buffer", out var buf)) state["momentum_buffer"] = buf = d.Clone();
-            else buf.MulInPlace(_momentum).AddInPlace(d);
+            // The first step starts the buffer at d, as PyTorch does.
+            var buf = state["momentum_buffer"] = d.Clone();
             d = _nesterov ? d + buf * _momentum : buf;
         }
         p.AddInPlace(d, -group.Lr);

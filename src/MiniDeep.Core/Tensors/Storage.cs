@@ -31,6 +31,9 @@ public abstract class Storage
     /// again (backward does this for the gradients it created). Default: nothing (the collector frees it).</summary>
     internal virtual void Recycle() { }
 
+    /// <summary>Whether <see cref="Recycle"/> does anything for this storage.</summary>
+    internal virtual bool IsRecyclable => false;
+
     /// <summary>Base constructor.</summary>
     protected Storage(DType dtype, int length) { DType = dtype; Length = length; }
 }
@@ -71,6 +74,8 @@ internal sealed class PooledHostStorage(Array data, Device device) : HostStorage
         GC.SuppressFinalize(this);
         return Data;
     }
+
+    internal override bool IsRecyclable => true;
 
     internal override void Recycle()
     {

@@ -267,7 +267,7 @@ public abstract partial class BackendConformance
 
     [Theory]
     [MemberData(nameof(FloatTypes))]
-    public void InPlaceUpdates_AndFusedAdam_MatchReference(DType t)
+    public void InPlaceUpdates_AndFusedOptimizerSteps_MatchReference(DType t)
     {
         var p = V([300, 70], 81, t);
         var q = V([300, 70], 82, t);
@@ -281,6 +281,20 @@ public abstract partial class BackendConformance
                 var w = a[0].Clone().RequiresGrad_();
                 Optim.Optimizer opt = decoupled ? new Optim.AdamW([w], 1e-2, weightDecay: wd) : new Optim.Adam([w], 1e-2, weightDecay: wd);
                 for (int step = 0; step < 3; step++)
+                {
+                    opt.ZeroGrad();
+                    (w * a[1] * (step + 1)).Sum().Backward();
+                    opt.Step();
+                }
+                return w.Detach();
+            }, [p, q], 1e-5, 1e-6);
+
+        foreach (var (momentum, nesterov, wd) in new[] { (0.9, false, 0.0), (0.9, true, 0.01), (0.5, false, 0.01) })
+            Agree(a =>
+            {
+                var w = a[0].Clone().RequiresGrad_();
+                var opt = new Optim.Sgd([w], 0.05, momentum, nesterov, wd);
+                for (int step = 0; step < 4; step++)
                 {
                     opt.ZeroGrad();
                     (w * a[1] * (step + 1)).Sum().Backward();

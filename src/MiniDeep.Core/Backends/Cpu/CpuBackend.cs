@@ -60,6 +60,12 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         GC.KeepAlive(p.Storage); GC.KeepAlive(grad.Storage); GC.KeepAlive(m.Storage); GC.KeepAlive(v.Storage);
     }
     /// <inheritdoc/>
+    public override void SgdStep(View p, View grad, View momentum, SgdHyper h)
+    {
+        SgdStepImpl(p, grad, momentum, h);
+        GC.KeepAlive(p.Storage); GC.KeepAlive(grad.Storage); GC.KeepAlive(momentum.Storage);
+    }
+    /// <inheritdoc/>
     public override Storage Linear(View x, View w, View? bias) { var r = LinearImpl(x, w, bias); GC.KeepAlive(x.Storage); GC.KeepAlive(w.Storage); GC.KeepAlive(bias?.Storage); return r; }
     /// <inheritdoc/>
     public override Storage Conv2d(View x, View w, View? bias, WindowGeometry g) { var r = Conv2dImpl(x, w, bias, g); GC.KeepAlive(x.Storage); GC.KeepAlive(w.Storage); GC.KeepAlive(bias?.Storage); return r; }
@@ -243,6 +249,15 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         int n = Shapes.Numel(shape);
         var y = into ?? BufferPool.Rent<T>(n, clear: false);
         if (n == 0) return y;
+        if (a.Layout.IsContiguous && b.Layout.IsContiguous && a.Layout.Numel == n && b.Layout.Numel == n)
+        {
+            // Both dense over the whole result: one run, no index bookkeeping.
+            var xa = Data<T>(a.Storage); var xb = Data<T>(b.Storage);
+            int oa = a.Layout.Offset, ob = b.Layout.Offset;
+            if (n <= ParallelGrain) BinaryRow<TOp, T>(xa, oa, 1, xb, ob, 1, y.AsSpan(intoOffset, n));
+            else Parallelism.ForRange(n, ParallelGrain, (s0, s1) => BinaryRow<TOp, T>(xa, oa + s0, 1, xb, ob + s0, 1, y.AsSpan(intoOffset + s0, s1 - s0)));
+            return y;
+        }
         var (sh, st) = Coalesce(shape, a.Layout.Strides, b.Layout.Strides);
         int rank = sh.Length;
         var sa = st.AsSpan(0, rank).ToArray();
@@ -625,6 +640,13 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     private static T[] ReduceT<T>(ReduceKind kind, View x, bool[] flags) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int rank = flags.Length;
+        if (x.Layout.IsContiguous && x.Layout.Numel is > 0 and <= 1 << 14 && Array.TrueForAll(flags, f => f))
+        {
+            // A small tensor reduced to one value: one vector pass, none of the general path's bookkeeping.
+            var one = new T[1];
+            one[0] = ReduceSpan(kind, Data<T>(x.Storage).AsSpan(x.Layout.Offset, x.Layout.Numel));
+            return one;
+        }
         var perm = Enumerable.Range(0, rank).Where(d => !flags[d]).Concat(Enumerable.Range(0, rank).Where(d => flags[d])).ToArray();
         int outN = 1, rowLen = 1;
         for (int d = 0; d < rank; d++) { if (flags[d]) rowLen *= x.Shape[d]; else outN *= x.Shape[d]; }
@@ -864,6 +886,41 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 float mv = b1 * ms[i] + a1 * g, vv = b2 * vs[i] + a2 * (g * g);
                 ms[i] = mv; vs[i] = vv;
                 ps[i] = pv - step * (mv / (MathF.Sqrt(vv * inv2) + eps));
+            }
+        });
+    }
+
+    // SGD with momentum in one pass over three arrays (three passes and two temporaries before).
+    private void SgdStepImpl(View p, View grad, View momentum, SgdHyper h)
+    {
+        bool plain = p.DType == DType.Float32 && grad.DType == DType.Float32 && momentum.DType == DType.Float32
+            && p.Layout.IsContiguous && grad.Layout.IsContiguous && momentum.Layout.IsContiguous;
+        if (!plain) { base.SgdStep(p, grad, momentum, h); return; }
+        var dp = Data<float>(p.Storage); var dg = Data<float>(grad.Storage); var dv = Data<float>(momentum.Storage);
+        int op = p.Layout.Offset, og = grad.Layout.Offset, ov = momentum.Layout.Offset;
+        float lr = (float)h.Lr, mu = (float)h.Momentum, wd = (float)h.WeightDecay;
+        bool nesterov = h.Nesterov;
+        Parallelism.ForRange(p.Layout.Numel, ParallelGrain, (s, e) =>
+        {
+            var ps = dp.AsSpan(op + s, e - s); var gs = dg.AsSpan(og + s, e - s); var vs = dv.AsSpan(ov + s, e - s);
+            int i = 0, w = Vector<float>.Count;
+            if (Vector.IsHardwareAccelerated)
+            {
+                var vlr = new Vector<float>(lr); var vmu = new Vector<float>(mu); var vwd = new Vector<float>(wd);
+                for (; i <= ps.Length - w; i += w)
+                {
+                    var pv = new Vector<float>(ps[i..]);
+                    var d = new Vector<float>(gs[i..]) + vwd * pv;
+                    var v = vmu * new Vector<float>(vs[i..]) + d;
+                    v.CopyTo(vs[i..]);
+                    (pv - vlr * (nesterov ? d + vmu * v : v)).CopyTo(ps[i..]);
+                }
+            }
+            for (; i < ps.Length; i++)
+            {
+                float pv = ps[i], d = gs[i] + wd * pv, v = mu * vs[i] + d;
+                vs[i] = v;
+                ps[i] = pv - lr * (nesterov ? d + mu * v : v);
             }
         });
     }

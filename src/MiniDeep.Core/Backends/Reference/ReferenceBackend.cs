@@ -295,6 +295,21 @@ public class ReferenceBackend : IBackend
         }
     }
 
+    /// <inheritdoc/>
+    public virtual void SgdStep(View p, View grad, View momentum, SgdHyper h)
+    {
+        var sp = ((HostStorage)p.Storage).Data; var sg = ((HostStorage)grad.Storage).Data; var sv = ((HostStorage)momentum.Storage).Data;
+        for (int i = 0; i < p.Layout.Numel; i++)
+        {
+            int ip = p.Layout.IndexOf(i), iv = momentum.Layout.IndexOf(i);
+            double pi = ReadAsDouble(sp, ip);
+            double d = ReadAsDouble(sg, grad.Layout.IndexOf(i)) + h.WeightDecay * pi;
+            double v = h.Momentum * ReadAsDouble(sv, iv) + d;
+            WriteFromDouble(sv, iv, v);
+            WriteFromDouble(sp, ip, pi - h.Lr * (h.Nesterov ? d + h.Momentum * v : v));
+        }
+    }
+
     /// <summary>Defined by its parts: x·wᵀ through <see cref="MatMul"/> on a transposed view, then the bias row added.</summary>
     public virtual Storage Linear(View x, View w, View? bias)
     {
