@@ -30,6 +30,14 @@ public abstract class Module
     /// <summary>The computation of this module.</summary>
     protected abstract Tensor ForwardImpl(Tensor input);
 
+    /// <summary>False when this module's forward pass, with recording off, keeps no reference to its
+    /// input once it returns (every built-in layer): <see cref="Sequential"/> may then give the input's
+    /// buffer back for reuse as soon as the next layer is done with it. A module of unknown behaviour is
+    /// assumed to keep it.</summary>
+    protected internal virtual bool MayKeepInput => true;
+
+    internal bool HasForwardHooks => _forwardHooks.Count > 0;
+
     /// <summary>Registers a hook called after every forward pass with (module, input, output): probes
     /// use it to record activation statistics. Dispose the result to remove it.</summary>
     public IDisposable RegisterForwardHook(Action<Module, Tensor, Tensor> hook)

@@ -143,6 +143,42 @@ public class ModuleTests
         Assert.True(second.Passed, second.Failure);
     }
 
+    // Without recording, Sequential gives intermediate activations back to the buffer pool as soon as
+    // the next layer has read them: the results must not change, and what a hook saw must stay intact.
+    [Fact]
+    public void SequentialWithoutRecording_GivesTheSameResults_AndLeavesHookedTensorsIntact()
+    {
+        var g = new Generator(11);
+        var model = new Sequential(new Linear(300, 200, generator: g), Activations.ReLU(), new Linear(200, 150, generator: g),
+            Activations.Tanh(), new Flatten(), new Linear(150, 10, generator: g));
+        var x = Tensor.Randn(new Shape(128, 300), g);          // 128·200 > 16K: pooled buffers
+        var expected = model.Forward(x).ToArray<float>();          // recording on: nothing recycled
+        float[] again;
+        using (Autograd.NoGrad())
+        {
+            for (int i = 0; i < 3; i++) model.Forward(x);           // churn the pool
+            again = model.Forward(x).ToArray<float>();
+        }
+        Assert.Equal(expected, again);
+
+        Tensor? seen = null;
+        using var hook = model[1].RegisterForwardHook((_, _, output) => seen = output);
+        float[] snapshot;
+        using (Autograd.NoGrad())
+        {
+            model.Forward(x);
+            snapshot = seen!.ToArray<float>();
+            for (int i = 0; i < 3; i++) model.Forward(x * 0.5);
+        }
+        // The last forward's hook output is what seen holds now; it must still equal a fresh computation.
+        using (Autograd.NoGrad())
+        {
+            var fresh = model[1].Forward(model[0].Forward(x * 0.5)).ToArray<float>();
+            Assert.Equal(fresh, seen!.ToArray<float>());
+        }
+        Assert.NotEmpty(snapshot);
+    }
+
     [Fact]
     public void ForwardHook_SeesInputAndOutput()
     {
