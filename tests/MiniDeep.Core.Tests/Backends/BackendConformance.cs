@@ -248,6 +248,7 @@ public abstract partial class BackendConformance
         (3, 2, 9, 8, 5, 3, 2, (2, 1), (0, 1), (1, 2), false),
         (4, 6, 5, 5, 3, 1, 1, (1, 1), (0, 0), (1, 1), true),
         (11, 2, 6, 7, 3, 2, 2, (2, 2), (1, 1), (1, 1), true),
+        (7, 2, 13, 13, 4, 3, 3, (1, 1), (1, 1), (1, 1), true),   // images grouped 3 + 3 + 1 per GEMM
     ];
 
     [Theory]

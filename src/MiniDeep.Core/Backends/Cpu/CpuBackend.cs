@@ -988,14 +988,15 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <summary>im2col for one channel plane: kh·kw rows of outH·outW window elements, zero over the padding.</summary>
-    private static void Im2Col(ReadOnlySpan<float> image, Span<float> cols, in WindowGeometry g)
+    private static void Im2Col(ReadOnlySpan<float> image, Span<float> cols, in WindowGeometry g, int ld = -1)
     {
         int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, l = oh * ow;
+        if (ld < 0) ld = l;
         int sh = g.StrideH, sw = g.StrideW, ph = g.PadH, pw = g.PadW, dh = g.DilationH, dw = g.DilationW;
         for (int ki = 0; ki < kh; ki++)
             for (int kj = 0; kj < kw; kj++)
             {
-                var row = cols.Slice((ki * kw + kj) * l, l);
+                var row = cols.Slice((ki * kw + kj) * ld, l);
                 int j0 = -pw + kj * dw;
                 // Output columns whose input column lies inside the image: [lo, hi).
                 int lo = Math.Min(ow, j0 >= 0 ? 0 : (-j0 + sw - 1) / sw);
@@ -1017,14 +1018,15 @@ public sealed class CpuBackend : Reference.ReferenceBackend
 
     /// <summary>col2im for one channel plane, the adjoint of <see cref="Im2Col"/>: adds the kh·kw rows into
     /// <paramref name="image"/> in a fixed order (ki, kj, oi, oj).</summary>
-    private static void Col2Im(ReadOnlySpan<float> cols, Span<float> image, in WindowGeometry g)
+    private static void Col2Im(ReadOnlySpan<float> cols, Span<float> image, in WindowGeometry g, int ld = -1)
     {
         int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, l = oh * ow;
+        if (ld < 0) ld = l;
         int sh = g.StrideH, sw = g.StrideW, ph = g.PadH, pw = g.PadW, dh = g.DilationH, dw = g.DilationW;
         for (int ki = 0; ki < kh; ki++)
             for (int kj = 0; kj < kw; kj++)
             {
-                var row = cols.Slice((ki * kw + kj) * l, l);
+                var row = cols.Slice((ki * kw + kj) * ld, l);
                 int j0 = -pw + kj * dw;
                 int lo = Math.Min(ow, j0 >= 0 ? 0 : (-j0 + sw - 1) / sw);
                 int hi = Math.Clamp((w - 1 - j0) / sw + 1, lo, ow);
@@ -1045,20 +1047,25 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             }
     }
 
-    // ----- convolution: per image, im2col into a scratch buffer and one GEMM (the weight is the
-    // A operand, reused across images). Images run on separate cores when there are enough of them;
-    // each image's result is computed by one thread in a fixed order, so any thread count gives the
-    // same bits. A 1×1 convolution with unit stride and no padding reads the image as its own columns.
+    // ----- convolution: im2col into a scratch buffer and one GEMM per group of images. A group puts
+    // the columns of a few small images side by side (C·kh·kw × images·L), so that a 7×7 or 14×14
+    // feature map still makes a GEMM wide enough to fill the vector panels; groups are fixed by the
+    // shapes alone and each group's result is computed by one thread in a fixed order, so any thread
+    // count gives the same bits. Groups run on separate cores when there are enough of them. A 1×1
+    // convolution with unit stride and no padding reads the image as its own columns.
 
     private static bool IsPointwise(in WindowGeometry g) =>
         g.KernelH == 1 && g.KernelW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0;
 
-    // Runs body(b) for every image: in parallel over images when there are at least as many images as
-    // threads (the GEMMs inside then run serially), else image by image with parallel GEMMs.
-    private static void ForEachImage(int n, Action<int> body)
+    // Images per GEMM: enough for about 512 output columns (one image when its map is that large).
+    private static int ImagesPerGroup(int n, int l) => Math.Clamp(512 / Math.Max(l, 1), 1, Math.Max(n, 1));
+
+    // Runs body(group) for every group: in parallel when there are at least as many groups as threads
+    // (the GEMMs inside then run serially), else group by group with parallel GEMMs.
+    private static void ForEachGroup(int groups, Action<int> body)
     {
-        if (n >= Parallelism.MaxThreads && n > 1) Parallelism.For(n, body);
-        else for (int b = 0; b < n; b++) body(b);
+        if (groups >= Parallelism.MaxThreads && groups > 1) Parallelism.For(groups, body);
+        else for (int q = 0; q < groups; q++) body(q);
     }
 
     private static float[] Contiguous(View v, out int offset, out bool copied)
@@ -1066,6 +1073,24 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         copied = !v.Layout.IsContiguous;
         offset = copied ? 0 : v.Layout.Offset;
         return copied ? Materialize<float>(v) : Data<float>(v.Storage);
+    }
+
+    // The columns of images b0 … b0+count-1, side by side: row r of image i at cols[r·ld + i·L].
+    private static void GroupColumns(float[] xs, int xo, float[] cols, int b0, int count, in WindowGeometry g)
+    {
+        int c = g.Channels, kk = g.KernelH * g.KernelW, l = g.OutH * g.OutW, plane = g.Height * g.Width, ld = count * l;
+        for (int i = 0; i < count; i++)
+            for (int ci = 0; ci < c; ci++)
+                Im2Col(xs.AsSpan(xo + ((b0 + i) * c + ci) * plane, plane), cols.AsSpan(ci * kk * ld + i * l), g, ld);
+    }
+
+    // The per-image blocks (rows × L each) of images b0 … side by side: dst[r·ld + i·L + j] = src[(b0+i)·rows·L + r·L + j].
+    private static void GroupRows(float[] src, int so, float[] dst, int b0, int count, int rows, int l)
+    {
+        int ld = count * l;
+        for (int i = 0; i < count; i++)
+            for (int r = 0; r < rows; r++)
+                src.AsSpan(so + ((b0 + i) * rows + r) * l, l).CopyTo(dst.AsSpan(r * ld + i * l, l));
     }
 
     private unsafe Storage Conv2dImpl(View x, View w, View? bias, WindowGeometry g)
@@ -1077,25 +1102,35 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var ws = Contiguous(w, out int wo, out bool wc);
         float[]? bs = null;
         if (bias is { } bv) bs = Materialize<float>(bv);
-        var y = BufferPool.Rent<float>(n * o * l, clear: bias is null);
+        var y = BufferPool.Rent<float>(n * o * l, clear: false);
         bool pointwise = IsPointwise(g);
-        ForEachImage(n, b =>
+        int per = pointwise ? 1 : ImagesPerGroup(n, l), groups = (n + per - 1) / per;
+        ForEachGroup(groups, q =>
         {
-            var yb = y.AsSpan(b * o * l, o * l);
-            if (bs is not null) for (int oc = 0; oc < o; oc++) yb.Slice(oc * l, l).Fill(bs[oc]);
-            float[]? scratch = pointwise ? null : System.Buffers.ArrayPool<float>.Shared.Rent(ckk * l);
+            int b0 = q * per, count = Math.Min(per, n - b0), ld = count * l;
+            var pool = System.Buffers.ArrayPool<float>.Shared;
+            float[]? cols = pointwise ? null : pool.Rent(ckk * ld);
+            float[]? outs = count > 1 ? pool.Rent(o * ld) : null;
             try
             {
-                if (scratch is not null)
-                    for (int ci = 0; ci < c; ci++)
-                        Im2Col(xs.AsSpan(xo + (b * c + ci) * plane, plane), scratch.AsSpan(ci * (ckk / c) * l, ckk / c * l), g);
-                fixed (float* pw = ws) fixed (float* pc = scratch) fixed (float* px = xs) fixed (float* py = yb)
+                if (cols is not null) GroupColumns(xs, xo, cols, b0, count, g);
+                var dst = outs is not null ? outs.AsSpan(0, o * ld) : y.AsSpan(b0 * o * l, o * l);
+                for (int oc = 0; oc < o; oc++) dst.Slice(oc * ld, ld).Fill(bs is null ? 0f : bs[oc]);
+                fixed (float* pw = ws) fixed (float* pc = cols) fixed (float* px = xs) fixed (float* pd = dst)
                 {
-                    float* cols = scratch is null ? px + xo + (long)b * c * plane : pc;
-                    Gemm.Sgemm(o, l, ckk, pw + wo, ckk, 1, cols, l, 1, py, l, accumulate: true);
+                    float* b = cols is null ? px + xo + (long)b0 * c * plane : pc;
+                    Gemm.Sgemm(o, ld, ckk, pw + wo, ckk, 1, b, ld, 1, pd, ld, accumulate: true);
                 }
+                if (outs is not null)
+                    for (int i = 0; i < count; i++)
+                        for (int oc = 0; oc < o; oc++)
+                            outs.AsSpan(oc * ld + i * l, l).CopyTo(y.AsSpan(((b0 + i) * o + oc) * l, l));
             }
-            finally { if (scratch is not null) System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
+            finally
+            {
+                if (cols is not null) pool.Return(cols);
+                if (outs is not null) pool.Return(outs);
+            }
         });
         if (xc) BufferPool.Return(xs);
         if (wc) BufferPool.Return(ws);
@@ -1111,31 +1146,42 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var ws = Contiguous(w, out int wo, out bool wc);
         bool pointwise = IsPointwise(g);
         var dx = BufferPool.Rent<float>(n * c * plane, clear: !pointwise);
-        ForEachImage(n, b =>
+        int per = pointwise ? 1 : ImagesPerGroup(n, l), groups = (n + per - 1) / per;
+        ForEachGroup(groups, q =>
         {
-            float[]? scratch = pointwise ? null : System.Buffers.ArrayPool<float>.Shared.Rent(ckk * l);
+            int b0 = q * per, count = Math.Min(per, n - b0), ld = count * l;
+            var pool = System.Buffers.ArrayPool<float>.Shared;
+            float[]? cols = pointwise ? null : pool.Rent(ckk * ld);
+            float[]? gyg = count > 1 ? pool.Rent(o * ld) : null;
             try
             {
-                // dcols (C·kh·kw × L) = wᵀ · gy_b, read through transposed strides; then col2im.
-                fixed (float* pw = ws) fixed (float* pg = gs) fixed (float* pc = scratch) fixed (float* pd = dx)
+                if (gyg is not null) GroupRows(gs, go, gyg, b0, count, o, l);
+                // dcols (C·kh·kw × images·L) = wᵀ · gy, read through transposed strides; then col2im.
+                fixed (float* pw = ws) fixed (float* pg = gs) fixed (float* pgg = gyg) fixed (float* pc = cols) fixed (float* pd = dx)
                 {
-                    float* cols = scratch is null ? pd + (long)b * c * plane : pc;
-                    Gemm.Sgemm(ckk, l, o, pw + wo, 1, ckk, pg + go + (long)b * o * l, l, 1, cols, l);
+                    float* a = pgg is not null ? pgg : pg + go + (long)b0 * o * l;
+                    float* dst = cols is null ? pd + (long)b0 * c * plane : pc;
+                    Gemm.Sgemm(ckk, ld, o, pw + wo, 1, ckk, a, ld, 1, dst, ld);
                 }
-                if (scratch is not null)
-                    for (int ci = 0; ci < c; ci++)
-                        Col2Im(scratch.AsSpan(ci * kk * l, kk * l), dx.AsSpan((b * c + ci) * plane, plane), g);
+                if (cols is not null)
+                    for (int i = 0; i < count; i++)
+                        for (int ci = 0; ci < c; ci++)
+                            Col2Im(cols.AsSpan(ci * kk * ld + i * l), dx.AsSpan(((b0 + i) * c + ci) * plane, plane), g, ld);
             }
-            finally { if (scratch is not null) System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
+            finally
+            {
+                if (cols is not null) pool.Return(cols);
+                if (gyg is not null) pool.Return(gyg);
+            }
         });
         if (gc) BufferPool.Return(gs);
         if (wc) BufferPool.Return(ws);
         return Pooled(dx);
     }
 
-    // The weight gradient sums over images. To give the same bits for any thread count the images are
-    // cut into a fixed number of groups (never depending on the threads); each group accumulates its
-    // images in order into its own partial sum, and the partials are added in group order.
+    // The weight gradient sums over images. To give the same bits for any thread count, the image
+    // groups are dealt to a fixed number of partial sums (group q to partial q mod 8, never depending
+    // on the threads); each partial accumulates its groups in order, and the partials are added in order.
     private const int WeightGradGroups = 8;
 
     private unsafe Storage Conv2dWeightGradImpl(View gy, View x, WindowGeometry g)
@@ -1146,34 +1192,41 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var gs = Contiguous(gy, out int go, out bool gc);
         var xs = Contiguous(x, out int xo, out bool xc);
         bool pointwise = IsPointwise(g);
-        int groups = Math.Min(n, WeightGradGroups), size = o * ckk;
-        var partial = System.Buffers.ArrayPool<float>.Shared.Rent(groups * size);
-        Array.Clear(partial, 0, groups * size);
-        Parallelism.For(groups, grp =>
+        int per = pointwise ? 1 : ImagesPerGroup(n, l), groups = (n + per - 1) / per;
+        int partials = Math.Min(groups, WeightGradGroups), size = o * ckk;
+        var partial = System.Buffers.ArrayPool<float>.Shared.Rent(partials * size);
+        Array.Clear(partial, 0, partials * size);
+        Parallelism.For(partials, part =>
         {
-            int b0 = (int)((long)n * grp / groups), b1 = (int)((long)n * (grp + 1) / groups);
-            float[]? scratch = pointwise ? null : System.Buffers.ArrayPool<float>.Shared.Rent(ckk * l);
+            var pool = System.Buffers.ArrayPool<float>.Shared;
+            float[]? cols = pointwise ? null : pool.Rent(ckk * per * l);
+            float[]? gyg = per > 1 ? pool.Rent(o * per * l) : null;
             try
             {
-                for (int b = b0; b < b1; b++)
+                for (int q = part; q < groups; q += partials)
                 {
-                    if (scratch is not null)
-                        for (int ci = 0; ci < c; ci++)
-                            Im2Col(xs.AsSpan(xo + (b * c + ci) * plane, plane), scratch.AsSpan(ci * kk * l, kk * l), g);
-                    // dW += gy_b (O × L) · cols_bᵀ (L × C·kh·kw)
-                    fixed (float* pg = gs) fixed (float* pc = scratch) fixed (float* px = xs) fixed (float* pp = partial)
+                    int b0 = q * per, count = Math.Min(per, n - b0), ld = count * l;
+                    if (cols is not null) GroupColumns(xs, xo, cols, b0, count, g);
+                    if (count > 1) GroupRows(gs, go, gyg!, b0, count, o, l);
+                    // dW += gy (O × images·L) · colsᵀ (images·L × C·kh·kw)
+                    fixed (float* pg = gs) fixed (float* pgg = gyg) fixed (float* pc = cols) fixed (float* px = xs) fixed (float* pp = partial)
                     {
-                        float* cols = scratch is null ? px + xo + (long)b * c * plane : pc;
-                        Gemm.Sgemm(o, ckk, l, pg + go + (long)b * o * l, l, 1, cols, 1, l, pp + (long)grp * size, ckk, accumulate: true);
+                        float* a = count > 1 ? pgg : pg + go + (long)b0 * o * l;
+                        float* b = cols is null ? px + xo + (long)b0 * c * plane : pc;
+                        Gemm.Sgemm(o, ckk, ld, a, ld, 1, b, 1, ld, pp + (long)part * size, ckk, accumulate: true);
                     }
                 }
             }
-            finally { if (scratch is not null) System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
+            finally
+            {
+                if (cols is not null) pool.Return(cols);
+                if (gyg is not null) pool.Return(gyg);
+            }
         });
         var dw = BufferPool.Rent<float>(size, clear: false);
         partial.AsSpan(0, size).CopyTo(dw);
-        for (int grp = 1; grp < groups; grp++)
-            TensorPrimitives.Add(dw.AsSpan(0, size), partial.AsSpan(grp * size, size), dw.AsSpan(0, size));
+        for (int part = 1; part < partials; part++)
+            TensorPrimitives.Add(dw.AsSpan(0, size), partial.AsSpan(part * size, size), dw.AsSpan(0, size));
         System.Buffers.ArrayPool<float>.Shared.Return(partial);
         if (gc) BufferPool.Return(gs);
         if (xc) BufferPool.Return(xs);
