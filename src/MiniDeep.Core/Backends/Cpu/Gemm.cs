@@ -115,7 +115,11 @@ public static unsafe class Gemm
                                     float* cTile = c + (long)i * ldc + j;
                                     if (mv == MR && nv == nr)
                                     {
-                                        Kernel<TS, TV>(kc, aTile, rs, cs, MR, bPanel, cTile, ldc, load);
+                                        // Full tiles take a kernel specialized to A's layout; the general
+                                        // one (six pointers) spilled to the stack in its inner loop.
+                                        if (cs == 1) KernelRows<TS, TV>(kc, aTile, rs, bPanel, cTile, ldc, load);
+                                        else if (rs == 1) KernelCols<TS, TV>(kc, aTile, cs, bPanel, cTile, ldc, load);
+                                        else Kernel<TS, TV>(kc, aTile, rs, cs, MR, bPanel, cTile, ldc, load);
                                         continue;
                                     }
                                     // Edge tile: run the full kernel on a zero-padded copy (rows beyond m
@@ -220,6 +224,86 @@ public static unsafe class Gemm
             float* row = a + (long)(i0 + r) * aRow + (long)p0 * aCol;
             for (int p = 0; p < kc; p++) dst[p * MR + r] = row[(long)p * aCol];
         }
+    }
+
+    // The full-tile kernels. The general kernel below walks six A pointers, and the JIT ran out of
+    // general registers for them and spilled to the stack, putting a store-to-load round trip on
+    // every step of k (its code was at 55–63% of one core's FMA peak). Each layout gets its own loop
+    // with few live pointers instead.
+
+    // Row-major A (unit column stride): six row bases and one shared index p.
+    [MethodImpl(MethodImplOptions.NoInlining)]   // its own register allocation, away from the driver's many locals
+    private static void KernelRows<TS, TV>(int kc, float* a, long rs, float* b, float* c, int ldc, bool load)
+        where TS : struct, ISimd<TV> where TV : struct
+    {
+        int w = TS.Width;
+        float* a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs;
+        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        if (load)
+        {
+            c00 = TS.Load(c); c01 = TS.Load(c + w);
+            c10 = TS.Load(c + ldc); c11 = TS.Load(c + ldc + w);
+            c20 = TS.Load(c + 2 * ldc); c21 = TS.Load(c + 2 * ldc + w);
+            c30 = TS.Load(c + 3 * ldc); c31 = TS.Load(c + 3 * ldc + w);
+            c40 = TS.Load(c + 4 * ldc); c41 = TS.Load(c + 4 * ldc + w);
+            c50 = TS.Load(c + 5 * ldc); c51 = TS.Load(c + 5 * ldc + w);
+        }
+        for (int p = 0; p < kc; p++)
+        {
+            TV b0 = TS.Load(b), b1 = TS.Load(b + w);
+            TV x = TS.Broadcast(a0[p]); c00 = TS.Fma(x, b0, c00); c01 = TS.Fma(x, b1, c01);
+            x = TS.Broadcast(a1[p]); c10 = TS.Fma(x, b0, c10); c11 = TS.Fma(x, b1, c11);
+            x = TS.Broadcast(a2[p]); c20 = TS.Fma(x, b0, c20); c21 = TS.Fma(x, b1, c21);
+            x = TS.Broadcast(a3[p]); c30 = TS.Fma(x, b0, c30); c31 = TS.Fma(x, b1, c31);
+            x = TS.Broadcast(a4[p]); c40 = TS.Fma(x, b0, c40); c41 = TS.Fma(x, b1, c41);
+            x = TS.Broadcast(a5[p]); c50 = TS.Fma(x, b0, c50); c51 = TS.Fma(x, b1, c51);
+            b += 2 * w;
+        }
+        TS.Store(c, c00); TS.Store(c + w, c01);
+        TS.Store(c + ldc, c10); TS.Store(c + ldc + w, c11);
+        TS.Store(c + 2 * ldc, c20); TS.Store(c + 2 * ldc + w, c21);
+        TS.Store(c + 3 * ldc, c30); TS.Store(c + 3 * ldc + w, c31);
+        TS.Store(c + 4 * ldc, c40); TS.Store(c + 4 * ldc + w, c41);
+        TS.Store(c + 5 * ldc, c50); TS.Store(c + 5 * ldc + w, c51);
+    }
+
+    // A with unit row stride (packed panels, or Aᵀ stored row-major): the six values of one k are
+    // adjacent, so one pointer with constant offsets serves them all.
+    [MethodImpl(MethodImplOptions.NoInlining)]   // its own register allocation, away from the driver's many locals
+    private static void KernelCols<TS, TV>(int kc, float* a, long cs, float* b, float* c, int ldc, bool load)
+        where TS : struct, ISimd<TV> where TV : struct
+    {
+        int w = TS.Width;
+        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        if (load)
+        {
+            c00 = TS.Load(c); c01 = TS.Load(c + w);
+            c10 = TS.Load(c + ldc); c11 = TS.Load(c + ldc + w);
+            c20 = TS.Load(c + 2 * ldc); c21 = TS.Load(c + 2 * ldc + w);
+            c30 = TS.Load(c + 3 * ldc); c31 = TS.Load(c + 3 * ldc + w);
+            c40 = TS.Load(c + 4 * ldc); c41 = TS.Load(c + 4 * ldc + w);
+            c50 = TS.Load(c + 5 * ldc); c51 = TS.Load(c + 5 * ldc + w);
+        }
+        for (int p = 0; p < kc; p++)
+        {
+            TV b0 = TS.Load(b), b1 = TS.Load(b + w);
+            TV x = TS.Broadcast(a[0]); c00 = TS.Fma(x, b0, c00); c01 = TS.Fma(x, b1, c01);
+            x = TS.Broadcast(a[1]); c10 = TS.Fma(x, b0, c10); c11 = TS.Fma(x, b1, c11);
+            x = TS.Broadcast(a[2]); c20 = TS.Fma(x, b0, c20); c21 = TS.Fma(x, b1, c21);
+            x = TS.Broadcast(a[3]); c30 = TS.Fma(x, b0, c30); c31 = TS.Fma(x, b1, c31);
+            x = TS.Broadcast(a[4]); c40 = TS.Fma(x, b0, c40); c41 = TS.Fma(x, b1, c41);
+            x = TS.Broadcast(a[5]); c50 = TS.Fma(x, b0, c50); c51 = TS.Fma(x, b1, c51);
+            a += cs;
+            b += 2 * w;
+        }
+        TS.Store(c, c00); TS.Store(c + w, c01);
+        TS.Store(c + ldc, c10); TS.Store(c + ldc + w, c11);
+        TS.Store(c + 2 * ldc, c20); TS.Store(c + 2 * ldc + w, c21);
+        TS.Store(c + 3 * ldc, c30); TS.Store(c + 3 * ldc + w, c31);
+        TS.Store(c + 4 * ldc, c40); TS.Store(c + 4 * ldc + w, c41);
+        TS.Store(c + 5 * ldc, c50); TS.Store(c + 5 * ldc + w, c51);
     }
 
     // The micro-kernel: a 6 × (2·W) block of C in 12 vector registers, one rank-1 update per k.
