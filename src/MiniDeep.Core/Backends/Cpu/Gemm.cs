@@ -124,13 +124,13 @@ public static unsafe class Gemm
                                     }
                                     // Edge tile: run the full kernel on a zero-padded copy (rows beyond m
                                     // re-read row 0 of A; their results are dropped).
-                                    for (int r = 0; r < MR; r++)
-                                        for (int q = 0; q < nr; q++)
-                                            tmp[r * nr + q] = load && r < mv && q < nv ? cTile[(long)r * ldc + q] : 0f;
+                                    new Span<float>(tmp, MR * nr).Clear();
+                                    if (load)
+                                        for (int r = 0; r < mv; r++)
+                                            new ReadOnlySpan<float>(cTile + (long)r * ldc, nv).CopyTo(new Span<float>(tmp + r * nr, nv));
                                     Kernel<TS, TV>(kc, aTile, rs, cs, mv, bPanel, tmp, nr, load: true);
                                     for (int r = 0; r < mv; r++)
-                                        for (int q = 0; q < nv; q++)
-                                            cTile[(long)r * ldc + q] = tmp[r * nr + q];
+                                        new ReadOnlySpan<float>(tmp + r * nr, nv).CopyTo(new Span<float>(cTile + (long)r * ldc, nv));
                                 }
                             }
                         }
