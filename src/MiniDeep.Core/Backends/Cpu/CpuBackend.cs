@@ -818,28 +818,20 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     private void AxpyImpl(View y, double alpha, View x)
     {
         bool plain = y.Layout.IsContiguous && x.Layout.IsContiguous && x.DType == y.DType && !ReferenceEquals(x.Storage, y.Storage);
-        if (plain && y.DType == DType.Float32)
-        {
-            var dy = Data<float>(y.Storage); var dx = Data<float>(x.Storage);
-            int oy = y.Layout.Offset, ox = x.Layout.Offset;
-            float a = (float)alpha;
-            Parallelism.ForRange(y.Layout.Numel, ParallelGrain, (s, e) =>
-            {
-                var dst = dy.AsSpan(oy + s, e - s);
-                TensorPrimitives.MultiplyAdd(dx.AsSpan(ox + s, e - s), a, dst, dst);
-            });
-        }
-        else if (plain && y.DType == DType.Float64)
-        {
-            var dy = Data<double>(y.Storage); var dx = Data<double>(x.Storage);
-            int oy = y.Layout.Offset, ox = x.Layout.Offset;
-            Parallelism.ForRange(y.Layout.Numel, ParallelGrain, (s, e) =>
-            {
-                var dst = dy.AsSpan(oy + s, e - s);
-                TensorPrimitives.MultiplyAdd(dx.AsSpan(ox + s, e - s), alpha, dst, dst);
-            });
-        }
+        if (plain && y.DType == DType.Float32) AxpyT(y, (float)alpha, x);
+        else if (plain && y.DType == DType.Float64) AxpyT(y, alpha, x);
         else base.Axpy(y, alpha, x);
+    }
+
+    private static void AxpyT<T>(View y, T alpha, View x) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var dy = Data<T>(y.Storage); var dx = Data<T>(x.Storage);
+        int oy = y.Layout.Offset, ox = x.Layout.Offset;
+        Parallelism.ForRange(y.Layout.Numel, ParallelGrain, (s, e) =>
+        {
+            var dst = dy.AsSpan(oy + s, e - s);
+            TensorPrimitives.MultiplyAdd(dx.AsSpan(ox + s, e - s), alpha, dst, dst);
+        });
     }
 
     // Adam in one pass over four arrays (Vector<float> lanes, scalar tail); the float32 arithmetic is
@@ -998,10 +990,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             {
                 var row = cols.Slice((ki * kw + kj) * ld, l);
                 int j0 = -pw + kj * dw;
-                // Output columns whose input column lies inside the image: [lo, hi).
-                int lo = Math.Min(ow, j0 >= 0 ? 0 : (-j0 + sw - 1) / sw);
-                int hi = Math.Clamp((w - 1 - j0) / sw + 1, lo, ow);
-                if (j0 > w - 1) hi = lo;
+                var (lo, hi) = InsideColumns(j0, sw, w, ow);
                 for (int oi = 0; oi < oh; oi++)
                 {
                     int ii = oi * sh - ph + ki * dh;
@@ -1016,6 +1005,15 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             }
     }
 
+    // The output columns [lo, hi) of a window column whose input column j0 + oj·sw lies inside an
+    // image of width w (the rest read the zero padding).
+    private static (int Lo, int Hi) InsideColumns(int j0, int sw, int w, int ow)
+    {
+        int lo = Math.Min(ow, j0 >= 0 ? 0 : (-j0 + sw - 1) / sw);
+        int hi = j0 > w - 1 ? lo : Math.Clamp((w - 1 - j0) / sw + 1, lo, ow);
+        return (lo, hi);
+    }
+
     /// <summary>col2im for one channel plane, the adjoint of <see cref="Im2Col"/>: adds the kh·kw rows into
     /// <paramref name="image"/> in a fixed order (ki, kj, oi, oj).</summary>
     private static void Col2Im(ReadOnlySpan<float> cols, Span<float> image, in WindowGeometry g, int ld = -1)
@@ -1028,9 +1026,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             {
                 var row = cols.Slice((ki * kw + kj) * ld, l);
                 int j0 = -pw + kj * dw;
-                int lo = Math.Min(ow, j0 >= 0 ? 0 : (-j0 + sw - 1) / sw);
-                int hi = Math.Clamp((w - 1 - j0) / sw + 1, lo, ow);
-                if (j0 > w - 1) hi = lo;
+                var (lo, hi) = InsideColumns(j0, sw, w, ow);
                 for (int oi = 0; oi < oh; oi++)
                 {
                     int ii = oi * sh - ph + ki * dh;

@@ -115,11 +115,11 @@ public static unsafe class Gemm
                                     float* cTile = c + (long)i * ldc + j;
                                     if (mv == MR && nv == nr)
                                     {
-                                        // Full tiles take a kernel specialized to A's layout; the general
-                                        // one (six pointers) spilled to the stack in its inner loop.
+                                        // Full tiles take a kernel specialized to A's layout (A read in
+                                        // place has a unit stride; packed A has rs = 1); the general one
+                                        // spilled its six pointers to the stack in its inner loop.
                                         if (cs == 1) KernelRows<TS, TV>(kc, aTile, rs, bPanel, cTile, ldc, load);
-                                        else if (rs == 1) KernelCols<TS, TV>(kc, aTile, cs, bPanel, cTile, ldc, load);
-                                        else Kernel<TS, TV>(kc, aTile, rs, cs, MR, bPanel, cTile, ldc, load);
+                                        else KernelCols<TS, TV>(kc, aTile, cs, bPanel, cTile, ldc, load);
                                         continue;
                                     }
                                     // Edge tile: run the full kernel on a zero-padded copy (rows beyond m
