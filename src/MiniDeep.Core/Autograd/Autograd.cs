@@ -187,7 +187,12 @@ public static class Autograd
             ownership.Drop(g);
         }
         if (!retainGraph)
-            foreach (var t in order) t.GradFn?.Free();
+            foreach (var t in order)
+            {
+                t.GradFn?.Free();
+                // An activation only the graph could reach (Storage.ReleaseWithGraph) is dead now.
+                if (t.Storage.ReleaseWithGraph) { t.Storage.ReleaseWithGraph = false; t.Storage.Recycle(); }
+            }
     }
 
     private static void Accumulate(Dictionary<Tensor, Tensor> grads, Tensor t, Tensor g, GradOwnership ownership)

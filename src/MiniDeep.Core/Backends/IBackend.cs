@@ -122,10 +122,14 @@ public interface IBackend
     /// <summary>col2im, the adjoint of <see cref="Unfold"/>: cols (B, C*kh*kw, outH*outW) summed into (B, C, H, W).</summary>
     Storage Fold(View cols, WindowGeometry g);
 
-    /// <summary>For max pooling: x is (B, C, H, W); the result (int32, (B, C, outH·outW)) holds, for every
-    /// window, the flat index i·W + j of its largest element inside the image (padding never wins; the
-    /// first maximum in scan order on ties; a NaN wins).</summary>
-    Storage MaxPoolIndices(View x, WindowGeometry g);
+    /// <summary>Max pooling: x (B, C, H, W) to the window maxima (B, C, outH, outW), and for every window
+    /// the flat index i·W + j of its maximum inside the image (int32, (B, C, outH·outW)). Padding never
+    /// wins; the first maximum in scan order wins ties; a NaN wins.</summary>
+    (Storage Values, Storage Indices) MaxPool2d(View x, WindowGeometry g);
+
+    /// <summary>The adjoint of <see cref="MaxPool2d"/> in x: grad (B, C, outH, outW) added at each window's
+    /// maximum (indices as <see cref="MaxPool2d"/> returns them), zero elsewhere; result (B, C, H, W).</summary>
+    Storage MaxPool2dBackward(View grad, View indices, WindowGeometry g);
 
     /// <summary>out[i] = x[i with axis coordinate replaced by index[i]]; index (int32) has the output's shape.</summary>
     Storage Gather(View x, int axis, View index);

@@ -122,16 +122,31 @@ public sealed partial class Tensor
             Autograd.Needs(x) ? ConvInputGrad(e, g, geo) : null]);
     }
 
-    /// <summary>Max pooling over kh×kw windows; padding never wins. A kernel finds each window's
-    /// maximum (the first in scan order on ties, as PyTorch) and the values are gathered from there,
-    /// so the gradient is gather's adjoint: each output's gradient goes to its window's maximum.</summary>
-    // y = gather(x, argmax over each window)   dx = scatter_add(0, argmax, g)
+    /// <summary>Max pooling over kh×kw windows; padding never wins. One kernel finds each window's
+    /// maximum (the first in scan order on ties, as PyTorch; a NaN wins) and its index; the gradient
+    /// of each output goes to its window's maximum.</summary>
+    // y = x[argmax over each window]   dx = scatter_add(0, argmax, g)
     public static Tensor MaxPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null)
     {
         var geo = PoolGeometry("max_pool2d", x, kernel, stride, padding, dilation);
         int n = x.Dims[0], c = x.Dims[1];
-        var idx = new Tensor(x.Backend.MaxPoolIndices(x.AsView, geo), [n, c, geo.OutH * geo.OutW]);
-        return x.Reshape(n, c, geo.Height * geo.Width).Gather(2, idx).Reshape(n, c, geo.OutH, geo.OutW);
+        var (values, indices) = x.Backend.MaxPool2d(x.AsView, geo);
+        var y = new Tensor(values, [n, c, geo.OutH, geo.OutW]);
+        var idx = new Tensor(indices, [n, c, geo.OutH * geo.OutW]);
+        var inShape = x.Dims;
+        return Autograd.Record(y, "max_pool2d", [x], g => [MaxPoolRoute(g, idx, inShape, geo)]);
+    }
+
+    // The backward of max pooling as its own op: each window's gradient goes to its maximum. It is
+    // linear in g (the indices fixed), so its own backward reads the upstream gradient back at the
+    // same indices: a gather.
+    // y = route(g, idx)   dg = gather(g', idx)
+    private static Tensor MaxPoolRoute(Tensor g, Tensor idx, int[] inShape, WindowGeometry geo)
+    {
+        var dx = new Tensor(g.Backend.MaxPool2dBackward(g.AsView, idx.AsView, geo), inShape);
+        int n = inShape[0], c = inShape[1];
+        return Autograd.Record(dx, "max_pool2d_backward", [g], gg =>
+            [gg.Reshape(n, c, geo.Height * geo.Width).Gather(2, idx).Reshape(n, c, geo.OutH, geo.OutW)]);
     }
 
     /// <summary>Average pooling over kh×kw windows; zero padding is counted in the average (PyTorch's default count_include_pad).</summary>

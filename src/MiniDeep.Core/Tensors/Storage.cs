@@ -34,6 +34,11 @@ public abstract class Storage
     /// <summary>Whether <see cref="Recycle"/> does anything for this storage.</summary>
     internal virtual bool IsRecyclable => false;
 
+    /// <summary>Set by <see cref="Nn.Sequential"/> on the activations passed between its layers, which
+    /// nothing outside the recorded graph can see: when Backward frees the graph, it recycles them
+    /// instead of leaving them to the garbage collector.</summary>
+    internal bool ReleaseWithGraph { get; set; }
+
     /// <summary>Base constructor.</summary>
     protected Storage(DType dtype, int length) { DType = dtype; Length = length; }
 }
@@ -43,15 +48,27 @@ public abstract class Storage
 public class HostStorage : Storage
 {
     /// <summary>The backing array: float[], double[], int[] or bool[].</summary>
-    public Array Data { get; }
+    /// <exception cref="InvalidOperationException">The buffer was recycled (see <see cref="Storage.Recycle"/>).</exception>
+    public Array Data => _released ? throw Recycled() : _data;
+    private readonly Array _data;
     private readonly Device _device;
+    private volatile bool _released;
+
+    /// <summary>Marks the buffer as given back: any later read or write through this storage throws
+    /// instead of touching an array that now belongs to another tensor.</summary>
+    private protected void MarkReleased() => _released = true;
+
+    private static InvalidOperationException Recycled() => new(
+        "this tensor's buffer was recycled: it was an intermediate activation of a Sequential, given back when Backward " +
+        "freed the graph (or at once under NoGrad). To keep an intermediate, capture it with a forward hook, or pass " +
+        "retainGraph: true to Backward.");
 
     /// <inheritdoc/>
     public override Device Device => _device;
 
     internal HostStorage(Array data, Device device) : base(DTypes.Of(data), data.Length)
     {
-        Data = data; _device = device;
+        _data = data; _device = device;
     }
 
     /// <summary>Typed view of the whole buffer.</summary>
@@ -81,7 +98,9 @@ internal sealed class PooledHostStorage(Array data, Device device) : HostStorage
     {
         if (Interlocked.Exchange(ref _owned, 1) != 0) return;
         GC.SuppressFinalize(this);
-        Cpu.BufferPool.Return(Data);
+        var data = Data;
+        MarkReleased();
+        Cpu.BufferPool.Return(data);
     }
 
     ~PooledHostStorage()

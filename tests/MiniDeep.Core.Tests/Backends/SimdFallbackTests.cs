@@ -4,7 +4,7 @@ using Xunit;
 namespace MiniDeep.Tests.BackendTests;
 
 /// <summary>
-/// Runs the SIMD-tail and GEMM tests again in a child process with wider instruction sets switched
+/// Runs the SIMD-tail, GEMM and pooling tests again in a child process with wider instruction sets switched
 /// off through the runtime's own switches, so the Vector256, Vector128 and scalar paths are tested
 /// on this AVX-512 machine too.
 /// </summary>
@@ -30,7 +30,7 @@ public class SimdFallbackTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { dll, "-class", typeof(SimdTailTests).FullName!, "-class", typeof(GemmTests).FullName!, "-parallel", "none" })
+        foreach (var a in new[] { dll, "-class", typeof(SimdTailTests).FullName!, "-class", typeof(GemmTests).FullName!, "-class", typeof(PoolingTests).FullName!, "-parallel", "none" })
             psi.ArgumentList.Add(a);
         psi.Environment[variable] = value;
         psi.Environment["MINIDEEP_EXPECT_VECTOR_WIDTH"] = expectedWidth.ToString();

@@ -163,6 +163,72 @@ public class ModuleTests
 
     }
 
+    // The buffer pool's size floor is 16K elements: these activations are all pooled.
+    private static Sequential SmallCnn(Generator g) => new(
+        new Conv2d(2, 8, 3, padding: 1, generator: g), Activations.ReLU(), new MaxPool2d(2),
+        new Flatten(), new Linear(8 * 16 * 16, 10, generator: g));
+
+    // With recording on, Sequential marks the activations between its layers, and Backward recycles
+    // them when it frees the graph: the gradients must be those of the same layers run one by one
+    // (nothing recycled), the result must stay readable, and an activation reached through the graph
+    // afterwards must refuse to be read rather than show another tensor's numbers.
+    [Fact]
+    public void SequentialTraining_RecyclesActivationsAfterBackward_WithUnchangedGradients()
+    {
+        var model = SmallCnn(new Generator(5));
+        var x = Tensor.Randn(new Shape(16, 2, 32, 32), new Generator(6));
+        var y = Tensor.Randint(0, 10, new Shape(16), new Generator(7));
+
+        var h = x;
+        foreach (var (_, layer) in model.NamedChildren()) h = layer.Forward(h);
+        Losses.CrossEntropy(h, y).Backward();
+        var expected = model.Parameters().Select(p => p.Grad!.ToArray<float>()).ToList();
+        model.ZeroGrad();
+
+        for (int step = 0; step < 3; step++)
+        {
+            model.ZeroGrad();
+            var logits = model.Forward(x);
+            var relu = logits.GradFn!.Inputs[0].GradFn!.Inputs[0].GradFn!.Inputs[0];   // linear ← flatten ← maxpool ← relu
+            Assert.Equal("relu", relu.GradFn!.Op);
+            var before = logits.ToArray<float>();
+            Losses.CrossEntropy(logits, y).Backward();
+            Assert.Equal(before, logits.ToArray<float>());
+            var e = Assert.Throws<InvalidOperationException>(() => relu.ToArray<float>());
+            Assert.Contains("recycled", e.Message);
+            Assert.Equal(expected, model.Parameters().Select(p => p.Grad!.ToArray<float>()).ToList());
+        }
+    }
+
+    // A forward hook can keep what it sees; so can a caller who keeps the graph: neither may be recycled.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void HookedActivationsAndRetainedGraphs_AreNeverRecycled(bool recording)
+    {
+        var model = SmallCnn(new Generator(8));
+        var x = Tensor.Randn(new Shape(16, 2, 32, 32), new Generator(9));
+        Tensor? seen = null;
+        using var hook = model[1].RegisterForwardHook((_, _, output) => seen = output);
+        using (recording ? Autograd.EnableGrad() : Autograd.NoGrad())
+        {
+            var logits = model.Forward(x);
+            if (recording) logits.Sum().Backward();
+        }
+        var copy = seen!.ToArray<float>();
+        using (Autograd.NoGrad()) for (int i = 0; i < 3; i++) model.Forward(x);   // churn the pool
+        Assert.Equal(copy, seen.ToArray<float>());
+
+        hook.Dispose();
+        var out2 = model.Forward(x);
+        var pool = out2.GradFn!.Inputs[0].GradFn!.Inputs[0];
+        var pooled = pool.ToArray<float>();
+        out2.Sum().Backward(retainGraph: true);
+        using (Autograd.NoGrad()) for (int i = 0; i < 3; i++) model.Forward(x);
+        Assert.Equal(pooled, pool.ToArray<float>());
+        out2.Sum().Backward();                                                     // the graph is still there
+    }
+
     [Fact]
     public void ForwardHook_SeesInputAndOutput()
     {

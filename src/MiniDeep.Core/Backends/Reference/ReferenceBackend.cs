@@ -447,10 +447,11 @@ public class ReferenceBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public virtual Storage MaxPoolIndices(View x, WindowGeometry g)
+    public virtual (Storage Values, Storage Indices) MaxPool2d(View x, WindowGeometry g)
     {
         int batch = x.Shape[0], l = g.OutH * g.OutW;
         var y = new int[batch * g.Channels * l];
+        var values = DTypes.NewArray(x.DType, y.Length);
         var src = ((HostStorage)x.Storage).Data;
         for (int plane = 0; plane < batch * g.Channels; plane++)
             for (int oi = 0; oi < g.OutH; oi++)
@@ -467,8 +468,26 @@ public class ReferenceBackend : IBackend
                             if (best < 0 || (!double.IsNaN(bv) && (v > bv || double.IsNaN(v)))) { best = ii * g.Width + jj; bv = v; }
                         }
                     if (best < 0) throw new ArgumentException($"max_pool2d: a window at ({oi}, {oj}) lies entirely in the padding");
-                    y[plane * l + oi * g.OutW + oj] = best;
+                    int at = plane * l + oi * g.OutW + oj;
+                    y[at] = best;
+                    Array.Copy(src, x.Layout.IndexOf(plane * g.Height * g.Width + best), values, at, 1);
                 }
+        return (Host(values), Host(y));
+    }
+
+    /// <inheritdoc/>
+    public virtual Storage MaxPool2dBackward(View grad, View indices, WindowGeometry g)
+    {
+        int planes = grad.Shape[0] * g.Channels, l = g.OutH * g.OutW, plane = g.Height * g.Width;
+        var acc = new double[planes * plane];
+        var src = ((HostStorage)grad.Storage).Data;
+        var idx = Data<int>(indices.Storage);
+        for (int p = 0; p < planes; p++)
+            for (int k = 0; k < l; k++)
+                acc[p * plane + CheckedIndex("max_pool2d_backward", idx[indices.Layout.IndexOf(p * l + k)], plane, 2)] +=
+                    ReadAsDouble(src, grad.Layout.IndexOf(p * l + k));
+        var y = DTypes.NewArray(grad.DType, acc.Length);
+        for (int i = 0; i < acc.Length; i++) WriteFromDouble(y, i, acc[i]);
         return Host(y);
     }
 
