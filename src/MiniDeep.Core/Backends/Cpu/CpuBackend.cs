@@ -919,6 +919,40 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, l = oh * ow;
         if (ld < 0) ld = l;
         int sh = g.StrideH, sw = g.StrideW, ph = g.PadH, pw = g.PadW, dh = g.DilationH, dw = g.DilationW;
+        if (sh == 1 && sw == 1 && ow == w)
+        {
+            // Unit stride and as many output columns as input columns (the usual "same" padding): each
+            // row of the columns is the whole image shifted by (ki·dh − ph) rows and (kj·dw − pw)
+            // columns. One long copy per row instead of one short copy per output row (a 14×14 map cut
+            // into 14-float runs spent more time in the calls than in the copying), then the padding:
+            // the rows above and below the image, and the elements that the shift wrapped round from
+            // the neighbouring image row.
+            for (int ki = 0; ki < kh; ki++)
+            {
+                int rowShift = ki * dh - ph;
+                int oiLo = Math.Clamp(-rowShift, 0, oh), oiHi = Math.Clamp(h - rowShift, oiLo, oh);
+                for (int kj = 0; kj < kw; kj++)
+                {
+                    var row = cols.Slice((ki * kw + kj) * ld, l);
+                    int d = kj * dw - pw;
+                    if (oiLo > 0) row[..(oiLo * w)].Clear();
+                    if (oiHi < oh) row[(oiHi * w)..].Clear();
+                    if (oiHi == oiLo) continue;
+                    int start = (oiLo + rowShift) * w + d, n = (oiHi - oiLo) * w;
+                    int skip = Math.Max(0, -start), over = Math.Max(0, start + n - h * w);
+                    image.Slice(start + skip, n - skip - over).CopyTo(row.Slice(oiLo * w + skip, n - skip - over));
+                    int edgeLo = Math.Clamp(-d, 0, w), edgeHi = Math.Clamp(w - d, edgeLo, w);
+                    // A few elements per row (|d| of them): stores, not Clear calls.
+                    for (int oi = oiLo; oi < oiHi; oi++)
+                    {
+                        var line = row.Slice(oi * w, w);
+                        for (int q = 0; q < edgeLo; q++) line[q] = 0f;
+                        for (int q = edgeHi; q < w; q++) line[q] = 0f;
+                    }
+                }
+            }
+            return;
+        }
         for (int ki = 0; ki < kh; ki++)
             for (int kj = 0; kj < kw; kj++)
             {
@@ -946,6 +980,39 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         int lo = Math.Min(ow, j0 >= 0 ? 0 : (-j0 + sw - 1) / sw);
         int hi = j0 > w - 1 ? lo : Math.Clamp((w - 1 - j0) / sw + 1, lo, ow);
         return (lo, hi);
+    }
+
+    /// <summary>col2im from a scratch buffer, which it may overwrite: with unit stride and as many output
+    /// as input columns, each row is added to the image as one shifted block (Im2Col's fast path run
+    /// backwards), after zeroing the elements that the shift wrapped round from a neighbouring image row
+    /// (they read the padding, so they contribute nothing). Each image element receives the same terms
+    /// in the same (ki, kj) order as in <see cref="Col2Im"/>.</summary>
+    private static void Col2ImScratch(Span<float> cols, Span<float> image, in WindowGeometry g, int ld)
+    {
+        int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, l = oh * ow;
+        if (g.StrideH != 1 || g.StrideW != 1 || ow != w) { Col2Im(cols, image, g, ld); return; }
+        for (int ki = 0; ki < kh; ki++)
+        {
+            int rowShift = ki * g.DilationH - g.PadH;
+            int oiLo = Math.Clamp(-rowShift, 0, oh), oiHi = Math.Clamp(h - rowShift, oiLo, oh);
+            if (oiHi == oiLo) continue;
+            for (int kj = 0; kj < kw; kj++)
+            {
+                var row = cols.Slice((ki * kw + kj) * ld, l);
+                int d = kj * g.DilationW - g.PadW;
+                int edgeLo = Math.Clamp(-d, 0, w), edgeHi = Math.Clamp(w - d, edgeLo, w);
+                for (int oi = oiLo; oi < oiHi; oi++)
+                {
+                    var line = row.Slice(oi * w, w);
+                    for (int q = 0; q < edgeLo; q++) line[q] = 0f;
+                    for (int q = edgeHi; q < w; q++) line[q] = 0f;
+                }
+                int start = (oiLo + rowShift) * w + d, n = (oiHi - oiLo) * w;
+                int skip = Math.Max(0, -start), over = Math.Max(0, start + n - h * w);
+                var dst = image.Slice(start + skip, n - skip - over);
+                TensorPrimitives.Add(dst, row.Slice(oiLo * w + skip, n - skip - over), dst);
+            }
+        }
     }
 
     /// <summary>col2im for one channel plane, the adjoint of <see cref="Im2Col"/>: adds the kh·kw rows into
@@ -988,7 +1055,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         g.KernelH == 1 && g.KernelW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0;
 
     // Images per GEMM: enough for about 512 output columns (one image when its map is that large).
-    private static int ImagesPerGroup(int n, int l) => Math.Clamp(512 / Math.Max(l, 1), 1, Math.Max(n, 1));
+    private static int ImagesPerGroup(int n, int l) => l >= 128 ? 1 : Math.Clamp(512 / Math.Max(l, 1), 1, Math.Max(n, 1));
 
     // Runs body(group) for every group: in parallel when there are at least as many groups as threads
     // (the GEMMs inside then run serially), else group by group with parallel GEMMs.
@@ -1096,7 +1163,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 if (cols is not null)
                     for (int i = 0; i < count; i++)
                         for (int ci = 0; ci < c; ci++)
-                            Col2Im(cols.AsSpan(ci * kk * ld + i * l), dx.AsSpan(((b0 + i) * c + ci) * plane, plane), g, ld);
+                            Col2ImScratch(cols.AsSpan(ci * kk * ld + i * l), dx.AsSpan(((b0 + i) * c + ci) * plane, plane), g, ld);
             }
             finally
             {
