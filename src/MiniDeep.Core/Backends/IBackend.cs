@@ -157,6 +157,10 @@ public interface IBackend
     /// <summary>Per-row cross-entropy of logits (N, C) against int32 targets (N), computed in the
     /// max-shifted frame so that huge logits stay exact: log Σ exp(x - m) - (x_t - m).</summary>
     Storage CrossEntropyRows(View logits, View targets);
+
+    /// <summary>The gradient of <see cref="CrossEntropyRows"/>: (softmax(logits) − onehot(targets)) · grad[row],
+    /// logits (N, C), targets int32 (N), grad (N); result (N, C).</summary>
+    Storage CrossEntropyRowsBackward(View logits, View targets, View grad);
 }
 
 /// <summary>

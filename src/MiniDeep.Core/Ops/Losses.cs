@@ -52,9 +52,17 @@ public static class Losses
         if (targets.Device != logits.Device) throw Tensor.DeviceMismatch("cross_entropy", logits, targets);
         var perRow = new Tensor(logits.Backend.CrossEntropyRows(logits.AsView, targets.AsView), [logits.Dims[0]]);
         int numClasses = logits.Dims[1];
-        var y = Autograd.Record(perRow, "cross_entropy", [logits], g =>
-            [(logits.Softmax(1) - Tensor.OneHot(targets, numClasses, g.DType)) * g.Unsqueeze(1)]);
+        var y = Autograd.Record(perRow, "cross_entropy", [logits], g => [CrossEntropyGrad(logits, targets, g, numClasses)]);
         return Reduce(y, reduction);
+    }
+
+    // One kernel when the backward is not itself recorded; written with tensor ops when it is
+    // (createGraph), so that its own gradient (second derivatives through the loss) follows.
+    private static Tensor CrossEntropyGrad(Tensor logits, Tensor targets, Tensor g, int numClasses)
+    {
+        if (Autograd.IsGradEnabled && (logits.RequiresGrad || g.RequiresGrad))
+            return (logits.Softmax(1) - Tensor.OneHot(targets, numClasses, g.DType)) * g.Unsqueeze(1);
+        return new Tensor(logits.Backend.CrossEntropyRowsBackward(logits.AsView, targets.AsView, g.AsView), [logits.Dims[0], numClasses]);
     }
 
     /// <summary>Cross-entropy against target probabilities (N, C): -Σ p log softmax(x).</summary>

@@ -197,6 +197,14 @@ public abstract partial class BackendConformance
         var targets = Tensor.Randint(0, 10, new Shape(9), new Generator(8));
         Agree(a => Losses.CrossEntropy(a[0], a[1], Reduction.None), [logits, targets], 1e-5, 1e-6);
         Agree(a => Losses.CrossEntropy(a[0].mT.Contiguous().mT, a[1], Reduction.None), [logits, targets], 1e-5, 1e-6);
+        // The gradient: one fused kernel on the device; through an expanded upstream gradient (the mean's).
+        Agree(a => Autograd.Grad(Losses.CrossEntropy(a[0], a[1]), a[0]), [logits.RequiresGrad_(), targets], 1e-5, 1e-7);
+        var weights = V([9], 15, t);
+        Agree(a => Autograd.Grad((Losses.CrossEntropy(a[0], a[1], Reduction.None) * a[2]).Sum(), a[0]), [logits, targets, weights], 1e-5, 1e-6);
+        // Recorded (createGraph), the gradient is built from tensor ops and must equal the kernel's.
+        var fused = Autograd.Grad(Losses.CrossEntropy(logits.To(Device), targets.To(Device)), logits.To(Device));
+        var composite = Autograd.Grad(Losses.CrossEntropy(logits.To(Device), targets.To(Device)), logits.To(Device), createGraph: true);
+        Same(fused.To(Device.Reference), composite.Detach().To(Device.Reference), 1e-5, 1e-7);
     }
 }
 

@@ -87,6 +87,8 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     public override Storage ScatterAdd(int[] shape, int axis, View index, View src) { var r = ScatterAddImpl(shape, axis, index, src); GC.KeepAlive(index.Storage); GC.KeepAlive(src.Storage); return r; }
     /// <inheritdoc/>
     public override Storage CrossEntropyRows(View logits, View targets) { var r = CrossEntropyRowsImpl(logits, targets); GC.KeepAlive(logits.Storage); GC.KeepAlive(targets.Storage); return r; }
+    /// <inheritdoc/>
+    public override Storage CrossEntropyRowsBackward(View logits, View targets, View grad) { var r = CrossEntropyRowsBackwardImpl(logits, targets, grad); GC.KeepAlive(logits.Storage); GC.KeepAlive(targets.Storage); GC.KeepAlive(grad.Storage); return r; }
 
     private static Array RentArray(DType dtype, int length) => dtype switch
     {
@@ -1255,6 +1257,40 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 double s = 0;
                 foreach (var v in buf) s += v;
                 y[i] = (float)(Math.Log(s) - ((double)row[t[i]] - m));
+            }
+        });
+        return Pooled(y);
+    }
+
+    // One pass per row: the shifted exponentials, their sum, then (e / Σe − [j = t]) · g. A batch of 64
+    // rows of 10 classes was fifteen tensor ops (softmax, a one-hot built from comparisons, a subtract
+    // and a broadcast multiply), each with its own allocations and dispatch.
+    private Storage CrossEntropyRowsBackwardImpl(View logits, View targets, View grad)
+    {
+        if (logits.DType != DType.Float32 || grad.DType != DType.Float32 || !logits.Layout.IsContiguous)
+            return base.CrossEntropyRowsBackward(logits, targets, grad);
+        int n = logits.Shape[0], c = logits.Shape[1];
+        var x = Data<float>(logits.Storage);
+        int off = logits.Layout.Offset;
+        var t = Materialize<int>(targets);
+        var g = Materialize<float>(grad);
+        for (int i = 0; i < n; i++)
+            if ((uint)t[i] >= (uint)c)
+                throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {t[i]} at row {i} is outside [0, {c})");
+        var y = BufferPool.Rent<float>(n * c, clear: false);
+        Parallelism.ForRange(n, Math.Max(1, ParallelGrain / Math.Max(c, 1)), (r0, r1) =>
+        {
+            for (int i = r0; i < r1; i++)
+            {
+                var row = x.AsSpan(off + i * c, c);
+                var dst = y.AsSpan(i * c, c);
+                float m = c == 0 ? float.NegativeInfinity : TensorPrimitives.Max(row);
+                TensorPrimitives.Subtract(row, m, dst);
+                TensorPrimitives.Exp(dst, dst);
+                double s = 0;
+                foreach (var v in dst) s += v;
+                TensorPrimitives.Multiply(dst, (float)(g[i] / s), dst);
+                dst[t[i]] -= g[i];
             }
         });
         return Pooled(y);

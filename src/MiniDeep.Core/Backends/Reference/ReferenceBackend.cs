@@ -595,4 +595,26 @@ public class ReferenceBackend : IBackend
         }
         return Host(y);
     }
+
+    /// <inheritdoc/>
+    public virtual Storage CrossEntropyRowsBackward(View logits, View targets, View grad)
+    {
+        int n = logits.Shape[0], c = logits.Shape[1];
+        var src = ((HostStorage)logits.Storage).Data;
+        var gs = ((HostStorage)grad.Storage).Data;
+        var t = Data<int>(targets.Storage);
+        var y = DTypes.NewArray(logits.DType, n * c);
+        var e = new double[c];
+        for (int i = 0; i < n; i++)
+        {
+            int target = t[targets.Layout.IndexOf(i)];
+            if ((uint)target >= (uint)c)
+                throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {target} at row {i} is outside [0, {c})");
+            double m = double.NegativeInfinity, s = 0, g = ReadAsDouble(gs, grad.Layout.IndexOf(i));
+            for (int j = 0; j < c; j++) m = Math.Max(m, ReadAsDouble(src, logits.Layout.IndexOf(i * c + j)));
+            for (int j = 0; j < c; j++) s += e[j] = Math.Exp(ReadAsDouble(src, logits.Layout.IndexOf(i * c + j)) - m);
+            for (int j = 0; j < c; j++) WriteFromDouble(y, i * c + j, (e[j] / s - (j == target ? 1 : 0)) * g);
+        }
+        return Host(y);
+    }
 }
