@@ -103,12 +103,14 @@ public interface IBackend
     Storage MatMul(View a, View b, int[] batch);
 
     /// <summary>The affine map of a linear layer: x is (M, K), w is (N, K), bias (N) or null; result (M, N) = x·wᵀ + bias.
-    /// One kernel, so the bias costs no extra pass and wᵀ is never materialized.</summary>
-    Storage Linear(View x, View w, View? bias);
+    /// One kernel, so the bias costs no extra pass and wᵀ is never materialized. With <paramref name="relu"/>
+    /// the result is max(·, 0) (NaN stays NaN), applied while the output is still in cache.</summary>
+    Storage Linear(View x, View w, View? bias, bool relu);
 
     /// <summary>Convolution (cross-correlation, groups = 1): x (N, C, H, W), w (O, C, kh, kw), bias (O) or
-    /// null; the result is (N, O, outH, outW). <paramref name="g"/> describes x's windows.</summary>
-    Storage Conv2d(View x, View w, View? bias, WindowGeometry g);
+    /// null; the result is (N, O, outH, outW). <paramref name="g"/> describes x's windows. With
+    /// <paramref name="relu"/> the result is max(·, 0) (NaN stays NaN).</summary>
+    Storage Conv2d(View x, View w, View? bias, WindowGeometry g, bool relu);
 
     /// <summary>The adjoint of <see cref="Conv2d"/> in x: gy (N, O, outH, outW) and w (O, C, kh, kw) to (N, C, H, W).</summary>
     Storage Conv2dInputGrad(View gy, View w, WindowGeometry g);

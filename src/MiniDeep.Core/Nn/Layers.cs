@@ -34,6 +34,13 @@ public sealed class Linear : Module
             throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must end in {InFeatures} features (weight {Weight.Shape})");
         return Tensor.Linear(x, Weight, Bias);
     }
+
+    internal override Tensor? ForwardWithRelu(Tensor x)
+    {
+        if (x.Rank == 0 || x.Size(-1) != InFeatures)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must end in {InFeatures} features (weight {Weight.Shape})");
+        return Tensor.LinearRelu(x, Weight, Bias);
+    }
 }
 
 /// <summary>2-D convolution over (N, C, H, W). Default initialization is PyTorch's: uniform on ±1/√(C/groups·kh·kw).</summary>
@@ -82,6 +89,13 @@ public sealed class Conv2d : Module
         if (x.Rank != 4 || x.Size(1) != InChannels)
             throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must be (N, {InChannels}, H, W) (weight {Weight.Shape})");
         return Tensor.Conv2d(x, Weight, Bias, _stride, _padding, _dilation, _groups);
+    }
+
+    internal override Tensor? ForwardWithRelu(Tensor x)
+    {
+        if (x.Rank != 4 || x.Size(1) != InChannels)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must be (N, {InChannels}, H, W) (weight {Weight.Shape})");
+        return Tensor.Conv2dRelu(x, Weight, Bias, _stride, _padding, _dilation, _groups);
     }
 }
 
@@ -154,6 +168,8 @@ public sealed class Standardize : Module
 /// <summary>An elementwise activation as a module.</summary>
 public sealed class Activation(string name, Func<Tensor, Tensor> f) : Module
 {
+    /// <summary>The ReLU: Sequential may fuse it into the layer before it.</summary>
+    internal bool IsRelu { get; init; }
     /// <inheritdoc/>
     protected internal override bool MayKeepInput => false;
     /// <inheritdoc/>
@@ -166,7 +182,7 @@ public sealed class Activation(string name, Func<Tensor, Tensor> f) : Module
 public static class Activations
 {
     /// <summary>max(x, 0).</summary>
-    public static Module ReLU() => new Activation("ReLU", x => x.Relu());
+    public static Module ReLU() => new Activation("ReLU", x => x.Relu()) { IsRelu = true };
     /// <summary>Leaky ReLU.</summary>
     public static Module LeakyReLU(double slope = 0.01) => new Activation($"LeakyReLU({slope})", x => x.LeakyRelu(slope));
     /// <summary>Logistic sigmoid.</summary>
@@ -395,16 +411,23 @@ public sealed class Sequential : Module
         bool recycle = !Autograd.IsGradEnabled;
         long firstSerial = Storage.NextSerial;
         Module? producer = null;
-        foreach (var layer in _layers)
+        for (int i = 0; i < _layers.Length; i++)
         {
-            var y = layer.Forward(x);
+            var layer = _layers[i];
+            // A Linear or Conv2d followed by a ReLU runs as one fused op (same bits, one pass fewer over
+            // the activation) unless a hook must see the pre-activation.
+            Tensor? y = null;
+            if (i + 1 < _layers.Length && _layers[i + 1] is Activation { IsRelu: true } relu && !layer.HasForwardHooks && !relu.HasForwardHooks
+                && (y = layer.ForwardWithRelu(x)) is not null)
+                i++;
+            y ??= layer.Forward(x);
             if (producer is not null && !producer.HasForwardHooks && !layer.HasForwardHooks && !layer.MayKeepInput
                 && x.Storage.Serial >= firstSerial && x.Storage.IsRecyclable)
             {
                 if (!recycle) x.Storage.ReleaseWithGraph |= x.RequiresGrad;
                 else if (!ReferenceEquals(y.Storage, x.Storage)) x.Storage.Recycle();
             }
-            producer = layer;
+            producer = _layers[i];
             x = y;
         }
         x.Storage.ReleaseWithGraph = false;   // the result leaves this module, whatever buffer it views

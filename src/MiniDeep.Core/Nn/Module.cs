@@ -38,6 +38,10 @@ public abstract class Module
 
     internal bool HasForwardHooks => _forwardHooks.Count > 0;
 
+    /// <summary>This module's forward pass followed by a ReLU, as one fused op, for <see cref="Sequential"/>;
+    /// null where the module has no fused form (the ReLU then runs on its own).</summary>
+    internal virtual Tensor? ForwardWithRelu(Tensor input) => null;
+
     /// <summary>Registers a hook called after every forward pass with (module, input, output): probes
     /// use it to record activation statistics. Dispose the result to remove it.</summary>
     public IDisposable RegisterForwardHook(Action<Module, Tensor, Tensor> hook)

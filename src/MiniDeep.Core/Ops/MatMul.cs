@@ -46,7 +46,14 @@ public sealed partial class Tensor
     }
 
     /// <summary>x @ wᵀ + b, the affine map of a Linear layer (w is (out, in)).</summary>
-    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null) => LinearCore(x, weight, bias, relu: false);
+
+    /// <summary>Linear(x, w, b).Relu() as one op, with the same values and gradients bit for bit: the
+    /// activation runs on the output while it is in cache and its backward reads the mask from the
+    /// output. Sequential uses it for a Linear followed by a ReLU when neither has hooks.</summary>
+    public static Tensor LinearRelu(Tensor x, Tensor weight, Tensor? bias = null) => LinearCore(x, weight, bias, relu: true);
+
+    private static Tensor LinearCore(Tensor x, Tensor weight, Tensor? bias, bool relu)
     {
         if (weight.Rank != 2)
             throw new ShapeMismatchException("linear", $"linear: weight must be (out, in), got {weight.Shape}");
@@ -56,22 +63,29 @@ public sealed partial class Tensor
             throw new ShapeMismatchException("linear", $"linear: bias {bias.Shape} does not match out_features {weight.Dims[0]}");
         if (x.Rank == 2 && x.DType.IsFloating() && weight.DType == x.DType && x.Device == weight.Device
             && (bias is null || (bias.DType == x.DType && bias.Device == x.Device)))
-            return LinearFused(x, weight, bias);
+            return LinearFused(x, weight, bias, relu);
         var y = MatMul(x, weight.T);
-        return bias is null ? y : y + bias;
+        if (bias is not null) y += bias;
+        return relu ? y.Relu() : y;
     }
 
     // y = x wᵀ + b   dx = g w   dw = gᵀ x   db = Σ_rows g
     // One node instead of three (transpose, matmul, add): the weight's gradient comes out contiguous in
     // the weight's own (out, in) layout, so accumulating it into .Grad is a plain copy, and the bias
     // rides along in the GEMM. The backward is written with tensor ops, so it is differentiable again.
-    private static Tensor LinearFused(Tensor x, Tensor weight, Tensor? bias)
+    // With the ReLU fused, the gradient is first masked where the output is zero (relu's backward).
+    private static Tensor LinearFused(Tensor x, Tensor weight, Tensor? bias, bool relu)
     {
-        var y = new Tensor(x.Backend.Linear(x.AsView, weight.AsView, bias?.AsView), [x.Dims[0], weight.Dims[0]]);
+        var y = new Tensor(x.Backend.Linear(x.AsView, weight.AsView, bias?.AsView, relu), [x.Dims[0], weight.Dims[0]]);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
-        return Autograd.Record(y, "linear", inputs, g => bias is null
-            ? [Autograd.Needs(x) ? MatMul(g, weight) : null, Autograd.Needs(weight) ? MatMul(g.mT, x) : null]
-            : [Autograd.Needs(x) ? MatMul(g, weight) : null, Autograd.Needs(weight) ? MatMul(g.mT, x) : null,
-               Autograd.Needs(bias) ? g.Sum(0) : null]);
+        var output = y;
+        return Autograd.Record(y, relu ? "linear_relu" : "linear", inputs, g => relu
+            ? WithReluMask(g, output, gm => LinearGrads(gm, x, weight, bias))
+            : LinearGrads(g, x, weight, bias));
     }
+
+    private static Tensor?[] LinearGrads(Tensor g, Tensor x, Tensor weight, Tensor? bias) => bias is null
+        ? [Autograd.Needs(x) ? MatMul(g, weight) : null, Autograd.Needs(weight) ? MatMul(g.mT, x) : null]
+        : [Autograd.Needs(x) ? MatMul(g, weight) : null, Autograd.Needs(weight) ? MatMul(g.mT, x) : null,
+           Autograd.Needs(bias) ? g.Sum(0) : null];
 }

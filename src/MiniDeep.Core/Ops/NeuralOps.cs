@@ -52,7 +52,21 @@ public sealed partial class Tensor
     /// (O, C/groups, kh, kw), bias (O). Computed as im2col + a (grouped, batched) matmul.
     /// </summary>
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null,
-        (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null, int groups = 1)
+        (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null, int groups = 1) =>
+        Conv2dCore(x, weight, bias, stride, padding, dilation, groups, relu: false);
+
+    /// <summary>
+    /// Conv2d(...).Relu() as one op, with the same values and gradients bit for bit: the activation is
+    /// applied to each image's output while it is still in cache, and its backward reads the mask from
+    /// the output (y &gt; 0 exactly where the pre-activation was). Sequential uses it for a Conv2d
+    /// followed by a ReLU when neither has hooks.
+    /// </summary>
+    public static Tensor Conv2dRelu(Tensor x, Tensor weight, Tensor? bias = null,
+        (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null, int groups = 1) =>
+        Conv2dCore(x, weight, bias, stride, padding, dilation, groups, relu: true);
+
+    private static Tensor Conv2dCore(Tensor x, Tensor weight, Tensor? bias,
+        (int H, int W)? stride, (int H, int W)? padding, (int H, int W)? dilation, int groups, bool relu)
     {
         var (sh, sw) = stride ?? (1, 1);
         var (ph, pw) = padding ?? (0, 0);
@@ -75,7 +89,7 @@ public sealed partial class Tensor
 
         if (groups == 1 && x.DType.IsFloating() && weight.DType == x.DType && weight.Device == x.Device
             && (bias is null || (bias.DType == x.DType && bias.Device == x.Device)))
-            return ConvFused(x, weight, bias, geo);
+            return ConvFused(x, weight, bias, geo, relu);
 
         // Grouped convolution: one GEMM per group over the whole batch: (O/G, K) @ (K, N·L). The alternative, a batched
         // matmul per image, made N small products and a weight gradient summed over N copies; with the
@@ -86,22 +100,25 @@ public sealed partial class Tensor
         var y = MatMul(wm, cols).Reshape(groups, o / groups, n, l).Permute(2, 0, 1, 3)                         // (N, G, O/G, L)
             .Reshape(n, o, geo.OutH, geo.OutW);
         if (bias is not null) y += bias.Reshape(1, o, 1, 1);
-        return y;
+        return relu ? y.Relu() : y;
     }
 
     // The convolution and its two adjoints form a family closed under differentiation, so every
     // derivative of every order is one of three backend kernels (each bilinear in its two operands).
+    // With the ReLU fused, the gradient is first masked where the output is zero (relu's backward).
     // y = conv(x, w) + b   dx = conv_input_grad(g, w)   dw = conv_weight_grad(g, x)   db = Σ_{n,i,j} g
-    private static Tensor ConvFused(Tensor x, Tensor weight, Tensor? bias, WindowGeometry geo)
+    private static Tensor ConvFused(Tensor x, Tensor weight, Tensor? bias, WindowGeometry geo, bool relu = false)
     {
-        var y = new Tensor(x.Backend.Conv2d(x.AsView, weight.AsView, bias?.AsView, geo), [x.Dims[0], weight.Dims[0], geo.OutH, geo.OutW]);
+        var y = new Tensor(x.Backend.Conv2d(x.AsView, weight.AsView, bias?.AsView, geo, relu), [x.Dims[0], weight.Dims[0], geo.OutH, geo.OutW]);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
-        return Autograd.Record(y, "conv2d", inputs, g =>
+        var output = y;
+        Tensor?[] Rule(Tensor g)
         {
             var dx = Autograd.Needs(x) ? ConvInputGrad(g, weight, geo) : null;
             var dw = Autograd.Needs(weight) ? ConvWeightGrad(g, x, geo) : null;
             return bias is null ? [dx, dw] : [dx, dw, Autograd.Needs(bias) ? g.Sum([0, 2, 3]) : null];
-        });
+        }
+        return Autograd.Record(y, relu ? "conv2d_relu" : "conv2d", inputs, g => relu ? WithReluMask(g, output, Rule) : Rule(g));
     }
 
     // y = conv_input_grad(e, w)   de = conv(g, w)   dw = conv_weight_grad(e, g)

@@ -272,6 +272,38 @@ public abstract partial class BackendConformance
         // A strided view of the input (the kernels copy it to contiguous first).
         var xt = V([g.N, g.C, g.W, g.H], 71 + c, t);
         AgreeWithGradients(a => Tensor.Conv2d(a[0].mT, a[1], a[2], g.S, g.P, g.D), [xt, w, b], tol, tol);
+        // With the ReLU fused into the convolution.
+        AgreeWithGradients(a => Tensor.Conv2dRelu(a[0], a[1], g.Bias ? a[2] : null, g.S, g.P, g.D), g.Bias ? [x, w, b] : [x, w], tol, tol);
+    }
+
+    // The fused Linear/Conv2d + ReLU must give exactly the unfused values and gradients (same kernels,
+    // the activation applied to the same floats; the mask read from the output is the mask of the input).
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void FusedRelu_EqualsTheUnfusedOps_BitForBit(DType t)
+    {
+        var x = V([5, 3, 9, 9], 91, t);
+        var w = V([4, 3, 3, 3], 92, t);
+        var b = V([4], 93, t);
+        var xl = V([6, 20], 94, t);
+        var wl = V([7, 20], 95, t);
+        var bl = V([7], 96, t);
+        void Same2(Func<Tensor[], Tensor> fused, Func<Tensor[], Tensor> plain, Tensor[] inputs)
+        {
+            (double[] Y, double[][] G) Run(Func<Tensor[], Tensor> f)
+            {
+                var leaves = inputs.Select(v => v.To(Device).Detach().RequiresGrad_()).ToArray();
+                var y = f(leaves);
+                (y * y).Sum().Backward();
+                return (y.ToDoubleArray(), leaves.Select(l => l.Grad!.ToDoubleArray()).ToArray());
+            }
+            var (fy, fg) = Run(fused);
+            var (py, pg) = Run(plain);
+            Assert.Equal(py, fy);
+            for (int i = 0; i < pg.Length; i++) Assert.Equal(pg[i], fg[i]);
+        }
+        Same2(a => Tensor.Conv2dRelu(a[0], a[1], a[2], padding: (1, 1)), a => Tensor.Conv2d(a[0], a[1], a[2], padding: (1, 1)).Relu(), [x, w, b]);
+        Same2(a => Tensor.LinearRelu(a[0], a[1], a[2]), a => Tensor.Linear(a[0], a[1], a[2]).Relu(), [xl, wl, bl]);
     }
 
     [Theory]

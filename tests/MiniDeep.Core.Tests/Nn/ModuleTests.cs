@@ -169,9 +169,10 @@ public class ModuleTests
         new Flatten(), new Linear(8 * 16 * 16, 10, generator: g));
 
     // With recording on, Sequential marks the activations between its layers, and Backward recycles
-    // them when it frees the graph: the gradients must be those of the same layers run one by one
-    // (nothing recycled), the result must stay readable, and an activation reached through the graph
-    // afterwards must refuse to be read rather than show another tensor's numbers.
+    // them when it frees the graph; it also fuses the Conv2d and the ReLU. The gradients must be those
+    // of the same layers run one by one (nothing recycled or fused), bit for bit; the result must stay
+    // readable, and an activation reached through the graph afterwards must refuse to be read rather
+    // than show another tensor's numbers.
     [Fact]
     public void SequentialTraining_RecyclesActivationsAfterBackward_WithUnchangedGradients()
     {
@@ -189,8 +190,8 @@ public class ModuleTests
         {
             model.ZeroGrad();
             var logits = model.Forward(x);
-            var relu = logits.GradFn!.Inputs[0].GradFn!.Inputs[0].GradFn!.Inputs[0];   // linear ← flatten ← maxpool ← relu
-            Assert.Equal("relu", relu.GradFn!.Op);
+            var relu = logits.GradFn!.Inputs[0].GradFn!.Inputs[0].GradFn!.Inputs[0];   // linear ← flatten ← maxpool ← conv+relu
+            Assert.Equal("conv2d_relu", relu.GradFn!.Op);                                // fused: Sequential saw Conv2d, ReLU
             var before = logits.ToArray<float>();
             Losses.CrossEntropy(logits, y).Backward();
             Assert.Equal(before, logits.ToArray<float>());

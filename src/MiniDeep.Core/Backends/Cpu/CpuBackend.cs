@@ -66,9 +66,9 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         GC.KeepAlive(p.Storage); GC.KeepAlive(grad.Storage); GC.KeepAlive(momentum.Storage);
     }
     /// <inheritdoc/>
-    public override Storage Linear(View x, View w, View? bias) { var r = LinearImpl(x, w, bias); GC.KeepAlive(x.Storage); GC.KeepAlive(w.Storage); GC.KeepAlive(bias?.Storage); return r; }
+    public override Storage Linear(View x, View w, View? bias, bool relu) { var r = LinearImpl(x, w, bias, relu); GC.KeepAlive(x.Storage); GC.KeepAlive(w.Storage); GC.KeepAlive(bias?.Storage); return r; }
     /// <inheritdoc/>
-    public override Storage Conv2d(View x, View w, View? bias, WindowGeometry g) { var r = Conv2dImpl(x, w, bias, g); GC.KeepAlive(x.Storage); GC.KeepAlive(w.Storage); GC.KeepAlive(bias?.Storage); return r; }
+    public override Storage Conv2d(View x, View w, View? bias, WindowGeometry g, bool relu) { var r = Conv2dImpl(x, w, bias, g, relu); GC.KeepAlive(x.Storage); GC.KeepAlive(w.Storage); GC.KeepAlive(bias?.Storage); return r; }
     /// <inheritdoc/>
     public override Storage Conv2dInputGrad(View gy, View w, WindowGeometry g) { var r = Conv2dInputGradImpl(gy, w, g); GC.KeepAlive(gy.Storage); GC.KeepAlive(w.Storage); return r; }
     /// <inheritdoc/>
@@ -855,9 +855,9 @@ public sealed class CpuBackend : Reference.ReferenceBackend
 
     // y = x·wᵀ + b: every row of y starts as the bias and the GEMM accumulates onto it, reading w
     // through transposed strides (no copy of wᵀ, no second pass for the bias).
-    private unsafe Storage LinearImpl(View x, View w, View? bias)
+    private unsafe Storage LinearImpl(View x, View w, View? bias, bool relu)
     {
-        if (x.DType != DType.Float32) return base.Linear(x, w, bias);
+        if (x.DType != DType.Float32) return base.Linear(x, w, bias, relu);
         int m = x.Shape[0], k = x.Shape[1], n = w.Shape[0];
         var y = BufferPool.Rent<float>(m * n, clear: bias is null);
         if (bias is { } b)
@@ -873,6 +873,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         fixed (float* px = dx) fixed (float* pw = dw) fixed (float* py = y)
             Gemm.Sgemm(m, n, k, px + x.Layout.Offset, x.Layout.Strides[0], x.Layout.Strides[1],
                 pw + w.Layout.Offset, w.Layout.Strides[1], w.Layout.Strides[0], py, n, accumulate: true);
+        if (relu) TensorPrimitives.Max(y.AsSpan(0, m * n), 0f, y.AsSpan(0, m * n));
         return Pooled(y);
     }
 
@@ -1092,9 +1093,9 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 src.AsSpan(so + ((b0 + i) * rows + r) * l, l).CopyTo(dst.AsSpan(r * ld + i * l, l));
     }
 
-    private unsafe Storage Conv2dImpl(View x, View w, View? bias, WindowGeometry g)
+    private unsafe Storage Conv2dImpl(View x, View w, View? bias, WindowGeometry g, bool relu)
     {
-        if (x.DType != DType.Float32) return base.Conv2d(x, w, bias, g);
+        if (x.DType != DType.Float32) return base.Conv2d(x, w, bias, g, relu);
         int n = x.Shape[0], c = g.Channels, o = w.Shape[0];
         int ckk = c * g.KernelH * g.KernelW, l = g.OutH * g.OutW, plane = g.Height * g.Width;
         var xs = Contiguous(x, out int xo, out bool xc);
@@ -1120,6 +1121,9 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                     float* b = cols is null ? px + xo + (long)b0 * c * plane : pc;
                     Gemm.Sgemm(o, ld, ckk, pw + wo, ckk, 1, b, ld, 1, pd, ld, accumulate: true);
                 }
+                // The activation while this group's output is still in cache (a separate ReLU pass
+                // read and wrote the whole activation from memory again).
+                if (relu) TensorPrimitives.Max(dst, 0f, dst);
                 if (outs is not null)
                     for (int i = 0; i < count; i++)
                         for (int oc = 0; oc < o; oc++)

@@ -311,14 +311,14 @@ public class ReferenceBackend : IBackend
     }
 
     /// <summary>Defined by its parts: x·wᵀ through <see cref="MatMul"/> on a transposed view, then the bias row added.</summary>
-    public virtual Storage Linear(View x, View w, View? bias)
+    public virtual Storage Linear(View x, View w, View? bias, bool relu)
     {
         int m = x.Shape[0], n = w.Shape[0];
         var wt = new View(w.Storage, w.Layout.Permute([1, 0]));
         var y = MatMul(x, wt, []);
-        if (bias is not { } b) return y;
-        var rows = new View(b.Storage, b.Layout.BroadcastTo([m, n]));
-        return Binary<AddOp>(new View(y, Layout.Contiguous([m, n])), rows, [m, n]);
+        if (bias is { } b)
+            y = Binary<AddOp>(new View(y, Layout.Contiguous([m, n])), new View(b.Storage, b.Layout.BroadcastTo([m, n])), [m, n]);
+        return relu ? Unary<ReluOp>(new View(y, Layout.Contiguous([m, n]))) : y;
     }
 
     // The three convolution kernels are the definition written out: one sum per output element over
@@ -326,7 +326,7 @@ public class ReferenceBackend : IBackend
     // y[b,o,oi,oj] = bias[o] + Σ_{c,ki,kj} w[o,c,ki,kj] · x[b,c, oi·sh - ph + ki·dh, oj·sw - pw + kj·dw]
 
     /// <inheritdoc/>
-    public virtual Storage Conv2d(View x, View w, View? bias, WindowGeometry g)
+    public virtual Storage Conv2d(View x, View w, View? bias, WindowGeometry g, bool relu)
     {
         int n = x.Shape[0], o = w.Shape[0];
         var acc = new double[n * o * g.OutH * g.OutW];
@@ -338,6 +338,8 @@ public class ReferenceBackend : IBackend
             int l = g.OutH * g.OutW;
             for (int i = 0; i < acc.Length; i++) acc[i] += ReadAsDouble(sb, b.Layout.IndexOf(i / l % o));
         }
+        if (relu)
+            for (int i = 0; i < acc.Length; i++) acc[i] = ReluOp.Invoke(acc[i]);
         return FromDoubles(x.DType, acc);
     }
 
