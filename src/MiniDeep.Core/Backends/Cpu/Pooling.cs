@@ -49,24 +49,17 @@ internal static class Pooling
     // outW − 8 and recomputes a few windows rather than leaving a scalar tail.
     private static void MaxPoolPair(ReadOnlySpan<float> image, Span<float> values, Span<int> indices, int height, int width, int outH, int outW)
     {
-        bool vector = Avx2.IsSupported && outW >= 8;
         for (int oi = 0; oi < outH; oi++)
         {
             int r0 = 2 * oi * width;
             var vRow = values.Slice(oi * outW, outW);
             var iRow = indices.Slice(oi * outW, outW);
-            int oj = 0;
-            if (vector)
+            if (!Avx2.IsSupported) { PairScalar(image, r0, width, 0, outW, vRow, iRow); continue; }
+            for (int oj = 0; oj < outW; oj += 8)
             {
-                for (; ; oj += 8)
-                {
-                    int start = Math.Min(oj, outW - 8);
-                    if (!PairVector8(image, r0, width, start, vRow, iRow)) PairScalar(image, r0, width, start, start + 8, vRow, iRow);
-                    if (start + 8 >= outW) break;
-                }
-                continue;
+                int count = Math.Min(8, outW - oj);
+                if (!PairVector8(image, r0, width, oj, count, vRow, iRow)) PairScalar(image, r0, width, oj, oj + count, vRow, iRow);
             }
-            PairScalar(image, r0, width, 0, outW, vRow, iRow);
         }
     }
 
@@ -99,18 +92,33 @@ internal static class Pooling
         }
     }
 
-    // The same rule on eight windows: even and odd columns of the two input rows are split out with
-    // shuffles, compared lane by lane, and the winner picked with blends. The values are the chosen
-    // elements themselves (not a max instruction), so -0 and +0 come out as the scalar rule picks them.
-    // Returns false, writing nothing, when a NaN is among the inputs: the scalar rule handles those.
+    // The same rule on up to eight windows: even and odd columns of the two input rows are split out
+    // with shuffles, compared lane by lane, and the winner picked with blends. The values are the
+    // chosen elements themselves (not a max instruction), so -0 and +0 come out as the scalar rule
+    // picks them. Fewer than eight windows (a 14-wide map has 7 per row) load and store under masks,
+    // never touching memory beyond the row. Returns false, writing nothing, when a NaN is among the
+    // inputs: the scalar rule handles those.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe bool PairVector8(ReadOnlySpan<float> image, int r0, int width, int oj, Span<float> vRow, Span<int> iRow)
+    private static unsafe bool PairVector8(ReadOnlySpan<float> image, int r0, int width, int oj, int count, Span<float> vRow, Span<int> iRow)
     {
         fixed (float* img = image)
         {
             float* top = img + r0 + 2 * oj, bottom = top + width;
-            var (a0, a1) = Deinterleave(Avx.LoadVector256(top), Avx.LoadVector256(top + 8));
-            var (a2, a3) = Deinterleave(Avx.LoadVector256(bottom), Avx.LoadVector256(bottom + 8));
+            Vector256<float> a0, a1, a2, a3;
+            if (count == 8)
+            {
+                (a0, a1) = Deinterleave(Avx.LoadVector256(top), Avx.LoadVector256(top + 8));
+                (a2, a3) = Deinterleave(Avx.LoadVector256(bottom), Avx.LoadVector256(bottom + 8));
+            }
+            else
+            {
+                // Lanes at or beyond 2·count floats read as zero and are never stored.
+                var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+                var loMask = Vector256.LessThan(lane, Vector256.Create(2 * count)).AsSingle();
+                var hiMask = Vector256.LessThan(lane, Vector256.Create(2 * count - 8)).AsSingle();
+                (a0, a1) = Deinterleave(Avx.MaskLoad(top, loMask), Avx.MaskLoad(top + 8, hiMask));
+                (a2, a3) = Deinterleave(Avx.MaskLoad(bottom, loMask), Avx.MaskLoad(bottom + 8, hiMask));
+            }
             var sum = (a0 + a1) + (a2 + a3);
             if (!Vector256.EqualsAll(sum, sum)) return false;
             var later01 = Vector256.GreaterThan(a1, a0);
@@ -120,12 +128,20 @@ internal static class Pooling
             var second = Vector256.GreaterThan(m23, m01);
             var value = Vector256.ConditionalSelect(second, m23, m01);
             // index = r0 + 2·(oj + lane) + (second ? width + later23 : later01), a mask being -1 or 0
-            var lane = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14) + Vector256.Create(r0 + 2 * oj);
+            var at = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14) + Vector256.Create(r0 + 2 * oj);
             var off01 = -later01.AsInt32();
             var off23 = Vector256.Create(width) - later23.AsInt32();
-            var index = lane + Vector256.ConditionalSelect(second.AsInt32(), off23, off01);
-            fixed (float* v = vRow) value.Store(v + oj);
-            fixed (int* ix = iRow) index.Store(ix + oj);
+            var index = at + Vector256.ConditionalSelect(second.AsInt32(), off23, off01);
+            fixed (float* v = vRow) fixed (int* ix = iRow)
+            {
+                if (count == 8) { value.Store(v + oj); index.Store(ix + oj); }
+                else
+                {
+                    var keep = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(count));
+                    Avx.MaskStore(v + oj, keep.AsSingle(), value);
+                    Avx2.MaskStore(ix + oj, keep, index);
+                }
+            }
         }
         return true;
     }
@@ -157,16 +173,63 @@ internal static class Pooling
         for (int oi = 0; oi < outH; oi++)
         {
             int r0 = 2 * oi * width, r1 = r0 + width;
-            for (int oj = 0; oj < outW; oj++)
+            if (Avx2.IsSupported)
             {
-                // Zero the window, then store the gradient over its maximum: no data-dependent branch.
-                int k = oi * outW + oj, i0 = r0 + 2 * oj;
-                dx[i0] = 0f; dx[i0 + 1] = 0f; dx[i0 + width] = 0f; dx[i0 + width + 1] = 0f;
-                dx[indices[k]] = grad[k];
+                for (int oj = 0; oj < outW; oj += 8)
+                    RouteVector8(grad.Slice(oi * outW), indices.Slice(oi * outW), dx, r0, width, oj, Math.Min(8, outW - oj));
+            }
+            else
+            {
+                for (int oj = 0; oj < outW; oj++)
+                {
+                    // Zero the window, then store the gradient over its maximum: no data-dependent branch.
+                    int k = oi * outW + oj, i0 = r0 + 2 * oj;
+                    dx[i0] = 0f; dx[i0 + 1] = 0f; dx[i0 + width] = 0f; dx[i0 + width + 1] = 0f;
+                    dx[indices[k]] = grad[k];
+                }
             }
             if (2 * outW < width) { dx[r0 + width - 1] = 0f; dx[r1 + width - 1] = 0f; }
         }
         if (2 * outH < g.Height) dx.Slice(2 * outH * width).Clear();
+    }
+
+    // Eight windows' four elements each: the gradient where the index points, zero at the other three,
+    // interleaved back into the two image rows and stored whole (under a mask for a short row's end).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void RouteVector8(ReadOnlySpan<float> gRow, ReadOnlySpan<int> iRow, Span<float> dx, int r0, int width, int oj, int count)
+    {
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        var keep = Vector256.LessThan(lane, Vector256.Create(count));
+        Vector256<float> g; Vector256<int> at;
+        fixed (float* pg = gRow) fixed (int* pi = iRow)
+        {
+            g = count == 8 ? Avx.LoadVector256(pg + oj) : Avx.MaskLoad(pg + oj, keep.AsSingle());
+            at = count == 8 ? Avx.LoadVector256(pi + oj) : Avx2.MaskLoad(pi + oj, keep);
+        }
+        var rel = at - (Vector256.Create(r0 + 2 * oj) + lane * 2);
+        var topEven = g & Vector256.Equals(rel, Vector256<int>.Zero).AsSingle();
+        var topOdd = g & Vector256.Equals(rel, Vector256.Create(1)).AsSingle();
+        var bottomEven = g & Vector256.Equals(rel, Vector256.Create(width)).AsSingle();
+        var bottomOdd = g & Vector256.Equals(rel, Vector256.Create(width + 1)).AsSingle();
+        fixed (float* d = dx)
+        {
+            StoreInterleaved(d + r0 + 2 * oj, topEven, topOdd, count);
+            StoreInterleaved(d + r0 + width + 2 * oj, bottomEven, bottomOdd, count);
+        }
+    }
+
+    // (e0, o0, e1, o1, …, e7, o7) at p: the first 2·count floats.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreInterleaved(float* p, Vector256<float> even, Vector256<float> odd, int count)
+    {
+        var lo = Avx.UnpackLow(even, odd);     // e0 o0 e1 o1 | e4 o4 e5 o5
+        var hi = Avx.UnpackHigh(even, odd);    // e2 o2 e3 o3 | e6 o6 e7 o7
+        var first = Avx.Permute2x128(lo, hi, 0x20);
+        var second = Avx.Permute2x128(lo, hi, 0x31);
+        if (count == 8) { Avx.Store(p, first); Avx.Store(p + 8, second); return; }
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        Avx.MaskStore(p, Vector256.LessThan(lane, Vector256.Create(2 * count)).AsSingle(), first);
+        Avx.MaskStore(p + 8, Vector256.LessThan(lane, Vector256.Create(2 * count - 8)).AsSingle(), second);
     }
 
     // 0 or 1 from a comparison, as a setcc rather than a branch.
