@@ -22,17 +22,30 @@ public static class Quick
         // is the higher of the two medians: the machine's peak is what it can do at its best).
         double peak = MeasurePeak(threads);
 
-        // Training steps first, then the large GEMM operands, each phase after a full collection, so
-        // that one phase's garbage does not cost the next one's collections.
+        // The training steps. This VM runs in phases (the same code differs by a fifth from one minute
+        // to the next), so the steps are not timed one after the other: after each has warmed up,
+        // rounds take one sample of each, and each figure is the median over the rounds, every
+        // workload having seen the same phases. Each phase starts after a full
+        // collection, so that one phase's garbage does not cost the next one's collections.
         Settle();
-        var mlp = new JsonObject();
-        foreach (int batch in new[] { 64, 256 })
+        var mlp64 = new Workloads.MlpStep(64);
+        var mlp256 = new Workloads.MlpStep(256);
+        var cnnStep = new Workloads.CnnStep(64);
+        var steps = new (string Name, Action Run, double MinSample)[]
         {
-            var step = new Workloads.MlpStep(batch);
-            mlp[batch.ToString()] = Math.Round(MedianSeconds(() => step.Run(), 0.05, 9) * 1e3, 3);
-        }
-        var cnn = new Workloads.CnnStep(64);
-        double cnnMs = MedianSeconds(cnn.Run, 0.1, 7) * 1e3;
+            ("mlp64", mlp64.Run, 0.05), ("mlp256", mlp256.Run, 0.05), ("cnn64", cnnStep.Run, 0.1),
+        };
+        var reps = steps.Select(st => RepetitionsFor(st.Run, st.MinSample)).ToArray();
+        var samples = steps.Select(_ => new List<double>()).ToArray();
+        const int rounds = 15;
+        for (int r = 0; r < rounds; r++)
+            for (int k = 0; k < steps.Length; k++) samples[k].Add(TimePerCall(steps[k].Run, reps[k]));
+        var mlp = new JsonObject
+        {
+            ["64"] = Math.Round(Median(samples[0]) * 1e3, 3),
+            ["256"] = Math.Round(Median(samples[1]) * 1e3, 3),
+        };
+        double cnnMs = Median(samples[2]) * 1e3;
 
         var tiny = new Workloads.Tiny();
         double addUs = MedianSeconds(() => tiny.Add(), 0.02, 9) * 1e6;
@@ -122,6 +135,22 @@ public static class Quick
             times.Add(sw.Elapsed.TotalSeconds);
         }
         return flops / Median(times) / 1e9;
+    }
+
+    // Warm-up (see MedianSeconds), then the repetitions that make one sample last minSampleSeconds.
+    private static int RepetitionsFor(Action action, double minSampleSeconds)
+    {
+        var sw = Stopwatch.StartNew();
+        int warm = 0;
+        while (warm < 3 || sw.Elapsed.TotalSeconds < 2) { action(); warm++; }
+        return Math.Max(1, (int)Math.Ceiling(minSampleSeconds / (sw.Elapsed.TotalSeconds / warm)));
+    }
+
+    private static double TimePerCall(Action action, int reps)
+    {
+        var sw = Stopwatch.StartNew();
+        for (int r = 0; r < reps; r++) action();
+        return sw.Elapsed.TotalSeconds / reps;
     }
 
     /// <summary>Median seconds per call: warm up, pick a repetition count so that one sample lasts at
