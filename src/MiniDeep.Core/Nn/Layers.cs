@@ -14,14 +14,15 @@ public sealed class Linear : Module
     /// <summary>Output features.</summary>
     public int OutFeatures { get; }
 
-    /// <summary>A layer from <paramref name="inFeatures"/> to <paramref name="outFeatures"/>.</summary>
-    public Linear(int inFeatures, int outFeatures, bool bias = true, Generator? generator = null)
+    /// <summary>A layer from <paramref name="inFeatures"/> to <paramref name="outFeatures"/>, with parameters of
+    /// <paramref name="dtype"/> (float64 for second-order experiments on small models).</summary>
+    public Linear(int inFeatures, int outFeatures, bool bias = true, Generator? generator = null, DType dtype = DType.Float32)
     {
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         double bound = 1 / Math.Sqrt(Math.Max(inFeatures, 1));
-        Weight = RegisterParameter("weight", Tensor.Rand(new Shape(outFeatures, inFeatures), generator, -bound, bound));
-        if (bias) Bias = RegisterParameter("bias", Tensor.Rand(new Shape(outFeatures), generator, -bound, bound));
+        Weight = RegisterParameter("weight", Tensor.Rand(new Shape(outFeatures, inFeatures), generator, -bound, bound, dtype));
+        if (bias) Bias = RegisterParameter("bias", Tensor.Rand(new Shape(outFeatures), generator, -bound, bound, dtype));
     }
 
     /// <inheritdoc/>
