@@ -36,7 +36,7 @@ public class BufferPoolTests
     public void TheSharedPool_HandsBackAReturnedArray_Cleared()
     {
         // The shared pool may hand out any idle array of this size; whatever it hands out must be zeroed.
-        var a = new float[BufferPool.MinPooledLength + 7];
+        var a = new float[BufferPool.MinPooledBytes / sizeof(float) + 7];
         Array.Fill(a, 3f);
         BufferPool.Return(a);
         var r = BufferPool.Rent<float>(a.Length, clear: true);

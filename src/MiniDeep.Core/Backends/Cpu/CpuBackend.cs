@@ -102,7 +102,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     };
 
     /// <summary>Wraps a freshly allocated result array (referenced by nothing else) as storage that recycles it.</summary>
-    private HostStorage Pooled(Array a) => a.Length >= BufferPool.MinPooledLength ? new PooledHostStorage(a, Device) : new HostStorage(a, Device);
+    private HostStorage Pooled(Array a) => Buffer.ByteLength(a) >= BufferPool.MinPooledBytes ? new PooledHostStorage(a, Device) : new HostStorage(a, Device);
 
     /// <inheritdoc/>
     private Storage CopyImpl(View x, DType dtype)
