@@ -49,6 +49,7 @@ var labList = new Command("list", "List the claims the lab can run");
 labList.SetAction(_ =>
 {
     foreach (var c in LabRunner.All) Console.WriteLine($"{c.Id,-14} {c.Statement}");
+    foreach (var c in LabRunner.InProgress) Console.WriteLine($"{c.Id,-14} (in progress: runs when named, not part of 'all') {c.Statement}");
     return 0;
 });
 var claimIds = new Argument<string>("claims") { Description = "Comma-separated claim ids (see 'lab list'), or 'all'" };

@@ -62,6 +62,9 @@ public class LabRunnerTests
     public void Resolve_KnowsAllAndEachClaim_AndNamesUnknownOnes()
     {
         Assert.Equal(LabRunner.All.Select(c => c.Id), LabRunner.Resolve("all").Select(c => c.Id));
+        // A claim still being built runs when named, and is not part of "all".
+        Assert.Equal("solution-space", Assert.Single(LabRunner.Resolve("solution-space")).Id);
+        Assert.DoesNotContain(LabRunner.Resolve("all"), c => c.Id == "solution-space");
         Assert.Equal(["tricks", "adversarial"], LabRunner.Resolve("tricks, adversarial").Select(c => c.Id));
         var ex = Assert.Throws<ArgumentException>(() => LabRunner.Resolve("adversarial,telepathy"));
         Assert.Contains("'telepathy'", ex.Message);

@@ -88,9 +88,9 @@ public static class CriticalPoints
             }
             if (lambda < 0)
             {
-                double meanDiag = 0;
-                for (int i = 0; i < n; i++) meanDiag += hh[i, i];
-                lambda = 1e-3 * Math.Max(meanDiag / n, 1e-300);
+                double maxDiag = 0;
+                for (int i = 0; i < n; i++) maxDiag = Math.Max(maxDiag, hh[i, i]);
+                lambda = 1e-4 * Math.Max(maxDiag, 1e-300);
             }
             bool accepted = false;
             for (int attempt = 0; attempt < 30 && !accepted; attempt++)
@@ -103,10 +103,10 @@ public static class CriticalPoints
                 if (nt < norm)
                 {
                     theta = trial; g = gt; norm = nt;
-                    lambda = Math.Max(lambda / 3, 1e-300);
+                    lambda = Math.Max(lambda / 10, 1e-300);   // towards Newton's step while it works
                     accepted = true;
                 }
-                else lambda *= 4;
+                else lambda *= 10;
             }
             if (!accepted) { Assign(parameters, theta); break; }   // no descent from here at any damping
             steps++;

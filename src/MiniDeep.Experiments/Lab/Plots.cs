@@ -18,9 +18,11 @@ public static class Plots
         Colors.C0, Colors.C1, Colors.C2, Colors.C3, Colors.C4, Colors.C5, Colors.C6, Colors.C7, Colors.C8, Colors.C9,
     ];
 
-    /// <summary>Lines with markers, one per series; <paramref name="logY"/> plots log10(y) and says so on the axis.</summary>
+    /// <summary>Lines with markers, one per series (markers only, a scatter plot, without <paramref name="lines"/>);
+    /// <paramref name="logY"/> plots log10(y) and says so on the axis.</summary>
     public static byte[] Lines(string title, string xLabel, string yLabel, IReadOnlyList<Series> series, bool logY = false,
-        (double Y, string Label)? horizontal = null, int width = 720, int height = 440, bool markers = true, Alignment legend = Alignment.UpperRight)
+        (double Y, string Label)? horizontal = null, int width = 720, int height = 440, bool markers = true, Alignment legend = Alignment.UpperRight,
+        bool lines = true)
     {
         var plt = new Plot();
         for (int i = 0; i < series.Count; i++)
@@ -30,7 +32,7 @@ public static class Plots
             var sc = plt.Add.Scatter(s.X, ys, Palette[i % Palette.Length]);
             sc.LegendText = s.Label;
             sc.MarkerSize = markers ? 6 : 0;
-            sc.LineWidth = 2;
+            sc.LineWidth = lines ? 2 : 0;
         }
         if (horizontal is { } h)
         {

@@ -211,3 +211,31 @@ public class GeometryTests
         Assert.Equal(theta0.ToArray<double>(), ParameterVector.Flatten(ps).ToArray<double>());
     }
 }
+
+public class PcaTests
+{
+    // Data with variances 9, 4, 1 along three orthonormal directions (and a little noise elsewhere):
+    // the components must be those directions, in that order, with those variances.
+    [Fact]
+    public void Pca_FindsTheDirectionsAndVariancesOfAnisotropicData()
+    {
+        var g = new Generator(1);
+        int n = 4000, d = 6;
+        var q = Tensor.Randn(new Shape(d, d), g, dtype: DType.Float64);
+        var basis = Data.Pca.Fit(q, d, new Generator(2)).Components;            // a random orthonormal basis (rows)
+        var coeffs = Tensor.Randn(new Shape(n, d), g, dtype: DType.Float64) * Tensor.FromArray(new[] { 3.0, 2.0, 1.0, 0.1, 0.1, 0.1 });
+        var x = Tensor.MatMul(coeffs, basis) + 5.0;
+        var pca = Data.Pca.Fit(x, 3, new Generator(3));
+        double[] expected = [9, 4, 1];
+        for (int k = 0; k < 3; k++)
+        {
+            Assert.True(Math.Abs(pca.Variances[k] - expected[k]) < 0.1 * expected[k], $"variance {k}: {pca.Variances[k]} vs {expected[k]}");
+            double align = Math.Abs((pca.Components.Narrow(0, k, 1) * basis.Narrow(0, k, 1)).Sum().Item());
+            Assert.True(align > 0.99, $"component {k} is at {Math.Acos(align) * 180 / Math.PI:F1}° from the true direction");
+        }
+        var z = pca.Transform(x, standardize: true);
+        var std = z.Std(0).ToArray<double>();
+        Assert.All(std, s => Assert.Equal(1, s, 6));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Data.Pca.Fit(x, 7, new Generator(4)));
+    }
+}

@@ -1,0 +1,349 @@
+using System.Diagnostics;
+using MiniDeep.Data;
+using MiniDeep.Geometry;
+using MiniDeep.Nn;
+using MiniDeep.Optim;
+using static MiniDeep.Experiments.Lab.LabModels;
+
+namespace MiniDeep.Experiments.Lab.Claims;
+
+/// <summary>
+/// "The solution space is a mystery": many minima of similar loss that are different functions; a
+/// deep linear network whose every local minimum is global; saddle points whose index grows with
+/// their loss; and straight paths from the start to a solution without bumps.
+/// </summary>
+/// <remarks>In progress (see <see cref="LabRunner.InProgress"/>): parts 1a and 1c reproduce; the saddle
+/// search of 1b does not yet bring ‖∇L‖ down far enough from trained starting points (Levenberg–Marquardt
+/// stalls along the Hessian's near-null directions) and takes two minutes; 1d (2D landscapes, sharpness)
+/// is not written.</remarks>
+public sealed class SolutionSpaceClaim : IClaim
+{
+    /// <inheritdoc/>
+    public string Id => "solution-space";
+    /// <inheritdoc/>
+    public string Title => "The solution space: many equivalent minima, saddle points, and no barriers on the way";
+    /// <inheritdoc/>
+    public string Statement =>
+        "Training from different starting points ends in different networks of the same quality; critical points with a high loss are saddles, " +
+        "not bad local minima; and the straight path from the initialization to a solution goes downhill all the way, while two solutions are separated by a barrier.";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Citation> Papers { get; } =
+    [
+        new("Choromanska, Henaff, Mathieu, Ben Arous & LeCun", 2015, "The loss surfaces of multilayer networks",
+            "the test losses of networks trained from different initializations concentrate in a narrow band as the networks grow"),
+        new("Kawaguchi", 2016, "Deep learning without poor local minima", "every local minimum of a deep linear network with squared loss is a global minimum"),
+        new("Dauphin, Pascanu, Gulcehre, Cho, Ganguli & Bengio", 2014, "Identifying and attacking the saddle point problem in high-dimensional non-convex optimization",
+            "the critical points of a small MLP's training error lie along a rising curve: the higher the error, the larger the fraction of negative Hessian eigenvalues (index)"),
+        new("Goodfellow, Vinyals & Saxe", 2015, "Qualitatively characterizing neural network optimization problems",
+            "the loss along the straight line from the initialization to the solution of SGD decreases monotonically, without bumps"),
+    ];
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Check> Run(LabContext ctx, Report report)
+    {
+        var checks = new List<Check>();
+        report.Setup.Add($"Data: {ctx.Data.Name}, {ctx.Data.Train.Count:N0} training and {ctx.Data.Test.Count:N0} test images.");
+        ManyMinima(ctx, report, checks);
+        DeepLinear(ctx, report, checks);
+        Saddles(ctx, report, checks);
+        Interpolation(ctx, report, checks);
+        return checks;
+    }
+
+    // ----- 1a: many minima of similar loss, different functions -----
+
+    private static void ManyMinima(LabContext ctx, Report report, List<Check> checks)
+    {
+        var clock = Stopwatch.StartNew();
+        int seeds = ctx.ByBudget(6, 20, 30);
+        int subset = ctx.ByBudget(2_000, 5_000, 5_000);
+        int epochs = ctx.ByBudget(10, 30, 30);
+        const double lrA = 5e-3;
+        const int batchA = 128;
+        var train = ctx.Data.Train;
+        var test = ctx.Data.Test;
+        var pick = Tensor.RandPerm(train.Count, ctx.Rng("minima-subset")).Narrow(0, 0, subset);
+        var sub = new TensorDataset(train.X.IndexSelect(0, pick), train.Y.IndexSelect(0, pick));
+        var accuracy = new double[seeds];
+        var predictions = new int[seeds][];
+        var thetas = new Tensor[seeds];
+        LabContext.Concurrently(seeds, s =>
+        {
+            var model = Mlp(sub.X, ctx.Rng("minima-init", s), 784, 256, 10);
+            Fit(model, sub, epochs, batchA, lrA, ctx.Rng("minima-order", s).Seed);
+            accuracy[s] = Trainer.Evaluate(model, test).Accuracy;
+            predictions[s] = Predict(model, test.X);
+            thetas[s] = ParameterVector.Flatten(model.Parameters().Where(p => p.RequiresGrad).ToList());
+        });
+        double mean = accuracy.Average();
+        double std = Math.Sqrt(accuracy.Sum(a => (a - mean) * (a - mean)) / (seeds - 1));
+        var disagreements = new List<double>();
+        var cosines = new List<double>();
+        for (int i = 0; i < seeds; i++)
+            for (int j = i + 1; j < seeds; j++)
+            {
+                disagreements.Add(predictions[i].Zip(predictions[j]).Count(p => p.First != p.Second) / (double)predictions[i].Length);
+                cosines.Add(ParameterVector.Cosine(thetas[i], thetas[j]));
+            }
+        ctx.Say($"{seeds} seeds of MLP 784-256-10 on {subset:N0} images: test accuracy {Report.Pct(mean)} ± {100 * std:F2} points; pairs disagree on {Report.Pct(disagreements.Average())} of test images; parameter cosine {cosines.Average():F3} ({clock.Elapsed.TotalSeconds:F0} s)");
+        checks.Add(new("minima_accuracy_std", $"test accuracy over {seeds} seeds (init and data order): standard deviation", std, Comparison.AtMost, 0.003,
+            "test losses concentrate in a narrow band (Choromanska et al.)", "P2"));
+        checks.Add(new("minima_disagreement", "two of those networks: fraction of test images they classify differently (mean over pairs)", disagreements.Average(), Comparison.AtLeast, 0.05,
+            "different minima are different functions", "P1"));
+        report.Section("Many minima of the same quality");
+        report.Text($"{seeds} MLPs 784-256-10 trained on one fixed subset of {subset:N0} training images, each with its own initialization and data order: Adam (lr {lrA}, cosine decay to 0), " +
+            $"batch 128, {epochs} epochs. They end with nearly the same test accuracy ({Report.Pct(mean)}, standard deviation {100 * std:F2} points over the {ctx.Data.Test.Count:N0} test images) " +
+            $"yet are different functions: two of them disagree on {Report.Pct(disagreements.Average())} of the test images on average (from {Report.Pct(disagreements.Min())} to {Report.Pct(disagreements.Max())}). " +
+            $"The cosine between two parameter vectors is {cosines.Average():F3} on average: near 0, but that proves little on its own, since hidden units can be permuted without changing the function. " +
+            "How the learning rate was chosen, honestly: one exploratory run per setting on seed 0 (20 networks each): lr 1e-3 for 5, 10 or 30 epochs gave disagreements of 3.2–3.7% (standard deviations 0.08–0.17 points), " +
+            "lr 3e-3 4.7%, lr 5e-3 5.6% (0.17 points), lr 1e-2 7.6% (0.22 points). With the smaller steps every run ends in nearly the same function; lr 5e-3 is used.");
+        report.Table(["seed", "test accuracy"], accuracy.Select((a, i) => new[] { i.ToString(), Report.Pct(a) }));
+        report.Metric("minima", new { seeds, subset, epochs, accuracy, accuracy_std = std, mean_disagreement = disagreements.Average(), mean_cosine = cosines.Average() });
+    }
+
+    // ----- 1a: a deep linear network reaches the global optimum -----
+
+    private static void DeepLinear(LabContext ctx, Report report, List<Check> checks)
+    {
+        var clock = Stopwatch.StartNew();
+        int runs = ctx.ByBudget(8, 30, 30);
+        int maxSteps = 50_000;
+        int n = ctx.ByBudget(2_000, 5_000, 5_000);
+        var train = ctx.Data.Train;
+        var pick = Tensor.RandPerm(train.Count, ctx.Rng("linear-subset")).Narrow(0, 0, n);
+        var x = train.X.IndexSelect(0, pick).Reshape(n, -1);
+        var y = Tensor.OneHot(train.Y.IndexSelect(0, pick), 10, DType.Float64);
+        var pca = Pca.Fit(x, 10, ctx.Rng("linear-pca"));
+        var z = pca.Transform(x, standardize: true);                           // (n, 10), float64
+        // Sufficient statistics of the squared loss of an affine map f(x) = xᵀA + c: with x̃ = [x, 1],
+        // mean ‖x̃ᵀM − y‖² = tr(MᵀCM) − 2 tr(MᵀD) + e, C = E[x̃x̃ᵀ], D = E[x̃yᵀ], e = E‖y‖². Full-batch
+        // gradient descent on the data and on these statistics take exactly the same steps.
+        var zt = Tensor.Concat([z, Tensor.Ones(new Shape(n, 1), dtype: DType.Float64)], 1);
+        var c = Tensor.MatMul(zt.mT, zt) / n;
+        var d = Tensor.MatMul(zt.mT, y) / n;
+        double e = y.Square().Sum().Item() / n;
+        double optimum = e - (d * Solve(c, d)).Sum().Item();                    // the affine least-squares optimum
+        var basis = Tensor.Concat([Tensor.Zeros(new Shape(1, 10), dtype: DType.Float64), Tensor.Eye(10, dtype: DType.Float64)], 0);   // 0, e₁ … e₁₀
+        var steps = new int[runs];
+        var finalGap = new double[runs];
+        const double lr = 0.2;
+        LabContext.Concurrently(runs, r =>
+        {
+            var g = ctx.Rng("linear-init", r);
+            var model = new Sequential(new Linear(10, 16, generator: g, dtype: DType.Float64), new Linear(16, 16, generator: g, dtype: DType.Float64),
+                new Linear(16, 16, generator: g, dtype: DType.Float64), new Linear(16, 10, generator: g, dtype: DType.Float64));
+            var opt = new Sgd(model.Parameters(), lr);
+            int step = 0;
+            double gap = double.PositiveInfinity;
+            for (; step <= maxSteps; step++)
+            {
+                opt.ZeroGrad();
+                var o = model.Forward(basis);                                   // f(0) and f(eⱼ)
+                var bias = o.Narrow(0, 0, 1);
+                var m = Tensor.Concat([o.Narrow(0, 1, 10) - bias, bias], 0);     // M = [Aᵀ; c]
+                var loss = (m * Tensor.MatMul(c, m)).Sum() - 2 * (m * d).Sum() + e;
+                gap = (loss.Item() - optimum) / optimum;
+                if (gap <= 1e-5 || step == maxSteps) break;
+                loss.Backward();
+                opt.Step();
+            }
+            steps[r] = step;
+            finalGap[r] = gap;
+        });
+        int reached = finalGap.Count(v => v <= 1e-5);
+        ctx.Say($"deep linear network 10-16-16-16-10, {runs} runs: {reached} reach the least-squares optimum within 1e-5 (median {Median(steps.Select(s => (double)s)):N0} steps, most {steps.Max():N0}) ({clock.Elapsed.TotalSeconds:F0} s)");
+        checks.Add(new("deep_linear_global", $"deep linear network, squared loss, full-batch gradient descent: runs within 1e-5 (relative) of the global optimum in ≤ {maxSteps:N0} steps, of {runs}",
+            reached, Comparison.AtLeast, runs, "every local minimum is global (Kawaguchi)", "F0"));
+        report.Section("A deep linear network has no bad minima");
+        report.Text($"The 10 leading principal components of {n:N0} training images (standardized) predict the one-hot label through a linear network 10-16-16-16-10 with biases " +
+            $"(PyTorch's default initialization), trained by full-batch gradient descent (lr {lr}) on the mean squared error. The network computes an affine map, so the best it can do is the " +
+            $"affine least-squares fit, computed directly in float64: loss {optimum:F6}. Its loss is not convex in the weights, yet every one of {runs} initializations " +
+            $"{(reached == runs ? "reached" : $"did not all reach (only {reached} did)")} that optimum within a relative 1e-5 (median {Median(steps.Select(s => (double)s)):N0} steps, at most {steps.Max():N0}). " +
+            "The loss is evaluated from the data's second moments (C = E[x̃x̃ᵀ], D = E[x̃yᵀ]) rather than from the images one by one: for an affine map this is the same loss and the same gradient.");
+        report.Metric("deep_linear", new { runs, samples = n, learning_rate = lr, optimum, steps, final_relative_gap = finalGap });
+    }
+
+    // ----- 1b: saddle points -----
+
+    private static void Saddles(LabContext ctx, Report report, List<Check> checks)
+    {
+        var clock = Stopwatch.StartNew();
+        int inits = ctx.ByBudget(3, 5, 10);
+        int[] snapshots = [0, 10, 40, 150, 600, 3000];
+        int n = 1_000;
+        var train = ctx.Data.Train;
+        var pick = Tensor.RandPerm(train.Count, ctx.Rng("saddle-subset")).Narrow(0, 0, n);
+        var x = train.X.IndexSelect(0, pick).Reshape(n, -1);
+        var y = train.Y.IndexSelect(0, pick);
+        var z = Pca.Fit(x, 10, ctx.Rng("saddle-pca")).Transform(x, standardize: true);
+        // Starting points: snapshots of each initialization's training run (full-batch Adam, lr 0.01), from
+        // the initialization itself to near convergence, so that the searches meet critical points of
+        // every height, minima included.
+        var starts = new List<(int Init, int Step)>();
+        for (int i = 0; i < inits; i++) foreach (int t in snapshots) starts.Add((i, t));
+        var snapshotThetas = new Tensor[starts.Count];
+        Sequential Make(int init)
+        {
+            var g = ctx.Rng("saddle-init", init);
+            return new Sequential(new Linear(10, 16, generator: g, dtype: DType.Float64), Activations.Tanh(), new Linear(16, 10, generator: g, dtype: DType.Float64));
+        }
+        LabContext.Concurrently(inits, init =>
+        {
+            var model = Make(init);
+            var opt = new Adam(model.Parameters(), 0.01);
+            for (int t = 0, next = 0; next < snapshots.Length; t++)
+            {
+                if (t == snapshots[next]) snapshotThetas[init * snapshots.Length + next++] = ParameterVector.Flatten(model.Parameters());
+                if (next == snapshots.Length) break;
+                opt.ZeroGrad(); Losses.CrossEntropy(model.Forward(z), y).Backward(); opt.Step();
+            }
+        });
+        var points = new (double Loss, double Index, double Reduction, double StartLoss, int Steps, double[] Eigen)[starts.Count];
+        LabContext.Concurrently(starts.Count, k =>
+        {
+            var model = Make(starts[k].Init);
+            ParameterVector.Assign(model.Parameters(), snapshotThetas[k]);
+            Tensor Loss() => Losses.CrossEntropy(model.Forward(z), y);
+            double startLoss;
+            using (Autograd.NoGrad()) startLoss = Loss().Item();
+            var result = CriticalPoints.MinimizeGradientNorm(Loss, model.Parameters(), maxSteps: 25, relativeTolerance: 1e-3);
+            var eig = Hessian.SymmetricEigenvalues(Hessian.Full(Loss, model.Parameters()));
+            double tol = 1e-5 * eig.Max(Math.Abs);
+            points[k] = (result.Loss, Hessian.Index(eig, tol), result.Reduction, startLoss, result.Steps, eig);
+        });
+        var kept = points.Where(p => p.Reduction <= 1e-2).ToList();
+        double rho = kept.Count >= 3 ? MemorizationClaim.Spearman(kept.Select(p => p.Loss).ToArray(), kept.Select(p => p.Index).ToArray()) : double.NaN;
+        var minima = kept.Where(p => p.Index == 0).ToList();
+        var saddles = kept.Where(p => p.Index > 0.05).ToList();
+        bool separated = minima.Count > 0 && saddles.Count > 0 && minima.Max(p => p.Loss) < saddles.Min(p => p.Loss);
+        ctx.Say($"saddles: {kept.Count} of {points.Length} searches reached ‖∇L‖ ≤ 1e-2 of the start; Spearman(loss, index) {rho:F2}; {minima.Count} minima, {saddles.Count} points of index > 0.05 ({clock.Elapsed.TotalSeconds:F0} s)");
+        checks.Add(new("saddle_points_kept", $"critical-point searches whose ‖∇L‖ fell below 1e-2 of its start, of {points.Length}", kept.Count, Comparison.AtLeast, ctx.ByBudget(10, 30, 30), "(a method, not a result)", "F0"));
+        checks.Add(new("saddle_spearman", "Spearman correlation of loss and index (fraction of negative Hessian eigenvalues) over the critical points found", rho, Comparison.AtLeast, 0.8,
+            "error and index rise together (Dauphin et al., Fig. 1)", "F2"));
+        checks.Add(new("saddle_minima_lowest", "every critical point of index 0 has a lower loss than every one of index > 0.05 (1 = yes)", separated ? 1 : 0, Comparison.AtLeast, 1,
+            "high-error critical points are saddles, not minima", "F0"));
+        report.Section("Critical points with a high loss are saddles");
+        report.Text($"A tiny network in float64: the 10 leading principal components (standardized) of {n:N0} training images → 16 tanh units → 10 classes, " +
+            $"{ParameterCount(10, 16, 10)} parameters, mean cross-entropy over the {n:N0} images. Starting points: {inits} initializations, each also after " +
+            $"{string.Join(", ", snapshots.Skip(1))} steps of full-batch Adam (lr 0.01), {points.Length} in all. From each, ½‖∇L‖² is minimized by " +
+            "Levenberg–Marquardt with the exact Hessian (double backward): the step solves (H² + λI)δ = −H∇L, which goes to the nearest critical point whatever its index. " +
+            "True zeros of the gradient are not reached in floating point: a point is kept when ‖∇L‖ fell to 1e-2 of its starting value or below " +
+            $"(the search stops at 1e-3 or after 25 steps). At each kept point the full Hessian's eigenvalues give the index, the fraction below −1e-5·max|λ| " +
+            "(eigenvalues within that band are flat directions: a network's symmetries make several). " +
+            $"{kept.Count} of {points.Length} searches were kept; over them Spearman(loss, index) = {rho:F2}, and the {minima.Count} minima lie " +
+            $"{(separated ? "below" : "not all below")} the {saddles.Count} points of index above 0.05.");
+        report.Image("saddles.png", Plots.Lines("Critical points of a 10-16-10 tanh network: loss against index", "index (fraction of negative eigenvalues)", "training loss",
+            [new Series("critical points (‖∇L‖ ≤ 1e-2 of start)", kept.Select(p => p.Index).ToArray(), kept.Select(p => p.Loss).ToArray())], lines: false),
+            "The higher the loss of a critical point, the more directions lead down from it: as in Dauphin et al.'s Figure 1, the points lie along a rising curve.");
+        report.Table(["start", "loss at start", "loss at critical point", "‖∇L‖ end/start", "LM steps", "index", "λmin", "λmax"],
+            points.Select((p, i) => new[] { $"init {starts[i].Init}, Adam step {starts[i].Step}", Report.Num(p.StartLoss, "F4"), Report.Num(p.Loss, "F4"),
+                Report.Num(p.Reduction, "0.0E+0"), p.Steps.ToString(), Report.Num(p.Index, "F3"), Report.Num(p.Eigen[0], "0.00E+0"), Report.Num(p.Eigen[^1], "0.00E+0") }));
+        report.Metric("saddles_setup", new { inits, snapshots, samples = n });
+        report.Metric("saddles", new { starts = points.Length, kept = kept.Count, spearman = rho, separated,
+            points = points.Select((p, i) => new { init = starts[i].Init, adam_step = starts[i].Step, loss = p.Loss, index = p.Index, reduction = p.Reduction, steps = p.Steps }) });
+    }
+
+    private static int ParameterCount(int a, int b, int c) => a * b + b + b * c + c;
+
+    // ----- 1c: the straight path from the start to a solution -----
+
+    private static void Interpolation(LabContext ctx, Report report, List<Check> checks)
+    {
+        var clock = Stopwatch.StartNew();
+        int subset = ctx.ByBudget(3_000, 10_000, 10_000);
+        int epochs = ctx.ByBudget(3, 5, 10);
+        var train = ctx.Data.Train;
+        var pick = Tensor.RandPerm(train.Count, ctx.Rng("interp-subset")).Narrow(0, 0, subset);
+        var sub = new TensorDataset(train.X.IndexSelect(0, pick), train.Y.IndexSelect(0, pick));
+        var alphas = Enumerable.Range(0, 41).Select(i => -0.5 + 0.05 * i).ToArray();
+        var models = new (string Name, Func<Generator, Sequential> Make)[]
+        {
+            ("MLP 784-256-10", g => Mlp(sub.X, g, 784, 256, 10)),
+            ("CNN conv8-pool-conv16-pool-linear (no batch norm)", g => new Sequential(Standardize.Fit(sub.X),
+                new Conv2d(1, 8, 3, padding: 1, generator: g), Activations.ReLU(), new MaxPool2d(2),
+                new Conv2d(8, 16, 3, padding: 1, generator: g), Activations.ReLU(), new MaxPool2d(2),
+                new Flatten(), new Linear(16 * 7 * 7, 10, generator: g))),
+        };
+        var rows = new List<(string Name, double L0, double L1, double L2, double Bump, double Barrier, double[] Path, double[] Between)>();
+        foreach (var (name, make) in models)
+        {
+            var a = make(ctx.Rng("interp-init-a", rows.Count));
+            var b = make(ctx.Rng("interp-init-b", rows.Count));
+            var ps = a.Parameters();
+            var theta0 = ParameterVector.Flatten(ps);
+            LabContext.Concurrently(2, k => Fit(k == 0 ? a : b, sub, epochs, 128, 1e-3, ctx.Rng(k == 0 ? "interp-order-a" : "interp-order-b", rows.Count).Seed));
+            var thetaA = ParameterVector.Flatten(ps);
+            var thetaB = ParameterVector.Flatten(b.Parameters());
+            double Eval() => Trainer.Evaluate(a, sub).Loss;
+            var path = LossSurface.Interpolation(ps, theta0, thetaA, alphas, Eval);
+            var between = LossSurface.Interpolation(ps, thetaA, thetaB, alphas, Eval);
+            int i0 = Array.FindIndex(alphas, v => Math.Abs(v) < 1e-9), i1 = Array.FindIndex(alphas, v => Math.Abs(v - 1) < 1e-9);
+            double l0 = path[i0], l1 = path[i1], l2 = between[i1];
+            // The largest rise on [0, 1]: the most any later point exceeds the lowest point before it.
+            double bump = 0, lowest = double.PositiveInfinity;
+            for (int i = i0; i <= i1; i++) { bump = Math.Max(bump, path[i] - lowest); lowest = Math.Min(lowest, path[i]); }
+            double barrier = between.Skip(i0).Take(i1 - i0 + 1).Max() - Math.Max(l1, l2);
+            rows.Add((name, l0, l1, l2, bump, barrier, path, between));
+            ctx.Say($"{name}: L(θ₀) {l0:F3}, L(θ*) {l1:F3}, largest bump on the path {bump:F4}; barrier between two solutions {barrier:F3} ({clock.Elapsed.TotalSeconds:F0} s)");
+        }
+        foreach (var r in rows)
+        {
+            string key = r.Name.StartsWith("MLP", StringComparison.Ordinal) ? "mlp" : "cnn";
+            checks.Add(new($"interp_bump_{key}", $"{r.Name}: largest rise of the loss on the path from θ₀ to θ* ÷ (L(θ₀) − L(θ*))", r.Bump / (r.L0 - r.L1), Comparison.AtMost, 0.01,
+                "the loss falls monotonically along the line (Goodfellow et al.)", "P2"));
+            checks.Add(new($"interp_barrier_{key}", $"{r.Name}: barrier between two solutions (nats)", r.Barrier, Comparison.AtLeast, 0.1,
+                "(not measured there: solutions of different runs are separated)", "F3"));
+            checks.Add(new($"interp_barrier_rel_{key}", $"{r.Name}: barrier between two solutions ÷ (L(θ₀) − L(θ*))", r.Barrier / (r.L0 - r.L1), Comparison.AtLeast, 0.05,
+                "(not measured there)", "P1"));
+        }
+        report.Section("The straight path from the start to a solution");
+        report.Text($"Two models, each trained twice from different initializations and data orders on one fixed subset of {subset:N0} training images " +
+            $"(Adam, lr 1e-3 with cosine decay, batch 128, {epochs} epochs): an MLP 784-256-10 and a small CNN without batch norm. The mean cross-entropy on that subset " +
+            "along (1 − α)θ₀ + αθ*, all parameters, for α from −0.5 to 1.5 in steps of 0.05, falls all the way from the initialization θ₀ to the solution θ*: " +
+            "the largest rise along [0, 1] is measured against the total fall L(θ₀) − L(θ*). Between the two solutions of the same model, " +
+            "(1 − α)θ*₁ + αθ*₂, the loss rises: a barrier (the highest loss on the segment minus the higher endpoint). So the path from the start is easy, " +
+            "yet the solutions it reaches sit in separate basins.");
+        report.Table(["model", "L(θ₀)", "L(θ*₁)", "L(θ*₂)", "largest rise θ₀→θ*", "barrier θ*₁→θ*₂"],
+            rows.Select(r => new[] { r.Name, Report.Num(r.L0, "F3"), Report.Num(r.L1, "F3"), Report.Num(r.L2, "F3"), Report.Num(r.Bump, "F4"), Report.Num(r.Barrier, "F3") }));
+        report.Image("interpolation.png", Plots.Lines("Loss along straight lines in parameter space", "α", "mean cross-entropy (training subset)",
+            rows.SelectMany(r => new[] { new Series($"{r.Name.Split(' ')[0]}: θ₀ → θ*", alphas, r.Path), new Series($"{r.Name.Split(' ')[0]}: θ*₁ → θ*₂", alphas, r.Between) }).ToList(),
+            logY: true, markers: false),
+            "From the initialization (α = 0) to the solution (α = 1) the loss only falls; between two solutions (α = 0 and 1 on the other curves) it rises to a barrier.");
+        report.Metric("interpolation", new { subset, epochs, alphas, models = rows.Select(r => new { name = r.Name, l0 = r.L0, l1 = r.L1, l2 = r.L2, bump = r.Bump, barrier = r.Barrier, path = r.Path, between = r.Between }) });
+    }
+
+    // C⁻¹D for a symmetric positive definite C (Cholesky), in float64.
+    private static Tensor Solve(Tensor c, Tensor d)
+    {
+        int k = c.Size(0), m = d.Size(1);
+        var a = c.ToArray<double>();
+        var b = d.Contiguous().ToArray<double>();
+        var l = new double[k * k];
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j <= i; j++)
+            {
+                double s = a[i * k + j];
+                for (int p = 0; p < j; p++) s -= l[i * k + p] * l[j * k + p];
+                l[i * k + j] = i == j ? Math.Sqrt(s) : s / l[j * k + j];
+            }
+        var xs = new double[k * m];
+        for (int col = 0; col < m; col++)
+        {
+            var yv = new double[k];
+            for (int i = 0; i < k; i++)
+            {
+                double s = b[i * m + col];
+                for (int p = 0; p < i; p++) s -= l[i * k + p] * yv[p];
+                yv[i] = s / l[i * k + i];
+            }
+            for (int i = k - 1; i >= 0; i--)
+            {
+                double s = yv[i];
+                for (int p = i + 1; p < k; p++) s -= l[p * k + i] * xs[p * m + col];
+                xs[i * m + col] = s / l[i * k + i];
+            }
+        }
+        return Tensor.FromArray(xs, k, m);
+    }
+}
