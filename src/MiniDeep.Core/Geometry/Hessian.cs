@@ -179,6 +179,8 @@ public static class Hessian
     {
         int n = diagonal.Length;
         if (off.Length != Math.Max(0, n - 1)) throw new ArgumentException($"TridiagonalEigenvalues: {off.Length} off-diagonal elements for a diagonal of {n}");
+        if (!diagonal.All(double.IsFinite) || !off.All(double.IsFinite))
+            throw new ArgumentException("TridiagonalEigenvalues: the matrix has non-finite elements (a diverged loss or Hessian-vector product?)");
         var d = (double[])diagonal.Clone();
         var e = (double[])off.Clone();
         int hi = n - 1, iterations = 0;

@@ -66,6 +66,50 @@ public static class Plots
         return plt.GetImageBytes(width, height, ImageFormat.Png);
     }
 
+    /// <summary>A surface z[i, j] over the grid (xs[i], ys[j]) as a heat map with contour lines and a colour bar.</summary>
+    public static byte[] Contour(string title, string xLabel, string yLabel, string zLabel, IReadOnlyList<double> xs, IReadOnlyList<double> ys, double[,] z,
+        int width = 520, int height = 440, int lines = 12)
+    {
+        var plt = new Plot();
+        var grid = new Coordinates3d[ys.Count, xs.Count];
+        var cells = new double[ys.Count, xs.Count];
+        for (int i = 0; i < xs.Count; i++)
+            for (int j = 0; j < ys.Count; j++)
+            {
+                grid[j, i] = new Coordinates3d(xs[i], ys[j], z[i, j]);
+                cells[ys.Count - 1 - j, i] = z[i, j];                                  // the heat map's row 0 is the top
+            }
+        var heat = plt.Add.Heatmap(cells);
+        heat.Colormap = new ScottPlot.Colormaps.Viridis();
+        // Cell centres on the grid points: the map reaches half a step beyond the first and last ones.
+        double dx = (xs[^1] - xs[0]) / Math.Max(1, xs.Count - 1) / 2, dy = (ys[^1] - ys[0]) / Math.Max(1, ys.Count - 1) / 2;
+        heat.Extent = new CoordinateRect(xs[0] - dx, xs[^1] + dx, ys[0] - dy, ys[^1] + dy);
+        var contour = plt.Add.ContourLines(grid, lines);
+        contour.LineColor = Colors.White.WithAlpha(0.8);
+        var bar = plt.Add.ColorBar(heat);
+        bar.Label = zLabel;
+        Decorate(plt, title, xLabel, yLabel, legend: false);
+        return plt.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
+    /// <summary>PNG images placed side by side on a white canvas, top-aligned.</summary>
+    public static byte[] SideBySide(params byte[][] pngs)
+    {
+        var bitmaps = pngs.Select(SKBitmap.Decode).ToList();
+        try
+        {
+            int width = bitmaps.Sum(b => b.Width), height = bitmaps.Max(b => b.Height);
+            using var surface = SKSurface.Create(new SKImageInfo(width, height));
+            surface.Canvas.Clear(SKColors.White);
+            int x = 0;
+            foreach (var b in bitmaps) { surface.Canvas.DrawBitmap(b, x, 0); x += b.Width; }
+            using var image = surface.Snapshot();
+            using var data = image.Encode(SKEncodedImageFormat.Png, 100);
+            return data.ToArray();
+        }
+        finally { foreach (var b in bitmaps) b.Dispose(); }
+    }
+
     private static void Decorate(Plot plt, string title, string xLabel, string yLabel, bool legend, Alignment where = Alignment.UpperRight)
     {
         plt.Font.Set("DejaVu Sans");
