@@ -60,22 +60,36 @@ var labData = new Option<string?>("--data") { Description = "Directory with the 
 var labOut = new Option<string>("--out") { Description = "Root directory of the reports: <out>/<claim>/report.md, metrics.json, PNGs, and <out>/README.md", DefaultValueFactory = _ => "reports" };
 var device = new Option<string>("--device") { Description = "Where to run: cpu", DefaultValueFactory = _ => "cpu" };
 var labJson = new Option<string?>("--json") { Description = "Also write a JSON summary of this run to this file" };
-var labRun = new Command("run", "Run claims and write their reports; exits 1 when a claim does not reproduce") { claimIds, budget, labSeed, labData, labOut, device, labJson };
+var shardOption = new Option<string?>("--shard") { Description = "Run only part i of n of the claims (i/n, i from 0): for a cluster's job array; finish with 'lab merge'" };
+var labRun = new Command("run", "Run claims and write their reports; exits 1 when a claim does not reproduce") { claimIds, budget, labSeed, labData, labOut, device, labJson, shardOption };
 labRun.SetAction(parse =>
 {
     try
     {
         var b = Enum.Parse<Budget>(parse.GetValue(budget)!, ignoreCase: true);
+        var shard = parse.GetValue(shardOption) is { } spec ? MiniDeep.Sweeps.Shard.Parse(spec) : (MiniDeep.Sweeps.Shard?)null;
         return LabRunner.Run(new LabOptions([parse.GetValue(claimIds)!], b, parse.GetValue(labSeed), parse.GetValue(labData), parse.GetValue(labOut)!,
-            parse.GetValue(device)!, parse.GetValue(labJson)), Console.Out);
+            parse.GetValue(device)!, parse.GetValue(labJson), shard), Console.Out);
     }
-    catch (Exception e) when (e is ArgumentException or MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException)
+    catch (Exception e) when (e is ArgumentException or FormatException or InvalidDataException or MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException)
     {
         Console.Error.WriteLine(e.Message);
         return 2;
     }
 });
-var lab = new Command("lab", "The claims lab: reproduce the essay's claims with MiniDeep's own engine") { labList, labRun };
+var mergeIds = new Argument<string>("claims") { Description = "The claim list the shards ran (the same as given to 'lab run --shard')" };
+var mergeOut = new Option<string>("--out") { Description = "The root directory the shards wrote to", DefaultValueFactory = _ => "reports" };
+var labMerge = new Command("merge", "After a sharded run: check every claim has a verdict and rebuild the summary table; exits 1 when a claim did not reproduce") { mergeIds, mergeOut };
+labMerge.SetAction(parse =>
+{
+    try { return LabRunner.Merge([parse.GetValue(mergeIds)!], parse.GetValue(mergeOut)!, Console.Out); }
+    catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException)
+    {
+        Console.Error.WriteLine(e.Message);
+        return 2;
+    }
+});
+var lab = new Command("lab", "The claims lab: reproduce the essay's claims with MiniDeep's own engine") { labList, labRun, labMerge };
 
 var root = new RootCommand("MiniDeep experiments: a deep-learning engine written from scratch, and the lab that tests what it can show") { lab, train, demo, graph };
 return root.Parse(args).Invoke();

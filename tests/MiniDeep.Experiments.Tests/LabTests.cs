@@ -58,6 +58,30 @@ public class ClaimSmokeTests
 
 public class LabRunnerTests
 {
+    // A sharded run writes its verdicts where the merge looks for them, and the merge refuses to
+    // build the table while a shard is missing, naming the claim and the shard. (Shard 1 of 2 of a
+    // one-claim list runs nothing, so this test trains nothing; the sweep's own tests cover the rest.)
+    [Fact]
+    public void ShardedRun_AndMerge_NameTheMissingShard()
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"minideep-shards-{Guid.NewGuid():N}");
+        try
+        {
+            var log = new StringWriter();
+            int code = LabRunner.Run(new LabOptions(["tricks"], Budget.Smoke, 0, null, root, "cpu", null, MiniDeep.Sweeps.Shard.Parse("1/2")), log);
+            Assert.Equal(0, code);
+            Assert.Contains("shard 1/2: (no claims)", log.ToString());
+            Assert.True(File.Exists(Path.Combine(root, "shards", "lab.shard-1-of-2.json")));
+            var e = Assert.Throws<InvalidDataException>(() => LabRunner.Merge(["tricks"], root, new StringWriter()));
+            Assert.Contains("tricks", e.Message);
+            Assert.Contains("shards 0/2 wrote no file", e.Message);
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
     [Fact]
     public void Resolve_KnowsAllAndEachClaim_AndNamesUnknownOnes()
     {

@@ -9,7 +9,8 @@ using MiniDeep.Experiments.Lab.Claims;
 namespace MiniDeep.Experiments.Lab;
 
 /// <summary>The settings of one `lab run`.</summary>
-public sealed record LabOptions(IReadOnlyList<string> Ids, Budget Budget, ulong Seed, string? DataDir, string OutRoot, string Device, string? JsonPath);
+public sealed record LabOptions(IReadOnlyList<string> Ids, Budget Budget, ulong Seed, string? DataDir, string OutRoot, string Device, string? JsonPath,
+    Sweeps.Shard? Shard = null);
 
 /// <summary>
 /// Runs claims and writes what they found: each claim's report under &lt;out&gt;/&lt;id&gt;/, the summary
@@ -54,32 +55,17 @@ public static class LabRunner
         return Train.LoadData(dataDir, seed, log);
     }
 
-    /// <summary>Runs the claims; returns the process exit code (0 when all reproduced, 1 otherwise).</summary>
+    /// <summary>Runs the claims; returns the process exit code (0 when all reproduced, 1 otherwise). With
+    /// a shard, runs only that shard's claims (see <see cref="RunShard"/>).</summary>
     public static int Run(LabOptions o, TextWriter log)
     {
         if (o.Device != "cpu")
             throw new ArgumentException($"lab run: device '{o.Device}' is not available in this build; the lab runs on 'cpu'");
+        if (o.Shard is { } shard) return RunShard(o, shard, log);
         var total = Stopwatch.StartNew();
         var claims = Resolve(string.Join(',', o.Ids));
         var data = LoadData(o.Budget, o.Seed, o.DataDir, log);
-        var results = new List<ClaimResult>();
-        foreach (var claim in claims)
-        {
-            log.WriteLine($"[{claim.Id}] {claim.Statement}");
-            var clock = Stopwatch.StartNew();
-            var dir = Path.Combine(o.OutRoot, claim.Id);
-            var context = new LabContext(o.Budget, o.Seed, data, dir, log);
-            var report = new Report();
-            var checks = claim.Run(context, report);
-            var result = new ClaimResult(claim.Id, claim.Title, checks, clock.Elapsed.TotalSeconds, data.Name, o.Budget, o.Seed);
-            report.Write(dir, claim, result, Machine());
-            results.Add(result);
-            foreach (var c in checks)
-                log.WriteLine($"  {(c.Passed ? "pass" : "FAIL")}  {c.Description}: {c.ValueText} (pass line {c.ThresholdText})");
-            log.WriteLine($"[{claim.Id}] {(result.Reproduced ? "reproduced" : "NOT reproduced")} in {result.Seconds:F0} s; report: {Path.Combine(dir, "report.md")}");
-            log.WriteLine($"  (buffer pool so far: {Cpu.BufferPool.Hits:N0} hits, {Cpu.BufferPool.Misses:N0} misses, {Cpu.BufferPool.Evicted:N0} evicted, " +
-                          $"{Cpu.BufferPool.PooledBytes >> 20:N0} MB idle, {Cpu.BufferPool.Collections:N0} collections asked for)");
-        }
+        var results = claims.Select(claim => RunClaim(claim, o, data, log)).ToList();
         WriteSummaryTable(o.OutRoot);
         double seconds = total.Elapsed.TotalSeconds;
         if (o.JsonPath is { } path)
@@ -93,6 +79,66 @@ public static class LabRunner
         }
         int reproduced = results.Count(r => r.Reproduced);
         log.WriteLine($"{reproduced} of {results.Count} claims reproduced in {seconds:F0} s; table: {Path.Combine(o.OutRoot, "README.md")}");
+        return reproduced == results.Count ? 0 : 1;
+    }
+
+    private static ClaimResult RunClaim(IClaim claim, LabOptions o, ImageClassification data, TextWriter log)
+    {
+        log.WriteLine($"[{claim.Id}] {claim.Statement}");
+        var clock = Stopwatch.StartNew();
+        var dir = Path.Combine(o.OutRoot, claim.Id);
+        var context = new LabContext(o.Budget, o.Seed, data, dir, log);
+        var report = new Report();
+        var checks = claim.Run(context, report);
+        var result = new ClaimResult(claim.Id, claim.Title, checks, clock.Elapsed.TotalSeconds, data.Name, o.Budget, o.Seed);
+        report.Write(dir, claim, result, Machine());
+        foreach (var c in checks)
+            log.WriteLine($"  {(c.Passed ? "pass" : "FAIL")}  {c.Description}: {c.ValueText} (pass line {c.ThresholdText})");
+        log.WriteLine($"[{claim.Id}] {(result.Reproduced ? "reproduced" : "NOT reproduced")} in {result.Seconds:F0} s; report: {Path.Combine(dir, "report.md")}");
+        log.WriteLine($"  (buffer pool so far: {Cpu.BufferPool.Hits:N0} hits, {Cpu.BufferPool.Misses:N0} misses, {Cpu.BufferPool.Evicted:N0} evicted, " +
+                      $"{Cpu.BufferPool.PooledBytes >> 20:N0} MB idle, {Cpu.BufferPool.Collections:N0} collections asked for)");
+        return result;
+    }
+
+    // The claims of one run as a sweep whose units are the claim ids: a job array runs
+    // `lab run all --shard i/n --out DIR` with i = 0 … n−1 on a shared DIR, then `lab merge all --out DIR`.
+    private static Sweeps.Sweep<JsonNode> ClaimSweep(IReadOnlyList<IClaim> claims, Func<string, JsonNode> run) =>
+        new("lab", claims.Select(c => c.Id).ToList(), run);
+
+    /// <summary>
+    /// Runs the claims of one shard (claim k of the list when k mod n = i), each writing its report
+    /// directory under the output root as usual, and records their verdicts in
+    /// &lt;out&gt;/shards/lab.shard-i-of-n.json; a shard run again skips the claims it already finished.
+    /// Returns 0 when its claims reproduced.
+    /// </summary>
+    public static int RunShard(LabOptions o, Sweeps.Shard shard, TextWriter log)
+    {
+        var claims = Resolve(string.Join(',', o.Ids));
+        ImageClassification? data = null;
+        var sweep = ClaimSweep(claims, id =>
+        {
+            data ??= LoadData(o.Budget, o.Seed, o.DataDir, log);
+            return Report.ClaimJson(RunClaim(claims.First(c => c.Id == id), o, data, log));
+        });
+        log.WriteLine($"shard {shard}: {string.Join(", ", sweep.UnitsOf(shard).DefaultIfEmpty("(no claims)"))}");
+        var results = sweep.Run(shard, Path.Combine(o.OutRoot, "shards"), log);
+        return results.Values.All(r => r!["reproduced"]!.GetValue<bool>()) ? 0 : 1;
+    }
+
+    /// <summary>
+    /// After every shard of a sharded run: checks that each claim has a verdict (naming the missing
+    /// ones and the shards that wrote nothing), rebuilds the summary table, and returns 0 when every
+    /// claim reproduced, 1 when one did not.
+    /// </summary>
+    public static int Merge(IReadOnlyList<string> ids, string outRoot, TextWriter log)
+    {
+        var claims = Resolve(string.Join(',', ids));
+        var results = ClaimSweep(claims, _ => throw new InvalidOperationException("merge runs nothing")).Merge(Path.Combine(outRoot, "shards"));
+        WriteSummaryTable(outRoot);
+        foreach (var r in results)
+            log.WriteLine($"[{r!["id"]}] {(r["reproduced"]!.GetValue<bool>() ? "reproduced" : "NOT reproduced")} in {r["seconds"]} s");
+        int reproduced = results.Count(r => r!["reproduced"]!.GetValue<bool>());
+        log.WriteLine($"{reproduced} of {results.Count} claims reproduced; table: {Path.Combine(outRoot, "README.md")}");
         return reproduced == results.Count ? 0 : 1;
     }
 
