@@ -89,6 +89,7 @@ public class LabRunnerTests
         // A claim still being built runs when named, and is not part of "all".
         Assert.Equal("solution-space", Assert.Single(LabRunner.Resolve("solution-space")).Id);
         Assert.DoesNotContain(LabRunner.Resolve("all"), c => c.Id == "solution-space");
+        Assert.Equal("init-order", Assert.Single(LabRunner.Resolve("init-order")).Id);
         Assert.Equal(["tricks", "adversarial"], LabRunner.Resolve("tricks, adversarial").Select(c => c.Id));
         var ex = Assert.Throws<ArgumentException>(() => LabRunner.Resolve("adversarial,telepathy"));
         Assert.Contains("'telepathy'", ex.Message);
