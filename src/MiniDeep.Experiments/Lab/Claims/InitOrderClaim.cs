@@ -11,8 +11,9 @@ namespace MiniDeep.Experiments.Lab.Claims;
 /// whether a deep network learns at all; the first examples seen shape the result more than the last;
 /// and the order of the examples alone spreads the outcome.
 /// </summary>
-/// <remarks>In progress (see <see cref="LabRunner.InProgress"/>): parts 2a–2c are written; pre-training (2d)
-/// and transfer (2e) are not.</remarks>
+/// <remarks>In progress (see <see cref="LabRunner.InProgress"/>): parts 2a–2c reproduce at the standard budget;
+/// pre-training (2d) helps on every seed but by 0.4 points where the line is 0.5 (15 epochs of
+/// denoising pre-training instead of 5 gave 0.49, at twice the time); transfer (2e) is not written.</remarks>
 public sealed class InitOrderClaim : IClaim
 {
     /// <inheritdoc/>
@@ -42,6 +43,7 @@ public sealed class InitOrderClaim : IClaim
         InitScale(ctx, report, checks);
         EarlyExamples(ctx, report, checks);
         OrderAlone(ctx, report, checks);
+        PreTraining(ctx, report, checks);
         return checks;
     }
 
@@ -239,6 +241,81 @@ public sealed class InitOrderClaim : IClaim
             [("first chunk varies", [firstDecay, firstConst]), ("last chunk varies", [lastDecay, lastConst])]),
             "With a decaying learning rate the first chunk moves the outcome more than the last; with a constant one, the reverse.");
         report.Metric("early_examples", new { runs, chunks, chunk, first_decaying = firstDecay, last_decaying = lastDecay, first_constant = firstConst, last_constant = lastConst });
+    }
+
+    // ----- 2d: unsupervised pre-training -----
+
+    // Sigmoid MLP 784-500-500-10 whose two hidden layers are the given ones.
+    private static Sequential SigmoidMlp(Tensor trainX, Linear first, Linear second, Generator g) => new(
+        Standardize.Fit(trainX), new Flatten(), first, Activations.Sigmoid(), second, Activations.Sigmoid(), new Linear(500, 10, generator: g));
+
+    // One denoising autoencoder layer (Vincent et al. 2008): masking noise zeroes a quarter of the
+    // inputs, the code is sigmoid(W x̃ + b), the reconstruction a linear decoder of it, the loss the
+    // squared error against the clean input. Returns the trained encoder.
+    private static Linear DenoisingLayer(Func<Tensor, Tensor> below, Tensor data, int inputs, Generator g, int epochs)
+    {
+        var encoder = new Linear(inputs, 500, generator: g);
+        var decoder = new Linear(500, inputs, generator: g);
+        var opt = new Adam([.. encoder.Parameters(), .. decoder.Parameters()], 1e-3);
+        int n = data.Size(0);
+        for (int e = 0; e < epochs; e++)
+        {
+            var order = Tensor.RandPerm(n, g).ToArray<int>();
+            for (int s = 0; s + 128 <= n; s += 128)
+            {
+                Tensor clean;
+                using (Autograd.NoGrad()) clean = below(data.IndexSelect(0, Tensor.FromArray(order[s..(s + 128)])));
+                var keep = Tensor.Rand(clean.Shape, g) >= 0.25;
+                var noisy = clean * keep.To(clean.DType);
+                opt.ZeroGrad();
+                Losses.Mse(decoder.Forward(encoder.Forward(noisy).Sigmoid()), clean).Backward();
+                opt.Step();
+            }
+        }
+        return encoder;
+    }
+
+    private static void PreTraining(LabContext ctx, Report report, List<Check> checks)
+    {
+        var clock = Stopwatch.StartNew();
+        int seeds = ctx.ByBudget(2, 5, 5);
+        int unlabeled = ctx.ByBudget(5_000, 20_000, 20_000), labeled = 1_000;
+        int dae = ctx.ByBudget(2, 5, 10), fine = ctx.ByBudget(20, 50, 50);
+        var train = ctx.Data.Train;
+        var perm = Tensor.RandPerm(train.Count, ctx.Rng("pretrain-split")).ToArray<int>();
+        var u = train.X.IndexSelect(0, Tensor.FromArray(perm[..unlabeled]));
+        var labIdx = Tensor.FromArray(perm[unlabeled..(unlabeled + labeled)]);
+        var lab = new TensorDataset(train.X.IndexSelect(0, labIdx), train.Y.IndexSelect(0, labIdx));
+        var standardize = Standardize.Fit(u);
+        var flatU = standardize.Forward(u).Reshape(unlabeled, 784);
+        var results = new (double Pre, double Random)[seeds];
+        LabContext.Concurrently(seeds, s =>
+        {
+            var g = ctx.Rng("pretrain", s);
+            var first = DenoisingLayer(x => x, flatU, 784, g, dae);
+            var second = DenoisingLayer(x => first.Forward(x).Sigmoid(), flatU, 500, g, dae);
+            var pre = SigmoidMlp(u, first, second, g);
+            var gr = ctx.Rng("pretrain-random", s);
+            var random = SigmoidMlp(u, new Linear(784, 500, generator: gr), new Linear(500, 500, generator: gr), gr);
+            var order = ctx.Rng("pretrain-order", s).Seed;
+            Fit(pre, lab, fine, 64, 1e-3, order);
+            Fit(random, lab, fine, 64, 1e-3, order);
+            results[s] = (Trainer.Evaluate(pre, ctx.Data.Test).Accuracy, Trainer.Evaluate(random, ctx.Data.Test).Accuracy);
+        });
+        double gain = Median(results.Select(r => r.Pre - r.Random));
+        ctx.Say($"pre-training: test accuracy {Report.Pct(Median(results.Select(r => r.Pre)))} pre-trained against {Report.Pct(Median(results.Select(r => r.Random)))} from random init; median gain {100 * gain:F1} points ({clock.Elapsed.TotalSeconds:F0} s)");
+        checks.Add(new("pretraining_gain", $"sigmoid MLP 784-500-500-10 fine-tuned on {labeled:N0} labeled images: test accuracy after denoising pre-training − from random initialization (median over seeds)",
+            gain, Comparison.AtLeast, 0.005, "pre-training helps: MNIST test error 1.41% → 1.08% with denoising autoencoders (Erhan et al.)", "P1"));
+        report.Section("Unsupervised pre-training");
+        report.Text($"A sigmoid MLP 784-500-500-10. Pre-training: each hidden layer in turn is the encoder of a denoising autoencoder (a quarter of its inputs zeroed, a linear decoder, squared error " +
+            $"against the clean input; Adam lr 1e-3, batch 128, {dae} epochs) on {unlabeled:N0} unlabeled training images, the second on the codes of the first. Fine-tuning: the whole network, " +
+            $"with a fresh output layer, on {labeled:N0} labeled images (Adam lr 1e-3 with cosine decay, batch 64, {fine} epochs). The baseline trains the same network from a random " +
+            $"initialization with the same optimizer and schedule on the same {labeled:N0} images. Median over {seeds} seeds: {Report.Pct(Median(results.Select(r => r.Pre)))} against " +
+            $"{Report.Pct(Median(results.Select(r => r.Random)))}, a gain of {100 * gain:F1} points. Pre-training helped on every seed, by less than the pass line asks at this budget " +
+            "when it falls short: in one exploratory run, 15 epochs of pre-training instead of 5 gave a median gain of 0.49 points (every seed between 0.3 and 0.6), at twice the time.");
+        report.Table(["seed", "pre-trained", "random init", "gain (points)"],
+            results.Select((r, i) => new[] { i.ToString(), Report.Pct(r.Pre), Report.Pct(r.Random), Report.Num(100 * (r.Pre - r.Random), "F1") }));
+        report.Metric("pretraining", new { seeds, unlabeled, labeled, dae_epochs = dae, fine_epochs = fine, pretrained = results.Select(r => r.Pre), random = results.Select(r => r.Random) });
     }
 
     // ----- 2c: order alone -----
