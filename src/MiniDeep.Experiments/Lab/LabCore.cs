@@ -23,6 +23,8 @@ public enum Comparison
     AtMost,
     /// <summary>value &lt; threshold.</summary>
     Below,
+    /// <summary>value &gt; threshold.</summary>
+    Above,
 }
 
 /// <summary>One pass line of a claim: what was measured, against what, and whether it held.</summary>
@@ -41,11 +43,12 @@ public sealed record Check(string Name, string Description, double Value, Compar
         Comparison.AtLeast => Value >= Threshold,
         Comparison.AtMost => Value <= Threshold,
         Comparison.Below => Value < Threshold,
+        Comparison.Above => Value > Threshold,
         _ => false,
     };
 
     /// <summary>The comparison as a symbol.</summary>
-    public string Symbol => Op switch { Comparison.AtLeast => "≥", Comparison.AtMost => "≤", _ => "<" };
+    public string Symbol => Op switch { Comparison.AtLeast => "≥", Comparison.AtMost => "≤", Comparison.Above => ">", _ => "<" };
 
     /// <summary>The measured value, formatted.</summary>
     public string ValueText => Fmt(Value);
