@@ -137,12 +137,15 @@ public static class Quick
         return flops / Median(times) / 1e9;
     }
 
-    // Warm-up (see MedianSeconds), then the repetitions that make one sample last minSampleSeconds.
-    private static int RepetitionsFor(Action action, double minSampleSeconds)
+    // Warm-up long enough for tiered compilation to finish (a training step calls hundreds of methods,
+    // and they reach optimized code only after their calls have been counted and the background
+    // compiler has caught up: 0.3 s of warm-up measured steps 2-3x too slow), then the repetitions
+    // that make one sample last minSampleSeconds.
+    private static int RepetitionsFor(Action action, double minSampleSeconds, double warmupSeconds = 2)
     {
         var sw = Stopwatch.StartNew();
         int warm = 0;
-        while (warm < 3 || sw.Elapsed.TotalSeconds < 2) { action(); warm++; }
+        while (warm < 3 || sw.Elapsed.TotalSeconds < warmupSeconds) { action(); warm++; }
         return Math.Max(1, (int)Math.Ceiling(minSampleSeconds / (sw.Elapsed.TotalSeconds / warm)));
     }
 
@@ -157,21 +160,9 @@ public static class Quick
     /// least <paramref name="minSampleSeconds"/>, then time <paramref name="samples"/> samples.</summary>
     public static double MedianSeconds(Action action, double minSampleSeconds, int samples, double warmupSeconds = 2)
     {
-        // Warm-up long enough for tiered compilation to finish: a training step calls hundreds of
-        // methods, and they reach optimized code only after their calls have been counted and the
-        // background compiler has caught up (0.3 s of warm-up measured steps 2-3x too slow).
-        var sw = Stopwatch.StartNew();
-        int warm = 0;
-        while (warm < 3 || sw.Elapsed.TotalSeconds < warmupSeconds) { action(); warm++; }
-        double perCall = sw.Elapsed.TotalSeconds / warm;
-        int reps = Math.Max(1, (int)Math.Ceiling(minSampleSeconds / perCall));
+        int reps = RepetitionsFor(action, minSampleSeconds, warmupSeconds);
         var times = new List<double>();
-        for (int s = 0; s < samples; s++)
-        {
-            sw.Restart();
-            for (int r = 0; r < reps; r++) action();
-            times.Add(sw.Elapsed.TotalSeconds / reps);
-        }
+        for (int s = 0; s < samples; s++) times.Add(TimePerCall(action, reps));
         return Median(times);
     }
 

@@ -95,7 +95,7 @@ public static class CriticalPoints
             bool accepted = false;
             for (int attempt = 0; attempt < 30 && !accepted; attempt++)
             {
-                var delta = SolveShifted(hh, hg, lambda);
+                var delta = Cholesky.Solve(hh, hg, lambda);
                 var trial = new double[n];
                 for (int i = 0; i < n; i++) trial[i] = theta[i] - delta[i];
                 Assign(parameters, trial);
@@ -144,40 +144,6 @@ public static class CriticalPoints
             history.Add(norm);
         }
         return steps;
-    }
-
-    // (A + λI) x = b for a symmetric positive semi-definite A, by Cholesky factorization.
-    private static double[] SolveShifted(double[,] a, double[] b, double lambda)
-    {
-        int n = b.Length;
-        var l = new double[n, n];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j <= i; j++)
-            {
-                double s = a[i, j] + (i == j ? lambda : 0);
-                for (int k = 0; k < j; k++) s -= l[i, k] * l[j, k];
-                if (i == j)
-                {
-                    if (!(s > 0)) throw new InvalidOperationException($"MinimizeGradientNorm: the damped system is not positive definite (pivot {s:G3} at {i}); the loss or its Hessian is not finite");
-                    l[i, i] = Math.Sqrt(s);
-                }
-                else l[i, j] = s / l[j, j];
-            }
-        var y = new double[n];
-        for (int i = 0; i < n; i++)
-        {
-            double s = b[i];
-            for (int k = 0; k < i; k++) s -= l[i, k] * y[k];
-            y[i] = s / l[i, i];
-        }
-        var x = new double[n];
-        for (int i = n - 1; i >= 0; i--)
-        {
-            double s = y[i];
-            for (int k = i + 1; k < n; k++) s -= l[k, i] * x[k];
-            x[i] = s / l[i, i];
-        }
-        return x;
     }
 
     private static (double[] G, double Norm) FlatGradient(Func<Tensor> loss, IReadOnlyList<Tensor> parameters)

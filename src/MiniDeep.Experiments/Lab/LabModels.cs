@@ -66,6 +66,13 @@ public static class LabModels
         return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
     }
 
+    /// <summary><paramref name="count"/> examples of a set drawn without replacement (a fixed subset for a seed).</summary>
+    public static TensorDataset RandomSubset(TensorDataset d, int count, Generator g)
+    {
+        var pick = Tensor.RandPerm(d.Count, g).Narrow(0, 0, Math.Min(count, d.Count));
+        return new TensorDataset(d.X.IndexSelect(0, pick), d.Y.IndexSelect(0, pick));
+    }
+
     /// <summary>The first <paramref name="count"/> images of a set, as one (x, y) pair.</summary>
     public static (Tensor X, Tensor Y) Head(TensorDataset d, int count)
     {

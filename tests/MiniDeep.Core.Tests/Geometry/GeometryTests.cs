@@ -239,3 +239,31 @@ public class PcaTests
         Assert.Throws<ArgumentOutOfRangeException>(() => Data.Pca.Fit(x, 7, new Generator(4)));
     }
 }
+
+public class CholeskyTests
+{
+    [Fact]
+    public void Solve_InvertsAShiftedSymmetricSystem_AndNamesAnIndefinitePivot()
+    {
+        var rnd = new Random(3);
+        int n = 7, m = 3;
+        var q = new double[n, n];
+        for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) q[i, j] = rnd.NextDouble() - 0.5;
+        var a = new double[n, n];                                 // QᵀQ: positive semi-definite
+        for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) for (int k = 0; k < n; k++) a[i, j] += q[k, i] * q[k, j];
+        var b = new double[n, m];
+        for (int i = 0; i < n; i++) for (int j = 0; j < m; j++) b[i, j] = rnd.NextDouble();
+        var x = Cholesky.Solve(a, b, shift: 0.1);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++)
+            {
+                double r = 0.1 * x[i, j];
+                for (int k = 0; k < n; k++) r += a[i, k] * x[k, j];
+                Assert.Equal(b[i, j], r, 10);
+            }
+        var single = Cholesky.Solve(a, Enumerable.Range(0, n).Select(i => b[i, 1]).ToArray(), 0.1);
+        for (int i = 0; i < n; i++) Assert.Equal(x[i, 1], single[i], 12);
+        var indefinite = new double[,] { { 1, 2 }, { 2, 1 } };
+        Assert.Contains("not positive definite", Assert.Throws<InvalidOperationException>(() => Cholesky.Solve(indefinite, new double[] { 1, 1 })).Message);
+    }
+}

@@ -52,6 +52,28 @@ public static class OpSpecs
         from seed in Gens.Seed
         select new OpCase($"{name} x{Fmt.S(shape)} axis {axis} seed {seed}", [Values(shape, seed, domain)], x => f(x[0], axis)));
 
+    // Convolution cases (grouped, strided, padded, dilated, with and without bias) for one conv op.
+    private static OpSpec Conv(string name, Func<Tensor, Tensor, Tensor?, (int, int), (int, int), (int, int), int, Tensor> conv) => new(name, max =>
+            (from n in Gen.Choose(1, 2)
+             from groups in Gen.Choose(1, 2)
+             from cg in Gen.Choose(1, 2)
+             from og in Gen.Choose(1, 2)
+             from h in Gen.Choose(1, max + 2)
+             from w in Gen.Choose(1, max + 2)
+             from kh in Gen.Choose(1, 3)
+             from kw in Gen.Choose(1, 2)
+             from stride in Gen.Choose(1, 2)
+             from pad in Gen.Choose(0, 1)
+             from dil in Gen.Choose(1, 2)
+             from bias in Gen.Elements(true, false)
+             from seed in Gens.Seed
+             select (n, groups, cg, og, h, w, kh, kw, stride, pad, dil, bias, seed))
+            .Where(c => c.h + 2 * c.pad >= c.dil * (c.kh - 1) + 1 && c.w + 2 * c.pad >= c.dil * (c.kw - 1) + 1)
+            .Select(c => new OpCase(
+                $"{name} x({c.n}, {c.groups * c.cg}, {c.h}, {c.w}) w({c.groups * c.og}, {c.cg}, {c.kh}, {c.kw}) stride {c.stride} pad {c.pad} dil {c.dil} groups {c.groups} bias {c.bias} seed {c.seed}",
+                [Values([c.n, c.groups * c.cg, c.h, c.w], c.seed), Values([c.groups * c.og, c.cg, c.kh, c.kw], c.seed + 1), Values([c.groups * c.og], c.seed + 2)],
+                x => conv(x[0], x[1], c.bias ? x[2] : null, (c.stride, 1), (c.pad, c.pad), (c.dil, 1), c.groups))));
+
     // Pooling cases: (N, C, H, W) with a k×k window, stride and padding (at most half the window).
     private static OpSpec Pool(string name, Domain domain, Func<Tensor, int, int, int, Tensor> f) => new(name, max =>
         (from n in Gen.Choose(1, 2)
@@ -245,46 +267,8 @@ public static class OpSpecs
                 x => Tensor.LinearRelu(x[0], x[1], x[2]))),
 
         // ----- convolution and pooling -----
-        new("conv2d", max =>
-            (from n in Gen.Choose(1, 2)
-             from groups in Gen.Choose(1, 2)
-             from cg in Gen.Choose(1, 2)
-             from og in Gen.Choose(1, 2)
-             from h in Gen.Choose(1, max + 2)
-             from w in Gen.Choose(1, max + 2)
-             from kh in Gen.Choose(1, 3)
-             from kw in Gen.Choose(1, 2)
-             from stride in Gen.Choose(1, 2)
-             from pad in Gen.Choose(0, 1)
-             from dil in Gen.Choose(1, 2)
-             from bias in Gen.Elements(true, false)
-             from seed in Gens.Seed
-             select (n, groups, cg, og, h, w, kh, kw, stride, pad, dil, bias, seed))
-            .Where(c => c.h + 2 * c.pad >= c.dil * (c.kh - 1) + 1 && c.w + 2 * c.pad >= c.dil * (c.kw - 1) + 1)
-            .Select(c => new OpCase(
-                $"conv2d x({c.n}, {c.groups * c.cg}, {c.h}, {c.w}) w({c.groups * c.og}, {c.cg}, {c.kh}, {c.kw}) stride {c.stride} pad {c.pad} dil {c.dil} groups {c.groups} bias {c.bias} seed {c.seed}",
-                [Values([c.n, c.groups * c.cg, c.h, c.w], c.seed), Values([c.groups * c.og, c.cg, c.kh, c.kw], c.seed + 1), Values([c.groups * c.og], c.seed + 2)],
-                x => Tensor.Conv2d(x[0], x[1], c.bias ? x[2] : null, (c.stride, 1), (c.pad, c.pad), (c.dil, 1), c.groups)))),
-        new("conv2d_relu", max =>
-            (from n in Gen.Choose(1, 2)
-             from groups in Gen.Choose(1, 2)
-             from cg in Gen.Choose(1, 2)
-             from og in Gen.Choose(1, 2)
-             from h in Gen.Choose(1, max + 2)
-             from w in Gen.Choose(1, max + 2)
-             from kh in Gen.Choose(1, 3)
-             from kw in Gen.Choose(1, 2)
-             from stride in Gen.Choose(1, 2)
-             from pad in Gen.Choose(0, 1)
-             from dil in Gen.Choose(1, 2)
-             from bias in Gen.Elements(true, false)
-             from seed in Gens.Seed
-             select (n, groups, cg, og, h, w, kh, kw, stride, pad, dil, bias, seed))
-            .Where(c => c.h + 2 * c.pad >= c.dil * (c.kh - 1) + 1 && c.w + 2 * c.pad >= c.dil * (c.kw - 1) + 1)
-            .Select(c => new OpCase(
-                $"conv2d_relu x({c.n}, {c.groups * c.cg}, {c.h}, {c.w}) w({c.groups * c.og}, {c.cg}, {c.kh}, {c.kw}) stride {c.stride} pad {c.pad} dil {c.dil} groups {c.groups} bias {c.bias} seed {c.seed}",
-                [Values([c.n, c.groups * c.cg, c.h, c.w], c.seed), Values([c.groups * c.og, c.cg, c.kh, c.kw], c.seed + 1), Values([c.groups * c.og], c.seed + 2)],
-                x => Tensor.Conv2dRelu(x[0], x[1], c.bias ? x[2] : null, (c.stride, 1), (c.pad, c.pad), (c.dil, 1), c.groups)))),
+        Conv("conv2d", (x, w, b, s, p, d, g) => Tensor.Conv2d(x, w, b, s, p, d, g)),
+        Conv("conv2d_relu", (x, w, b, s, p, d, g) => Tensor.Conv2dRelu(x, w, b, s, p, d, g)),
         Pool("max_pool2d", Domain.Distinct, (x, k, s, p) => Tensor.MaxPool2d(x, (k, k), (s, s), (p, p))),
         Pool("avg_pool2d", Domain.Any, (x, k, s, p) => Tensor.AvgPool2d(x, (k, k), (s, s), (p, p))),
         new("unfold_fold", max =>

@@ -934,29 +934,16 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             // the rows above and below the image, and the elements that the shift wrapped round from
             // the neighbouring image row.
             for (int ki = 0; ki < kh; ki++)
-            {
-                int rowShift = ki * dh - ph;
-                int oiLo = Math.Clamp(-rowShift, 0, oh), oiHi = Math.Clamp(h - rowShift, oiLo, oh);
                 for (int kj = 0; kj < kw; kj++)
                 {
                     var row = cols.Slice((ki * kw + kj) * ld, l);
-                    int d = kj * dw - pw;
-                    if (oiLo > 0) row[..(oiLo * w)].Clear();
-                    if (oiHi < oh) row[(oiHi * w)..].Clear();
-                    if (oiHi == oiLo) continue;
-                    int start = (oiLo + rowShift) * w + d, n = (oiHi - oiLo) * w;
-                    int skip = Math.Max(0, -start), over = Math.Max(0, start + n - h * w);
-                    image.Slice(start + skip, n - skip - over).CopyTo(row.Slice(oiLo * w + skip, n - skip - over));
-                    int edgeLo = Math.Clamp(-d, 0, w), edgeHi = Math.Clamp(w - d, edgeLo, w);
-                    // A few elements per row (|d| of them): stores, not Clear calls.
-                    for (int oi = oiLo; oi < oiHi; oi++)
-                    {
-                        var line = row.Slice(oi * w, w);
-                        for (int q = 0; q < edgeLo; q++) line[q] = 0f;
-                        for (int q = edgeHi; q < w; q++) line[q] = 0f;
-                    }
+                    var tap = ShiftedTap.Of(g, ki, kj);
+                    if (tap.OiLo > 0) row[..(tap.OiLo * w)].Clear();
+                    if (tap.OiHi < oh) row[(tap.OiHi * w)..].Clear();
+                    if (tap.Length == 0) continue;
+                    image.Slice(tap.ImageStart, tap.Length).CopyTo(row.Slice(tap.RowStart, tap.Length));
+                    tap.ZeroWrapped(row, w);
                 }
-            }
             return;
         }
         for (int ki = 0; ki < kh; ki++)
@@ -998,25 +985,44 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, l = oh * ow;
         if (g.StrideH != 1 || g.StrideW != 1 || ow != w) { Col2Im(cols, image, g, ld); return; }
         for (int ki = 0; ki < kh; ki++)
-        {
-            int rowShift = ki * g.DilationH - g.PadH;
-            int oiLo = Math.Clamp(-rowShift, 0, oh), oiHi = Math.Clamp(h - rowShift, oiLo, oh);
-            if (oiHi == oiLo) continue;
             for (int kj = 0; kj < kw; kj++)
             {
+                var tap = ShiftedTap.Of(g, ki, kj);
+                if (tap.Length == 0) continue;
                 var row = cols.Slice((ki * kw + kj) * ld, l);
-                int d = kj * g.DilationW - g.PadW;
-                int edgeLo = Math.Clamp(-d, 0, w), edgeHi = Math.Clamp(w - d, edgeLo, w);
-                for (int oi = oiLo; oi < oiHi; oi++)
-                {
-                    var line = row.Slice(oi * w, w);
-                    for (int q = 0; q < edgeLo; q++) line[q] = 0f;
-                    for (int q = edgeHi; q < w; q++) line[q] = 0f;
-                }
-                int start = (oiLo + rowShift) * w + d, n = (oiHi - oiLo) * w;
-                int skip = Math.Max(0, -start), over = Math.Max(0, start + n - h * w);
-                var dst = image.Slice(start + skip, n - skip - over);
-                TensorPrimitives.Add(dst, row.Slice(oiLo * w + skip, n - skip - over), dst);
+                tap.ZeroWrapped(row, w);
+                var dst = image.Slice(tap.ImageStart, tap.Length);
+                TensorPrimitives.Add(dst, row.Slice(tap.RowStart, tap.Length), dst);
+            }
+    }
+
+    // One kernel tap (ki, kj) of a unit-stride convolution whose output rows are as wide as the image:
+    // its row of the columns is the image shifted by (ki·dh − ph) rows and (kj·dw − pw) columns. Output
+    // rows [OiLo, OiHi) read image rows; the block of them maps to one contiguous run of the image,
+    // ImageStart.. (Length elements) onto RowStart.. of the row, clipped at both ends of the image. In
+    // each of those rows the first EdgeLo and the columns from EdgeHi on are the elements the shift
+    // wrapped round from the neighbouring image row: they read padding.
+    private readonly record struct ShiftedTap(int OiLo, int OiHi, int ImageStart, int RowStart, int Length, int EdgeLo, int EdgeHi)
+    {
+        public static ShiftedTap Of(in WindowGeometry g, int ki, int kj)
+        {
+            int h = g.Height, w = g.Width, oh = g.OutH;
+            int rowShift = ki * g.DilationH - g.PadH, d = kj * g.DilationW - g.PadW;
+            int oiLo = Math.Clamp(-rowShift, 0, oh), oiHi = Math.Clamp(h - rowShift, oiLo, oh);
+            int start = (oiLo + rowShift) * w + d, n = (oiHi - oiLo) * w;
+            int skip = Math.Max(0, -start), over = Math.Max(0, start + n - h * w);
+            int edgeLo = Math.Clamp(-d, 0, w), edgeHi = Math.Clamp(w - d, edgeLo, w);
+            return new(oiLo, oiHi, start + skip, oiLo * w + skip, Math.Max(0, n - skip - over), edgeLo, edgeHi);
+        }
+
+        // A few elements per row (|d| of them): stores, not Clear calls.
+        public void ZeroWrapped(Span<float> row, int w)
+        {
+            for (int oi = OiLo; oi < OiHi; oi++)
+            {
+                var line = row.Slice(oi * w, w);
+                for (int q = 0; q < EdgeLo; q++) line[q] = 0f;
+                for (int q = EdgeHi; q < w; q++) line[q] = 0f;
             }
         }
     }

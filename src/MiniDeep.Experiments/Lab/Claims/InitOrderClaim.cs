@@ -97,8 +97,7 @@ public sealed class InitOrderClaim : IClaim
         int seeds = ctx.ByBudget(2, 5, 5);
         int steps = ctx.ByBudget(150, 500, 1000);
         var train = ctx.Data.Train;
-        var pick = Tensor.RandPerm(train.Count, ctx.Rng("init-subset")).Narrow(0, 0, 5_000);
-        var sub = new TensorDataset(train.X.IndexSelect(0, pick), train.Y.IndexSelect(0, pick));
+        var sub = RandomSubset(train, 5_000, ctx.Rng("init-subset"));
         var probe = sub.X.Narrow(0, 0, 512).Contiguous();
         var schemes = new[] { Scheme.He, Scheme.Xavier, Scheme.Small };
         var ratios = new double[schemes.Length, seeds];
@@ -183,10 +182,9 @@ public sealed class InitOrderClaim : IClaim
         var perm = Tensor.RandPerm(train.Count, ctx.Rng("early-perm")).ToArray<int>();
         int[] baseStream = perm[..(chunks * chunk)];
         int pool = chunks * chunk;   // alternative chunks are drawn from here on
-        var (tx, ty) = Head(ctx.Data.Test, 2_000);
-        var init = Mlp(train.X, ctx.Rng("early-init"), 784, 256, 10);
-        var theta0 = Geometry.ParameterVector.Flatten(init.Parameters());
-        // Runs of one condition share everything but one chunk, which each run draws afresh.
+        var (tx, _) = Head(ctx.Data.Test, 2_000);
+        // Runs of one condition share everything but one chunk, which each run draws afresh; the
+        // initialization is the same for all (one named generator).
         float[][] Train(int varied, bool decaying)
         {
             var outputs = new float[runs][];
@@ -195,7 +193,6 @@ public sealed class InitOrderClaim : IClaim
                 var stream = (int[])baseStream.Clone();
                 Array.Copy(perm, pool + (varied == 0 ? 0 : 1) * runs * chunk + r * chunk, stream, varied * chunk, chunk);
                 var model = Mlp(train.X, ctx.Rng("early-init"), 784, 256, 10);
-                Geometry.ParameterVector.Assign(model.Parameters(), theta0);
                 var opt = new Sgd(model.Parameters(), decaying ? 0.5 : 0.1);
                 int steps = stream.Length / 10;
                 for (int t = 0; t < steps; t++)
@@ -481,8 +478,7 @@ public sealed class InitOrderClaim : IClaim
         int runs = ctx.ByBudget(4, 10, 10);
         int epochs = ctx.ByBudget(2, 3, 5);
         var train = ctx.Data.Train;
-        var pick = Tensor.RandPerm(train.Count, ctx.Rng("order-subset")).Narrow(0, 0, 10_000);
-        var sub = new TensorDataset(train.X.IndexSelect(0, pick), train.Y.IndexSelect(0, pick));
+        var sub = RandomSubset(train, 10_000, ctx.Rng("order-subset"));
         var byOrder = new double[runs];
         var byInit = new double[runs];
         LabContext.Concurrently(2 * runs, k =>

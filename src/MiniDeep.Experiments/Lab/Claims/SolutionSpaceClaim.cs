@@ -65,8 +65,7 @@ public sealed class SolutionSpaceClaim : IClaim
         const int batchA = 128;
         var train = ctx.Data.Train;
         var test = ctx.Data.Test;
-        var pick = Tensor.RandPerm(train.Count, ctx.Rng("minima-subset")).Narrow(0, 0, subset);
-        var sub = new TensorDataset(train.X.IndexSelect(0, pick), train.Y.IndexSelect(0, pick));
+        var sub = RandomSubset(train, subset, ctx.Rng("minima-subset"));
         var accuracy = new double[seeds];
         var predictions = new int[seeds][];
         var thetas = new Tensor[seeds];
@@ -113,9 +112,9 @@ public sealed class SolutionSpaceClaim : IClaim
         int maxSteps = 50_000;
         int n = ctx.ByBudget(2_000, 5_000, 5_000);
         var train = ctx.Data.Train;
-        var pick = Tensor.RandPerm(train.Count, ctx.Rng("linear-subset")).Narrow(0, 0, n);
-        var x = train.X.IndexSelect(0, pick).Reshape(n, -1);
-        var y = Tensor.OneHot(train.Y.IndexSelect(0, pick), 10, DType.Float64);
+        var picked = RandomSubset(train, n, ctx.Rng("linear-subset"));
+        var x = picked.X.Reshape(n, -1);
+        var y = Tensor.OneHot(picked.Y, 10, DType.Float64);
         var pca = Pca.Fit(x, 10, ctx.Rng("linear-pca"));
         var z = pca.Transform(x, standardize: true);                           // (n, 10), float64
         // Sufficient statistics of the squared loss of an affine map f(x) = xᵀA + c: with x̃ = [x, 1],
@@ -125,7 +124,7 @@ public sealed class SolutionSpaceClaim : IClaim
         var c = Tensor.MatMul(zt.mT, zt) / n;
         var d = Tensor.MatMul(zt.mT, y) / n;
         double e = y.Square().Sum().Item() / n;
-        double optimum = e - (d * Solve(c, d)).Sum().Item();                    // the affine least-squares optimum
+        double optimum = e - (d * ToTensor(Cholesky.Solve(ToMatrix(c), ToMatrix(d)))).Sum().Item();   // the affine least-squares optimum
         var basis = Tensor.Concat([Tensor.Zeros(new Shape(1, 10), dtype: DType.Float64), Tensor.Eye(10, dtype: DType.Float64)], 0);   // 0, e₁ … e₁₀
         var steps = new int[runs];
         var finalGap = new double[runs];
@@ -175,9 +174,9 @@ public sealed class SolutionSpaceClaim : IClaim
         int[] snapshots = [0, 5, 15, 30, 2000, 3000];
         int n = 1_000;
         var train = ctx.Data.Train;
-        var pick = Tensor.RandPerm(train.Count, ctx.Rng("saddle-subset")).Narrow(0, 0, n);
-        var x = train.X.IndexSelect(0, pick).Reshape(n, -1);
-        var y = train.Y.IndexSelect(0, pick);
+        var picked = RandomSubset(train, n, ctx.Rng("saddle-subset"));
+        var x = picked.X.Reshape(n, -1);
+        var y = picked.Y;
         var z = Pca.Fit(x, 10, ctx.Rng("saddle-pca")).Transform(x, standardize: true);
         // Starting points: snapshots of each initialization's training run (full-batch Adam, lr 0.01), from
         // the initialization itself to near convergence, so that the searches meet critical points of
@@ -227,7 +226,7 @@ public sealed class SolutionSpaceClaim : IClaim
             "high-error critical points are saddles, not minima", "F0"));
         report.Section("Critical points with a high loss are saddles");
         report.Text($"A tiny network in float64: the 10 leading principal components (standardized) of {n:N0} training images → 16 tanh units → 10 classes, " +
-            $"{ParameterCount(10, 16, 10)} parameters, mean cross-entropy over the {n:N0} images plus {SaddleWeightDecay}·½‖θ‖² (without that term the loss of a network that separates most " +
+            $"{Make(0).ParameterCount()} parameters, mean cross-entropy over the {n:N0} images plus {SaddleWeightDecay}·½‖θ‖² (without that term the loss of a network that separates most " +
             "of its training images keeps falling as its weights grow, so it has no minimum at a finite distance, and the search from trained starting points stalled). Starting points: {inits} initializations, each also after " +
             $"{string.Join(", ", snapshots.Skip(1))} steps of full-batch Adam (lr 0.01), {points.Length} in all. From each, ½‖∇L‖² is minimized by " +
             "Levenberg–Marquardt with the exact Hessian (double backward): the step solves (H² + λI)δ = −H∇L, which goes to the nearest critical point whatever its index. " +
@@ -251,7 +250,21 @@ public sealed class SolutionSpaceClaim : IClaim
             points = points.Select((p, i) => new { init = starts[i].Init, adam_step = starts[i].Step, loss = p.Loss, index = p.Index, reduction = p.Reduction, steps = p.Steps }) });
     }
 
-    private static int ParameterCount(int a, int b, int c) => a * b + b + b * c + c;
+    private static double[,] ToMatrix(Tensor t)
+    {
+        var v = t.Contiguous().ToArray<double>();
+        int r = t.Size(0), c = t.Size(1);
+        var m = new double[r, c];
+        Buffer.BlockCopy(v, 0, m, 0, v.Length * sizeof(double));
+        return m;
+    }
+
+    private static Tensor ToTensor(double[,] m)
+    {
+        var v = new double[m.Length];
+        Buffer.BlockCopy(m, 0, v, 0, v.Length * sizeof(double));
+        return Tensor.FromArray(v, m.GetLength(0), m.GetLength(1));
+    }
 
     // Cross-entropy plus a small L2 term. Without it a network that separates most of its 1,000
     // training images has no minimum at a finite distance (the loss keeps falling as the weights grow),
@@ -274,8 +287,7 @@ public sealed class SolutionSpaceClaim : IClaim
         int subset = ctx.ByBudget(3_000, 10_000, 10_000);
         int epochs = ctx.ByBudget(3, 5, 10);
         var train = ctx.Data.Train;
-        var pick = Tensor.RandPerm(train.Count, ctx.Rng("interp-subset")).Narrow(0, 0, subset);
-        var sub = new TensorDataset(train.X.IndexSelect(0, pick), train.Y.IndexSelect(0, pick));
+        var sub = RandomSubset(train, subset, ctx.Rng("interp-subset"));
         var alphas = Enumerable.Range(0, 41).Select(i => -0.5 + 0.05 * i).ToArray();
         var models = new (string Name, Func<Generator, Sequential> Make)[]
         {
@@ -353,8 +365,7 @@ public sealed class SolutionSpaceClaim : IClaim
         int epochs = ctx.ByBudget(5, 15, 30);
         int subset = 5_000;
         var train = ctx.Data.Train;
-        var pick = Tensor.RandPerm(train.Count, ctx.Rng("landscape-subset")).Narrow(0, 0, subset);
-        var sub = new TensorDataset(train.X.IndexSelect(0, pick), train.Y.IndexSelect(0, pick));
+        var sub = RandomSubset(train, subset, ctx.Rng("landscape-subset"));
         var (hx, hy) = Head(sub, 1_000);
         var models = new Sequential[2 * seeds];
         var ratios = new double[2 * seeds];
@@ -446,8 +457,7 @@ public sealed class SolutionSpaceClaim : IClaim
         const double lr = 0.1;
         int subset = 10_000;
         var train = ctx.Data.Train;
-        var pick = Tensor.RandPerm(train.Count, ctx.Rng("sharpness-subset")).Narrow(0, 0, subset);
-        var sub = new TensorDataset(train.X.IndexSelect(0, pick), train.Y.IndexSelect(0, pick));
+        var sub = RandomSubset(train, subset, ctx.Rng("sharpness-subset"));
         var (hx, hy) = Head(sub, 2_000);
         int[] batches = [32, 1000];
         var top = new double[seeds * 2];
@@ -475,39 +485,5 @@ public sealed class SolutionSpaceClaim : IClaim
         report.Table(["seed", "batch", "λmax", "training loss", "test accuracy"],
             Enumerable.Range(0, seeds * 2).Select(k => new[] { (k / 2).ToString(), batches[k % 2].ToString(), Report.Num(top[k], "F2"), Report.Num(trainLoss[k], "F3"), Report.Pct(testAcc[k]) }));
         report.Metric("sharpness", new { seeds, epochs, learning_rate = lr, top_eigenvalue = top, train_loss = trainLoss, test_accuracy = testAcc });
-    }
-
-    // C⁻¹D for a symmetric positive definite C (Cholesky), in float64.
-    private static Tensor Solve(Tensor c, Tensor d)
-    {
-        int k = c.Size(0), m = d.Size(1);
-        var a = c.ToArray<double>();
-        var b = d.Contiguous().ToArray<double>();
-        var l = new double[k * k];
-        for (int i = 0; i < k; i++)
-            for (int j = 0; j <= i; j++)
-            {
-                double s = a[i * k + j];
-                for (int p = 0; p < j; p++) s -= l[i * k + p] * l[j * k + p];
-                l[i * k + j] = i == j ? Math.Sqrt(s) : s / l[j * k + j];
-            }
-        var xs = new double[k * m];
-        for (int col = 0; col < m; col++)
-        {
-            var yv = new double[k];
-            for (int i = 0; i < k; i++)
-            {
-                double s = b[i * m + col];
-                for (int p = 0; p < i; p++) s -= l[i * k + p] * yv[p];
-                yv[i] = s / l[i * k + i];
-            }
-            for (int i = k - 1; i >= 0; i--)
-            {
-                double s = yv[i];
-                for (int p = i + 1; p < k; p++) s -= l[p * k + i] * xs[p * m + col];
-                xs[i * m + col] = s / l[i * k + i];
-            }
-        }
-        return Tensor.FromArray(xs, k, m);
     }
 }
