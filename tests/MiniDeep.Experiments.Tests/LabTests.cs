@@ -86,10 +86,15 @@ public class LabRunnerTests
     public void Resolve_KnowsAllAndEachClaim_AndNamesUnknownOnes()
     {
         Assert.Equal(LabRunner.All.Select(c => c.Id), LabRunner.Resolve("all").Select(c => c.Id));
-        // A claim still being built runs when named, and is not part of "all".
-        Assert.Equal("solution-space", Assert.Single(LabRunner.Resolve("solution-space")).Id);
-        Assert.DoesNotContain(LabRunner.Resolve("all"), c => c.Id == "solution-space");
+        // The essay's order: dumb errors, the solution space, memorization, initialization and order, the tricks.
+        Assert.Equal(["adversarial", "solution-space", "memorization", "init-order", "tricks"], LabRunner.All.Select(c => c.Id));
         Assert.Equal("init-order", Assert.Single(LabRunner.Resolve("init-order")).Id);
+        // A claim still being built runs when named, and is not part of "all".
+        foreach (var c in LabRunner.InProgress)
+        {
+            Assert.Equal(c.Id, Assert.Single(LabRunner.Resolve(c.Id)).Id);
+            Assert.DoesNotContain(LabRunner.Resolve("all"), a => a.Id == c.Id);
+        }
         Assert.Equal(["tricks", "adversarial"], LabRunner.Resolve("tricks, adversarial").Select(c => c.Id));
         var ex = Assert.Throws<ArgumentException>(() => LabRunner.Resolve("adversarial,telepathy"));
         Assert.Contains("'telepathy'", ex.Message);

