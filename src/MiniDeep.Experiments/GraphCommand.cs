@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MiniDeep.Data;
+using MiniDeep.IO;
 
 namespace MiniDeep.Experiments;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using MiniDeep.IO;
 
 namespace MiniDeep.Experiments;
 

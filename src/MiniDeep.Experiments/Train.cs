@@ -4,6 +4,7 @@ using MiniDeep.Data;
 using MiniDeep.Nn;
 using MiniDeep.Optim;
 using Spectre.Console;
+using MiniDeep.IO;
 
 namespace MiniDeep.Experiments;
 

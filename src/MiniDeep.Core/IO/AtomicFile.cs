@@ -1,4 +1,4 @@
-namespace MiniDeep.Experiments;
+namespace MiniDeep.IO;
 
 /// <summary>
 /// Files written whole or not at all: the content goes to a temporary file in the same directory,

@@ -85,6 +85,9 @@ public sealed partial class Tensor
         return this;
     }
 
+    /// <summary>this *= other elementwise, in place (other broadcast to this shape): masks, gates.</summary>
+    public Tensor MulInPlace(Tensor other) => BinaryInPlace<MulOp>("MulInPlace", other);
+
     /// <summary>this = this ∘ other elementwise, in place (other broadcast to this shape).</summary>
     internal Tensor BinaryInPlace<TOp>(string op, Tensor other) where TOp : IBinaryOp
     {

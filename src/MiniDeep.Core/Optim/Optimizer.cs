@@ -52,7 +52,7 @@ public abstract class Optimizer
         foreach (var g in Groups) foreach (var p in g.Params) p.Grad = null;
     }
 
-    /// <summary>Applies one update to every parameter that has a gradient.</summary>
+    /// <summary>Applies one update to every parameter that has a gradient, then runs the step hooks.</summary>
     public void Step()
     {
         using var _ = Autograd.NoGrad();
@@ -63,6 +63,27 @@ public abstract class Optimizer
                     if (!State.TryGetValue(p, out var s)) State[p] = s = new Dictionary<string, Tensor>();
                     Update(g, p, p.Grad.Detach(), s);
                 }
+        if (_stepHooks is not null)
+            foreach (var hook in _stepHooks.ToArray()) hook();
+    }
+
+    private List<Action>? _stepHooks;
+
+    /// <summary>
+    /// Registers an action run after every <see cref="Step"/>, under NoGrad, e.g. re-applying pruning
+    /// masks (momentum and Adam's running averages would otherwise move pruned weights off zero) or
+    /// projecting parameters back onto a constraint. Dispose the result to remove it.
+    /// </summary>
+    public IDisposable RegisterStepHook(Action afterStep)
+    {
+        ArgumentNullException.ThrowIfNull(afterStep);
+        (_stepHooks ??= []).Add(afterStep);
+        return new StepHookHandle(this, afterStep);
+    }
+
+    private sealed class StepHookHandle(Optimizer owner, Action hook) : IDisposable
+    {
+        public void Dispose() => owner._stepHooks?.Remove(hook);
     }
 
     /// <summary>One parameter's update: modify <paramref name="p"/> in place from <paramref name="grad"/> and its state.</summary>

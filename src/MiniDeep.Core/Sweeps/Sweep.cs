@@ -159,9 +159,7 @@ public sealed class Sweep<T>
             ["units_hash"] = Hash(Units),
             ["results"] = new JsonObject(Units.Where(results.ContainsKey).Select(u => KeyValuePair.Create(u, results[u]?.DeepClone()))),
         };
-        string tmp = file + ".tmp";
-        File.WriteAllText(tmp, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(tmp, file, overwrite: true);
+        IO.AtomicFile.WriteAllText(file, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
     private (Shard Shard, string UnitsHash, Dictionary<string, JsonNode?> Results) Read(string file)
