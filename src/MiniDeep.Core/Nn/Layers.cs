@@ -462,3 +462,43 @@ public sealed class Residual : Module
         return y + s;
     }
 }
+
+/// <summary>
+/// The mean of several models' outputs. For classifiers whose outputs are logits this is the
+/// geometric mean of their predicted distributions (softmax of the mean logit), at any temperature:
+/// the ensemble teacher of Hinton, Vinyals &amp; Dean (2015).
+/// </summary>
+public sealed class Ensemble : Module
+{
+    private readonly Module[] _members;
+
+    /// <summary>An ensemble of at least one member; outputs must share one shape.</summary>
+    public Ensemble(params Module[] members)
+    {
+        if (members.Length == 0) throw new ArgumentException("Ensemble: at least one member");
+        _members = members;
+        for (int i = 0; i < members.Length; i++) RegisterModule($"member{i}", members[i]);
+    }
+
+    /// <summary>The members.</summary>
+    public IReadOnlyList<Module> Members => _members;
+
+    /// <inheritdoc/>
+    protected internal override bool MayKeepInput => _members.Any(m => m.MayKeepInput);
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        var sum = _members[0].Forward(x);
+        for (int i = 1; i < _members.Length; i++)
+        {
+            var y = _members[i].Forward(x);
+            if (y.Shape != sum.Shape) throw new ShapeMismatchException("Ensemble", $"Ensemble: member {i} outputs shape {y.Shape}, member 0 {sum.Shape}");
+            sum = sum + y;
+        }
+        return sum / _members.Length;
+    }
+
+    /// <inheritdoc/>
+    public override string Describe() => $"Ensemble({_members.Length} members)";
+}

@@ -125,4 +125,17 @@ public static class Losses
         var logQ = (studentLogits / temperature).LogSoftmax(-1);
         return KlDiv(logQ, p) * (temperature * temperature);
     }
+
+    /// <summary>
+    /// The distillation objective of Hinton et al.: α·T²·KL(teacher_T ‖ student_T) + (1 − α)·CE(student, labels),
+    /// soft targets from the teacher at temperature T mixed with the hard labels.
+    /// </summary>
+    public static Tensor Distillation(Tensor studentLogits, Tensor teacherLogits, Tensor labels, double temperature, double alpha)
+    {
+        if (!(alpha >= 0 && alpha <= 1)) throw new ArgumentOutOfRangeException(nameof(alpha), $"distillation: alpha must lie in [0, 1], got {alpha}");
+        var soft = DistillationKl(studentLogits, teacherLogits, temperature);
+        if (alpha == 1) return soft;
+        var hard = CrossEntropy(studentLogits, labels);
+        return alpha == 0 ? hard : soft * alpha + hard * (1 - alpha);
+    }
 }

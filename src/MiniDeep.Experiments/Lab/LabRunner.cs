@@ -24,9 +24,10 @@ public static class LabRunner
     public static IReadOnlyList<IClaim> All { get; } =
         [new AdversarialClaim(), new SolutionSpaceClaim(), new MemorizationClaim(), new InitOrderClaim(), new TricksClaim()];
 
-    /// <summary>Claims being built: they run when named (`lab run solution-space`) but are not part of
-    /// "all", the summary table or the smoke tests until every part the issue names is in and reproduces.</summary>
-    public static IReadOnlyList<IClaim> InProgress { get; } = [];
+    /// <summary>Claims being built: they run when named (`lab run compression`) and in the smoke tests, and
+    /// the summary table lists them when their reports are present, but they are not part of "all" until
+    /// every part the issue names is in, reproduces, and fits the lab's time.</summary>
+    public static IReadOnlyList<IClaim> InProgress { get; } = [new CompressionClaim()];
 
     private static IEnumerable<IClaim> Known => All.Concat(InProgress);
 
@@ -154,7 +155,7 @@ public static class LabRunner
         sb.Append("The paper's numbers are often on other data (MNIST, CIFAR-10); each report says which.\n\n");
         sb.Append("| claim | check | the paper says | we measured | pass line | holds? |\n|---|---|---|---|---|---|\n");
         var runs = new List<string>();
-        foreach (var claim in All)
+        foreach (var claim in Known)
         {
             var file = Path.Combine(root, claim.Id, "metrics.json");
             if (!File.Exists(file)) continue;

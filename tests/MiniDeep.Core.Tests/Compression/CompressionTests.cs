@@ -318,3 +318,41 @@ public class CompressedArchiveTests : IDisposable
         Assert.Contains("follow", Assert.Throws<InvalidDataException>(() => CompressedArchive.Decode(extra)).Message);
     }
 }
+
+public class DistillationTests
+{
+    [Fact]
+    public void Distillation_MixesSoftAndHardTargets()
+    {
+        var g = new Generator(8);
+        var student = Tensor.Randn(new Shape(6, 4), g);
+        var teacher = Tensor.Randn(new Shape(6, 4), g) * 3;
+        var labels = Tensor.FromArray([0, 1, 2, 3, 0, 1]);
+        double soft = Losses.DistillationKl(student, teacher, 4).Item(), hard = Losses.CrossEntropy(student, labels).Item();
+        Assert.Equal(soft, Losses.Distillation(student, teacher, labels, 4, 1).Item(), 6);
+        Assert.Equal(hard, Losses.Distillation(student, teacher, labels, 4, 0).Item(), 6);
+        Assert.Equal(0.3 * soft + 0.7 * hard, Losses.Distillation(student, teacher, labels, 4, 0.3).Item(), 5);
+        Assert.Contains("alpha", Assert.Throws<ArgumentOutOfRangeException>(() => Losses.Distillation(student, teacher, labels, 4, 1.5)).Message);
+    }
+
+    [Fact]
+    public void Ensemble_AveragesLogits_WhichIsTheGeometricMeanOfTheDistributions()
+    {
+        var g = new Generator(9);
+        var a = new Linear(5, 3, generator: g);
+        var b = new Linear(5, 3, generator: g);
+        var ensemble = new Ensemble(a, b);
+        Assert.Equal(4, ensemble.Parameters().Count);
+        var x = Tensor.Randn(new Shape(7, 5), g);
+        using var _ = Autograd.NoGrad();
+        var la = a.Forward(x); var lb = b.Forward(x);
+        var mean = ensemble.Forward(x);
+        Assert.Equal(((la + lb) / 2).ToFloatArray(), mean.ToFloatArray());
+        // softmax(mean logit / T) ∝ (p_a,T · p_b,T)^(1/2): the geometric mean, renormalized.
+        const double t = 3;
+        var geo = ((la / t).LogSoftmax(-1) + (lb / t).LogSoftmax(-1)) / 2;
+        var expected = geo.Softmax(-1).ToFloatArray();
+        var actual = (mean / t).Softmax(-1).ToFloatArray();
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 5);
+    }
+}
