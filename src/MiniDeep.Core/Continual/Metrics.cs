@@ -1,0 +1,60 @@
+namespace MiniDeep.Continual;
+
+/// <summary>
+/// The accuracy matrix of a task sequence, R[i, j] = test accuracy on task j after training on tasks
+/// 0..i (Lopez-Paz &amp; Ranzato 2017), and the summaries drawn from it.
+/// </summary>
+public sealed class AccuracyMatrix
+{
+    private readonly double[,] _r;
+
+    /// <summary>An empty matrix for <paramref name="tasks"/> tasks (entries NaN until set).</summary>
+    public AccuracyMatrix(int tasks)
+    {
+        if (tasks < 1) throw new ArgumentOutOfRangeException(nameof(tasks), $"AccuracyMatrix: at least one task, got {tasks}");
+        _r = new double[tasks, tasks];
+        for (int i = 0; i < tasks; i++) for (int j = 0; j < tasks; j++) _r[i, j] = double.NaN;
+    }
+
+    /// <summary>Number of tasks.</summary>
+    public int Tasks => _r.GetLength(0);
+
+    /// <summary>Accuracy on task <paramref name="j"/> after training through task <paramref name="i"/>.</summary>
+    public double this[int i, int j] { get => _r[i, j]; set => _r[i, j] = value; }
+
+    /// <summary>A copy of the matrix (rows: after training task i; columns: tested on task j).</summary>
+    public double[,] ToArray() => (double[,])_r.Clone();
+
+    /// <summary>Mean accuracy over all tasks at the end, (1/T) Σ_j R[T−1, j].</summary>
+    public double AverageAccuracy => Enumerable.Range(0, Tasks).Average(j => _r[Tasks - 1, j]);
+
+    /// <summary>
+    /// Backward transfer, (1/(T−1)) Σ_{j&lt;T−1} (R[T−1, j] − R[j, j]): how much learning later tasks changed
+    /// the earlier ones; negative is forgetting.
+    /// </summary>
+    public double BackwardTransfer => Tasks < 2 ? 0 : Enumerable.Range(0, Tasks - 1).Average(j => _r[Tasks - 1, j] - _r[j, j]);
+
+    /// <summary>Accuracy on task <paramref name="j"/> lost between just after learning it and the end.</summary>
+    public double Forgetting(int j) => _r[j, j] - _r[Tasks - 1, j];
+
+    /// <summary>
+    /// The forgetting ratio of Serrà, Surís, Miron &amp; Karatzoglou (2018) after the last task,
+    /// ρ = (1/T) Σ_τ [(A_τ − A_R,τ) / (A_J,τ − A_R,τ) − 1], where A_τ is this matrix's final accuracy on
+    /// task τ, A_J,τ the accuracy of a network trained on all tasks jointly, and A_R,τ that of a random
+    /// stratified classifier (Σ_c p_c², p_c the class frequencies). ρ ≈ 0: as good as joint training;
+    /// ρ ≈ −1: no better than chance.
+    /// </summary>
+    public double ForgettingRatio(IReadOnlyList<double> joint, IReadOnlyList<double> random)
+    {
+        if (joint.Count != Tasks || random.Count != Tasks)
+            throw new ArgumentException($"AccuracyMatrix.ForgettingRatio: {joint.Count} joint and {random.Count} random accuracies for {Tasks} tasks");
+        return Enumerable.Range(0, Tasks).Average(t => (_r[Tasks - 1, t] - random[t]) / (joint[t] - random[t]) - 1);
+    }
+
+    /// <summary>Accuracy of a random stratified classifier for these labels: Σ_c p_c².</summary>
+    public static double RandomStratified(int[] labels)
+    {
+        if (labels.Length == 0) throw new ArgumentException("AccuracyMatrix.RandomStratified: no labels");
+        return labels.GroupBy(l => l).Sum(g => Math.Pow(g.Count() / (double)labels.Length, 2));
+    }
+}

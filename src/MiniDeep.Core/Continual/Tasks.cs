@@ -1,0 +1,156 @@
+using MiniDeep.Data;
+using MiniDeep.Nn;
+
+namespace MiniDeep.Continual;
+
+/// <summary>One task of a sequence: its training and test sets, and the classes it holds.</summary>
+/// <param name="Name">How reports name it.</param>
+/// <param name="Train">Training examples; labels are 0..Classes−1 within the task for split tasks.</param>
+/// <param name="Test">Test examples, labelled the same way.</param>
+/// <param name="Classes">Number of classes (the size of its head in a multi-head model).</param>
+public sealed record ContinualTask(string Name, TensorDataset Train, TensorDataset Test, int Classes);
+
+/// <summary>The two standard ways to make a sequence of tasks from one image data set.</summary>
+public static class TaskSequences
+{
+    /// <summary>
+    /// Permuted tasks (Goodfellow et al. 2014; Kirkpatrick et al. 2017): each task applies its own fixed
+    /// permutation to the pixels of the same images, so the tasks share their labels and differ in their
+    /// inputs. With <paramref name="firstUnpermuted"/>, task 1 is the data as it is. Each task draws its own
+    /// <paramref name="trainPerTask"/> training images; the test sets are the whole test set, permuted.
+    /// </summary>
+    public static List<ContinualTask> Permuted(ImageClassification data, int tasks, int trainPerTask, Generator generator, bool firstUnpermuted = true)
+    {
+        if (tasks < 1) throw new ArgumentOutOfRangeException(nameof(tasks), $"TaskSequences.Permuted: at least one task, got {tasks}");
+        if (trainPerTask < 1 || trainPerTask > data.Train.Count)
+            throw new ArgumentOutOfRangeException(nameof(trainPerTask), $"TaskSequences.Permuted: {trainPerTask} training images per task, of {data.Train.Count}");
+        int pixels = data.Train.X.Numel / data.Train.Count;
+        var result = new List<ContinualTask>();
+        for (int t = 0; t < tasks; t++)
+        {
+            var permutation = t == 0 && firstUnpermuted ? null : Tensor.RandPerm(pixels, generator);
+            var pick = Tensor.RandPerm(data.Train.Count, generator).Narrow(0, 0, trainPerTask);
+            var train = new TensorDataset(Permute(data.Train.X.IndexSelect(0, pick), permutation), data.Train.Y.IndexSelect(0, pick));
+            var test = new TensorDataset(Permute(data.Test.X, permutation), data.Test.Y);
+            result.Add(new ContinualTask(permutation is null ? "task 1 (unpermuted)" : $"task {t + 1} (permuted)", train, test, data.Classes));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Split tasks (Zenke et al. 2017): task k holds the classes of group k, relabelled 0..|group|−1 in the
+    /// order given, for a multi-head model with one head per task.
+    /// </summary>
+    public static List<ContinualTask> Split(ImageClassification data, IReadOnlyList<int[]> classGroups, int? trainPerTask = null, Generator? generator = null)
+    {
+        var seen = new HashSet<int>();
+        foreach (var c in classGroups.SelectMany(g => g))
+            if (c < 0 || c >= data.Classes || !seen.Add(c)) throw new ArgumentException($"TaskSequences.Split: class {c} is out of range or in two groups");
+        var result = new List<ContinualTask>();
+        foreach (var group in classGroups)
+        {
+            var train = Select(data.Train, group);
+            if (trainPerTask is int n && n < train.Count)
+            {
+                var pick = Tensor.RandPerm(train.Count, generator ?? throw new ArgumentNullException(nameof(generator), "TaskSequences.Split: a generator is needed to subsample")).Narrow(0, 0, n);
+                train = new TensorDataset(train.X.IndexSelect(0, pick), train.Y.IndexSelect(0, pick));
+            }
+            result.Add(new ContinualTask($"classes {string.Join("/", group)}", train, Select(data.Test, group), group.Length));
+        }
+        return result;
+    }
+
+    private static Tensor Permute(Tensor x, Tensor? permutation)
+    {
+        if (permutation is null) return x;
+        int n = x.Size(0);
+        return x.Reshape(n, -1).IndexSelect(1, permutation).Reshape(x.Shape.ToArray());
+    }
+
+    private static TensorDataset Select(TensorDataset d, int[] group)
+    {
+        var labels = d.Y.ToArray<int>();
+        var index = new Dictionary<int, int>();
+        for (int i = 0; i < group.Length; i++) index[group[i]] = i;
+        var keep = Enumerable.Range(0, labels.Length).Where(i => index.ContainsKey(labels[i])).ToArray();
+        var pick = Tensor.FromArray(keep);
+        return new TensorDataset(d.X.IndexSelect(0, pick), Tensor.FromArray(keep.Select(i => index[labels[i]]).ToArray()));
+    }
+}
+
+/// <summary>
+/// A shared trunk with one output head per task; <see cref="ActiveTask"/> picks the head a forward pass
+/// uses (task-incremental learning: the task is known at test time).
+/// </summary>
+public sealed class MultiHead : Module
+{
+    private readonly Module _trunk;
+    private readonly Module[] _heads;
+
+    /// <summary>A trunk and its heads, one per task.</summary>
+    public MultiHead(Module trunk, params Module[] heads)
+    {
+        if (heads.Length == 0) throw new ArgumentException("MultiHead: at least one head");
+        _trunk = RegisterModule("trunk", trunk);
+        _heads = heads;
+        for (int i = 0; i < heads.Length; i++) RegisterModule($"head{i}", heads[i]);
+    }
+
+    /// <summary>The head the next forward pass uses (0-based).</summary>
+    public int ActiveTask
+    {
+        get => _active;
+        set => _active = (uint)value < (uint)_heads.Length ? value : throw new ArgumentOutOfRangeException(nameof(value), $"MultiHead: task {value} of {_heads.Length}");
+    }
+    private int _active;
+
+    /// <summary>The shared trunk.</summary>
+    public Module Trunk => _trunk;
+    /// <summary>The heads.</summary>
+    public IReadOnlyList<Module> Heads => _heads;
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x) => _heads[_active].Forward(_trunk.Forward(x));
+
+    /// <inheritdoc/>
+    public override string Describe() => $"MultiHead({_heads.Length} heads)";
+}
+
+/// <summary>
+/// Rehearsal memory (Robins 1995; Chaudhry et al. 2019): a fixed number of examples kept from each task
+/// seen, chosen at random, to be mixed into the batches of later tasks.
+/// </summary>
+public sealed class ReplayBuffer(int perTask, Generator generator)
+{
+    private readonly List<(int Task, TensorDataset Data)> _stored = [];
+
+    /// <summary>Examples kept per task.</summary>
+    public int PerTask { get; } = perTask > 0 ? perTask : throw new ArgumentOutOfRangeException(nameof(perTask), $"ReplayBuffer: a positive number of examples per task, got {perTask}");
+
+    /// <summary>Examples stored, over all tasks.</summary>
+    public int Count => _stored.Sum(s => s.Data.Count);
+
+    /// <summary>Stores <see cref="PerTask"/> random examples of <paramref name="data"/> (all of them when it has fewer).</summary>
+    public void Add(int task, TensorDataset data)
+    {
+        int n = Math.Min(PerTask, data.Count);
+        var pick = Tensor.RandPerm(data.Count, generator).Narrow(0, 0, n);
+        _stored.Add((task, new TensorDataset(data.X.IndexSelect(0, pick), data.Y.IndexSelect(0, pick))));
+        _joined = null;
+    }
+
+    private (Tensor X, Tensor Y, int[] Tasks)? _joined;
+
+    /// <summary><paramref name="count"/> stored examples drawn uniformly with replacement, with their tasks; null when empty.</summary>
+    public (Tensor X, Tensor Y, int[] Tasks)? Sample(int count)
+    {
+        int total = Count;
+        if (total == 0) return null;
+        _joined ??= (Tensor.Concat(_stored.Select(s => s.Data.X).ToList()), Tensor.Concat(_stored.Select(s => s.Data.Y).ToList()),
+            _stored.SelectMany(s => Enumerable.Repeat(s.Task, s.Data.Count)).ToArray());
+        var (all, labels, tasks) = _joined.Value;
+        var draw = Tensor.Rand(new Shape(count), generator, dtype: DType.Float64).ToArray<double>().Select(u => Math.Min((int)(u * total), total - 1)).ToArray();
+        var index = Tensor.FromArray(draw);
+        return (all.IndexSelect(0, index), labels.IndexSelect(0, index), draw.Select(i => tasks[i]).ToArray());
+    }
+}

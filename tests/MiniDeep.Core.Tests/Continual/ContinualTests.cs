@@ -1,0 +1,178 @@
+using MiniDeep.Continual;
+using MiniDeep.Data;
+using MiniDeep.Nn;
+using MiniDeep.Optim;
+using Xunit;
+
+namespace MiniDeep.Tests.ContinualTests;
+
+public class TaskSequenceTests
+{
+    private static readonly ImageClassification Data = SynthDigits.Load(1, trainCount: 600, testCount: 200);
+
+    [Fact]
+    public void Permuted_FirstTaskIsTheData_OthersPermuteEveryImageAlike()
+    {
+        var tasks = TaskSequences.Permuted(Data, 3, 100, new Generator(2));
+        Assert.Equal(3, tasks.Count);
+        Assert.Equal(Data.Test.X.ToFloatArray(), tasks[0].Test.X.ToFloatArray());
+        var plain = Data.Test.X.Reshape(200, 784).ToFloatArray();
+        var permuted = tasks[1].Test.X.Reshape(200, 784).ToFloatArray();
+        Assert.NotEqual(plain, permuted);
+        // The same pixels, moved: each image keeps its multiset of values, and one permutation serves all images.
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(plain.AsSpan(i * 784, 784).ToArray().Order(), permuted.AsSpan(i * 784, 784).ToArray().Order());
+        Assert.Equal(Data.Test.Y.ToArray<int>(), tasks[1].Test.Y.ToArray<int>());
+        Assert.Equal(100, tasks[2].Train.Count);
+        Assert.Equal([100, 1, 28, 28], tasks[2].Train.X.Shape.ToArray());
+    }
+
+    [Fact]
+    public void Split_RelabelsEachGroupFromZero()
+    {
+        var tasks = TaskSequences.Split(Data, [[0, 1], [7, 3]]);
+        Assert.Equal(2, tasks.Count);
+        var original = Data.Train.Y.ToArray<int>();
+        Assert.Equal(original.Count(l => l is 7 or 3), tasks[1].Train.Count);
+        Assert.Equal(original.Count(l => l == 7), tasks[1].Train.Y.ToArray<int>().Count(l => l == 0));
+        Assert.All(tasks[0].Test.Y.ToArray<int>(), l => Assert.InRange(l, 0, 1));
+        Assert.Throws<ArgumentException>(() => TaskSequences.Split(Data, [[0, 1], [1, 2]]));
+    }
+
+    [Fact]
+    public void MultiHead_UsesTheActiveHead()
+    {
+        var g = new Generator(3);
+        var model = new MultiHead(new Linear(4, 5, generator: g), new Linear(5, 2, generator: g), new Linear(5, 3, generator: g));
+        Assert.Equal(6, model.Parameters().Count);
+        var x = Tensor.Randn(new Shape(2, 4), g);
+        Assert.Equal([2, 2], model.Forward(x).Shape.ToArray());
+        model.ActiveTask = 1;
+        Assert.Equal([2, 3], model.Forward(x).Shape.ToArray());
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.ActiveTask = 2);
+    }
+
+    [Fact]
+    public void ReplayBuffer_KeepsPerTaskExamples_AndSamplesOnlyThose()
+    {
+        var buffer = new ReplayBuffer(10, new Generator(4));
+        Assert.Null(buffer.Sample(5));
+        var a = new TensorDataset(Tensor.Full(new Shape(50, 3), 1), Tensor.FromArray(Enumerable.Repeat(1, 50).ToArray()));
+        var b = new TensorDataset(Tensor.Full(new Shape(4, 3), 2), Tensor.FromArray(Enumerable.Repeat(2, 4).ToArray()));
+        buffer.Add(0, a);
+        buffer.Add(1, b);
+        Assert.Equal(14, buffer.Count);
+        var (x, y, tasks) = buffer.Sample(200)!.Value;
+        Assert.Equal(200, tasks.Length);
+        var labels = y.ToArray<int>();
+        var firstColumn = x.Narrow(1, 0, 1).ToFloatArray();
+        for (int i = 0; i < 200; i++) Assert.Equal(labels[i], (int)firstColumn[i]);
+        Assert.All(Enumerable.Range(0, 200), i => Assert.Equal(labels[i] - 1, tasks[i]));
+        // Both tasks are drawn, in proportion to what is stored (10 : 4).
+        Assert.InRange(tasks.Count(t => t == 1), 30, 90);
+    }
+}
+
+public class ConsolidationTests
+{
+    [Fact]
+    public void ProximalStep_IsTheClosedForm_AndStaysStableWhereAGradientPenaltyDiverges()
+    {
+        var theta = Tensor.FromArray([3.0], 1).RequiresGrad_();
+        var anchors = new QuadraticAnchors([theta]);
+        using (Autograd.NoGrad()) theta.CopyFrom(Tensor.FromArray([1.0], 1));
+        anchors.Consolidate([Tensor.FromArray([50.0], 1)]);      // θ* = 1, F = 50
+        using (Autograd.NoGrad()) theta.CopyFrom(Tensor.FromArray([2.0], 1));
+        var opt = new Sgd([theta], 0.1);
+        const double lambda = 4;                                  // ηλF = 20: a gradient step would multiply θ − θ* by −19
+        using (anchors.Attach(opt, lambda))
+        {
+            theta.Grad = Tensor.FromArray([0.0], 1);              // no task loss: only the anchor acts
+            opt.Step();
+        }
+        // θ = (2 + 0.1·4·50·1) / (1 + 0.1·4·50) = 22 / 21
+        Assert.Equal(22.0 / 21, theta.ToDoubleArray()[0], 12);
+        double gradientStep = 2 - 0.1 * lambda * 50 * (2 - 1);
+        Assert.True(Math.Abs(gradientStep - 1) > 10 * Math.Abs(2 - 1), "the naive step should overshoot");
+        Assert.Equal(50 * Math.Pow(22.0 / 21 - 1, 2) / 2, anchors.Penalty(), 10);
+    }
+
+    [Fact]
+    public void Penalty_SumsOverTasks_AndTheL2AnchorWeighsAllEntriesAlike()
+    {
+        var theta = Tensor.FromArray([1.0, 2.0], 2).RequiresGrad_();
+        var anchors = new QuadraticAnchors([theta]);
+        Assert.Equal(0, anchors.Penalty());
+        anchors.Consolidate();                                    // θ* = (1, 2), F = 1
+        using (Autograd.NoGrad()) theta.CopyFrom(Tensor.FromArray([0.0, 0.0], 2));
+        anchors.Consolidate([Tensor.FromArray([2.0, 3.0], 2)]);   // θ* = (0, 0)
+        using (Autograd.NoGrad()) theta.CopyFrom(Tensor.FromArray([1.0, 1.0], 2));
+        double expected = (1 * 0 + 1 * 1 + 2 * 1 + 3 * 1) / 2.0;
+        Assert.Equal(expected, anchors.Penalty(), 10);
+        Assert.Equal(2, anchors.Tasks);
+    }
+
+    [Fact]
+    public void Training_WithALargeLambda_KeepsTheParametersAtTheAnchor()
+    {
+        var g = new Generator(5);
+        var model = new Linear(6, 3, generator: g, dtype: DType.Float64);
+        var ps = model.Parameters();
+        var anchors = new QuadraticAnchors(ps);
+        var start = ps.Select(p => p.ToDoubleArray()).ToArray();
+        anchors.Consolidate();
+        var x = Tensor.Randn(new Shape(32, 6), g, dtype: DType.Float64);
+        var y = Tensor.FromArray(Enumerable.Range(0, 32).Select(i => i % 3).ToArray());
+        var opt = new Sgd(ps, 0.5);
+        using (anchors.Attach(opt, 1e6))
+            for (int s = 0; s < 50; s++) { opt.ZeroGrad(); Losses.CrossEntropy(model.Forward(x), y).Backward(); opt.Step(); }
+        for (int k = 0; k < ps.Count; k++)
+            Assert.All(ps[k].ToDoubleArray().Zip(start[k]), p => Assert.Equal(p.Second, p.First, 4));
+        // λ = 0 lets it learn.
+        using (anchors.Attach(opt, 0))
+            for (int s = 0; s < 5; s++) { opt.ZeroGrad(); Losses.CrossEntropy(model.Forward(x), y).Backward(); opt.Step(); }
+        Assert.True(anchors.Penalty() > 1e-3);
+    }
+
+    [Fact]
+    public void FisherDiagonal_MatchesTheSoftmaxRegressionFormula()
+    {
+        // For logits Wx + b, E_y~p[(∂ log p_y/∂W_ck)²] = p_c(1 − p_c)·x_k².
+        var g = new Generator(6);
+        var model = new Linear(3, 4, generator: g, dtype: DType.Float64);
+        var x1 = Tensor.FromArray([0.5, -1.0, 2.0], 1, 3);
+        var x = Tensor.Concat(Enumerable.Repeat(x1, 4000).ToList());
+        var fisher = Fisher.Diagonal(model.Forward, model.Parameters(), x, new Generator(7));
+        double[] p;
+        using (Autograd.NoGrad()) p = model.Forward(x1).Softmax(-1).ToDoubleArray();
+        var w = fisher[0].ToDoubleArray();
+        var xs = x1.ToDoubleArray();
+        for (int c = 0; c < 4; c++)
+            for (int k = 0; k < 3; k++)
+            {
+                double expected = p[c] * (1 - p[c]) * xs[k] * xs[k];
+                Assert.InRange(w[c * 3 + k], 0.85 * expected, 1.15 * expected);
+            }
+        var b = fisher[1].ToDoubleArray();
+        for (int c = 0; c < 4; c++) Assert.InRange(b[c], 0.85 * p[c] * (1 - p[c]), 1.15 * p[c] * (1 - p[c]));
+    }
+}
+
+public class AccuracyMatrixTests
+{
+    [Fact]
+    public void Summaries_FollowTheirDefinitions()
+    {
+        var r = new AccuracyMatrix(3);
+        double[,] values = { { 0.9, 0.1, 0.1 }, { 0.6, 0.95, 0.1 }, { 0.5, 0.7, 0.92 } };
+        for (int i = 0; i < 3; i++) for (int j = 0; j < 3; j++) r[i, j] = values[i, j];
+        Assert.Equal((0.5 + 0.7 + 0.92) / 3, r.AverageAccuracy, 12);
+        Assert.Equal(((0.5 - 0.9) + (0.7 - 0.95)) / 2, r.BackwardTransfer, 12);
+        Assert.Equal(0.4, r.Forgetting(0), 12);
+        double[] joint = [0.9, 0.9, 0.9], random = [0.5, 0.5, 0.5];
+        double rho = ((0.5 - 0.5) / 0.4 - 1 + (0.7 - 0.5) / 0.4 - 1 + (0.92 - 0.5) / 0.4 - 1) / 3;
+        Assert.Equal(rho, r.ForgettingRatio(joint, random), 12);
+        Assert.Equal(0.5, AccuracyMatrix.RandomStratified([0, 1, 0, 1]), 12);
+        Assert.Equal(0.625, AccuracyMatrix.RandomStratified([0, 0, 0, 1]), 12);
+    }
+}
