@@ -176,3 +176,106 @@ public class AccuracyMatrixTests
         Assert.Equal(0.625, AccuracyMatrix.RandomStratified([0, 0, 0, 1]), 12);
     }
 }
+
+public class HatTests
+{
+    // Two hidden layers of 3 units; task 0's gates set by hand to (1, 0, 1) and (1, 1, 0).
+    private static HatMlp WithTaskZeroHeld()
+    {
+        var net = new HatMlp(4, [3, 3], [2, 2], new Generator(11));
+        var embeddings = net.Embeddings;
+        using (Autograd.NoGrad())
+        {
+            embeddings[0].CopyFrom(Tensor.FromArray(new float[] { 6, -6, 6, 0, 0, 0 }, 2, 3));
+            embeddings[1].CopyFrom(Tensor.FromArray(new float[] { 6, 6, -6, 0, 0, 0 }, 2, 3));
+        }
+        net.ActiveTask = 0;
+        net.EndTask();
+        return net;
+    }
+
+    [Fact]
+    public void ConditionGradients_FreezesWeightsBetweenHeldUnits_AndLeavesTheRest()
+    {
+        var net = WithTaskZeroHeld();
+        Assert.Equal([2.0 / 3, 2.0 / 3], net.UnitsInUse());
+        net.ActiveTask = 1;
+        var x = Tensor.Randn(new Shape(5, 4), new Generator(12));
+        Losses.CrossEntropy(net.Forward(x), Tensor.FromArray([0, 1, 0, 1, 1])).Backward();
+        var fc1 = net.NamedModules().Select(m => m.Module).OfType<Linear>().Take(2).ToList();   // the hidden layers, not the heads
+        var before = fc1.Select(l => l.Weight.Grad!.ToFloatArray()).ToList();
+        var biasBefore = fc1[0].Bias!.Grad!.ToFloatArray();
+        net.ConditionGradients();
+        var w1 = fc1[0].Weight.Grad!.ToFloatArray();     // (3, 4): rows 0 and 2 feed held units
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 4; j++)
+                Assert.Equal(i == 1 ? before[0][i * 4 + j] : 0f, w1[i * 4 + j], 6);
+        var w2 = fc1[1].Weight.Grad!.ToFloatArray();     // (3, 3): held where out ∈ {0, 1} and in ∈ {0, 2}
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++)
+            {
+                bool held = i is 0 or 1 && j is 0 or 2;
+                Assert.Equal(held ? 0f : before[1][i * 3 + j], w2[i * 3 + j], 6);
+            }
+        var b1 = fc1[0].Bias!.Grad!.ToFloatArray();
+        Assert.Equal([0f, biasBefore[1], 0f], b1);
+    }
+
+    [Fact]
+    public void EmbeddingGradient_IsCompensatedForTheScale()
+    {
+        var net = new HatMlp(4, [3], [2], new Generator(13), sMax: 400);
+        var e = net.Embeddings[0];
+        net.Scale = 100;
+        var x = Tensor.Randn(new Shape(5, 4), new Generator(14));
+        Losses.CrossEntropy(net.Forward(x), Tensor.FromArray([0, 1, 0, 1, 1])).Backward();
+        var raw = e.Grad!.ToDoubleArray();
+        var values = e.ToDoubleArray();
+        net.ConditionGradients();
+        var compensated = e.Grad!.ToDoubleArray();
+        for (int i = 0; i < values.Length; i++)
+        {
+            double factor = 400.0 / 100 * (Math.Cosh(Math.Clamp(100 * values[i], -50, 50)) + 1) / (Math.Cosh(values[i]) + 1);
+            Assert.Equal(raw[i] * factor, compensated[i], Math.Abs(raw[i] * factor) * 1e-4 + 1e-9);
+        }
+    }
+
+    [Fact]
+    public void Regularizer_CountsTheNewTasksGatesOnFreeUnits()
+    {
+        var net = WithTaskZeroHeld();
+        net.ActiveTask = 1;
+        using var _ = Autograd.NoGrad();
+        var gates = net.Gates().Select(g => g.ToDoubleArray()).ToArray();
+        // Free units: layer 1 unit 1, layer 2 unit 2.
+        Assert.Equal((gates[0][1] + gates[1][2]) / 2, net.Regularizer().Item(), 5);
+    }
+
+    [Fact]
+    public void LearningASecondTask_LeavesTheFirstTasksOutputs()
+    {
+        var g = new Generator(15);
+        var x = Tensor.Randn(new Shape(200, 8), g);
+        var w = Tensor.Randn(new Shape(8, 2), g);
+        var labelsA = x.MatMul(w).ArgMax(1).To(DType.Int32);
+        var labelsB = (x.MatMul(w) * -1).ArgMax(1).To(DType.Int32);   // the opposite task
+        var net = new HatMlp(8, [32, 32], [2, 2], new Generator(16));
+        net.TrainTask(0, new DataLoader(new TensorDataset(x, labelsA), 20, shuffle: true, seed: 1), epochs: 20, lr: 0.2, c: 0.1);
+        net.ActiveTask = 0;
+        Tensor before;
+        using (Autograd.NoGrad()) before = net.Forward(x);
+        net.TrainTask(1, new DataLoader(new TensorDataset(x, labelsB), 20, shuffle: true, seed: 2), epochs: 20, lr: 0.2, c: 0.1);
+        net.ActiveTask = 0;
+        using (Autograd.NoGrad())
+        {
+            var after = net.Forward(x);
+            double change = (after - before).Abs().Max().Item(), scale = before.Abs().Max().Item();
+            Assert.True(change < 1e-3 * scale, $"task 0's outputs moved by {change} (scale {scale})");
+            double accA = (after.ArgMax(1).To(DType.Int32) == labelsA).To(DType.Float32).Mean().Item();
+            Assert.True(accA > 0.9, $"task 0 accuracy {accA}");
+            net.ActiveTask = 1;
+            double accB = (net.Forward(x).ArgMax(1).To(DType.Int32) == labelsB).To(DType.Float32).Mean().Item();
+            Assert.True(accB > 0.9, $"task 1 accuracy {accB}");
+        }
+    }
+}
