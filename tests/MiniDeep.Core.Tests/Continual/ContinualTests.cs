@@ -279,3 +279,57 @@ public class HatTests
         }
     }
 }
+
+public class VaeTests
+{
+    [Fact]
+    public void Loss_IsReconstructionPlusKl_WithTheReparameterizedCode()
+    {
+        var vae = new Vae([1, 4, 4], 8, 3, new Generator(20));
+        var x = Tensor.Rand(new Shape(5, 1, 4, 4), new Generator(21));
+        double loss = vae.Loss(x, new Generator(22)).Item();
+        // The same computation by hand, with the same noise draw.
+        var (mu, logVar) = vae.Encode(x);
+        var eps = Tensor.Randn(mu.Shape, new Generator(22));
+        var z = mu + (logVar * 0.5).Exp() * eps;
+        var p = vae.DecodeLogits(z).Sigmoid().ToDoubleArray();
+        var xs = x.ToDoubleArray();
+        double bce = -xs.Zip(p).Sum(t => t.First * Math.Log(t.Second) + (1 - t.First) * Math.Log(1 - t.Second)) / 5;
+        var m = mu.ToDoubleArray();
+        var lv = logVar.ToDoubleArray();
+        double kl = -0.5 * m.Zip(lv).Sum(t => 1 + t.Second - t.First * t.First - Math.Exp(t.Second)) / 5;
+        Assert.Equal(bce + kl, loss, 3);
+    }
+
+    [Fact]
+    public void Training_LowersTheLoss_AndSamplesArePixelProbabilities()
+    {
+        var data = SynthDigits.Load(2, trainCount: 256, testCount: 10);
+        var vae = new Vae([1, 28, 28], 64, 8, new Generator(23));
+        var opt = new Adam(vae.Parameters(), 3e-3);
+        var g = new Generator(24);
+        double first = vae.Loss(data.Train.X, g).Item();
+        for (int step = 0; step < 150; step++)
+        {
+            opt.ZeroGrad();
+            vae.Loss(data.Train.X.Narrow(0, step * 32 % 256, 32), g).Backward();
+            opt.Step();
+        }
+        double last = vae.Loss(data.Train.X, g).Item();
+        Assert.True(last < 0.6 * first, $"VAE loss {first} → {last}");
+        var samples = vae.Sample(7, new Generator(25));
+        Assert.Equal([7, 1, 28, 28], samples.Shape.ToArray());
+        Assert.True(samples.Min().Item() >= 0 && samples.Max().Item() <= 1);
+    }
+
+    [Fact]
+    public void Dreams_AreLabelledByTheSolver()
+    {
+        var vae = new Vae([1, 4, 4], 8, 3, new Generator(26));
+        var solver = new Sequential(new Flatten(), new Linear(16, 3, generator: new Generator(27)));
+        var (x, y) = Vae.Dreams(vae, solver, 9, new Generator(28));
+        using var _ = Autograd.NoGrad();
+        Assert.Equal(solver.Forward(x).ArgMax(1).To(DType.Int32).ToArray<int>(), y.ToArray<int>());
+        Assert.True(solver.IsTraining);
+    }
+}
