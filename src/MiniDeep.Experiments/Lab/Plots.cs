@@ -92,6 +92,39 @@ public static class Plots
         return plt.GetImageBytes(width, height, ImageFormat.Png);
     }
 
+    /// <summary>
+    /// A matrix m[row, column] as coloured cells with each value written in its cell (accuracy matrices):
+    /// rows top to bottom, columns left to right, values in [<paramref name="min"/>, <paramref name="max"/>].
+    /// NaN cells stay blank; the colours run from <paramref name="min"/> (dark) to <paramref name="max"/> (yellow).
+    /// </summary>
+    public static byte[] Matrix(string title, string rowLabel, string columnLabel, double[,] m, double min = 0, double max = 1, string format = "F2",
+        int width = 420, int height = 380)
+    {
+        int rows = m.GetLength(0), cols = m.GetLength(1);
+        var plt = new Plot();
+        var colormap = new ScottPlot.Colormaps.Viridis();
+        // One filled rectangle per cell, row 0 at the top, and the value written in it.
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+            {
+                if (double.IsNaN(m[r, c])) continue;
+                double f = Math.Clamp((m[r, c] - min) / (max - min), 0, 1);
+                var rect = plt.Add.Rectangle(c + 0.5, c + 1.5, rows - r - 0.5, rows - r + 0.5);
+                rect.FillColor = colormap.GetColor(f);
+                rect.LineColor = Colors.White;
+                var text = plt.Add.Text(m[r, c].ToString(format, System.Globalization.CultureInfo.InvariantCulture), c + 1, rows - r);
+                text.LabelAlignment = Alignment.MiddleCenter;
+                text.LabelFontColor = f > 0.6 ? Colors.Black : Colors.White;
+                text.LabelFontSize = 12;
+                text.LabelFontName = "DejaVu Sans";
+            }
+        plt.Axes.SetLimits(0.5, cols + 0.5, 0.5, rows + 0.5);
+        plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(Enumerable.Range(1, cols).Select(c => (double)c).ToArray(), Enumerable.Range(1, cols).Select(c => c.ToString()).ToArray());
+        plt.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(Enumerable.Range(1, rows).Select(r => (double)(rows + 1 - r)).ToArray(), Enumerable.Range(1, rows).Select(r => r.ToString()).ToArray());
+        Decorate(plt, title, columnLabel, rowLabel, legend: false);
+        return plt.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
     /// <summary>PNG images placed side by side on a white canvas, top-aligned.</summary>
     public static byte[] SideBySide(params byte[][] pngs)
     {
