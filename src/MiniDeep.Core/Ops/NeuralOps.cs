@@ -203,7 +203,10 @@ public sealed partial class Tensor
         if (!(p >= 0 && p <= 1)) throw new ArgumentOutOfRangeException(nameof(p), $"dropout: p must lie in [0, 1], got {p}");
         if (!training || p == 0) return this;
         if (p == 1) return this * 0.0;
+        // The mask carries the 1/(1 − p) scale (values 0 or 1/(1 − p)), so forward and backward are one
+        // multiply each; x·(m·s) equals (x·m)·s bit for bit, since m is 0 or 1.
         var mask = Bernoulli(Shape, 1 - p, generator, DType, Device);
-        return this * mask * (1 / (1 - p));
+        using (Autograd.NoGrad()) mask.MulInPlace(1 / (1 - p));
+        return this * mask;
     }
 }

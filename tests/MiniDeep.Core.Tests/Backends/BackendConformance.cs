@@ -191,6 +191,29 @@ public abstract partial class BackendConformance
 
     [Theory]
     [MemberData(nameof(FloatTypes))]
+    public void LargeRandomFills_SplitIntoChunks_GiveTheReferenceNumbers_OnOneOrTwoThreads(DType t)
+    {
+        // Past the CPU backend's 16K-element chunk, so the fill runs in parallel pieces.
+        const int n = 100_003;
+        int saved = Parallelism.MaxThreads;
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                Parallelism.MaxThreads = threads;
+                Assert.Equal(Tensor.Rand(new Shape(n), new Generator(8), -2, 3, dtype: t, device: Device.Reference).ToDoubleArray(),
+                             Tensor.Rand(new Shape(n), new Generator(8), -2, 3, dtype: t, device: Device).ToDoubleArray());
+                Assert.Equal(Tensor.Bernoulli(new Shape(n), 0.3, new Generator(9), t, Device.Reference).ToDoubleArray(),
+                             Tensor.Bernoulli(new Shape(n), 0.3, new Generator(9), t, Device).ToDoubleArray());
+                Assert.Equal(Tensor.Randn(new Shape(n), new Generator(10), dtype: t, device: Device.Reference).ToDoubleArray(),
+                             Tensor.Randn(new Shape(n), new Generator(10), dtype: t, device: Device).ToDoubleArray());
+            }
+        }
+        finally { Parallelism.MaxThreads = saved; }
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
     public void CrossEntropy_MatchesReference(DType t)
     {
         var logits = V([9, 10], 14, t) * 30;

@@ -93,6 +93,32 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     /// <inheritdoc/>
     public override Storage CrossEntropyRowsBackward(View logits, View targets, View grad) { var r = CrossEntropyRowsBackwardImpl(logits, targets, grad); GC.KeepAlive(logits.Storage); GC.KeepAlive(targets.Storage); GC.KeepAlive(grad.Storage); return r; }
 
+    /// <summary>
+    /// Random fills in parallel chunks: element i is Philox(seed, stream, i) whatever the chunking, so the
+    /// values are those of the reference backend, bit for bit, on any number of threads. Float32 uniform
+    /// and Bernoulli draws (dropout masks) get a typed loop without the per-element dispatch.
+    /// </summary>
+    public override Storage Random(RandomKind kind, DType dtype, int length, ulong seed, ulong stream, double a, double b)
+    {
+        var y = RentArray(dtype, length);
+        if (y is float[] f && kind is RandomKind.Uniform or RandomKind.Bernoulli)
+        {
+            bool bernoulli = kind == RandomKind.Bernoulli;
+            Parallelism.ForRange(length, StreamGrain, (s, e) =>
+            {
+                for (int i = s; i < e; i++)
+                {
+                    // The same arithmetic as the reference: the 24-bit float, widened to double.
+                    double u = Philox.UniformFloat(seed, stream, (ulong)i);
+                    f[i] = bernoulli ? (u < a ? 1f : 0f) : (float)(a + (b - a) * u);
+                }
+            });
+        }
+        else
+            Parallelism.ForRange(length, StreamGrain, (s, e) => FillRandom(y, s, e, kind, seed, stream, a, b));
+        return Pooled(y);
+    }
+
     private static Array RentArray(DType dtype, int length) => dtype switch
     {
         DType.Float32 => BufferPool.Rent<float>(length, clear: false),
