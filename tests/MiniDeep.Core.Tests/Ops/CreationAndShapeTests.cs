@@ -216,3 +216,23 @@ public class CreationAndShapeTests
         Assert.Same(x, x.Dropout(0.3, training: false));
     }
 }
+
+public class PhiloxTests
+{
+    [Theory]
+    [InlineData(0UL)]
+    [InlineData(4_294_967_290UL)]   // counters that cross 2^32, where the second counter word turns non-zero
+    [InlineData(123_456_789_012UL)]
+    public void FirstWords_AreTheBlocksFirstWords_InEveryLengthAndTail(ulong start)
+    {
+        for (int n = 0; n <= 37; n++)
+        {
+            var words = new uint[n];
+            Philox.FirstWords(0xDEADBEEF12345678UL, 77, start, words);
+            for (int i = 0; i < n; i++) Assert.Equal(Philox.Block(0xDEADBEEF12345678UL, 77, start + (ulong)i).Item1, words[i]);
+        }
+        var many = new uint[1000];
+        Philox.FirstWords(42, ulong.MaxValue - 3, start, many);
+        for (int i = 0; i < many.Length; i++) Assert.Equal(Philox.Block(42, ulong.MaxValue - 3, start + (ulong)i).Item1, many[i]);
+    }
+}

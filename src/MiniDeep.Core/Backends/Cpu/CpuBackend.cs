@@ -106,11 +106,22 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             bool bernoulli = kind == RandomKind.Bernoulli;
             Parallelism.ForRange(length, StreamGrain, (s, e) =>
             {
-                for (int i = s; i < e; i++)
+                Span<uint> words = stackalloc uint[512];
+                for (int from = s; from < e; from += words.Length)
                 {
+                    var w = words[..Math.Min(words.Length, e - from)];
+                    Philox.FirstWords(seed, stream, (ulong)from, w);
                     // The same arithmetic as the reference: the 24-bit float, widened to double.
-                    double u = Philox.UniformFloat(seed, stream, (ulong)i);
-                    f[i] = bernoulli ? (u < a ? 1f : 0f) : (float)(a + (b - a) * u);
+                    if (bernoulli)
+                        for (int j = 0; j < w.Length; j++)
+                        {
+                            double u = (w[j] >> 8) * (1f / (1 << 24));
+                            int hit = u < a ? 1 : 0;   // a flag, not a branch: random outcomes mispredict
+                            f[from + j] = hit;
+                        }
+                    else
+                        for (int j = 0; j < w.Length; j++)
+                            f[from + j] = (float)(a + (b - a) * ((w[j] >> 8) * (1f / (1 << 24))));
                 }
             });
         }
