@@ -78,18 +78,30 @@ public sealed class QuadraticAnchors
     public IDisposable Attach(Optimizer optimizer, double lambda)
     {
         if (!(lambda >= 0)) throw new ArgumentOutOfRangeException(nameof(lambda), $"QuadraticAnchors.Attach: λ must be non-negative, got {lambda}");
-        var lr = new Dictionary<Tensor, double>(ReferenceEqualityComparer.Instance);
-        foreach (var g in optimizer.Groups) foreach (var p in g.Params) lr[p] = g.Lr;
+        var index = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < _parameters.Count; i++) index[_parameters[i]] = i;
+        // θ ← (θ + c·ΣFθ*)·1/(1 + c·ΣF) with c = ηλ: the two factors change only when a task is
+        // consolidated or a scheduler moves η, so they are kept, and a step allocates nothing.
+        var shift = new Tensor?[_parameters.Count];
+        var scale = new Tensor?[_parameters.Count];
+        var keptFor = new (double C, int Tasks)[_parameters.Count];
         return optimizer.RegisterStepHook(() =>
         {
             if (Tasks == 0 || lambda == 0) return;
-            foreach (var g in optimizer.Groups) foreach (var p in g.Params) lr[p] = g.Lr;   // schedulers change it
-            for (int i = 0; i < _parameters.Count; i++)
-            {
-                if (!lr.TryGetValue(_parameters[i], out double eta)) continue;
-                var k = _weight[i] * (eta * lambda);
-                _parameters[i].CopyFrom((_parameters[i].Detach() + _weightedAnchor[i] * (eta * lambda)) / (k + 1));
-            }
+            foreach (var g in optimizer.Groups)
+                foreach (var p in g.Params)
+                {
+                    if (!index.TryGetValue(p, out int i)) continue;
+                    double c = g.Lr * lambda;
+                    if (shift[i] is null || keptFor[i] != (c, Tasks))
+                    {
+                        shift[i] = _weightedAnchor[i] * c;
+                        scale[i] = 1 / (_weight[i] * c + 1);
+                        keptFor[i] = (c, Tasks);
+                    }
+                    p.AddInPlace(shift[i]!);
+                    p.MulInPlace(scale[i]!);
+                }
         });
     }
 }

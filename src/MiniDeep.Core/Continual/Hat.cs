@@ -26,6 +26,11 @@ public sealed class HatMlp : Module
     private readonly Tensor[] _embeddings;          // (tasks, units) per hidden layer
     private readonly Module[] _heads;
     private readonly double[][] _cumulative;        // a^{<t} per hidden layer, updated by EndTask
+    // What the cumulative gates imply, rebuilt only by EndTask (they change nowhere else): per hidden
+    // layer, 1 − a^{<t} as a (1, units) row for the regularizer and a (units) vector for the biases, and
+    // 1 − min(a_out^{<t}, a_in^{<t}) as an (out, in) matrix for the weights.
+    private readonly Tensor[] _freeRow, _freeBias, _freeWeight;
+    private readonly double[] _freeCount;
 
     /// <summary>
     /// A HAT network: an optional input module (e.g. standardize and flatten), hidden ReLU layers of the
@@ -39,6 +44,10 @@ public sealed class HatMlp : Module
         _layers = new Linear[hidden.Length];
         _embeddings = new Tensor[hidden.Length];
         _cumulative = new double[hidden.Length][];
+        _freeRow = new Tensor[hidden.Length];
+        _freeBias = new Tensor[hidden.Length];
+        _freeWeight = new Tensor[hidden.Length];
+        _freeCount = new double[hidden.Length];
         for (int l = 0; l < hidden.Length; l++)
         {
             _layers[l] = RegisterModule($"fc{l + 1}", new Linear(l == 0 ? inputs : hidden[l - 1], hidden[l], generator: generator));
@@ -47,6 +56,7 @@ public sealed class HatMlp : Module
         }
         _heads = new Module[headClasses.Length];
         for (int t = 0; t < headClasses.Length; t++) _heads[t] = RegisterModule($"head{t + 1}", new Linear(hidden[^1], headClasses[t], generator: generator));
+        RebuildFree();
         Scale = sMax;
     }
 
@@ -90,15 +100,12 @@ public sealed class HatMlp : Module
     {
         var gates = Gates();
         Tensor? num = null;
-        double den = 0;
         for (int l = 0; l < gates.Length; l++)
         {
-            var free = Tensor.FromArray(_cumulative[l].Select(a => (float)(1 - a)).ToArray(), 1, _cumulative[l].Length);
-            var term = (gates[l] * free).Sum();
+            var term = (gates[l] * _freeRow[l]).Sum();
             num = num is null ? term : num + term;
-            den += _cumulative[l].Sum(a => 1 - a);
         }
-        return num! / Math.Max(den, 1e-12);
+        return num! / Math.Max(_freeCount.Sum(), 1e-12);
     }
 
     /// <summary>Fraction of each hidden layer's units that earlier tasks hold (cumulative gate above ½).</summary>
@@ -113,22 +120,14 @@ public sealed class HatMlp : Module
         using var _ = Autograd.NoGrad();
         for (int l = 0; l < _layers.Length; l++)
         {
-            var outUsed = Tensor.FromArray(_cumulative[l].Select(a => (float)a).ToArray(), _cumulative[l].Length, 1);
-            // The first layer's inputs carry no gate: only the unit it feeds decides.
-            var inUsed = l == 0 ? null : Tensor.FromArray(_cumulative[l - 1].Select(a => (float)a).ToArray(), 1, _cumulative[l - 1].Length);
             var w = _layers[l].Weight;
-            if (w.Grad is not null)
-            {
-                var used = inUsed is null ? outUsed : Tensor.Minimum(outUsed, inUsed);
-                w.Grad = w.Grad * (1 - used);
-            }
+            if (w.Grad is not null) w.Grad = w.Grad * _freeWeight[l];
             var b = _layers[l].Bias!;
-            if (b.Grad is not null) b.Grad = b.Grad * (1 - outUsed.Reshape(_cumulative[l].Length));
+            if (b.Grad is not null) b.Grad = b.Grad * _freeBias[l];
             var e = _embeddings[l];
             if (e.Grad is not null)
             {
                 var values = e.ToDoubleArray();
-                int units = _cumulative[l].Length;
                 var factor = new double[values.Length];
                 for (int i = 0; i < values.Length; i++)
                 {
@@ -163,6 +162,22 @@ public sealed class HatMlp : Module
             }
         }
         Scale = saved;
+        RebuildFree();
+    }
+
+    private void RebuildFree()
+    {
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var used = _cumulative[l];
+            _freeRow[l] = Tensor.FromArray(used.Select(a => (float)(1 - a)).ToArray(), 1, used.Length);
+            _freeBias[l] = _freeRow[l].Reshape(used.Length);
+            _freeCount[l] = used.Sum(a => 1 - a);
+            // The first layer's inputs carry no gate: only the unit a weight feeds decides.
+            var outUsed = Tensor.FromArray(used.Select(a => (float)a).ToArray(), used.Length, 1);
+            var held = l == 0 ? outUsed : Tensor.Minimum(outUsed, Tensor.FromArray(_cumulative[l - 1].Select(a => (float)a).ToArray(), 1, _cumulative[l - 1].Length));
+            _freeWeight[l] = (1 - held).Contiguous();
+        }
     }
 
     /// <summary>

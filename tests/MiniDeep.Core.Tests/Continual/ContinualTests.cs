@@ -90,11 +90,30 @@ public class ConsolidationTests
             theta.Grad = Tensor.FromArray([0.0], 1);              // no task loss: only the anchor acts
             opt.Step();
         }
-        // θ = (2 + 0.1·4·50·1) / (1 + 0.1·4·50) = 22 / 21
+        // θ = (2 + 0.1·4·50·1) / (1 + 0.1·4·50) = 22 / 21: pulled towards θ* = 1, not past it.
         Assert.Equal(22.0 / 21, theta.ToDoubleArray()[0], 12);
-        double gradientStep = 2 - 0.1 * lambda * 50 * (2 - 1);
-        Assert.True(Math.Abs(gradientStep - 1) > 10 * Math.Abs(2 - 1), "the naive step should overshoot");
         Assert.Equal(50 * Math.Pow(22.0 / 21 - 1, 2) / 2, anchors.Penalty(), 10);
+    }
+
+    [Fact]
+    public void ProximalStep_FollowsTheLearningRate_AndNewAnchors()
+    {
+        var theta = Tensor.FromArray([1.0], 1).RequiresGrad_();
+        var anchors = new QuadraticAnchors([theta]);
+        anchors.Consolidate([Tensor.FromArray([2.0], 1)]);       // θ* = 1, F = 2
+        using (Autograd.NoGrad()) theta.CopyFrom(Tensor.FromArray([3.0], 1));
+        var opt = new Sgd([theta], 0.5);
+        using var attached = anchors.Attach(opt, 1);
+        void Step() { theta.Grad = Tensor.FromArray([0.0], 1); opt.Step(); }
+        Step();                                                   // c = 0.5: (3 + 0.5·2·1) / (1 + 0.5·2) = 2
+        Assert.Equal(2.0, theta.ToDoubleArray()[0], 12);
+        opt.Groups[0].Lr = 1.5;                                   // a scheduler's change: c = 1.5
+        Step();                                                   // (2 + 3) / (1 + 3) = 1.25
+        Assert.Equal(1.25, theta.ToDoubleArray()[0], 12);
+        anchors.Consolidate([Tensor.FromArray([1.0], 1)]);       // a second anchor at 1.25, F = 1
+        using (Autograd.NoGrad()) theta.CopyFrom(Tensor.FromArray([3.0], 1));
+        Step();                                                   // (3 + 1.5·(2·1 + 1·1.25)) / (1 + 1.5·3)
+        Assert.Equal((3 + 1.5 * 3.25) / 5.5, theta.ToDoubleArray()[0], 12);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MiniDeep.Compression;
 using MiniDeep.Data;
+using MiniDeep.Geometry;
 using MiniDeep.Nn;
 using MiniDeep.Optim;
 using static MiniDeep.Experiments.Lab.LabModels;
@@ -73,7 +74,7 @@ public sealed class CompressionClaim : IClaim
         double baseAccuracy = Trainer.Evaluate(model, test).Accuracy;
         var layers = Layers(model);
         var weights = layers.Select(l => l.Weight).ToList();
-        var trained = weights.Select(w => w.Clone()).ToList();
+        var trained = ParameterVector.Flatten(weights);   // the trained weights, to restore between sensitivity runs
         ctx.Say($"LeNet-300-100: test accuracy {Report.Pct(baseAccuracy)} after {epochs} epochs ({clock.Elapsed.TotalSeconds:F0} s)");
 
         // One-shot pruning without retraining, each layer alone and all together (global), to see which
@@ -85,7 +86,7 @@ public sealed class CompressionClaim : IClaim
             sensitivity[which] = new double[sparsities.Length];
             for (int s = 0; s < sparsities.Length; s++)
             {
-                Restore(weights, trained);
+                ParameterVector.Assign(weights, trained);
                 var masks = which < layers.Count
                     ? PruningMasks.PerLayer([(weights[which], 1 - sparsities[s])])
                     : PruningMasks.Global(weights, 1 - sparsities[s]);
@@ -93,7 +94,7 @@ public sealed class CompressionClaim : IClaim
                 sensitivity[which][s] = Trainer.Evaluate(model, test).Accuracy;
             }
         }
-        Restore(weights, trained);
+        ParameterVector.Assign(weights, trained);
 
         // Iterative pruning with retraining to the per-layer rates.
         var roundRows = new List<(int Round, double[] Density, double Overall, double Accuracy)>();
@@ -134,7 +135,8 @@ public sealed class CompressionClaim : IClaim
         var names = layers.SelectMany((_, i) => new[] { $"fc{i + 1}.weight", $"fc{i + 1}.bias" }).ToArray();
         List<(string, CompressedTensor)> Archive(Func<int, CompressedTensor> weight) =>
             layers.SelectMany((l, i) => new[] { (names[2 * i], weight(i)), (names[2 * i + 1], CompressedTensor.Dense(l.Bias!)) }).ToList();
-        long dense = CompressedArchive.Encode(Archive(i => CompressedTensor.Dense(trained[i])), false).Length;
+        var trainedWeights = ParameterVector.Unflatten(trained, weights);
+        long dense = CompressedArchive.Encode(Archive(i => CompressedTensor.Dense(trainedWeights[i])), false).Length;
         long sparse = CompressedArchive.Encode(Archive(i => CompressedTensor.Sparse(weights[i])), false).Length;
         var sharedArchive = Archive(i => CompressedTensor.Shared(shared[i]));
         long packed = CompressedArchive.Encode(sharedArchive, false).Length;
@@ -394,11 +396,5 @@ public sealed class CompressionClaim : IClaim
             sweep, ensemble_student = ensembleStudent, gap_closed = gapClosed,
             dress = new { distilled_raw = dressRaw, distilled_corrected = dressCorrected, offset, alone_raw = aloneDressRaw, alone_corrected = aloneDressCorrected },
         });
-    }
-
-    private static void Restore(List<Tensor> weights, List<Tensor> values)
-    {
-        using var _ = Autograd.NoGrad();
-        for (int i = 0; i < weights.Count; i++) weights[i].CopyFrom(values[i]);
     }
 }

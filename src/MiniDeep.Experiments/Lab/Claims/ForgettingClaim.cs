@@ -80,7 +80,7 @@ public sealed class ForgettingClaim : IClaim
         int seeds = ctx.ByBudget(3, 5, 10);
         // One network per seed and condition: sigmoid hidden layer as in the 1989 network, SGD one fact at a time.
         Sequential Net(Generator g) => new(new Linear(18, 50, generator: g), Activations.Sigmoid(), new Linear(50, 19, generator: g));
-        double Acc(Module m, (Tensor X, Tensor Y) d) { using (Autograd.NoGrad()) return (m.Forward(d.X).ArgMax(1).To(DType.Int32) == d.Y).To(DType.Float32).Mean().Item(); }
+        double Acc(Module m, (Tensor X, Tensor Y) d) => Accuracy(m, d.X, d.Y);
         void Train(Module m, Optimizer opt, (Tensor X, Tensor Y) d, int epochs, ulong seed)
         {
             var loader = new DataLoader(new TensorDataset(d.X, d.Y), 1, shuffle: true, seed: seed);
