@@ -66,4 +66,30 @@ public class DeterminismTests
             Parallelism.MaxThreads = saved;
         }
     }
+
+    [Fact]
+    public void AModelTrainedAsTheTailOfAParallelJob_GetsHelpAndTheSameBits()
+    {
+        int saved = Parallelism.MaxThreads;
+        try
+        {
+            Parallelism.MaxThreads = 1;
+            var alone = Step(31);
+            Parallelism.MaxThreads = 2;
+            long before = Parallelism.AssistedKernels;
+            var results = new (float[] Loss, float[] W1Grad, float[] W2Grad, float[] Big)[3];
+            // Two light chunks and a heavy one: whichever thread finishes its light chunk while the
+            // other runs the heavy one is idle and helps with its kernels.
+            Parallelism.For(3, i => { if (i == 2) results[i] = Step(31); else results[i] = (new float[1], [], [], []); });
+            Assert.True(Parallelism.AssistedKernels > before, "no kernel of the heavy chunk was helped");
+            Assert.Equal(alone.Loss, results[2].Loss);
+            Assert.Equal(alone.W1Grad, results[2].W1Grad);
+            Assert.Equal(alone.W2Grad, results[2].W2Grad);
+            Assert.Equal(alone.Big, results[2].Big);
+        }
+        finally
+        {
+            Parallelism.MaxThreads = saved;
+        }
+    }
 }

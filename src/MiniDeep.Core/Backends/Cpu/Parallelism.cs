@@ -13,9 +13,15 @@ namespace MiniDeep;
 /// (Parallel.For) put a worker to sleep and woke it again for every one: about 75,000 context
 /// switches a second and a third of the run in the kernel, measured with `perf stat` on a CNN step.
 /// So the kernels share a few dedicated workers that spin briefly between jobs (a training step's
-/// kernels come microseconds apart) and only then sleep. A kernel called from inside a parallel
-/// kernel, or while another thread's kernel holds the workers, runs its chunks serially: same
-/// chunks, same order within each, same bits.
+/// kernels come microseconds apart) and only then sleep. A kernel called while another thread's
+/// kernel holds the workers runs its chunks serially: same chunks, same order within each, same bits.
+///
+/// Whole models are also trained side by side, one per job chunk (the lab's seeds). Their kernels are
+/// then called from inside a job, and with three seeds on two cores the last one would run alone on one
+/// core while the other idled. So a thread that has run out of chunks of the outer job offers itself as
+/// a helper, and a kernel called from inside a job while a helper waits posts its chunks for it
+/// (<c>TryAssist</c>): the tail of an uneven job runs on both cores. Which thread runs a chunk never
+/// changes the chunk, so the bits stay the same.
 /// </remarks>
 public static class Parallelism
 {
@@ -28,12 +34,18 @@ public static class Parallelism
         set => _maxThreads = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), "MaxThreads must be at least 1");
     }
 
+    /// <summary>Kernels called from inside a job that idle participants of the job helped with (for tests and diagnostics).</summary>
+    internal static long AssistedKernels => Interlocked.Read(ref WorkerPool.Assisted);
+
     /// <summary>Runs body(chunk) for chunk in [0, chunks), on up to MaxThreads threads.</summary>
     public static void For(int chunks, Action<int> body)
     {
         if (chunks <= 0) return;
         int threads = Math.Min(_maxThreads, chunks);
-        if (threads <= 1 || WorkerPool.InJob || !WorkerPool.Shared.TryRun(chunks, body, threads))
+        bool ran = threads > 1 && (WorkerPool.InJob
+            ? WorkerPool.Shared.TryAssist(chunks, body, threads)
+            : WorkerPool.Shared.TryRun(chunks, body, threads));
+        if (!ran)
             for (int i = 0; i < chunks; i++) body(i);
     }
 
@@ -63,6 +75,10 @@ public static class Parallelism
         private Job? _job;
         private long _generation;
         private int _sleepers;
+        // A kernel called from inside a job, open to the participants that ran out of the job's chunks.
+        private Job? _assist;
+        private int _idleHelpers;
+        internal static long Assisted;
 
         private sealed class Job(Action<int> body, int chunks, int helpers)
         {
@@ -92,8 +108,7 @@ public static class Parallelism
                 int sleeping = Volatile.Read(ref _sleepers);
                 if (sleeping > 0) _wake.Release(sleeping);
                 Work(job);
-                var spin = new SpinWait();
-                while (Volatile.Read(ref job.Done) < chunks) spin.SpinOnce(sleep1Threshold: -1);
+                HelpUntilDone(job);
                 Volatile.Write(ref _job, null);
                 job.Error?.Throw();
                 return true;
@@ -104,8 +119,52 @@ public static class Parallelism
             }
         }
 
+        /// <summary>
+        /// Runs a kernel called from inside a job with the job's idle participants; false when none is
+        /// idle or another kernel already holds the slot (the caller then runs the chunks itself).
+        /// </summary>
+        public bool TryAssist(int chunks, Action<int> body, int threads)
+        {
+            if (Volatile.Read(ref _idleHelpers) == 0) return false;
+            var job = new Job(body, chunks, threads - 1);
+            if (Interlocked.CompareExchange(ref _assist, job, null) is not null) return false;
+            Work(job);
+            var spin = new SpinWait();
+            while (Volatile.Read(ref job.Done) < chunks) spin.SpinOnce(sleep1Threshold: -1);
+            Volatile.Write(ref _assist, null);
+            if (job.Helpers < threads - 1) Interlocked.Increment(ref Assisted);
+            job.Error?.Throw();
+            return true;
+        }
+
+        // Waits for the job's other chunks to finish, running chunks of kernels posted for assistance meanwhile.
+        private void HelpUntilDone(Job job)
+        {
+            if (Volatile.Read(ref job.Done) >= job.Chunks) return;
+            Interlocked.Increment(ref _idleHelpers);
+            try
+            {
+                var spin = new SpinWait();
+                while (Volatile.Read(ref job.Done) < job.Chunks)
+                {
+                    var assist = Volatile.Read(ref _assist);
+                    if (assist is not null && Volatile.Read(ref assist.Next) < assist.Chunks && Interlocked.Decrement(ref assist.Helpers) >= 0)
+                    {
+                        Work(assist);
+                        spin = new SpinWait();
+                    }
+                    else spin.SpinOnce(sleep1Threshold: -1);
+                }
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _idleHelpers);
+            }
+        }
+
         private static void Work(Job job)
         {
+            bool outer = _inJob;
             _inJob = true;
             try
             {
@@ -128,7 +187,7 @@ public static class Parallelism
             }
             finally
             {
-                _inJob = false;
+                _inJob = outer;
             }
         }
 
@@ -155,7 +214,11 @@ public static class Parallelism
                 }
                 seen = Volatile.Read(ref _generation);
                 var job = Volatile.Read(ref _job);
-                if (job is not null && Interlocked.Decrement(ref job.Helpers) >= 0) Work(job);
+                if (job is not null && Interlocked.Decrement(ref job.Helpers) >= 0)
+                {
+                    Work(job);
+                    HelpUntilDone(job);
+                }
             }
         }
     }
