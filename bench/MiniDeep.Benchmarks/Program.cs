@@ -14,6 +14,18 @@ if (args.Length > 0 && args[0] == "quick")
     }
     return Quick.Run(json, plot);
 }
+if (args.Length > 0 && args[0] == "gpu-check")
+{
+    // `gpu-check [--device cuda|ilgpu-cpu] [--json FILE]`: conformance, PTX and timings of the GPU backend (docs/gpu.md).
+    string? device = null, json = null;
+    for (int i = 1; i < args.Length; i++)
+    {
+        if (args[i] == "--device" && i + 1 < args.Length) device = args[++i];
+        else if (args[i] == "--json" && i + 1 < args.Length) json = args[++i];
+        else { Console.Error.WriteLine($"gpu-check: unknown argument '{args[i]}' (usage: gpu-check [--device cuda|ilgpu-cpu] [--json FILE])"); return 2; }
+    }
+    return GpuCheck.Run(device, json);
+}
 if (args.Length == 3 && args[0] == "loop")
 {
     // `loop <mlp64|mlp256|cnn64> SECONDS`: runs one workload in a loop, for a profiler to attach to.

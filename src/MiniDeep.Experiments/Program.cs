@@ -26,15 +26,16 @@ var trainJson = new Option<string?>("--json") { Description = "Also write the re
 var trainSeed = new Option<ulong>("--seed") { Description = "Seed of initialization, shuffling and dropout", DefaultValueFactory = _ => 0 };
 var dataset = new Option<string>("--dataset") { Description = "auto (Fashion-MNIST when found, else SynthDigits), fashion-mnist or synthdigits", DefaultValueFactory = _ => "auto" };
 dataset.AcceptOnlyFromAmong("auto", "fashion-mnist", "synthdigits");
-var train = new Command("train", "Train the MLP or the CNN on Fashion-MNIST (or SynthDigits when it is not installed)") { model, dataDir, dataset, epochs, batchSize, lr, trainJson, trainSeed };
+var trainDevice = new Option<string>("--device") { Description = "cpu, cuda (cuda:N) or ilgpu-cpu (the GPU kernels on ILGPU's CPU accelerator)", DefaultValueFactory = _ => "cpu" };
+var train = new Command("train", "Train the MLP or the CNN on Fashion-MNIST (or SynthDigits when it is not installed)") { model, dataDir, dataset, epochs, batchSize, lr, trainJson, trainSeed, trainDevice };
 train.SetAction(parse =>
 {
     try
     {
         return Train.Run(new TrainOptions(parse.GetValue(model)!, parse.GetValue(dataDir), parse.GetValue(epochs), parse.GetValue(trainSeed),
-            parse.GetValue(trainJson), parse.GetValue(batchSize), parse.GetValue(lr), parse.GetValue(dataset)!), Console.Out);
+            parse.GetValue(trainJson), parse.GetValue(batchSize), parse.GetValue(lr), parse.GetValue(dataset)!, parse.GetValue(trainDevice)!), Console.Out);
     }
-    catch (Exception e) when (e is MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException)
+    catch (Exception e) when (e is MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException or MiniDeep.Gpu.DeviceNotFoundException)
     {
         Console.Error.WriteLine(e.Message);
         return 2;

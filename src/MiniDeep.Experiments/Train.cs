@@ -9,7 +9,7 @@ using MiniDeep.IO;
 namespace MiniDeep.Experiments;
 
 /// <summary>The settings of one `train` run.</summary>
-public sealed record TrainOptions(string Model, string? DataDir, int? Epochs, ulong Seed, string? JsonPath, int? BatchSize, double Lr, string Dataset = "auto");
+public sealed record TrainOptions(string Model, string? DataDir, int? Epochs, ulong Seed, string? JsonPath, int? BatchSize, double Lr, string Dataset = "auto", string Device = "cpu");
 
 /// <summary>
 /// `train mlp|cnn`: the first real results. Trains the MLP 784-256-128-10 or the CNN
@@ -66,16 +66,20 @@ public static class Train
     public static int Run(TrainOptions o, TextWriter log)
     {
         var clock = Stopwatch.StartNew();
+        var device = MiniDeep.Gpu.GpuDevices.Get(o.Device);
         var data = LoadData(o.DataDir, o.Seed, log, o.Dataset).Standardized();
+        // The same model code on any device: the data and the model move, nothing else changes.
+        if (device != MiniDeep.Device.Cpu)
+            data = data with { Train = new TensorDataset(data.Train.X.To(device), data.Train.Y.To(device)), Test = new TensorDataset(data.Test.X.To(device), data.Test.Y.To(device)) };
         int epochs = o.Epochs ?? DefaultEpochs(o.Model);
         int batch = o.BatchSize ?? DefaultBatch(o.Model);
         var g = new Generator(o.Seed);
-        var model = Build(o.Model, g);
+        var model = Build(o.Model, g).To(device);
         var optimizer = new Adam(model.Parameters(), o.Lr);
         var loader = new DataLoader(data.Train, batch, shuffle: true, seed: o.Seed, dropLast: true);
         var schedule = new CosineLr(optimizer, epochs * loader.BatchesPerEpoch);
         log.WriteLine($"{o.Model}: {model.ParameterCount():N0} parameters; {data.Name}: {data.Train.Count:N0} train / {data.Test.Count:N0} test images; " +
-                      $"Adam lr {o.Lr} with cosine decay, batch {batch}, {epochs} epochs, seed {o.Seed}");
+                      $"Adam lr {o.Lr} with cosine decay, batch {batch}, {epochs} epochs, seed {o.Seed}, on {device}");
         var history = Interactive
             ? AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(ctx => Trainer.Fit(model, optimizer, loader, epochs, data.Test, scheduler: schedule, reporter: new SpectreReporter(ctx)))

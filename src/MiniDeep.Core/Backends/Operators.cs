@@ -92,11 +92,12 @@ public struct CosOp : IUnaryOp
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Cos(x, y); return true; }
 }
 
-/// <summary>sign(x) in {-1, 0, 1}; NaN stays NaN.</summary>
+/// <summary>sign(x) in {-1, 0, 1}; NaN stays NaN. (Not Math.Sign: it throws on NaN, and the GPU kernels,
+/// compiled from this same struct, can contain no throw.)</summary>
 public struct SignOp : IUnaryOp
 {
-    public static float Invoke(float x) => float.IsNaN(x) ? x : MathF.Sign(x);
-    public static double Invoke(double x) => double.IsNaN(x) ? x : Math.Sign(x);
+    public static float Invoke(float x) => float.IsNaN(x) ? x : x > 0 ? 1f : x < 0 ? -1f : 0f;
+    public static double Invoke(double x) => double.IsNaN(x) ? x : x > 0 ? 1d : x < 0 ? -1d : 0d;
 }
 
 /// <summary>max(x, 0). NaN propagates (Math.Max returns NaN when either input is NaN).</summary>
@@ -251,7 +252,7 @@ public static class SpecialFunctions
     {
         if (double.IsNaN(x)) return x;
         double ax = Math.Abs(x);
-        if (ax >= 2.5) return Math.Sign(x) * (1 - ErfcLarge(ax));
+        if (ax >= 2.5) return (x < 0 ? -1 : 1) * (1 - ErfcLarge(ax));
         // erf x = 2/√π Σ (-1)^n x^(2n+1) / (n! (2n+1)); terms peak near n ≈ x², so 60 terms
         // reach 1e-17 of the sum for |x| < 2.5 with at most a few digits lost to cancellation.
         double x2 = x * x, term = x, sum = x;

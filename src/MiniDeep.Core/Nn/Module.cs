@@ -89,6 +89,19 @@ public abstract class Module
             throw new ArgumentException($"{Describe()}: name '{name}' is already registered");
     }
 
+    /// <summary>
+    /// Moves every parameter and buffer (and their gradients) to <paramref name="device"/> in place and
+    /// returns this module: the same parameter objects, now computed on the device, as PyTorch's
+    /// module.to(device). Move a model before building its optimizer: optimizer state made earlier stays
+    /// where it was made, and the first step then fails naming both devices.
+    /// </summary>
+    public Module To(Device device)
+    {
+        foreach (var (_, p) in NamedParameters()) p.MoveTo(device);
+        foreach (var (_, b) in NamedBuffers()) b.MoveTo(device);
+        return this;
+    }
+
     /// <summary>Direct children, in registration order.</summary>
     public IEnumerable<(string Name, Module Module)> NamedChildren() => _children;
 

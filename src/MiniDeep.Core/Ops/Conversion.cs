@@ -26,6 +26,18 @@ public sealed partial class Tensor
         return Autograd.Record(y, "to_" + device, [this], g => [g.To(from)]);
     }
 
+    /// <summary>Moves this leaf tensor's elements (and its gradient) to <paramref name="device"/> in place: the
+    /// same object, so modules and optimizers that hold it keep working. Used by <see cref="Nn.Module.To"/>.</summary>
+    internal void MoveTo(Device device)
+    {
+        if (!IsLeaf) throw new InvalidOperationException($"MoveTo: only a leaf tensor (a parameter or buffer) moves in place; this one was computed by {GradFn}");
+        Grad?.MoveTo(device);
+        if (device == Device) return;
+        var data = Backend.ToArray(AsView);
+        Storage = device.Backend.FromArray(data);
+        Layout = Layout.Contiguous((int[])Dims.Clone());
+    }
+
     /// <summary>A contiguous copy with its own storage. Differentiable.</summary>
     // y = x   dx = g
     public Tensor Clone()

@@ -11,8 +11,10 @@ namespace MiniDeep;
 /// </summary>
 public sealed partial class Tensor
 {
-    internal readonly Storage Storage;
-    internal readonly Layout Layout;
+    // Not readonly for one reason: Module.To moves a parameter to another device in place (MoveTo),
+    // so that the modules and optimizers holding it keep working.
+    internal Storage Storage;
+    internal Layout Layout;
     private bool _requiresGrad;
 
     internal Tensor(Storage storage, Layout layout)

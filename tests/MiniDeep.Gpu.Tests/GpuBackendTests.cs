@@ -1,0 +1,222 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MiniDeep.Gpu;
+using MiniDeep.Nn;
+using MiniDeep.Optim;
+using MiniDeep.Tests.BackendTests;
+using Xunit;
+
+namespace MiniDeep.Gpu.Tests;
+
+/// <summary>The GPU kernels, run by ILGPU's CPU accelerator, against the reference backend: every check the CPU backend passes.</summary>
+public class GpuConformanceTests : BackendConformance
+{
+    protected override Device Device => GpuDevices.CpuAccelerator();
+}
+
+[CollectionDefinition("gpu", DisableParallelization = true)]
+public class GpuCollection;
+
+[Collection("gpu")]
+public class GpuBackendTests
+{
+    private static readonly Device Dev = GpuDevices.CpuAccelerator();
+    private static GpuBackend Backend => GpuDevices.Backend(Dev);
+
+    [Fact]
+    public void Ops_RunAsKernelsOnTheDevice_NotOnTheCpuBackend()
+    {
+        long before = Backend.KernelsLaunched;
+        var x = Tensor.FromArray([1f, 2f, 3f]).To(Dev);
+        var y = (x * x).Exp().Sum();
+        Assert.Equal(Dev, y.Device);
+        Assert.IsType<GpuStorage>(y.Storage);
+        Assert.Equal(MathF.Exp(1) + MathF.Exp(4) + MathF.Exp(9), y.Item(), 1e-3);
+        Assert.True(Backend.KernelsLaunched >= before + 3, $"{Backend.KernelsLaunched - before} kernels launched for a product, an exp and a sum");
+    }
+
+    [Fact]
+    public void MixingDevices_NamesBothDevices()
+    {
+        var a = Tensor.Ones(3);
+        var b = Tensor.Ones(3).To(Dev);
+        var e = Assert.Throws<InvalidOperationException>(() => a + b);
+        Assert.Contains("'cpu'", e.Message);
+        Assert.Contains("'ilgpu-cpu'", e.Message);
+    }
+
+    [Fact]
+    public void AskingForCuda_WithoutOne_ListsTheDevicesFound()
+    {
+        if (GpuDevices.Available().Any(d => d.StartsWith("cuda")))
+        {
+            Assert.Equal("cuda", GpuDevices.Cuda().Kind);
+            return;
+        }
+        var e = Assert.Throws<DeviceNotFoundException>(() => GpuDevices.Get("cuda"));
+        Assert.Contains("no CUDA GPU", e.Message);
+        Assert.Contains("ilgpu-cpu", e.Message);
+        Assert.Throws<DeviceNotFoundException>(() => GpuDevices.Get("tpu"));
+    }
+
+    // Not a valid kernel: it allocates a managed array, which no GPU can.
+    private static void Broken(Index1D i, ArrayView<int> y) => y[i] = new int[i + 1].Length;
+
+    [Fact]
+    public void AKernelThatDoesNotCompile_LeavesTheDeviceUsable()
+    {
+        var x = Tensor.FromArray([1f, 4f, 9f]).To(Dev);
+        using var err = (GpuStorage)Backend.Full(DType.Int32, 4, 0);
+        var e = Assert.Throws<GpuKernelException>(() => Backend.Run(Broken, 4, err.I32));
+        Assert.Contains("Broken", e.Message);
+        // The device, its buffers and new kernels all still work.
+        Assert.Equal([1f, 2f, 3f], x.Sqrt().ToArray<float>());
+        Assert.Equal([2f, 5f, 10f], (x + 1).ToArray<float>());
+    }
+
+    [Fact]
+    public void RandomNumbers_AreTheCpuGeneratorsNumbers()
+    {
+        var shape = new Shape(1000);
+        Assert.Equal(Tensor.Rand(shape, new Generator(7)).ToArray<float>(), Tensor.Rand(shape, new Generator(7), device: Dev).ToArray<float>());
+        Assert.Equal(Tensor.Randint(-3, 50, shape, new Generator(8)).ToArray<int>(), Tensor.Randint(-3, 50, shape, new Generator(8), device: Dev).ToArray<int>());
+        var cpu = Tensor.Randn(shape, new Generator(9), dtype: DType.Float64).ToArray<double>();
+        var gpu = Tensor.Randn(shape, new Generator(9), dtype: DType.Float64, device: Dev).ToArray<double>();
+        for (int i = 0; i < cpu.Length; i++) Assert.Equal(cpu[i], gpu[i], 1e-12);
+    }
+
+    private static Sequential Mlp(Generator g, bool hidden) => hidden
+        ? new(new Linear(12, 16, generator: g), Activations.ReLU(), new Linear(16, 3, generator: g))
+        : new(new Linear(12, 3, generator: g));
+
+    private static float[] TrainMlp(Device device, int steps, bool hidden = true)
+    {
+        var g = new Generator(3);
+        var model = Mlp(g, hidden);
+        model.To(device);
+        var x = Tensor.Randn(new Shape(32, 12), g).To(device);
+        var y = Tensor.Randint(0, 3, new Shape(32), g).To(device);
+        var opt = new Sgd(model.Parameters(), 0.05, momentum: 0.9);
+        var losses = new float[steps];
+        for (int s = 0; s < steps; s++)
+        {
+            opt.ZeroGrad();
+            var loss = Losses.CrossEntropy(model.Forward(x), y);
+            loss.Backward();
+            opt.Step();
+            losses[s] = (float)loss.Item();
+        }
+        return losses;
+    }
+
+    [Fact]
+    public void UnchangedModelCode_TrainsTheSameOnTheDevice()
+    {
+        var cpu = TrainMlp(Device.Cpu, 30);
+        var gpu = TrainMlp(Dev, 30);
+        for (int s = 0; s < cpu.Length; s++) Assert.Equal(cpu[s], gpu[s], 1e-4);
+        Assert.True(gpu[^1] < 0.5 * gpu[0], $"loss {gpu[0]} → {gpu[^1]}");
+    }
+
+    [Fact]
+    public void ACnn_TrainsTheSameOnTheDevice()
+    {
+        float[] Train(Device device)
+        {
+            var g = new Generator(4);
+            var model = new Sequential(new Conv2d(1, 4, 3, padding: 1, generator: g), Activations.ReLU(), new MaxPool2d(2),
+                new Flatten(), new Linear(4 * 4 * 4, 3, generator: g));
+            model.To(device);
+            var x = Tensor.Randn(new Shape(6, 1, 8, 8), g).To(device);
+            var y = Tensor.Randint(0, 3, new Shape(6), g).To(device);
+            var opt = new Adam(model.Parameters(), 1e-2);
+            var losses = new float[8];
+            for (int s = 0; s < losses.Length; s++)
+            {
+                opt.ZeroGrad();
+                var loss = Losses.CrossEntropy(model.Forward(x), y);
+                loss.Backward();
+                opt.Step();
+                losses[s] = (float)loss.Item();
+            }
+            return losses;
+        }
+        var cpu = Train(Device.Cpu);
+        var gpu = Train(Dev);
+        for (int s = 0; s < cpu.Length; s++) Assert.Equal(cpu[s], gpu[s], 1e-4);
+    }
+
+    [Fact]
+    public void NoDeviceBufferIsLeftAlive_After1000TrainingSteps()
+    {
+        static long Live()
+        {
+            for (int i = 0; i < 3; i++) { GC.Collect(); GC.WaitForPendingFinalizers(); }
+            return Backend.Allocator.LiveBuffers;
+        }
+        long before = Live();
+        // A single linear layer keeps the 1,000 steps quick on the CPU accelerator (about 3 ms a launch).
+        TrainMlp(Dev, 1000, hidden: false);
+        Assert.Equal(before, Live());
+        Assert.True(Backend.Allocator.CacheHits > Backend.Allocator.DriverAllocations, "the cache should serve most buffers");
+    }
+
+    [Fact]
+    public async Task AScope_DisposesWhatWasMadeInIt_AndFollowsAsyncCode()
+    {
+        Tensor kept, dropped;
+        using (var scope = new GpuScope())
+        {
+            var a = Tensor.Ones(8).To(Dev);
+            await Task.Yield();                       // the continuation may run on another thread
+            dropped = a * 2;
+            kept = a + 1;
+            scope.Keep(kept);
+            Assert.True(scope.Count >= 2);
+        }
+        Assert.Equal(Enumerable.Repeat(2f, 8), kept.ToArray<float>());
+        var e = Assert.Throws<ObjectDisposedException>(() => dropped.ToArray<float>());
+        Assert.Contains("GpuScope", e.Message);
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(33, 47, 29)]
+    [InlineData(64, 64, 64)]
+    [InlineData(70, 5, 130)]
+    public void TheTiledGemm_AndTheGroupReduction_MatchTheSimpleKernels(int m, int k, int n)
+    {
+        // On the GPU-shaped CPU accelerator: the tiled GEMM's groups have 256 threads.
+        var dev = GpuDevices.Get("ilgpu-cpu:1");
+        var backend = GpuDevices.Backend(dev);
+        var g = new Generator((ulong)(m * 1000 + k * 10 + n));
+        var a = Tensor.Randn(new Shape(2, m, k), g).To(dev);
+        var b = Tensor.Randn(new Shape(k, n), g).To(dev);
+        var w = Tensor.Randn(new Shape(n, k), g).To(dev);
+        var bias = Tensor.Randn(new Shape(n), g).To(dev);
+        var big = Tensor.Randn(new Shape(3, 2000), g).To(dev);
+        (float[] Mm, float[] Lin, float[] MmT, float[] Sum) Run(bool grouped)
+        {
+            backend.GroupKernels = grouped;
+            try
+            {
+                return (Tensor.MatMul(a, b).ToArray<float>(), Tensor.LinearRelu(a.Narrow(0, 0, 1).Reshape(m, k), w, bias).ToArray<float>(),
+                    Tensor.MatMul(b.mT, a.Narrow(0, 1, 1).Reshape(m, k).mT).ToArray<float>(), big.Sum(1).ToArray<float>());
+            }
+            finally { backend.GroupKernels = null; }
+        }
+        var simple = Run(false);
+        var tiled = Run(true);
+        foreach (var (x, y) in new[] { (simple.Mm, tiled.Mm), (simple.Lin, tiled.Lin), (simple.MmT, tiled.MmT), (simple.Sum, tiled.Sum) })
+            for (int i = 0; i < x.Length; i++) Assert.Equal(x[i], y[i], 1e-4 * (1 + Math.Abs(x[i])));
+    }
+
+    [Fact]
+    public void EveryKernel_CompilesToPtxForSm90()
+    {
+        var compiled = KernelCatalog.CompileAll(GpuDevices.Compiler);
+        Assert.True(compiled >= 100, $"{compiled} kernel instantiations compiled");
+        foreach (var (name, ptx) in GpuDevices.Compiler.Ptx)
+            Assert.True(ptx.Contains(".entry") && ptx.Contains(".address_size 64"), $"{name}: no kernel entry in its PTX");
+    }
+}
