@@ -87,8 +87,9 @@ public class LabRunnerTests
     public void Resolve_KnowsAllAndEachClaim_AndNamesUnknownOnes()
     {
         Assert.Equal(LabRunner.All.Select(c => c.Id), LabRunner.Resolve("all").Select(c => c.Id));
-        // The essay's order: dumb errors, the solution space, memorization, initialization and order, the tricks.
-        Assert.Equal(["adversarial", "solution-space", "memorization", "init-order", "tricks"], LabRunner.All.Select(c => c.Id));
+        // The essay's order: dumb errors, the solution space, memorization, compression, initialization and
+        // order, forgetting, the tricks.
+        Assert.Equal(["adversarial", "solution-space", "memorization", "compression", "init-order", "forgetting", "tricks"], LabRunner.All.Select(c => c.Id));
         Assert.Equal("init-order", Assert.Single(LabRunner.Resolve("init-order")).Id);
         // A claim still being built runs when named, and is not part of "all".
         foreach (var c in LabRunner.InProgress)

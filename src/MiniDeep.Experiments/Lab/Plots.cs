@@ -22,9 +22,15 @@ public static class Plots
     /// <paramref name="logY"/> plots log10(y) and says so on the axis.</summary>
     public static byte[] Lines(string title, string xLabel, string yLabel, IReadOnlyList<Series> series, bool logY = false,
         (double Y, string Label)? horizontal = null, int width = 720, int height = 440, bool markers = true, Alignment legend = Alignment.UpperRight,
-        bool lines = true)
+        bool lines = true, bool integerX = false)
     {
         var plt = new Plot();
+        if (integerX)
+        {
+            // Counts (tasks, epochs): a tick at every whole number, none in between.
+            var xs = series.SelectMany(s => s.X).Select(x => Math.Round(x)).Distinct().Order().ToArray();
+            plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(xs, xs.Select(x => x.ToString("0")).ToArray());
+        }
         for (int i = 0; i < series.Count; i++)
         {
             var s = series[i];

@@ -13,9 +13,7 @@ namespace MiniDeep.Experiments.Lab.Claims;
 /// rest stored in a few bits each, at almost no cost in accuracy (Han, Mao &amp; Dally's Deep
 /// Compression on LeNet-300-100).
 /// </summary>
-/// <remarks>In progress (see <see cref="LabRunner.InProgress"/>): both parts are in and reproduce at the
-/// standard budget (about 120 s, the teacher's 15 epochs most of it), but the seven claims together took
-/// 904 s, over the lab's 15 minutes; it joins "all" when part 3 fits.</remarks>
+/// <remarks>About 120 s at the standard budget, the teacher's 15 epochs most of it.</remarks>
 public sealed class CompressionClaim : IClaim
 {
     /// <inheritdoc/>

@@ -290,7 +290,7 @@ public sealed class InitOrderClaim : IClaim
         int seeds = ctx.ByBudget(2, 5, 5);
         int unlabeled = ctx.ByBudget(5_000, 20_000, 20_000), labeled = 1_000, held = 2_000, heldUnlabeled = 2_000;
         int dae = ctx.ByBudget(2, 5, 10);
-        int[] fineEpochs = ctx.ByBudget(new[] { 10, 20 }, new[] { 20, 50, 100 }, new[] { 20, 50, 100 });
+        int[] fineEpochs = ctx.ByBudget(new[] { 10, 20 }, new[] { 10, 20, 50 }, new[] { 10, 20, 50, 100 });
         double[] fineRates = [1e-3, 3e-3];
         double[] daeRates = [1e-3, 3e-3, 1e-2];
         var train = ctx.Data.Train;
@@ -358,9 +358,9 @@ public sealed class InitOrderClaim : IClaim
             results[s] = (pre.Test, random.Test, pre.Choice, random.Choice);
         });
         double gain = Median(results.Select(r => r.Pre - r.Random));
-        ctx.Say($"pre-training: test accuracy {Report.Pct(Median(results.Select(r => r.Pre)))} pre-trained against {Report.Pct(Median(results.Select(r => r.Random)))} from random init; median gain {100 * gain:F1} points ({clock.Elapsed.TotalSeconds:F0} s)");
+        ctx.Say($"pre-training: test accuracy {Report.Pct(Median(results.Select(r => r.Pre)))} pre-trained against {Report.Pct(Median(results.Select(r => r.Random)))} from random init; median gain {100 * gain:F2} points ({clock.Elapsed.TotalSeconds:F0} s)");
         checks.Add(new("pretraining_gain", $"sigmoid MLP 784-500-500-10 fine-tuned on {labeled:N0} labeled images: test accuracy after denoising pre-training − from random initialization (median over seeds)",
-            gain, Comparison.AtLeast, 0.005, "pre-training helps: MNIST test error 1.41% → 1.08% with denoising autoencoders (Erhan et al.)", "P1"));
+            gain, Comparison.AtLeast, 0.005, "pre-training helps: MNIST test error 1.41% → 1.08% with denoising autoencoders (Erhan et al.)", "P2"));
         report.Section("Unsupervised pre-training");
         report.Text($"A sigmoid MLP 784-500-500-10. Pre-training: each hidden layer in turn is the encoder of a denoising autoencoder (a quarter of its inputs zeroed, a linear decoder, squared error " +
             $"against the clean input; Adam, batch 128, {dae} epochs) on {unlabeled:N0} unlabeled training images, the second on the codes of the first. Its learning rate is chosen once, without labels: " +
@@ -369,14 +369,16 @@ public sealed class InitOrderClaim : IClaim
             $"with a fresh output layer, on {labeled:N0} labeled images (Adam with cosine decay, batch 64). The baseline trains the same network from a random initialization " +
             $"with the same optimizer on the same {labeled:N0} images. Each arm's fine-tuning length ({string.Join(", ", fineEpochs)} epochs) and learning rate ({string.Join(", ", fineRates.Select(r => r.ToString("G3")))}) " +
             $"are chosen by its accuracy on {held:N0} other labeled training images, so the baseline is tuned as carefully as the pre-trained network. Median over {seeds} seeds: " +
-            $"{Report.Pct(Median(results.Select(r => r.Pre)))} against {Report.Pct(Median(results.Select(r => r.Random)))}, a gain of {100 * gain:F1} points" +
+            $"{Report.Pct(Median(results.Select(r => r.Pre)))} against {Report.Pct(Median(results.Select(r => r.Random)))}, a gain of {100 * gain:F2} points" +
             $"{(results.All(r => r.Pre > r.Random) ? "; pre-training helps on every seed" : "")}.");
         report.Text("How the protocol came about: with a pre-training learning rate of 1e-3 and the fine-tuning rate fixed at 1e-3, an earlier version of this experiment gained 0.3 points (median of 5 seeds), " +
             "short of the line. Exploratory runs on another split of the data then showed the pre-training rate deciding the outcome (1e-3: +0.7 points, 3e-3: +1.4, 1e-2: +0.1, two seeds each) " +
             "and the baseline gaining 0.35 points from a fine-tuning rate of 3e-3. Rather than fix the rate the test set favoured, the experiment chooses it by the autoencoders' own held-out error, " +
-            "which ranked the three rates the same way, and gives both arms the choice of fine-tuning rate." +
+            "which ranked the three rates the same way, and gives both arms the choice of fine-tuning rate. The fine-tuning lengths were 20, 50 and 100 epochs at first: " +
+            "the baseline chose 20, the shortest, on all five seeds (the pre-trained network 20, 50 or 100), a choice at the edge of the grid, so the grid moved down to 10, 20 and 50 " +
+            "(which also halves this part's time; with the old grid the median gain was 0.4 points)." +
             (gain < 0.005
-                ? $" Here the median gain, {100 * gain:F1} points, falls short of the 0.5-point line, so this part does not reproduce. With the same protocol the exploratory split gained 1.0 and 1.1 points " +
+                ? $" Here the median gain, {100 * gain:F2} points, falls short of the 0.5-point line, so this part does not reproduce. With the same protocol the exploratory split gained 1.0 and 1.1 points " +
                   "(two seeds): the gain moves with the split of the data and with the held-out choice of fine-tuning length (2,000 images pick among six settings with a standard error near 0.9 points) " +
                   "by more than the line's margin. Pre-training helps, by about a point at most, on this data and this budget; the paper's MNIST gain was 0.3 points of error at 1.4%."
                 : ""));
