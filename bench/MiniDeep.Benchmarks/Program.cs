@@ -42,5 +42,12 @@ if (args.Length == 3 && args[0] == "loop")
     Console.WriteLine($"{args[1]}: {steps} steps, {sw.Elapsed.TotalMilliseconds / steps:F3} ms/step, {MiniDeep.Cpu.BufferPool.Collections} pool collections, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds / steps:F3} ms/step, pool misses {MiniDeep.Cpu.BufferPool.Misses}");
     return 0;
 }
-BenchmarkSwitcher.FromAssembly(typeof(Workloads).Assembly).Run(args);
+// The GPU suite needs CUDA: say so up front, and leave it out of the run, rather than fail in its setup.
+var types = typeof(Workloads).Assembly.GetTypes().Where(t => t.IsPublic && t.Namespace == "MiniDeep.Benchmarks.Suites" && t.GetMethods().Any(m => m.IsDefined(typeof(BenchmarkDotNet.Attributes.BenchmarkAttribute), false)));
+if (MiniDeep.Benchmarks.Suites.GpuBenchmarks.Available() is { } skipped)
+{
+    Console.Error.WriteLine(skipped);
+    types = types.Where(t => t != typeof(MiniDeep.Benchmarks.Suites.GpuBenchmarks));
+}
+BenchmarkSwitcher.FromTypes([.. types]).Run(args);
 return 0;
