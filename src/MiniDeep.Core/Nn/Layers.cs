@@ -207,6 +207,8 @@ public sealed class Dropout : Module
     protected internal override bool MayKeepInput => false;
     private readonly double _p;
     private readonly Generator? _generator;
+    /// <summary>The generator of the masks (null: <see cref="Generator.Default"/>); checkpoints save its state.</summary>
+    internal Generator? Generator => _generator;
     /// <summary>Drop probability p.</summary>
     public Dropout(double p = 0.5, Generator? generator = null)
     {
