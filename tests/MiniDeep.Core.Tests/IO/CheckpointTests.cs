@@ -2,74 +2,29 @@ using MiniDeep.Data;
 using MiniDeep.IO;
 using MiniDeep.Nn;
 using MiniDeep.Optim;
+using System.Diagnostics;
 using Xunit;
 
 namespace MiniDeep.Tests.IO;
 
 public class CheckpointTests
 {
-    private sealed class Run
-    {
-        public readonly Sequential Model;
-        public readonly Adam Optimizer;
-        public readonly CosineLr Scheduler;
-        public readonly DataLoader Loader;
-        public readonly Generator Noise;
-        private readonly IEnumerator<Batch> _batches;
-
-        // A run whose every source of state matters: dropout with its own generator, Adam's moments,
-        // a cosine schedule, a shuffling loader stopped mid-epoch, and a generator the loop draws from.
-        public Run(ulong initSeed)
-        {
-            var g = new Generator(initSeed);
-            Model = new Sequential(new Linear(8, 16, generator: g), Activations.ReLU(), new Dropout(0.3, g.Fork()), new Linear(16, 3, generator: g));
-            var data = new Generator(99);
-            var x = Tensor.Randn(new Shape(64, 8), data);
-            var y = Tensor.Randint(0, 3, new Shape(64), data);
-            Loader = new DataLoader(new TensorDataset(x, y), 8, shuffle: true, seed: 5);
-            Optimizer = new Adam(Model.Parameters(), 1e-2);
-            Scheduler = new CosineLr(Optimizer, 40);
-            Noise = new Generator(initSeed + 1000);
-            _batches = Batches().GetEnumerator();
-        }
-
-        private IEnumerable<Batch> Batches() { while (true) foreach (var b in Loader.NextEpoch()) yield return b; }
-
-        public TrainingState State => new(Model, Optimizer, Scheduler, Loader, new Dictionary<string, Generator> { ["noise"] = Noise });
-
-        public float Step()
-        {
-            _batches.MoveNext();
-            var (x, y) = (_batches.Current.X, _batches.Current.Y);
-            x = x + Tensor.Randn(x.Shape, Noise) * 0.01;
-            Optimizer.ZeroGrad();
-            var loss = Losses.CrossEntropy(Model.Forward(x), y);
-            loss.Backward();
-            Optimizer.Step();
-            Scheduler.Step();
-            return (float)loss.Item();
-        }
-
-        public float[] Parameters() => [.. Model.Parameters().SelectMany(p => p.ToArray<float>())];
-        public float[] OptimizerState() => [.. Optimizer.StateDict().OrderBy(p => p.Key).SelectMany(p => p.Value.To(DType.Float64).ToArray<double>().Select(v => (float)v))];
-    }
-
     [Fact]
     public void Resuming_GivesTheSameBits_AsNeverStopping()
     {
         const int total = 20, stop = 11;   // 8 batches an epoch: the stop is mid-epoch 2
-        var straight = new Run(1);
+        var straight = new CheckpointRun(1);
         var losses = Enumerable.Range(0, total).Select(_ => straight.Step()).ToArray();
 
         var path = Path.Combine(Path.GetTempPath(), $"minideep-ckpt-{Guid.NewGuid():N}.ckpt");
         try
         {
-            var first = new Run(1);
+            var first = new CheckpointRun(1);
             for (int s = 0; s < stop; s++) Assert.Equal(losses[s], first.Step());
             Checkpoint.Save(path, first.State, step: stop, epoch: first.Loader.Epoch, extra: new Dictionary<string, string> { ["note"] = "mid-epoch" });
 
             // Fresh objects, built from another seed: everything they need comes from the file.
-            var resumed = new Run(77);
+            var resumed = new CheckpointRun(77);
             var (step, epoch, extra) = Checkpoint.Load(path, resumed.State);
             Assert.Equal(stop, step);
             Assert.Equal(1, epoch);
@@ -88,14 +43,14 @@ public class CheckpointTests
         var path = Path.Combine(Path.GetTempPath(), $"minideep-ckpt-{Guid.NewGuid():N}.ckpt");
         try
         {
-            var run = new Run(1);
+            var run = new CheckpointRun(1);
             run.Step();
             Checkpoint.Save(path, run.State, 1, 0);
             var bytes = File.ReadAllBytes(path);
             // One flipped bit in the data buffer: still a valid safetensors file, caught by the checksum.
             bytes[^3] ^= 0x10;
             File.WriteAllBytes(path, bytes);
-            var target = new Run(5);
+            var target = new CheckpointRun(5);
             var before = target.Parameters();
             var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, target.State));
             Assert.Contains("checksum", e.Message);
@@ -109,5 +64,85 @@ public class CheckpointTests
             Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, new TrainingState(run.Model)));
         }
         finally { File.Delete(path); }
+    }
+
+    // ----- across processes -----
+
+    // The helper process's build: same configuration, beside this test assembly's project.
+    private static string Child()
+    {
+        var here = typeof(CheckpointTests).Assembly.Location;
+        var path = here.Replace("MiniDeep.Core.Tests", "MiniDeep.CheckpointChild");
+        Assert.True(File.Exists(path), $"the helper process is not built at {path}");
+        return path;
+    }
+
+    private static Process Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Child());
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    private static string[] Lines(params string[] args)
+    {
+        using var p = Start(args);
+        var output = p.StandardOutput.ReadToEnd();
+        var error = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"helper {string.Join(' ', args)} exited {p.ExitCode}: {error}");
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    [Fact]
+    public void Resuming_InANewProcess_GivesTheSameBits()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"minideep-ckpt-{Guid.NewGuid():N}.ckpt");
+        try
+        {
+            var straight = Lines("train", "20");
+            var first = Lines("train", "20", "--save-at", "11", path);
+            var second = Lines("train", "20", "--resume", path);
+            Assert.Equal(straight[..11], first);
+            Assert.Equal(straight[11..], second);   // steps 11–19 and the final parameters, bit for bit
+            Assert.StartsWith("params ", second[^1]);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void AProcessKilledDuringASave_AlwaysLeavesACheckpointThatLoads_200Trials()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"minideep-crash-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, "run.ckpt");
+        var model = new Sequential(new Linear(1024, 1024), Activations.ReLU(), new Linear(1024, 64));
+        var state = new TrainingState(model);
+        try
+        {
+            Checkpoint.Save(path, state, -1, 0);
+            var rng = new Random(3);
+            int advanced = 0;
+            const long PerTrial = 1_000_000;
+            for (int trial = 0; trial < 200; trial++)
+            {
+                using (var p = Start("save-loop", path, (trial * PerTrial).ToString()))
+                {
+                    // Kill at a random moment once the child is saving: after 0 to 2 complete saves, at a
+                    // random point of the next one (a save of this 4.4 MB model takes a few tens of ms).
+                    Assert.Equal("ready", p.StandardOutput.ReadLine());
+                    for (int saves = rng.Next(0, 3); saves > 0; saves--) Assert.StartsWith("saved", p.StandardOutput.ReadLine());
+                    Thread.Sleep(rng.Next(0, 60));
+                    p.Kill(entireProcessTree: true);   // SIGKILL on Linux: no cleanup runs
+                    p.WaitForExit();
+                }
+                var (step, _, _) = Checkpoint.Load(path, state);   // throws if damaged (checksum) or half-written
+                if (step >= trial * PerTrial) advanced++;   // this trial's child finished at least one save
+            }
+            // Two thirds of the trials waited for at least one save; the others may have killed before any.
+            Assert.True(advanced >= 120, $"only {advanced} of 200 trials got a new checkpoint written: the kills came too early to test much");
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }
