@@ -10,7 +10,7 @@ namespace MiniDeep.Gpu.Kernels;
 /// </summary>
 public static class Reductions
 {
-    /// <summary>Sum, max or min of <paramref name="count"/> values in order, accumulated in double (NaN wins max and min).</summary>
+    /// <summary>One step of a sum, max or min accumulated in double (NaN wins max and min).</summary>
     private static double Fold(int kind, double acc, double v) =>
         kind == 0 ? acc + v
         : (double.IsNaN(acc) || double.IsNaN(v)) ? double.NaN
