@@ -193,6 +193,10 @@ public sealed partial class GpuBackend
         }
     }
 
+    // The GEMMs read the incoming gradient as dense rows from element 0: use it as it is when it already
+    // is (the usual case), copy it only when it is a view.
+    private static View? DenseOrNull(View v) => v.Layout.IsContiguous && v.Layout.Offset == 0 ? v : null;
+
     // W (O, C, kh, kw) read as O × (C·kh·kw) needs the inner three dims dense.
     private static bool IsDenseWeight(View w) =>
         w.Layout.Strides[3] == 1 && w.Layout.Strides[2] == w.Shape[3] && w.Layout.Strides[1] == w.Shape[2] * w.Shape[3];
@@ -202,10 +206,11 @@ public sealed partial class GpuBackend
     {
         lock (_gate)
         {
-            Own(gy.Storage, "conv2d_backward"); var sw = Own(w.Storage, "conv2d_backward");
+            var sg = Own(gy.Storage, "conv2d_backward"); var sw = Own(w.Storage, "conv2d_backward");
             if (!IsDenseWeight(w)) throw new NotSupportedException("conv2d_backward: the GPU backend needs a contiguous weight");
             int batch = gy.Shape[0], o = w.Shape[0], rows = g.Channels * g.KernelH * g.KernelW, l = g.OutH * g.OutW;
-            using var gyDense = (GpuStorage)Copy(gy, gy.DType);
+            using var copied = DenseOrNull(gy) is null ? (GpuStorage)Copy(gy, gy.DType) : null;
+            var gyDense = copied ?? sg;
             using var cols = New(gy.DType, batch * rows * l);
             // cols[b] (CKK × L) = Wᵀ (CKK × O) · gy[b] (O × L); then col2im sums the windows.
             var s = new GemmShape
@@ -227,9 +232,10 @@ public sealed partial class GpuBackend
     {
         lock (_gate)
         {
-            Own(gy.Storage, "conv2d_backward"); var sx = Own(x.Storage, "conv2d_backward");
+            var sg = Own(gy.Storage, "conv2d_backward"); var sx = Own(x.Storage, "conv2d_backward");
             int batch = gy.Shape[0], o = gy.Shape[1], rows = g.Channels * g.KernelH * g.KernelW, l = g.OutH * g.OutW;
-            using var gyDense = (GpuStorage)Copy(gy, gy.DType);
+            using var copied = DenseOrNull(gy) is null ? (GpuStorage)Copy(gy, gy.DType) : null;
+            var gyDense = copied ?? sg;
             using var cols = UnfoldCore(sx, x, g);
             using var perImage = New(gy.DType, batch * o * rows);
             // gw_b (O × CKK) = gy[b] (O × L) · cols[b]ᵀ (L × CKK), then summed over b in order.

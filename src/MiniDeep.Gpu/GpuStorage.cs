@@ -82,12 +82,12 @@ public sealed class GpuAllocator
     // the device memory; were a storage its only root, the two finalizers could run in either order
     // and the storage would hand a freed buffer back to the cache.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<MemoryBuffer1D<byte, Stride1D.Dense>, byte> _rented = new();
-    private long _live, _liveBytes, _cachedBytes, _allocated, _reused;
+    private long _liveBytes, _cachedBytes, _allocated, _reused;
 
     internal GpuAllocator(Accelerator accelerator) => _accelerator = accelerator;
 
     /// <summary>Buffers rented and not yet returned: the device tensors alive now.</summary>
-    public long LiveBuffers => Interlocked.Read(ref _live);
+    public long LiveBuffers => _rented.Count;
     /// <summary>Bytes of the live buffers (size classes, so at least the tensors' sizes).</summary>
     public long LiveBytes => Interlocked.Read(ref _liveBytes);
     /// <summary>Bytes held in the cache for reuse.</summary>
@@ -135,7 +135,6 @@ public sealed class GpuAllocator
             Interlocked.Increment(ref _allocated);
         }
         _rented[buffer] = 0;
-        Interlocked.Increment(ref _live);
         Interlocked.Add(ref _liveBytes, size);
         return buffer;
     }
@@ -143,7 +142,6 @@ public sealed class GpuAllocator
     internal void Return(MemoryBuffer1D<byte, Stride1D.Dense> buffer, bool fromFinalizer)
     {
         _rented.TryRemove(buffer, out _);
-        Interlocked.Decrement(ref _live);
         Interlocked.Add(ref _liveBytes, -buffer.Length);
         if (fromFinalizer) { _returned.Enqueue(buffer); return; }
         lock (_gate) Cache(buffer);

@@ -115,12 +115,9 @@ public static class Checkpoint
             state.Model.LoadStateDict(model);
         }
         catch (ArgumentException e) { throw new CheckpointException($"checkpoint {path}: {e.Message}", e); }
+        // The optimizer's state dict carries each group's learning rates; the schedule only needs its count.
         state.Optimizer?.LoadStateDict(optim);
-        if (state.Scheduler is { } sch) { sch.StepCount = int.Parse(Field("scheduler.step"), CultureInfo.InvariantCulture); sch.Apply(); }
-        if (state.Optimizer is { } o)
-            // The learning rates saved are the ones in force at the save; the schedule's Apply above agrees.
-            foreach (var (k, v) in optim.Where(p => p.Key.EndsWith(".lr", StringComparison.Ordinal)))
-                o.Groups[int.Parse(k.Split('.')[0], CultureInfo.InvariantCulture)].Lr = v.Item();
+        if (state.Scheduler is { } sch) sch.StepCount = int.Parse(Field("scheduler.step"), CultureInfo.InvariantCulture);
         if (state.Loader is { } loader)
         {
             loader.Epoch = int.Parse(Field("loader.epoch"), CultureInfo.InvariantCulture);
