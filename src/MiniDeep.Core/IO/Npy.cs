@@ -47,21 +47,13 @@ public static class Npy
         // Magic (6) + version (2) + length (2) + dict + padding + '\n', a multiple of 64.
         int total = (10 + dict.Length + 1 + 63) / 64 * 64;
         string header = dict + new string(' ', total - 10 - dict.Length - 1) + "\n";
-        var values = t.Backend.ToArray(t.AsView);
-        int itemSize = t.DType.SizeOf();
-        var file = new byte[total + (long)values.Length * itemSize];
+        var data = ElementBytes.Encode(t.Backend.ToArray(t.AsView));
+        var file = new byte[total + data.Length];
         Magic.CopyTo(file, 0);
         file[6] = 1; file[7] = 0;
         BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(8), (ushort)header.Length);
         Encoding.ASCII.GetBytes(header, file.AsSpan(10));
-        var data = file.AsSpan(total);
-        switch (values)
-        {
-            case float[] f: for (int i = 0; i < f.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(data[(i * 4)..], f[i]); break;
-            case double[] d: for (int i = 0; i < d.Length; i++) BinaryPrimitives.WriteDoubleLittleEndian(data[(i * 8)..], d[i]); break;
-            case int[] n: for (int i = 0; i < n.Length; i++) BinaryPrimitives.WriteInt32LittleEndian(data[(i * 4)..], n[i]); break;
-            case bool[] z: for (int i = 0; i < z.Length; i++) data[i] = z[i] ? (byte)1 : (byte)0; break;
-        }
+        data.CopyTo(file, total);
         return file;
     }
 
@@ -149,21 +141,7 @@ public static class Npy
         var data = file[(start + (int)headerLength)..];
         if (data.Length != bytes) throw new NpyFormatException("data", $"shape ({string.Join(", ", shape)}) of {descr} needs {bytes:N0} bytes, the file holds {data.Length:N0}");
 
-        Array values;
-        int n = (int)numel;
-        switch (dtype)
-        {
-            case DType.Float32: { var f = new float[n]; for (int i = 0; i < n; i++) f[i] = little ? BinaryPrimitives.ReadSingleLittleEndian(data[(i * 4)..]) : BinaryPrimitives.ReadSingleBigEndian(data[(i * 4)..]); values = f; break; }
-            case DType.Float64: { var d = new double[n]; for (int i = 0; i < n; i++) d[i] = little ? BinaryPrimitives.ReadDoubleLittleEndian(data[(i * 8)..]) : BinaryPrimitives.ReadDoubleBigEndian(data[(i * 8)..]); values = d; break; }
-            case DType.Int32: { var v = new int[n]; for (int i = 0; i < n; i++) v[i] = little ? BinaryPrimitives.ReadInt32LittleEndian(data[(i * 4)..]) : BinaryPrimitives.ReadInt32BigEndian(data[(i * 4)..]); values = v; break; }
-            default:
-                {
-                    var z = new bool[n];
-                    for (int i = 0; i < n; i++) z[i] = data[i] switch { 0 => false, 1 => true, _ => throw new NpyFormatException("data", $"byte {data[i]} at element {i} is not a bool") };
-                    values = z;
-                    break;
-                }
-        }
+        var values = ElementBytes.Decode(dtype, data, little, (i, v) => new NpyFormatException("data", $"byte {v} at element {i} is not a bool"));
         if (!fortran) return Tensor.FromArray(values, shape, Device.Cpu);
         // Fortran order: the elements are column-major, i.e. the row-major layout of the reversed shape.
         var reversed = shape.Reverse().ToArray();

@@ -110,19 +110,8 @@ public static class SafeTensors
         return file;
     }
 
-    // Row-major little-endian bytes of a tensor (bool as one byte, 0 or 1).
-    private static byte[] ElementBytes(Tensor t)
-    {
-        var values = t.Backend.ToArray(t.AsView);   // any device: the backend copies the elements to the host
-        switch (values)
-        {
-            case float[] f: { var b = new byte[f.Length * 4]; for (int i = 0; i < f.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(b.AsSpan(i * 4), f[i]); return b; }
-            case double[] d: { var b = new byte[d.Length * 8]; for (int i = 0; i < d.Length; i++) BinaryPrimitives.WriteDoubleLittleEndian(b.AsSpan(i * 8), d[i]); return b; }
-            case int[] n: { var b = new byte[n.Length * 4]; for (int i = 0; i < n.Length; i++) BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(i * 4), n[i]); return b; }
-            case bool[] z: return z.Select(v => v ? (byte)1 : (byte)0).ToArray();
-            default: throw new NotSupportedException($"safetensors: no encoding for {values.GetType().Name}");
-        }
-    }
+    // Row-major little-endian bytes of a tensor on any device (the backend copies them to the host).
+    private static byte[] ElementBytes(Tensor t) => IO.ElementBytes.Encode(t.Backend.ToArray(t.AsView));
 
     /// <summary>Writes the tensors to <paramref name="path"/> atomically (a complete file or the old one, never half of one).</summary>
     public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
@@ -195,25 +184,9 @@ public static class SafeTensors
 
     private sealed record Entry(string Name, DType DType, int[] Shape, long Begin, long End);
 
-    private static Tensor Decode(Entry e, byte[] b)
-    {
-        Array values;
-        switch (e.DType)
-        {
-            case DType.Float32: { var f = new float[b.Length / 4]; for (int i = 0; i < f.Length; i++) f[i] = BinaryPrimitives.ReadSingleLittleEndian(b.AsSpan(i * 4)); values = f; break; }
-            case DType.Float64: { var d = new double[b.Length / 8]; for (int i = 0; i < d.Length; i++) d[i] = BinaryPrimitives.ReadDoubleLittleEndian(b.AsSpan(i * 8)); values = d; break; }
-            case DType.Int32: { var n = new int[b.Length / 4]; for (int i = 0; i < n.Length; i++) n[i] = BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(i * 4)); values = n; break; }
-            default:
-                {
-                    var z = new bool[b.Length];
-                    for (int i = 0; i < z.Length; i++)
-                        z[i] = b[i] switch { 0 => false, 1 => true, _ => throw new SafeTensorsFormatException($"data of '{e.Name}'", $"byte {b[i]} at element {i} is not a bool (0 or 1)") };
-                    values = z;
-                    break;
-                }
-        }
-        return Tensor.FromArray(values, e.Shape, Device.Cpu);
-    }
+    private static Tensor Decode(Entry e, byte[] b) =>
+        Tensor.FromArray(IO.ElementBytes.Decode(e.DType, b, littleEndian: true,
+            (i, v) => new SafeTensorsFormatException($"data of '{e.Name}'", $"byte {v} at element {i} is not a bool (0 or 1)")), e.Shape, Device.Cpu);
 
     // The header's JSON, read token by token: duplicate keys, depth and every field checked as they come.
     private static List<Entry> ParseHeader(byte[] header, out Dictionary<string, string> metadata)
