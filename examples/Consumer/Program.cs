@@ -4,7 +4,7 @@ using MiniDeep.IO;
 using MiniDeep.Nn;
 using MiniDeep.Optim;
 
-// What a user of the packages does: build a model, train it, save it, load it back, and run the same
+// What a user of the packages does: build a model, train it, save it, load it back, export it, and run the same
 // model code on the GPU backend (ILGPU's CPU accelerator when there is no GPU).
 var g = new Generator(42);
 var x = Tensor.Randn(new Shape(256, 2), g);
@@ -31,6 +31,9 @@ SafeTensors.Load(path, copy);
 File.Delete(path);
 bool same = model.Forward(x).ToArray<float>().SequenceEqual(copy.Forward(x).ToArray<float>());
 Console.WriteLine($"saved and loaded: {(same ? "same outputs" : "DIFFERENT outputs")}");
+
+var onnx = Onnx.ExportBytes(model, new Shape(1, 2));
+Console.WriteLine($"exported to ONNX opset {Onnx.Opset}: {onnx.Length:N0} bytes");
 
 var device = GpuDevices.Get(GpuDevices.Available().Any(d => d.StartsWith("cuda")) ? "cuda" : "ilgpu-cpu");
 copy.To(device);

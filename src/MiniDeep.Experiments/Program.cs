@@ -27,13 +27,16 @@ var trainSeed = new Option<ulong>("--seed") { Description = "Seed of initializat
 var dataset = new Option<string>("--dataset") { Description = "auto (Fashion-MNIST when found, else SynthDigits), fashion-mnist or synthdigits", DefaultValueFactory = _ => "auto" };
 dataset.AcceptOnlyFromAmong("auto", "fashion-mnist", "synthdigits");
 var trainDevice = new Option<string>("--device") { Description = "cpu, cuda (cuda:N) or ilgpu-cpu (the GPU kernels on ILGPU's CPU accelerator)", DefaultValueFactory = _ => "cpu" };
-var train = new Command("train", "Train the MLP or the CNN on Fashion-MNIST (or SynthDigits when it is not installed)") { model, dataDir, dataset, epochs, batchSize, lr, trainJson, trainSeed, trainDevice };
+var trainSave = new Option<string?>("--save") { Description = "Write the trained model's state dict to this safetensors file" };
+var trainOnnx = new Option<string?>("--onnx") { Description = "Export the trained model to this ONNX file (it takes raw pixels in [0, 1])" };
+var train = new Command("train", "Train the MLP or the CNN on Fashion-MNIST (or SynthDigits when it is not installed)") { model, dataDir, dataset, epochs, batchSize, lr, trainJson, trainSeed, trainDevice, trainSave, trainOnnx };
 train.SetAction(parse =>
 {
     try
     {
         return Train.Run(new TrainOptions(parse.GetValue(model)!, parse.GetValue(dataDir), parse.GetValue(epochs), parse.GetValue(trainSeed),
-            parse.GetValue(trainJson), parse.GetValue(batchSize), parse.GetValue(lr), parse.GetValue(dataset)!, parse.GetValue(trainDevice)!), Console.Out);
+            parse.GetValue(trainJson), parse.GetValue(batchSize), parse.GetValue(lr), parse.GetValue(dataset)!, parse.GetValue(trainDevice)!,
+            parse.GetValue(trainSave), parse.GetValue(trainOnnx)), Console.Out);
     }
     catch (Exception e) when (e is MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException or MiniDeep.Gpu.DeviceNotFoundException)
     {

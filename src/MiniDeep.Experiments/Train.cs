@@ -9,7 +9,8 @@ using MiniDeep.IO;
 namespace MiniDeep.Experiments;
 
 /// <summary>The settings of one `train` run.</summary>
-public sealed record TrainOptions(string Model, string? DataDir, int? Epochs, ulong Seed, string? JsonPath, int? BatchSize, double Lr, string Dataset = "auto", string Device = "cpu");
+public sealed record TrainOptions(string Model, string? DataDir, int? Epochs, ulong Seed, string? JsonPath, int? BatchSize, double Lr, string Dataset = "auto", string Device = "cpu",
+    string? SavePath = null, string? OnnxPath = null);
 
 /// <summary>
 /// `train mlp|cnn`: the first real results. Trains the MLP 784-256-128-10 or the CNN
@@ -67,7 +68,8 @@ public static class Train
     {
         var clock = Stopwatch.StartNew();
         var device = MiniDeep.Gpu.GpuDevices.Get(o.Device);
-        var data = LoadData(o.DataDir, o.Seed, log, o.Dataset).Standardized();
+        var raw = LoadData(o.DataDir, o.Seed, log, o.Dataset);
+        var data = raw.Standardized();
         // The same model code on any device: the data and the model move, nothing else changes.
         if (device != MiniDeep.Device.Cpu)
             data = data with { Train = new TensorDataset(data.Train.X.To(device), data.Train.Y.To(device)), Test = new TensorDataset(data.Test.X.To(device), data.Test.Y.To(device)) };
@@ -111,6 +113,22 @@ public static class Train
                 }),
             }, new JsonSerializerOptions { WriteIndented = true });
             AtomicFile.WriteAllText(path, json);
+        }
+        if (o.SavePath is { } save)
+        {
+            SafeTensors.Save(save, model, new Dictionary<string, string> { ["model"] = o.Model, ["dataset"] = data.Name, ["test_accuracy"] = $"{last.TestAccuracy:R}" });
+            log.WriteLine($"wrote {save}: the state dict as safetensors ({new FileInfo(save).Length:N0} bytes)");
+        }
+        if (o.OnnxPath is { } onnx)
+        {
+            // The model was trained on standardized pixels; the exported graph standardizes itself, so
+            // that other tools feed it raw pixels in [0, 1].
+            var deployed = new Sequential(Standardize.Fit(raw.Train.X), model.To(MiniDeep.Device.Cpu));
+            var shape = raw.Test.X.Shape.ToArray();
+            shape[0] = 1;
+            Onnx.Export(deployed, shape, onnx);
+            log.WriteLine($"wrote {onnx}: ONNX opset {Onnx.Opset} ({new FileInfo(onnx).Length:N0} bytes); input 'input' (batch, {string.Join(", ", shape[1..])}) " +
+                          "raw pixels in [0, 1], output 'output' (batch, 10) logits");
         }
         return 0;
     }

@@ -36,6 +36,16 @@ public class GpuBackendTests
     }
 
     [Fact]
+    public void AModelOnTheDevice_ExportsTheSameOnnxAsOnTheCpu()
+    {
+        Module Build() => new Sequential(new Conv2d(1, 4, 3, padding: 1, generator: new Generator(2)), Activations.ReLU(), new MaxPool2d(2),
+            new BatchNorm2d(4), new Flatten(), new Linear(4 * 4 * 4, 3, generator: new Generator(3)));
+        var onCpu = MiniDeep.IO.Onnx.ExportBytes(Build(), new Shape(2, 1, 8, 8));
+        var onDevice = MiniDeep.IO.Onnx.ExportBytes(Build().To(Dev), new Shape(2, 1, 8, 8));
+        Assert.Equal(onCpu, onDevice);
+    }
+
+    [Fact]
     public void MixingDevices_NamesBothDevices()
     {
         var a = Tensor.Ones(3);

@@ -79,6 +79,16 @@ public sealed class Conv2d : Module
     public int InChannels => Weight.Size(1) * _groups;
     /// <summary>Output channels.</summary>
     public int OutChannels => Weight.Size(0);
+    /// <summary>Kernel height and width.</summary>
+    public (int H, int W) KernelSize => (Weight.Size(2), Weight.Size(3));
+    /// <summary>Stride along height and width.</summary>
+    public (int H, int W) Stride => _stride;
+    /// <summary>Zero padding on each side, along height and width.</summary>
+    public (int H, int W) Padding => _padding;
+    /// <summary>Dilation along height and width.</summary>
+    public (int H, int W) Dilation => _dilation;
+    /// <summary>Channel groups (1: a dense convolution).</summary>
+    public int Groups => _groups;
 
     /// <inheritdoc/>
     public override string Describe() =>
@@ -107,6 +117,12 @@ public sealed class MaxPool2d((int H, int W) kernel, (int H, int W)? stride = nu
     protected internal override bool MayKeepInput => false;
     /// <summary>Square window.</summary>
     public MaxPool2d(int kernel) : this((kernel, kernel)) { }
+    /// <summary>Window height and width.</summary>
+    public (int H, int W) Kernel => kernel;
+    /// <summary>Stride along height and width (the window size unless given).</summary>
+    public (int H, int W) Stride => stride ?? kernel;
+    /// <summary>Padding on each side, along height and width.</summary>
+    public (int H, int W) Padding => padding ?? (0, 0);
     /// <inheritdoc/>
     public override string Describe() => $"MaxPool2d(kernel={kernel})";
     /// <inheritdoc/>
@@ -120,6 +136,12 @@ public sealed class AvgPool2d((int H, int W) kernel, (int H, int W)? stride = nu
     protected internal override bool MayKeepInput => false;
     /// <summary>Square window.</summary>
     public AvgPool2d(int kernel) : this((kernel, kernel)) { }
+    /// <summary>Window height and width.</summary>
+    public (int H, int W) Kernel => kernel;
+    /// <summary>Stride along height and width (the window size unless given).</summary>
+    public (int H, int W) Stride => stride ?? kernel;
+    /// <summary>Padding on each side, along height and width.</summary>
+    public (int H, int W) Padding => padding ?? (0, 0);
     /// <inheritdoc/>
     public override string Describe() => $"AvgPool2d(kernel={kernel})";
     /// <inheritdoc/>
@@ -131,6 +153,10 @@ public sealed class Flatten(int startAxis = 1, int endAxis = -1) : Module
 {
     /// <inheritdoc/>
     protected internal override bool MayKeepInput => false;
+    /// <summary>First axis merged.</summary>
+    public int StartAxis => startAxis;
+    /// <summary>Last axis merged (negative counts from the end).</summary>
+    public int EndAxis => endAxis;
     /// <inheritdoc/>
     protected override Tensor ForwardImpl(Tensor x) => x.Flatten(startAxis, endAxis);
 }
@@ -166,11 +192,39 @@ public sealed class Standardize : Module
     protected override Tensor ForwardImpl(Tensor x) => (x - Mean) / Std;
 }
 
+/// <summary>Which function an <see cref="Activation"/> computes, for exporters that must name it.</summary>
+public enum ActivationKind
+{
+    /// <summary>A function given as a delegate: nothing outside MiniDeep can know what it computes.</summary>
+    Custom,
+    /// <summary>max(x, 0).</summary>
+    ReLU,
+    /// <summary>x for x &gt; 0, else slope·x (<see cref="Activation.Argument"/> is the slope).</summary>
+    LeakyReLU,
+    /// <summary>1 / (1 + e⁻ˣ).</summary>
+    Sigmoid,
+    /// <summary>tanh x.</summary>
+    Tanh,
+    /// <summary>x Φ(x), exact (with erf).</summary>
+    GELU,
+    /// <summary>log(1 + eˣ).</summary>
+    Softplus,
+    /// <summary>x.</summary>
+    Identity,
+    /// <summary>Softmax over the axis <see cref="Activation.Argument"/>.</summary>
+    Softmax,
+}
+
 /// <summary>An elementwise activation as a module.</summary>
 public sealed class Activation(string name, Func<Tensor, Tensor> f) : Module
 {
+    /// <summary>The function, when it is one of the built-in ones (set by <see cref="Activations"/>; a
+    /// module built from a delegate is <see cref="ActivationKind.Custom"/>).</summary>
+    public ActivationKind Kind { get; internal init; }
+    /// <summary>The slope of a LeakyReLU, the axis of a Softmax; 0 otherwise.</summary>
+    public double Argument { get; internal init; }
     /// <summary>The ReLU: Sequential may fuse it into the layer before it.</summary>
-    internal bool IsRelu { get; init; }
+    internal bool IsRelu => Kind == ActivationKind.ReLU;
     /// <inheritdoc/>
     protected internal override bool MayKeepInput => false;
     /// <inheritdoc/>
@@ -183,21 +237,23 @@ public sealed class Activation(string name, Func<Tensor, Tensor> f) : Module
 public static class Activations
 {
     /// <summary>max(x, 0).</summary>
-    public static Module ReLU() => new Activation("ReLU", x => x.Relu()) { IsRelu = true };
+    public static Module ReLU() => new Activation("ReLU", x => x.Relu()) { Kind = ActivationKind.ReLU };
     /// <summary>Leaky ReLU.</summary>
-    public static Module LeakyReLU(double slope = 0.01) => new Activation($"LeakyReLU({slope})", x => x.LeakyRelu(slope));
+    public static Module LeakyReLU(double slope = 0.01) =>
+        new Activation($"LeakyReLU({slope})", x => x.LeakyRelu(slope)) { Kind = ActivationKind.LeakyReLU, Argument = slope };
     /// <summary>Logistic sigmoid.</summary>
-    public static Module Sigmoid() => new Activation("Sigmoid", x => x.Sigmoid());
+    public static Module Sigmoid() => new Activation("Sigmoid", x => x.Sigmoid()) { Kind = ActivationKind.Sigmoid };
     /// <summary>Hyperbolic tangent.</summary>
-    public static Module Tanh() => new Activation("Tanh", x => x.Tanh());
+    public static Module Tanh() => new Activation("Tanh", x => x.Tanh()) { Kind = ActivationKind.Tanh };
     /// <summary>Exact GELU.</summary>
-    public static Module GELU() => new Activation("GELU", x => x.Gelu());
+    public static Module GELU() => new Activation("GELU", x => x.Gelu()) { Kind = ActivationKind.GELU };
     /// <summary>Softplus.</summary>
-    public static Module Softplus() => new Activation("Softplus", x => x.Softplus());
+    public static Module Softplus() => new Activation("Softplus", x => x.Softplus()) { Kind = ActivationKind.Softplus };
     /// <summary>Identity.</summary>
-    public static Module Identity() => new Activation("Identity", x => x);
+    public static Module Identity() => new Activation("Identity", x => x) { Kind = ActivationKind.Identity };
     /// <summary>Softmax over an axis.</summary>
-    public static Module Softmax(int axis = -1) => new Activation($"Softmax(axis={axis})", x => x.Softmax(axis));
+    public static Module Softmax(int axis = -1) =>
+        new Activation($"Softmax(axis={axis})", x => x.Softmax(axis)) { Kind = ActivationKind.Softmax, Argument = axis };
 }
 
 /// <summary>Inverted dropout in training mode; the identity in eval mode.</summary>
@@ -216,6 +272,8 @@ public sealed class Dropout : Module
         _p = p;
         _generator = generator;
     }
+    /// <summary>The drop probability.</summary>
+    public double P => _p;
     /// <inheritdoc/>
     public override string Describe() => $"Dropout(p={_p})";
     /// <inheritdoc/>
@@ -244,6 +302,10 @@ public class BatchNorm : Module
     public Tensor RunningVar { get; }
     /// <summary>Channels normalized.</summary>
     public int Features { get; }
+    /// <summary>The ε added to the variance.</summary>
+    public double Eps => _eps;
+    /// <summary>The weight of a new batch statistic in the running estimates.</summary>
+    public double Momentum => _momentum;
 
     /// <summary>Normalizes inputs of rank <paramref name="rank"/> with channels on axis 1.</summary>
     protected BatchNorm(int features, int rank, double eps, double momentum)
@@ -342,11 +404,15 @@ public sealed class LayerNorm : Module
     public Tensor Weight { get; }
     /// <summary>Shift.</summary>
     public Tensor Bias { get; }
+    /// <summary>The trailing dimensions normalized over.</summary>
+    public IReadOnlyList<int> NormalizedShape => _shape;
+    /// <summary>The ε added to the variance.</summary>
+    public double Eps => _eps;
 
     /// <summary>Normalizes over the trailing dimensions <paramref name="normalizedShape"/>.</summary>
     public LayerNorm(int[] normalizedShape, double eps = 1e-5)
     {
-        _shape = normalizedShape;
+        _shape = [.. normalizedShape];
         _eps = eps;
         Weight = RegisterParameter("weight", Tensor.Ones(normalizedShape));
         Bias = RegisterParameter("bias", Tensor.Zeros(normalizedShape));
@@ -454,6 +520,10 @@ public sealed class Residual : Module
         _body = RegisterModule("body", body);
         if (shortcut is not null) _shortcut = RegisterModule("shortcut", shortcut);
     }
+    /// <summary>The residual branch.</summary>
+    public Module Body => _body;
+    /// <summary>The projection on the skip path, or null for the identity.</summary>
+    public Module? Shortcut => _shortcut;
     /// <inheritdoc/>
     protected override Tensor ForwardImpl(Tensor x)
     {
