@@ -31,9 +31,12 @@ public static class Quick
         var mlp64 = new Workloads.MlpStep(64);
         var mlp256 = new Workloads.MlpStep(256);
         var cnnStep = new Workloads.CnnStep(64);
+        var captured64 = new Workloads.CapturedMlpStep(64);
+        var captured256 = new Workloads.CapturedMlpStep(256);
         var steps = new (string Name, Action Run, double MinSample)[]
         {
             ("mlp64", mlp64.Run, 0.05), ("mlp256", mlp256.Run, 0.05), ("cnn64", cnnStep.Run, 0.1),
+            ("captured64", captured64.Run, 0.05), ("captured256", captured256.Run, 0.05),
         };
         var reps = steps.Select(st => RepetitionsFor(st.Run, st.MinSample)).ToArray();
         var samples = steps.Select(_ => new List<double>()).ToArray();
@@ -46,19 +49,29 @@ public static class Quick
             ["256"] = Math.Round(Median(samples[1]) * 1e3, 3),
         };
         double cnnMs = Median(samples[2]) * 1e3;
+        var capturedMs = new JsonObject
+        {
+            ["64"] = Math.Round(Median(samples[3]) * 1e3, 3),
+            ["256"] = Math.Round(Median(samples[4]) * 1e3, 3),
+        };
 
         var tiny = new Workloads.Tiny();
         double addUs = MedianSeconds(() => tiny.Add(), 0.02, 9) * 1e6;
         double backUs = MedianSeconds(tiny.MulSumBackward, 0.02, 9) * 1e6;
 
         // Managed allocation per MLP step (batch 64) after warm-up, on every thread (the kernels'
-        // workers included): what BenchmarkDotNet's MemoryDiagnoser reports as "Allocated".
-        var alloc = new Workloads.MlpStep(64);
-        for (int i = 0; i < 20; i++) alloc.Run();
-        const int allocSteps = 200;
-        long before = GC.GetTotalAllocatedBytes(precise: true);
-        for (int i = 0; i < allocSteps; i++) alloc.Run();
-        long allocBytes = (GC.GetTotalAllocatedBytes(precise: true) - before) / allocSteps;
+        // workers included): what BenchmarkDotNet's MemoryDiagnoser reports as "Allocated". The
+        // captured step (replay + the eager optimizer step) and the eager step, each measured alone.
+        long AllocationPerStep(Action run)
+        {
+            for (int i = 0; i < 200; i++) run();   // past the tiered JIT's recompilations
+            const int allocSteps = 200;
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            for (int i = 0; i < allocSteps; i++) run();
+            return (GC.GetTotalAllocatedBytes(precise: true) - before) / allocSteps;
+        }
+        long allocBytes = AllocationPerStep(new Workloads.CapturedMlpStep(64).Run);
+        long eagerAllocBytes = AllocationPerStep(new Workloads.MlpStep(64).Run);
 
         Settle();
         var sgemm = new JsonObject();
@@ -83,6 +96,8 @@ public static class Quick
         result["tiny_add_us"] = Math.Round(addUs, 3);
         result["tiny_backward_us"] = Math.Round(backUs, 3);
         result["mlp_step_alloc_bytes"] = allocBytes;
+        result["mlp_step_alloc_bytes_eager"] = eagerAllocBytes;
+        result["mlp_step_captured_ms"] = capturedMs;
         result["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 1);
 
         if (plotPath is not null) WritePlot(plotPath, sgemm, peak);

@@ -114,6 +114,42 @@ public static class Workloads
         }
     }
 
+    /// <summary>
+    /// The same MLP step with forward, loss and backward captured once (<see cref="StepCapture"/>) and
+    /// replayed: the batch is copied into the captured input, the kernels run again, then the
+    /// optimizer steps eagerly. Same arithmetic, same bits as <see cref="MlpStep"/>.
+    /// </summary>
+    public sealed class CapturedMlpStep
+    {
+        private readonly Optimizer _opt;
+        private readonly Tensor _x, _y, _batchX, _batchY;
+        private readonly CapturedStep _step;
+        public CapturedMlpStep(int batch)
+        {
+            var g = new Generator(seed: 1);
+            var model = new Sequential(new Linear(784, 512, generator: g), Activations.ReLU(),
+                new Linear(512, 256, generator: g), Activations.ReLU(), new Linear(256, 10, generator: g));
+            _opt = new Sgd(model.Parameters(), lr: 0.01, momentum: 0.9);
+            _batchX = Tensor.Rand(new Shape(batch, 784), g);
+            _batchY = Tensor.Randint(0, 10, new Shape(batch), g);
+            _x = Tensor.Zeros(new Shape(batch, 784));
+            _y = Tensor.Zeros(new Shape(batch), DType.Int32);
+            _step = StepCapture.Capture(model.Parameters(), () =>
+            {
+                var loss = Losses.CrossEntropy(model.Forward(_x), _y);
+                loss.Backward();
+                return loss;
+            });
+        }
+        public void Run()
+        {
+            _x.CopyFrom(_batchX);   // what a training loop does with each new batch
+            _y.CopyFrom(_batchY);
+            _step.Replay();
+            _opt.Step();
+        }
+    }
+
     /// <summary>One training step of conv32-ReLU-maxpool-conv64-ReLU-maxpool-fc128-ReLU-fc10 on 28×28 inputs.</summary>
     public sealed class CnnStep
     {

@@ -10,6 +10,7 @@ public class StepBenchmarks
 {
     private Workloads.MlpStep _mlp64 = null!, _mlp256 = null!;
     private Workloads.CnnStep _cnn64 = null!;
+    private Workloads.CapturedMlpStep _captured64 = null!, _captured256 = null!;
     private Workloads.Tiny _tiny = null!;
 
     [GlobalSetup]
@@ -18,6 +19,8 @@ public class StepBenchmarks
         _mlp64 = new Workloads.MlpStep(64);
         _mlp256 = new Workloads.MlpStep(256);
         _cnn64 = new Workloads.CnnStep(64);
+        _captured64 = new Workloads.CapturedMlpStep(64);
+        _captured256 = new Workloads.CapturedMlpStep(256);
         _tiny = new Workloads.Tiny();
     }
 
@@ -26,6 +29,12 @@ public class StepBenchmarks
 
     [Benchmark(Description = "MLP 784-512-256-10 step, batch 256")]
     public void Mlp256() => _mlp256.Run();
+
+    [Benchmark(Description = "MLP step, batch 64, captured and replayed")]
+    public void Captured64() => _captured64.Run();
+
+    [Benchmark(Description = "MLP step, batch 256, captured and replayed")]
+    public void Captured256() => _captured256.Run();
 
     [Benchmark(Description = "CNN step, batch 64")]
     public void Cnn64() => _cnn64.Run();

@@ -26,12 +26,13 @@ public static class Autograd
     {
         private readonly bool _previous;
         private bool _disposed;
-        public GradModeScope(bool enabled) { _previous = Disabled.Value; Disabled.Value = !enabled; }
+        // An AsyncLocal write allocates (a new value map for the execution context): written only on a change.
+        public GradModeScope(bool enabled) { _previous = Disabled.Value; if (_previous != !enabled) Disabled.Value = !enabled; }
         public void Dispose()
         {
             if (_disposed) return;
             _disposed = true;
-            Disabled.Value = _previous;
+            if (Disabled.Value != _previous) Disabled.Value = _previous;
         }
     }
 

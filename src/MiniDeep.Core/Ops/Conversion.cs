@@ -68,6 +68,13 @@ public sealed partial class Tensor
     {
         CheckInPlace("CopyFrom");
         if (src.Device != Device) throw DeviceMismatch("CopyFrom", this, src);
+        if (src.DType == DType && Shapes.SameShape(src.Dims, Dims))
+        {
+            // Same shape and type (a new batch into a captured input): no broadcast layout to build.
+            Backend.CopyInto(src.AsView, Storage, Layout);
+            Storage.BumpVersion();
+            return this;
+        }
         Shapes.Broadcast("CopyFrom", src.Dims, Dims);
         var s = src.DType == DType ? src : src.Detach().To(DType);
         if (!Shapes.SameShape(Shapes.Broadcast("CopyFrom", s.Dims, Dims), Dims))

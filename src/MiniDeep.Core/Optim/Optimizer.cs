@@ -55,16 +55,33 @@ public abstract class Optimizer
     /// <summary>Applies one update to every parameter that has a gradient, then runs the step hooks.</summary>
     public void Step()
     {
-        using var _ = Autograd.NoGrad();
-        foreach (var g in Groups)
-            foreach (var p in g.Params)
-                if (p.Grad is not null && p.RequiresGrad)
-                {
-                    if (!State.TryGetValue(p, out var s)) State[p] = s = new Dictionary<string, Tensor>();
-                    Update(g, p, p.Grad.Detach(), s);
-                }
-        if (_stepHooks is not null)
-            foreach (var hook in _stepHooks.ToArray()) hook();
+        // Updates run with recording off. A fused update calls a backend kernel, which records
+        // nothing, so the scope is entered only for the first update made of tensor ops: the scope's
+        // AsyncLocal writes were most of what a step of fused updates allocated.
+        IDisposable? noGrad = null;
+        try
+        {
+            foreach (var g in Groups)
+                foreach (var p in g.Params)
+                    if (p.Grad is not null && p.RequiresGrad)
+                    {
+                        if (!State.TryGetValue(p, out var s)) State[p] = s = new Dictionary<string, Tensor>();
+                        // A gradient with a graph (create_graph) is detached; a plain one is used as it is (no new tensor per parameter per step).
+                        var grad = p.Grad.GradFn is null ? p.Grad : p.Grad.Detach();
+                        if (UpdateFused(g, p, grad, s)) continue;
+                        noGrad ??= Autograd.NoGrad();
+                        Update(g, p, grad, s);
+                    }
+            if (_stepHooks is not null)
+            {
+                noGrad ??= Autograd.NoGrad();
+                foreach (var hook in _stepHooks.ToArray()) hook();
+            }
+        }
+        finally
+        {
+            noGrad?.Dispose();
+        }
     }
 
     private List<Action>? _stepHooks;
@@ -88,6 +105,10 @@ public abstract class Optimizer
 
     /// <summary>One parameter's update: modify <paramref name="p"/> in place from <paramref name="grad"/> and its state.</summary>
     protected abstract void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state);
+
+    /// <summary>The update as one backend kernel, when it can be (recording need not be off for it);
+    /// false leaves it to <see cref="Update"/>, run under NoGrad.</summary>
+    protected virtual bool UpdateFused(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state) => false;
 
     /// <summary>The optimizer state by "group.index.name" keys, plus each group's learning rate, for checkpoints.</summary>
     public Dictionary<string, Tensor> StateDict()
@@ -166,16 +187,19 @@ public sealed class Sgd : Optimizer
     }
 
     /// <inheritdoc/>
+    protected override bool UpdateFused(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)
+    {
+        if (!(_momentum != 0 && state.TryGetValue("momentum_buffer", out var momentum)
+            && grad.DType == p.DType && grad.Shape == p.Shape && momentum.Shape == p.Shape)) return false;
+        // Every step after the first: one fused pass (the formula is on SgdHyper).
+        p.Backend.SgdStep(p.AsView, grad.AsView, momentum.AsView, new SgdHyper(group.Lr, _momentum, group.WeightDecay, _nesterov));
+        p.Storage.BumpVersion(); momentum.Storage.BumpVersion();
+        return true;
+    }
+
+    /// <inheritdoc/>
     protected override void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)
     {
-        if (_momentum != 0 && state.TryGetValue("momentum_buffer", out var momentum)
-            && grad.DType == p.DType && grad.Shape == p.Shape && momentum.Shape == p.Shape)
-        {
-            // Every step after the first: one fused pass (the formula is on SgdHyper).
-            p.Backend.SgdStep(p.AsView, grad.AsView, momentum.AsView, new SgdHyper(group.Lr, _momentum, group.WeightDecay, _nesterov));
-            p.Storage.BumpVersion(); momentum.Storage.BumpVersion();
-            return;
-        }
         var d = group.WeightDecay != 0 ? grad + p * group.WeightDecay : grad;
         if (_momentum != 0)
         {
@@ -213,7 +237,10 @@ public class Adam : Optimizer
     protected virtual bool Decoupled => false;
 
     /// <inheritdoc/>
-    protected override void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)
+    protected override void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state) => UpdateFused(group, p, grad, state);
+
+    /// <inheritdoc/>
+    protected override bool UpdateFused(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)
     {
         int t = NextStep(state);
         var m = Buffer(state, "exp_avg", p);
@@ -225,6 +252,7 @@ public class Adam : Optimizer
         p.Backend.AdamStep(p.AsView, grad.AsView, m.AsView, v.AsView,
             new AdamHyper(group.Lr, Betas.B1, Betas.B2, Eps, group.WeightDecay, Decoupled, c1, c2));
         p.Storage.BumpVersion(); m.Storage.BumpVersion(); v.Storage.BumpVersion();
+        return true;
     }
 }
 

@@ -45,9 +45,9 @@ public static class Backends
     {
         var table = _table;
         foreach (var (d, b) in table)
-            if (ReferenceEquals(d, device)) return b;
+            if (ReferenceEquals(d, device)) return StepCapture.Intercept(d, b) ?? b;
         foreach (var (d, b) in table)
-            if (d == device) return b;
+            if (d == device) return StepCapture.Intercept(d, b) ?? b;
         throw new InvalidOperationException(
             $"no backend for device '{device}'; known devices: {string.Join(", ", table.Select(e => e.Device))}");
     }

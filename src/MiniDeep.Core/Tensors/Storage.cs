@@ -85,17 +85,23 @@ internal sealed class PooledHostStorage(Array data, Device device) : HostStorage
 {
     private int _owned;
 
+    /// <summary>Owned by a captured step (<see cref="StepCapture"/>), whose replays write into it:
+    /// never recycled while the storage lives.</summary>
+    internal bool Captured { get; set; }
+
     internal override Array TakeOwnership()
     {
+        if (Captured) return (Array)Data.Clone();
         Interlocked.Exchange(ref _owned, 1);
         GC.SuppressFinalize(this);
         return Data;
     }
 
-    internal override bool IsRecyclable => true;
+    internal override bool IsRecyclable => !Captured;
 
     internal override void Recycle()
     {
+        if (Captured) return;
         if (Interlocked.Exchange(ref _owned, 1) != 0) return;
         GC.SuppressFinalize(this);
         var data = Data;

@@ -47,7 +47,10 @@ public static class BufferPool
     public static long Evicted => Shared.Evicted;
 
     /// <summary>An array of exactly <paramref name="length"/> elements, zeroed when <paramref name="clear"/>.</summary>
-    public static T[] Rent<T>(int length, bool clear) where T : unmanaged
+    public static T[] Rent<T>(int length, bool clear) where T : unmanaged =>
+        CaptureTape.Active ? CaptureTape.Current!.Rent(length, clear, static (n, c) => RentCore<T>(n, c)) : RentCore<T>(length, clear);
+
+    private static T[] RentCore<T>(int length, bool clear) where T : unmanaged
     {
         if (!IsPooledSize<T>(length))
             return clear ? new T[length] : GC.AllocateUninitializedArray<T>(length);

@@ -139,7 +139,10 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     };
 
     /// <summary>Wraps a freshly allocated result array (referenced by nothing else) as storage that recycles it.</summary>
-    private HostStorage Pooled(Array a) => Buffer.ByteLength(a) >= BufferPool.MinPooledBytes ? new PooledHostStorage(a, Device) : new HostStorage(a, Device);
+    private static HostStorage Pooled(Array a) => CaptureTape.Active ? CaptureTape.Current!.Wrap(a, static a => Wrap(a)) : Wrap(a);
+
+    private static HostStorage Wrap(Array a) =>
+        Buffer.ByteLength(a) >= BufferPool.MinPooledBytes ? new PooledHostStorage(a, Device.Cpu) : new HostStorage(a, Device.Cpu);
 
     /// <inheritdoc/>
     private Storage CopyImpl(View x, DType dtype)
@@ -190,6 +193,13 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var y = BufferPool.Rent<T>(x.Layout.Numel, clear: false);
         if (y.Length == 0) return y;
         if (x.Layout.IsContiguous) { Array.Copy(src, x.Layout.Offset, y, 0, y.Length); return y; }
+        MaterializeStrided(x, src, y);
+        return y;
+    }
+
+    // (Its own method: the lambda's closure would otherwise be allocated on every call, the contiguous ones too.)
+    private static void MaterializeStrided<T>(View x, T[] src, T[] y) where T : unmanaged
+    {
         var (shape, strides) = Coalesce(x.Layout.Shape, x.Layout.Strides);
         int inner = shape[^1], innerStride = strides[^1];
         int rows = y.Length / inner;
@@ -206,7 +216,6 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 else for (int q = 0; q < inner; q++) dst[q] = src[off + q * innerStride];
             }
         });
-        return y;
     }
 
     /// <summary>Merges adjacent dimensions that are laid out as one (so a contiguous 4-D tensor becomes 1-D).</summary>
@@ -253,7 +262,8 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var data = src ?? Data<T>(x.Storage);
         int off = src is null ? x.Layout.Offset : 0, n = x.Layout.Numel;
         var y = src ?? BufferPool.Rent<T>(n, clear: false);
-        Parallelism.ForRange(n, ParallelGrain, (s, e) => UnarySpan<TOp, T>(data.AsSpan(off + s, e - s), y.AsSpan(s, e - s)));
+        Parallelism.ForRange(n, ParallelGrain, (X: data, Off: off, Y: y),
+            static (st, s, e) => UnarySpan<TOp, T>(st.X.AsSpan(st.Off + s, e - s), st.Y.AsSpan(s, e - s)));
         return y;
     }
 
@@ -298,10 +308,19 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             // Both dense over the whole result: one run, no index bookkeeping.
             var xa = Data<T>(a.Storage); var xb = Data<T>(b.Storage);
             int oa = a.Layout.Offset, ob = b.Layout.Offset;
-            if (n <= ParallelGrain) BinaryRow<TOp, T>(xa, oa, 1, xb, ob, 1, y.AsSpan(intoOffset, n));
-            else Parallelism.ForRange(n, ParallelGrain, (s0, s1) => BinaryRow<TOp, T>(xa, oa + s0, 1, xb, ob + s0, 1, y.AsSpan(intoOffset + s0, s1 - s0)));
+            Parallelism.ForRange(n, ParallelGrain, (A: xa, OA: oa, B: xb, OB: ob, Y: y, OY: intoOffset),
+                static (st, s0, s1) => BinaryRow<TOp, T>(st.A, st.OA + s0, 1, st.B, st.OB + s0, 1, st.Y.AsSpan(st.OY + s0, s1 - s0)));
             return y;
         }
+        BinaryStrided<TOp, T>(a, b, shape, y, intoOffset);
+        return y;
+    }
+
+    // (Its own method, so that the dense path above allocates no closure.)
+    private static void BinaryStrided<TOp, T>(View a, View b, int[] shape, T[] y, int intoOffset)
+        where TOp : IBinaryOp where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = Shapes.Numel(shape);
         var (sh, st) = Coalesce(shape, a.Layout.Strides, b.Layout.Strides);
         int rank = sh.Length;
         var sa = st.AsSpan(0, rank).ToArray();
@@ -329,7 +348,6 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 else for (int q = 0; q < inner; q++) dst[q] = Invoke<TOp, T>(da[oa + q * ia], db[ob + q * ib]);
             }
         });
-        return y;
     }
 
     private static void BinaryRow<TOp, T>(T[] da, int oa, int ia, T[] db, int ob, int ib, Span<T> dst)
@@ -405,6 +423,19 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     private static void CopyIntoT<T>(View src, Storage dst, Layout dstLayout) where T : unmanaged
+    {
+        if (dstLayout.Numel == 0) return;   // (an empty view's offset may lie past the end of its storage)
+        if (!ReferenceEquals(src.Storage, dst) && src.Layout.IsContiguous && dstLayout.IsContiguous)
+        {
+            // Dense to dense: one block copy.
+            Data<T>(src.Storage).AsSpan(src.Layout.Offset, src.Layout.Numel).CopyTo(Data<T>(dst).AsSpan(dstLayout.Offset, dstLayout.Numel));
+            return;
+        }
+        CopyIntoStrided<T>(src, dst, dstLayout);
+    }
+
+    // (Its own method, so that the dense copy above allocates no closure.)
+    private static void CopyIntoStrided<T>(View src, Storage dst, Layout dstLayout) where T : unmanaged
     {
         var d = Data<T>(dst);
         // Source and destination may share storage (x.CopyFrom(x.T)): read a private copy first then.
@@ -619,11 +650,10 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         if (x.Layout.IsContiguous && x.Layout.Numel is > 0 and <= 1 << 14 && Array.TrueForAll(flags, f => f))
         {
             // A small tensor reduced to one value: one vector pass, none of the general path's bookkeeping.
-            var one = new T[1];
+            var one = BufferPool.Rent<T>(1, clear: false);
             one[0] = ReduceSpan(kind, Data<T>(x.Storage).AsSpan(x.Layout.Offset, x.Layout.Numel));
             return one;
         }
-        var perm = Enumerable.Range(0, rank).Where(d => !flags[d]).Concat(Enumerable.Range(0, rank).Where(d => flags[d])).ToArray();
         int outN = 1, rowLen = 1;
         for (int d = 0; d < rank; d++) { if (flags[d]) rowLen *= x.Shape[d]; else outN *= x.Shape[d]; }
         var y = BufferPool.Rent<T>(outN, clear: true);
@@ -634,18 +664,18 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         // rows of each outer slice into the output with whole-row vector ops, in order r = 0..R-1.
         if (x.Layout.IsContiguous && MiddleBlock(x.Shape, flags) is var (outer, reduced, inner) && inner > 1)
         {
-            var src = Data<T>(x.Storage);
-            int off0 = x.Layout.Offset;
-            Parallelism.ForRange(outer, Math.Max(1, ParallelGrain / Math.Max(1, reduced * inner)), (o0, o1) =>
+            Parallelism.ForRange(outer, Math.Max(1, ParallelGrain / Math.Max(1, reduced * inner)),
+                (Src: Data<T>(x.Storage), Off: x.Layout.Offset, Y: y, Kind: kind, Reduced: reduced, Inner: inner), static (st, o0, o1) =>
             {
+                int reduced = st.Reduced, inner = st.Inner;
                 for (int o = o0; o < o1; o++)
                 {
-                    var dst = y.AsSpan(o * inner, inner);
-                    src.AsSpan(off0 + o * reduced * inner, inner).CopyTo(dst);
+                    var dst = st.Y.AsSpan(o * inner, inner);
+                    st.Src.AsSpan(st.Off + o * reduced * inner, inner).CopyTo(dst);
                     for (int r = 1; r < reduced; r++)
                     {
-                        var row = src.AsSpan(off0 + (o * reduced + r) * inner, inner);
-                        switch (kind)
+                        var row = st.Src.AsSpan(st.Off + (o * reduced + r) * inner, inner);
+                        switch (st.Kind)
                         {
                             case ReduceKind.Sum: TensorPrimitives.Add(dst, row, dst); break;
                             case ReduceKind.Max: TensorPrimitives.Max(dst, row, dst); break;
@@ -656,6 +686,14 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             });
             return y;
         }
+        ReduceOther(kind, x, flags, y, outN, rowLen);
+        return y;
+    }
+
+    // The other reductions (their own method, so that the paths above allocate no closure).
+    private static void ReduceOther<T>(ReduceKind kind, View x, bool[] flags, T[] y, int outN, int rowLen) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int rank = flags.Length;
         // Kept axes forming one block in the middle, (outer, K, inner) reduced over outer and inner
         // (per-channel sums of an (N, C, H, W) tensor: batch-norm statistics, a convolution's bias
         // gradient): each kept index sums its contiguous inner runs in order o = 0..outer-1, one
@@ -677,8 +715,9 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                     y[k] = acc;
                 }
             });
-            return y;
+            return;
         }
+        var perm = Enumerable.Range(0, rank).Where(d => !flags[d]).Concat(Enumerable.Range(0, rank).Where(d => flags[d])).ToArray();
         var permuted = x.Layout.Permute(perm);
         var data = permuted.IsContiguous ? Data<T>(x.Storage) : Materialize<T>(new View(x.Storage, permuted));
         int off = permuted.IsContiguous ? permuted.Offset : 0;
@@ -694,7 +733,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             });
             y[0] = ReduceSpan(kind, partial);
             if (!permuted.IsContiguous) BufferPool.Return(data);
-            return y;
+            return;
         }
         int rowsPerChunk = Math.Max(1, ParallelGrain / rowLen);
         Parallelism.ForRange(outN, rowsPerChunk, (r0, r1) =>
@@ -702,7 +741,6 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             for (int r = r0; r < r1; r++) y[r] = ReduceSpan(kind, data.AsSpan(off + r * rowLen, rowLen));
         });
         if (!permuted.IsContiguous) BufferPool.Return(data);
-        return y;
     }
 
     // When the reduced axes (ignoring size-1 axes) are one consecutive block, the sizes before,
@@ -866,11 +904,11 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         if (!plain) { base.SgdStep(p, grad, momentum, h); return; }
         var dp = Data<float>(p.Storage); var dg = Data<float>(grad.Storage); var dv = Data<float>(momentum.Storage);
         int op = p.Layout.Offset, og = grad.Layout.Offset, ov = momentum.Layout.Offset;
-        float lr = (float)h.Lr, mu = (float)h.Momentum, wd = (float)h.WeightDecay;
-        bool nesterov = h.Nesterov;
-        Parallelism.ForRange(p.Layout.Numel, StreamGrain, (s, e) =>
+        Parallelism.ForRange(p.Layout.Numel, StreamGrain, (P: dp, OP: op, G: dg, OG: og, V: dv, OV: ov, H: h), static (st, s, e) =>
         {
-            var ps = dp.AsSpan(op + s, e - s); var gs = dg.AsSpan(og + s, e - s); var vs = dv.AsSpan(ov + s, e - s);
+            float lr = (float)st.H.Lr, mu = (float)st.H.Momentum, wd = (float)st.H.WeightDecay;
+            bool nesterov = st.H.Nesterov;
+            var ps = st.P.AsSpan(st.OP + s, e - s); var gs = st.G.AsSpan(st.OG + s, e - s); var vs = st.V.AsSpan(st.OV + s, e - s);
             int i = 0, w = Vector<float>.Count;
             if (Vector.IsHardwareAccelerated)
             {
@@ -1294,19 +1332,20 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         for (int i = 0; i < n; i++)
             if ((uint)t[i] >= (uint)c)
                 throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {t[i]} at row {i} is outside [0, {c})");
-        Parallelism.ForRange(n, Math.Max(1, ParallelGrain / Math.Max(c, 1)), (r0, r1) =>
+        Parallelism.ForRange(n, Math.Max(1, ParallelGrain / Math.Max(c, 1)), (X: x, Off: off, T: t, Y: y, C: c), static (st, r0, r1) =>
         {
-            var buf = new float[c];
+            int c = st.C;
+            Span<float> buf = c <= 1024 ? stackalloc float[c] : new float[c];
             for (int i = r0; i < r1; i++)
             {
-                var row = x.AsSpan(off + i * c, c);
+                var row = st.X.AsSpan(st.Off + i * c, c);
                 float m = c == 0 ? float.NegativeInfinity : TensorPrimitives.Max(row);
                 TensorPrimitives.Subtract(row, m, buf);
                 TensorPrimitives.Exp(buf, buf);
                 // Sum in double: a row of 10 classes or 1000, the log of the sum keeps every digit float can show.
                 double s = 0;
                 foreach (var v in buf) s += v;
-                y[i] = (float)(Math.Log(s) - ((double)row[t[i]] - m));
+                st.Y[i] = (float)(Math.Log(s) - ((double)row[st.T[i]] - m));
             }
         });
         return Pooled(y);
@@ -1323,24 +1362,29 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         var x = Data<float>(logits.Storage);
         int off = logits.Layout.Offset;
         var t = Materialize<int>(targets);
-        var g = Materialize<float>(grad);
+        // The incoming gradient is one value per row, usually the mean's 1/N broadcast (stride 0):
+        // read through its stride rather than materialized.
+        var g = Data<float>(grad.Storage);
+        int go = grad.Layout.Offset, gs = grad.Layout.Strides[0];
         for (int i = 0; i < n; i++)
             if ((uint)t[i] >= (uint)c)
                 throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {t[i]} at row {i} is outside [0, {c})");
         var y = BufferPool.Rent<float>(n * c, clear: false);
-        Parallelism.ForRange(n, Math.Max(1, ParallelGrain / Math.Max(c, 1)), (r0, r1) =>
+        Parallelism.ForRange(n, Math.Max(1, ParallelGrain / Math.Max(c, 1)), (X: x, Off: off, T: t, G: g, GO: go, GS: gs, Y: y, C: c), static (st, r0, r1) =>
         {
+            int c = st.C;
             for (int i = r0; i < r1; i++)
             {
-                var row = x.AsSpan(off + i * c, c);
-                var dst = y.AsSpan(i * c, c);
+                var row = st.X.AsSpan(st.Off + i * c, c);
+                var dst = st.Y.AsSpan(i * c, c);
                 float m = c == 0 ? float.NegativeInfinity : TensorPrimitives.Max(row);
                 TensorPrimitives.Subtract(row, m, dst);
                 TensorPrimitives.Exp(dst, dst);
                 double s = 0;
                 foreach (var v in dst) s += v;
-                TensorPrimitives.Multiply(dst, (float)(g[i] / s), dst);
-                dst[t[i]] -= g[i];
+                float gi = st.G[st.GO + i * st.GS];
+                TensorPrimitives.Multiply(dst, (float)(gi / s), dst);
+                dst[st.T[i]] -= gi;
             }
         });
         return Pooled(y);

@@ -76,7 +76,31 @@ public static unsafe class Gemm
         int tilesPerSplit = (rowTiles + rowSplits - 1) / rowSplits;
         rowSplits = (rowTiles + tilesPerSplit - 1) / tilesPerSplit;
 
-        void Task(int t)
+        // The tasks' shared description travels as a struct to a static body: a product called every
+        // training step allocates nothing (a local function turned into a delegate allocated its closure).
+        var job = new GemmJob(m, n, k, a, aRow, aCol, b, bRow, bCol, c, ldc, accumulate, nr, panelsN, kcMax, directA, wideTranspose,
+            groups, perGroup, tilesPerSplit);
+        int tasks = groups * rowSplits;
+        if (tasks == 1) Task<TS, TV>(job, 0);
+        else Parallelism.ForRange(tasks, 1, job, static (j, t0, t1) => { for (int t = t0; t < t1; t++) Task<TS, TV>(j, t); });
+    }
+
+    private readonly struct GemmJob(int m, int n, int k, float* a, int aRow, int aCol, float* b, int bRow, int bCol, float* c, int ldc,
+        bool accumulate, int nr, int panelsN, int kcMax, bool directA, bool wideTranspose, int groups, int perGroup, int tilesPerSplit)
+    {
+        public readonly int M = m, N = n, K = k, ARow = aRow, ACol = aCol, BRow = bRow, BCol = bCol, Ldc = ldc;
+        public readonly float* A = a, B = b, C = c;
+        public readonly bool Accumulate = accumulate, DirectA = directA, WideTranspose = wideTranspose;
+        public readonly int Nr = nr, PanelsN = panelsN, KcMax = kcMax, Groups = groups, PerGroup = perGroup, TilesPerSplit = tilesPerSplit;
+    }
+
+    // Task t: column group t mod groups, row split t / groups, all of K.
+    private static void Task<TS, TV>(in GemmJob job, int t) where TS : struct, ISimd<TV> where TV : struct
+    {
+        int m = job.M, n = job.N, k = job.K, aRow = job.ARow, aCol = job.ACol, bRow = job.BRow, bCol = job.BCol, ldc = job.Ldc;
+        float* a = job.A, b = job.B, c = job.C;
+        bool accumulate = job.Accumulate, directA = job.DirectA, wideTranspose = job.WideTranspose;
+        int nr = job.Nr, panelsN = job.PanelsN, kcMax = job.KcMax, groups = job.Groups, perGroup = job.PerGroup, tilesPerSplit = job.TilesPerSplit;
         {
             int gr = t % groups, rs0 = t / groups;
             int jp0 = gr * perGroup, jp1 = Math.Min(panelsN, jp0 + perGroup);
@@ -144,9 +168,6 @@ public static unsafe class Gemm
             }
         }
 
-        int tasks = groups * rowSplits;
-        if (tasks == 1) Task(0);
-        else Parallelism.For(tasks, Task);
     }
 
     // Bp[p][q] = B(p0 + p, jp*nr + q) for one panel, zero beyond n. Row-major B is copied row by row.

@@ -34,6 +34,13 @@ public static class Parallelism
         set => _maxThreads = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), "MaxThreads must be at least 1");
     }
 
+    // Depth of chunk bodies running on this thread, whichever path ran them (a worker, the caller, the
+    // serial fallback): a captured step tapes only the buffers rented outside them (CaptureTape).
+    [ThreadStatic] private static int t_bodyDepth;
+
+    /// <summary>Whether this thread is running a chunk of a parallel loop.</summary>
+    internal static bool InBody => t_bodyDepth > 0;
+
     /// <summary>Kernels called from inside a job that idle participants of the job helped with (for tests and diagnostics).</summary>
     internal static long AssistedKernels => Interlocked.Read(ref WorkerPool.Assisted);
 
@@ -46,7 +53,62 @@ public static class Parallelism
             ? WorkerPool.Shared.TryAssist(chunks, body, threads)
             : WorkerPool.Shared.TryRun(chunks, body, threads));
         if (!ran)
-            for (int i = 0; i < chunks; i++) body(i);
+        {
+            t_bodyDepth++;
+            try { for (int i = 0; i < chunks; i++) body(i); }
+            finally { t_bodyDepth--; }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ForRange(int, int, Action{int, int})"/> with the body's state passed explicitly, so
+    /// that a kernel called every step allocates nothing: give a <c>static</c> lambda (its delegate is
+    /// cached) and a struct state; the chunk dispatcher is a per-thread object reused from call to call.
+    /// </summary>
+    public static void ForRange<TState>(int n, int grain, in TState state, Action<TState, int, int> body)
+    {
+        if (n <= 0) return;
+        int chunks = (n + grain - 1) / grain;
+        if (chunks == 1)
+        {
+            t_bodyDepth++;
+            try { body(state, 0, n); }
+            finally { t_bodyDepth--; }
+            return;
+        }
+        var runner = RangeRunner<TState>.Take();
+        runner.Set(state, body, n, grain);
+        try { For(chunks, runner.Chunk); }
+        finally { runner.Release(); }
+    }
+
+    // The chunk dispatcher of ForRange<TState>: one per thread and state type, reused unless a body
+    // calls a kernel of the same state type on its own thread (then a fresh one serves that call).
+    private sealed class RangeRunner<TState>
+    {
+        [ThreadStatic] private static RangeRunner<TState>? t_cached;
+        private TState _state = default!;
+        private Action<TState, int, int> _body = null!;
+        private int _n, _grain;
+        public readonly Action<int> Chunk;
+
+        private RangeRunner() => Chunk = c => _body(_state, c * _grain, Math.Min(_n, (c + 1) * _grain));
+
+        public static RangeRunner<TState> Take()
+        {
+            var r = t_cached;
+            if (r is null) return new RangeRunner<TState>();
+            t_cached = null;
+            return r;
+        }
+
+        public void Set(in TState state, Action<TState, int, int> body, int n, int grain) { _state = state; _body = body; _n = n; _grain = grain; }
+
+        public void Release()
+        {
+            _state = default!;   // drop references to the kernel's arrays
+            t_cached = this;
+        }
     }
 
     /// <summary>Splits [0, n) into fixed chunks of <paramref name="grain"/> and runs body(start, end) on each.</summary>
@@ -54,7 +116,13 @@ public static class Parallelism
     {
         if (n <= 0) return;
         int chunks = (n + grain - 1) / grain;
-        if (chunks == 1) { body(0, n); return; }
+        if (chunks == 1)
+        {
+            t_bodyDepth++;
+            try { body(0, n); }
+            finally { t_bodyDepth--; }
+            return;
+        }
         For(chunks, c => body(c * grain, Math.Min(n, (c + 1) * grain)));
     }
 
@@ -80,15 +148,28 @@ public static class Parallelism
         private int _idleHelpers;
         internal static long Assisted;
 
-        private sealed class Job(Action<int> body, int chunks, int helpers)
+        private sealed class Job
         {
-            public readonly Action<int> Body = body;
-            public readonly int Chunks = chunks;
+            public Action<int> Body = null!;
+            public int Chunks;
             public int Next;
             public int Done;
-            public int Helpers = helpers;     // workers that may still join
+            public int Helpers;     // workers that may still join
             public ExceptionDispatchInfo? Error;
+            // Workers between reading the job and leaving it: the job is reused for the next kernel
+            // only when none is (a worker that read it counts itself in, then checks it is still the
+            // current job, so none can slip into a job that is being reset).
+            public int Entered;
+
+            public Job Reset(Action<int> body, int chunks, int helpers)
+            {
+                Body = body; Chunks = chunks; Next = 0; Done = 0; Helpers = helpers; Error = null;
+                return this;
+            }
         }
+
+        // The job object of the last TryRun, reused by the next one once no worker is inside it.
+        private Job? _spare;
 
         /// <summary>Runs the job with the caller and up to threads − 1 workers; false when another thread holds the pool.</summary>
         public bool TryRun(int chunks, Action<int> body, int threads)
@@ -102,15 +183,22 @@ public static class Parallelism
                     _workers.Add(t);
                     t.Start();
                 }
-                var job = new Job(body, chunks, threads - 1);
+                var job = _spare ?? new Job();
+                _spare = null;
+                var wait = new SpinWait();
+                while (Volatile.Read(ref job.Entered) != 0) wait.SpinOnce(sleep1Threshold: -1);
+                job.Reset(body, chunks, threads - 1);
                 Volatile.Write(ref _job, job);
                 Interlocked.Increment(ref _generation);            // full fence: the job is visible before sleepers are read
                 int sleeping = Volatile.Read(ref _sleepers);
                 if (sleeping > 0) _wake.Release(sleeping);
                 Work(job);
                 HelpUntilDone(job);
-                Volatile.Write(ref _job, null);
-                job.Error?.Throw();
+                Interlocked.Exchange(ref _job, null);   // a full fence: a worker that counts itself in later sees it is gone
+                var error = job.Error;
+                job.Body = null!;
+                _spare = job;
+                error?.Throw();
                 return true;
             }
             finally
@@ -126,7 +214,7 @@ public static class Parallelism
         public bool TryAssist(int chunks, Action<int> body, int threads)
         {
             if (Volatile.Read(ref _idleHelpers) == 0) return false;
-            var job = new Job(body, chunks, threads - 1);
+            var job = new Job().Reset(body, chunks, threads - 1);
             if (Interlocked.CompareExchange(ref _assist, job, null) is not null) return false;
             Work(job);
             var spin = new SpinWait();
@@ -166,6 +254,7 @@ public static class Parallelism
         {
             bool outer = _inJob;
             _inJob = true;
+            t_bodyDepth++;
             try
             {
                 int i;
@@ -188,6 +277,7 @@ public static class Parallelism
             finally
             {
                 _inJob = outer;
+                t_bodyDepth--;
             }
         }
 
@@ -214,10 +304,19 @@ public static class Parallelism
                 }
                 seen = Volatile.Read(ref _generation);
                 var job = Volatile.Read(ref _job);
-                if (job is not null && Interlocked.Decrement(ref job.Helpers) >= 0)
+                if (job is null) continue;
+                Interlocked.Increment(ref job.Entered);       // full fence: then the job is read again
+                try
                 {
-                    Work(job);
-                    HelpUntilDone(job);
+                    if (ReferenceEquals(Volatile.Read(ref _job), job) && Interlocked.Decrement(ref job.Helpers) >= 0)
+                    {
+                        Work(job);
+                        HelpUntilDone(job);
+                    }
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref job.Entered);
                 }
             }
         }

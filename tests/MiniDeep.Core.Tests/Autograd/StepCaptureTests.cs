@@ -1,0 +1,139 @@
+using MiniDeep.Nn;
+using MiniDeep.Optim;
+using Xunit;
+using static MiniDeep.Nn.Activations;
+
+namespace MiniDeep.Tests;
+
+/// <summary>A captured step replays the eager step: same losses, gradients and parameters, bit for bit.</summary>
+public class StepCaptureTests(ITestOutputHelper output)
+{
+    private static Module Mlp(ulong seed)
+    {
+        var g = new Generator(seed);
+        return new Sequential(new Linear(20, 32, generator: g), ReLU(), new Linear(32, 16, generator: g), Tanh(), new Linear(16, 5, generator: g));
+    }
+
+    private static Module Cnn(ulong seed)
+    {
+        var g = new Generator(seed);
+        return new Sequential(new Conv2d(1, 4, 3, padding: 1, generator: g), ReLU(), new MaxPool2d(2),
+            new Conv2d(4, 6, 3, generator: g), new BatchNorm2d(6), Sigmoid(), new Flatten(), new Linear(6 * 2 * 2, 5, generator: g));
+    }
+
+    // Trains two copies of a model on the same batches: one eagerly, one by replaying a captured step.
+    private void ReplayMatchesEager(Func<ulong, Module> build, Shape inputShape, bool adam)
+    {
+        var eager = build(7);
+        var captured = build(7);
+        Optimizer Opt(Module m) => adam ? new Adam(m.Parameters(), 1e-2) : new Sgd(m.Parameters(), 0.05, momentum: 0.9);
+        var eagerOpt = Opt(eager);
+        var capturedOpt = Opt(captured);
+        var data = new Generator(11);
+        var batches = Enumerable.Range(0, 6).Select(_ => (X: Tensor.Randn(inputShape, data), Y: Tensor.Randint(0, 5, new Shape(inputShape[0]), data))).ToList();
+
+        var x = Tensor.Zeros(inputShape);
+        var y = Tensor.Zeros(new Shape(inputShape[0]), DType.Int32);
+        CapturedStep? step = null;
+        foreach (var (bx, by) in batches)
+        {
+            eagerOpt.ZeroGrad();
+            var eagerLoss = Losses.CrossEntropy(eager.Forward(bx), by);
+            eagerLoss.Backward();
+            eagerOpt.Step();
+
+            x.CopyFrom(bx);
+            y.CopyFrom(by);
+            Tensor loss;
+            if (step is null)
+            {
+                step = StepCapture.Capture(captured.Parameters(), () =>
+                {
+                    var l = Losses.CrossEntropy(captured.Forward(x), y);
+                    l.Backward();
+                    return l;
+                });
+                loss = step.Output;
+            }
+            else
+            {
+                capturedOpt.ZeroGrad();   // sets the gradients to null: the replay puts them back
+                loss = step.Replay();
+            }
+            capturedOpt.Step();
+
+            Assert.Equal(eagerLoss.Item(), loss.Item());
+            foreach (var ((name, p), (_, q)) in eager.NamedParameters().Zip(captured.NamedParameters()))
+                Assert.True(p.ToArray<float>().SequenceEqual(q.ToArray<float>()), $"parameter {name} differs");
+            foreach (var ((name, b), (_, c)) in eager.NamedBuffers().Zip(captured.NamedBuffers()))
+                Assert.True(b.ToArray<float>().SequenceEqual(c.ToArray<float>()), $"buffer {name} differs");
+        }
+        output.WriteLine($"{step!.Kernels} kernels, {step.Bytes:N0} bytes of captured buffers");
+    }
+
+    [Fact]
+    public void AnMlpStep_ReplaysBitForBit_WithSgd() => ReplayMatchesEager(Mlp, new Shape(8, 20), adam: false);
+
+    [Fact]
+    public void ACnnStep_WithPoolingAndBatchNorm_ReplaysBitForBit_WithAdam() => ReplayMatchesEager(Cnn, new Shape(4, 1, 8, 8), adam: true);
+
+    [Fact]
+    public void AReplay_AllocatesNothingOnItsThread()
+    {
+        var g = new Generator(3);
+        var model = new Sequential(new Linear(784, 512, generator: g), ReLU(), new Linear(512, 256, generator: g), ReLU(), new Linear(256, 10, generator: g));
+        var opt = new Sgd(model.Parameters(), 0.01, momentum: 0.9);
+        var x = Tensor.Rand(new Shape(64, 784), g);
+        var y = Tensor.Randint(0, 10, new Shape(64), g);
+        var step = StepCapture.Capture(model.Parameters(), () =>
+        {
+            var l = Losses.CrossEntropy(model.Forward(x), y);
+            l.Backward();
+            return l;
+        });
+        // Warm-up: the first replays see methods compiled again by the tiered JIT, which allocates.
+        for (int i = 0; i < 100; i++) { step.Replay(); opt.Step(); }
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++) step.Replay();
+        long perReplay = (GC.GetAllocatedBytesForCurrentThread() - before) / 100;
+        output.WriteLine($"{step.Kernels} kernels, {perReplay} bytes per replay; by kernel: " +
+                         string.Join(", ", step.AllocationsByKernel().Select(k => $"{k.Kernel} {k.Bytes}")));
+        Assert.Equal(0, perReplay);
+    }
+
+    [Fact]
+    public void RandomNumbers_AreRefused_AndTheCaptureLeavesNothingBehind()
+    {
+        var model = new Sequential(new Linear(4, 4), new Dropout(0.5));
+        var x = Tensor.Randn(new Shape(2, 4));
+        var e = Assert.Throws<NotSupportedException>(() => StepCapture.Capture(model.Parameters(), () => model.Forward(x).Sum()));
+        Assert.Contains("random", e.Message);
+        // The thread is back to eager mode, and another capture works.
+        Assert.Equal(new Shape(2, 4), (x + 1).Shape);
+        model.Eval();
+        var step = StepCapture.Capture(model.Parameters(), () => { var l = model.Forward(x).Sum(); l.Backward(); return l; });
+        Assert.Equal(step.Output.Item(), step.Replay().Item());
+    }
+
+    [Fact]
+    public void OtherDevices_AreRefused()
+    {
+        var r = Tensor.Ones(3).To(Device.Reference);
+        var e = Assert.Throws<NotSupportedException>(() => StepCapture.Capture([], () => r * 2));
+        Assert.Contains("'reference'", e.Message);
+    }
+
+    [Fact]
+    public void ReplayingAfterOtherWork_StillReadsTheInputsCurrentValues()
+    {
+        var w = Tensor.FromArray([1f, 2f, 3f]).RequiresGrad_();
+        var x = Tensor.FromArray([1f, 1f, 1f]);
+        var step = StepCapture.Capture([w], () => { var l = (w * x).Square().Sum(); l.Backward(); return l; });
+        Assert.Equal(14f, step.Output.Item<float>());
+        // Unrelated eager work that rents and recycles buffers of the same sizes in between.
+        for (int i = 0; i < 50; i++) _ = (Tensor.Randn(new Shape(3)) * 2).Sum().Item();
+        x.CopyFrom(Tensor.FromArray([2f, 0f, 1f]));
+        Assert.Equal(4f + 0f + 9f, step.Replay().Item<float>());
+        Assert.Equal([8f, 0f, 6f], w.Grad!.ToArray<float>());   // d/dw Σ (w x)² = 2 w x²
+    }
+}
