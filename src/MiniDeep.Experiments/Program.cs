@@ -29,14 +29,15 @@ dataset.AcceptOnlyFromAmong("auto", "fashion-mnist", "synthdigits");
 var trainDevice = new Option<string>("--device") { Description = "cpu, cuda (cuda:N) or ilgpu-cpu (the GPU kernels on ILGPU's CPU accelerator)", DefaultValueFactory = _ => "cpu" };
 var trainSave = new Option<string?>("--save") { Description = "Write the trained model's state dict to this safetensors file" };
 var trainOnnx = new Option<string?>("--onnx") { Description = "Export the trained model to this ONNX file (it takes raw pixels in [0, 1])" };
-var train = new Command("train", "Train the MLP or the CNN on Fashion-MNIST (or SynthDigits when it is not installed)") { model, dataDir, dataset, epochs, batchSize, lr, trainJson, trainSeed, trainDevice, trainSave, trainOnnx };
+var trainCapture = new Option<bool>("--capture") { Description = "Capture the training step once and replay it (CPU; the same numbers, bit for bit)" };
+var train = new Command("train", "Train the MLP or the CNN on Fashion-MNIST (or SynthDigits when it is not installed)") { model, dataDir, dataset, epochs, batchSize, lr, trainJson, trainSeed, trainDevice, trainSave, trainOnnx, trainCapture };
 train.SetAction(parse =>
 {
     try
     {
         return Train.Run(new TrainOptions(parse.GetValue(model)!, parse.GetValue(dataDir), parse.GetValue(epochs), parse.GetValue(trainSeed),
             parse.GetValue(trainJson), parse.GetValue(batchSize), parse.GetValue(lr), parse.GetValue(dataset)!, parse.GetValue(trainDevice)!,
-            parse.GetValue(trainSave), parse.GetValue(trainOnnx)), Console.Out);
+            parse.GetValue(trainSave), parse.GetValue(trainOnnx), parse.GetValue(trainCapture)), Console.Out);
     }
     catch (Exception e) when (e is MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException or MiniDeep.Gpu.DeviceNotFoundException)
     {

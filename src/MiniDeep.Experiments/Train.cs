@@ -10,7 +10,7 @@ namespace MiniDeep.Experiments;
 
 /// <summary>The settings of one `train` run.</summary>
 public sealed record TrainOptions(string Model, string? DataDir, int? Epochs, ulong Seed, string? JsonPath, int? BatchSize, double Lr, string Dataset = "auto", string Device = "cpu",
-    string? SavePath = null, string? OnnxPath = null);
+    string? SavePath = null, string? OnnxPath = null, bool Capture = false);
 
 /// <summary>
 /// `train mlp|cnn`: the first real results. Trains the MLP 784-256-128-10 or the CNN
@@ -81,11 +81,12 @@ public static class Train
         var loader = new DataLoader(data.Train, batch, shuffle: true, seed: o.Seed, dropLast: true);
         var schedule = new CosineLr(optimizer, epochs * loader.BatchesPerEpoch);
         log.WriteLine($"{o.Model}: {model.ParameterCount():N0} parameters; {data.Name}: {data.Train.Count:N0} train / {data.Test.Count:N0} test images; " +
-                      $"Adam lr {o.Lr} with cosine decay, batch {batch}, {epochs} epochs, seed {o.Seed}, on {device}");
+                      $"Adam lr {o.Lr} with cosine decay, batch {batch}, {epochs} epochs, seed {o.Seed}, on {device}" +
+                      (o.Capture ? ", the step captured and replayed" : ""));
         var history = Interactive
             ? AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                .Start(ctx => Trainer.Fit(model, optimizer, loader, epochs, data.Test, scheduler: schedule, reporter: new SpectreReporter(ctx)))
-            : Trainer.Fit(model, optimizer, loader, epochs, data.Test, scheduler: schedule, reporter: new LineReporter(log));
+                .Start(ctx => Trainer.Fit(model, optimizer, loader, epochs, data.Test, scheduler: schedule, reporter: new SpectreReporter(ctx), capture: o.Capture))
+            : Trainer.Fit(model, optimizer, loader, epochs, data.Test, scheduler: schedule, reporter: new LineReporter(log), capture: o.Capture);
         var last = history[^1];
         double trainSeconds = history.Sum(h => h.Seconds);
         double samplesPerSecond = history.Sum(h => h.SamplesPerSecond * h.Seconds) / trainSeconds;
@@ -105,6 +106,7 @@ public static class Train
                 epochs,
                 batch_size = batch,
                 seed = o.Seed,
+                captured = o.Capture,
                 parameters = model.ParameterCount(),
                 history = history.Select(h => new
                 {

@@ -17,8 +17,8 @@ namespace MiniDeep;
 /// own buffers, refreshed by every replay (the loss it returned, the gradients).</item>
 /// <item>Control flow and shapes are frozen: a replay runs the kernels the capture ran. Values read to
 /// the host during the capture (<c>Item</c>, <c>ToArray</c>) are not read again.</item>
-/// <item>Random numbers (dropout) cannot be captured: a replay would repeat the capture's draws, so the
-/// capture refuses them.</item>
+/// <item>Random draws (dropout masks) take the next stream of their generator on every replay, so a
+/// replayed step draws what the eager step would have.</item>
 /// <item>CPU tensors only. The optimizer step stays outside: it is cheap, and its learning rate and
 /// bias corrections change every step.</item>
 /// </list>
@@ -214,10 +214,17 @@ internal sealed class CapturingBackend(CpuBackend inner) : IBackend
     public Storage Gather(View x, int axis, View index) => Run("gather", () => inner.Gather(x, axis, index));
     public Storage ScatterAdd(int[] shape, int axis, View index, View src) => Run("scatter_add", () => inner.ScatterAdd(shape, axis, index, src));
 
+    // A draw with a fixed seed and stream would repeat on every replay: refused. Tensor-level draws
+    // (dropout masks, Tensor.Rand) come through the overload below with their generator.
     public Storage Random(RandomKind kind, DType dtype, int length, ulong seed, ulong stream, double a, double b) =>
         throw new NotSupportedException(
-            $"StepCapture: the step draws random numbers ({kind}, {length} values: dropout?); a replay would repeat the same draws. " +
-            "Capture a step without them (evaluation-mode dropout), or run it eagerly");
+            $"StepCapture: a random fill with a fixed seed and stream ({kind}, {length} values) would repeat the same numbers on every replay; " +
+            "draw through a Generator (Tensor.Rand, Dropout) instead");
+
+    /// <summary>A draw from <paramref name="g"/>: each replay takes the generator's next stream, so a
+    /// replayed step draws what the eager step would have drawn at that point.</summary>
+    public Storage Random(RandomKind kind, DType dtype, int length, Generator g, double a, double b) =>
+        Run($"random_{kind}", () => inner.Random(kind, dtype, length, g.Seed, g.NextStream(), a, b));
 
     public void BinaryInPlace<TOp>(View a, View b) where TOp : IBinaryOp => Run(typeof(TOp).Name + "_", () => inner.BinaryInPlace<TOp>(a, b));
     public void Axpy(View y, double alpha, View x) => Run("axpy", () => inner.Axpy(y, alpha, x));

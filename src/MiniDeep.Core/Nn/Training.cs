@@ -53,11 +53,17 @@ public static class Trainer
     /// <param name="loss">Loss of (output, target); cross-entropy by default.</param>
     /// <param name="scheduler">Stepped once per batch when given.</param>
     /// <param name="reporter">Progress display.</param>
+    /// <param name="capture">Capture the step (forward, loss, backward) on the first batch and replay it
+    /// for every later batch of the same shape (<see cref="StepCapture"/>; CPU only): the same numbers,
+    /// bit for bit, without building tensors and graph nodes each step. Forward hooks then run on
+    /// the first batch only; a batch of another shape (a short last one) runs eagerly.</param>
     public static List<EpochStats> Fit(Module model, Optimizer optimizer, DataLoader train, int epochs, IDataset? test = null,
-        Func<Tensor, Tensor, Tensor>? loss = null, LrScheduler? scheduler = null, ITrainingReporter? reporter = null)
+        Func<Tensor, Tensor, Tensor>? loss = null, LrScheduler? scheduler = null, ITrainingReporter? reporter = null, bool capture = false)
     {
         loss ??= CrossEntropy;
         var history = new List<EpochStats>();
+        CapturedStep? step = null;
+        Tensor? stepX = null, stepY = null, stepOutput = null;
         for (int e = 1; e <= epochs; e++)
         {
             model.Train();
@@ -68,10 +74,35 @@ public static class Trainer
             int batchIndex = 0;
             foreach (var batch in train.NextEpoch())
             {
-                var output = model.Forward(batch.X);
-                var l = loss(output, batch.Y);
-                optimizer.ZeroGrad();
-                l.Backward();
+                Tensor output, l;
+                if (capture && step is null && batch.X.Device == Device.Cpu && batch.Y.Device == Device.Cpu)
+                {
+                    // The captured inputs: each later batch is copied into them before a replay.
+                    stepX = Tensor.Zeros(batch.X.Shape, batch.X.DType).CopyFrom(batch.X);
+                    stepY = Tensor.Zeros(batch.Y.Shape, batch.Y.DType).CopyFrom(batch.Y);
+                    step = StepCapture.Capture(model.Parameters(), () =>
+                    {
+                        stepOutput = model.Forward(stepX);
+                        var captured = loss(stepOutput, stepY);
+                        captured.Backward();
+                        return captured;
+                    });
+                    (output, l) = (stepOutput!, step.Output);
+                }
+                else if (step is not null && batch.X.Shape == stepX!.Shape && batch.Y.Shape == stepY!.Shape)
+                {
+                    stepX.CopyFrom(batch.X);
+                    stepY.CopyFrom(batch.Y);
+                    l = step.Replay();
+                    output = stepOutput!;
+                }
+                else
+                {
+                    output = model.Forward(batch.X);
+                    l = loss(output, batch.Y);
+                    optimizer.ZeroGrad();
+                    l.Backward();
+                }
                 optimizer.Step();
                 scheduler?.Step();
                 double lv = l.Item();

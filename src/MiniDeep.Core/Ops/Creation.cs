@@ -109,7 +109,11 @@ public sealed partial class Tensor
     {
         var g = gen ?? Generator.Default;
         var dims = shape.ToArray();
-        return new Tensor(Dev(device).Backend.Random(kind, dtype, Shapes.Numel(dims), g.Seed, g.NextStream(), a, b), dims);
+        var backend = Dev(device).Backend;
+        // Inside a captured step the draw is recorded with its generator, so that every replay takes
+        // the next stream from it, as the eager step would.
+        if (backend is CapturingBackend capture) return new Tensor(capture.Random(kind, dtype, Shapes.Numel(dims), g, a, b), dims);
+        return new Tensor(backend.Random(kind, dtype, Shapes.Numel(dims), g.Seed, g.NextStream(), a, b), dims);
     }
 
     /// <summary>Uniform on [low, high).</summary>

@@ -102,17 +102,55 @@ public class StepCaptureTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void RandomNumbers_AreRefused_AndTheCaptureLeavesNothingBehind()
+    public void Dropout_DrawsTheEagerStepsMasks_OnEveryReplay()
     {
-        var model = new Sequential(new Linear(4, 4), new Dropout(0.5));
-        var x = Tensor.Randn(new Shape(2, 4));
-        var e = Assert.Throws<NotSupportedException>(() => StepCapture.Capture(model.Parameters(), () => model.Forward(x).Sum()));
-        Assert.Contains("random", e.Message);
+        // Each replay takes the next streams of the dropout's generator, as the eager step does.
+        Module Build(ulong seed) => new Sequential(new Linear(6, 16, generator: new Generator(seed)), ReLU(), new Dropout(0.5, new Generator(99)),
+            new Linear(16, 3, generator: new Generator(seed + 1)));
+        var eager = Build(1);
+        var captured = Build(1);
+        var x = Tensor.Randn(new Shape(5, 6), new Generator(2));
+        var y = Tensor.FromArray([0, 1, 2, 1, 0]);
+        var step = StepCapture.Capture(captured.Parameters(), () => { var l = Losses.CrossEntropy(captured.Forward(x), y); l.Backward(); return l; });
+        var losses = new List<double> { step.Output.Item() };
+        for (int i = 0; i < 4; i++) losses.Add(step.Replay().Item());
+        foreach (var l in losses) Assert.Equal(Losses.CrossEntropy(eager.Forward(x), y).Item(), l);
+        Assert.True(losses.Distinct().Count() > 1, "the masks differ from step to step");
+    }
+
+    [Fact]
+    public void AFixedSeedFill_IsRefused_AndTheCaptureLeavesNothingBehind()
+    {
+        var e = Assert.Throws<NotSupportedException>(() =>
+            StepCapture.Capture([], () => new Tensor(Device.Cpu.Backend.Random(RandomKind.Uniform, DType.Float32, 4, 1, 2, 0, 1), [4])));
+        Assert.Contains("fixed seed", e.Message);
         // The thread is back to eager mode, and another capture works.
-        Assert.Equal(new Shape(2, 4), (x + 1).Shape);
-        model.Eval();
-        var step = StepCapture.Capture(model.Parameters(), () => { var l = model.Forward(x).Sum(); l.Backward(); return l; });
+        var x = Tensor.Randn(new Shape(2, 4));
+        Assert.IsNotType<CapturingBackend>(x.Backend);
+        var step = StepCapture.Capture([], () => (x * 2).Sum());
         Assert.Equal(step.Output.Item(), step.Replay().Item());
+    }
+
+    [Fact]
+    public void TrainerFit_WithCapture_TrainsTheSameAsEagerly()
+    {
+        // A CNN with dropout and batch norm; 70 examples in batches of 16, so the last batch of each
+        // epoch (6 examples) runs eagerly between replays.
+        Module Build() => new Sequential(new Conv2d(1, 4, 3, padding: 1, generator: new Generator(5)), new BatchNorm2d(4), ReLU(), new MaxPool2d(2),
+            new Flatten(), new Dropout(0.3, new Generator(6)), new Linear(4 * 4 * 4, 3, generator: new Generator(7)));
+        var g = new Generator(8);
+        var data = new MiniDeep.Data.TensorDataset(Tensor.Randn(new Shape(70, 1, 8, 8), g), Tensor.Randint(0, 3, new Shape(70), g));
+        List<EpochStats> Run(bool capture, out Module model)
+        {
+            model = Build();
+            var opt = new Adam(model.Parameters(), 1e-2);
+            return Trainer.Fit(model, opt, new MiniDeep.Data.DataLoader(data, 16, shuffle: true, seed: 3), 3, capture: capture);
+        }
+        var eager = Run(false, out var a);
+        var captured = Run(true, out var b);
+        Assert.Equal(eager.Select(h => (h.TrainLoss, h.TrainAccuracy)), captured.Select(h => (h.TrainLoss, h.TrainAccuracy)));
+        foreach (var ((name, p), (_, q)) in a.StateDict().Zip(b.StateDict()))
+            Assert.True(p.ToDoubleArray().SequenceEqual(q.ToDoubleArray()), $"{name} differs");
     }
 
     [Fact]

@@ -102,31 +102,30 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     {
         var y = RentArray(dtype, length);
         if (y is float[] f && kind is RandomKind.Uniform or RandomKind.Bernoulli)
-        {
-            bool bernoulli = kind == RandomKind.Bernoulli;
-            Parallelism.ForRange(length, StreamGrain, (s, e) =>
+            Parallelism.ForRange(length, StreamGrain, (F: f, Bernoulli: kind == RandomKind.Bernoulli, Seed: seed, Stream: stream, A: a, B: b), static (st, s, e) =>
             {
                 Span<uint> words = stackalloc uint[512];
+                var f = st.F;
                 for (int from = s; from < e; from += words.Length)
                 {
                     var w = words[..Math.Min(words.Length, e - from)];
-                    Philox.FirstWords(seed, stream, (ulong)from, w);
+                    Philox.FirstWords(st.Seed, st.Stream, (ulong)from, w);
                     // The same arithmetic as the reference: the 24-bit float, widened to double.
-                    if (bernoulli)
+                    if (st.Bernoulli)
                         for (int j = 0; j < w.Length; j++)
                         {
                             double u = (w[j] >> 8) * (1f / (1 << 24));
-                            int hit = u < a ? 1 : 0;   // a flag, not a branch: random outcomes mispredict
+                            int hit = u < st.A ? 1 : 0;   // a flag, not a branch: random outcomes mispredict
                             f[from + j] = hit;
                         }
                     else
                         for (int j = 0; j < w.Length; j++)
-                            f[from + j] = (float)(a + (b - a) * ((w[j] >> 8) * (1f / (1 << 24))));
+                            f[from + j] = (float)(st.A + (st.B - st.A) * ((w[j] >> 8) * (1f / (1 << 24))));
                 }
             });
-        }
         else
-            Parallelism.ForRange(length, StreamGrain, (s, e) => FillRandom(y, s, e, kind, seed, stream, a, b));
+            Parallelism.ForRange(length, StreamGrain, (Y: y, Kind: kind, Seed: seed, Stream: stream, A: a, B: b),
+                static (st, s, e) => FillRandom(st.Y, s, e, st.Kind, st.Seed, st.Stream, st.A, st.B));
         return Pooled(y);
     }
 
