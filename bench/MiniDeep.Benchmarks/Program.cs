@@ -28,13 +28,15 @@ if (args.Length > 0 && args[0] == "gpu-check")
 }
 if (args.Length == 3 && args[0] == "loop")
 {
-    // `loop <mlp64|mlp256|cnn64> SECONDS`: runs one workload in a loop, for a profiler to attach to.
+    // `loop <mlp64|mlp256|cnn64|captured-mlp64|captured-cnn64> SECONDS`: runs one workload in a loop, for a profiler to attach to.
     Action step = args[1] switch
     {
-        "mlp64" => new Workloads.MlpStep(64).Run,
-        "mlp256" => new Workloads.MlpStep(256).Run,
-        "cnn64" => new Workloads.CnnStep(64).Run,
-        _ => throw new ArgumentException($"loop: unknown workload '{args[1]}' (mlp64, mlp256, cnn64)"),
+        "mlp64" => Workloads.MlpStep(64).Run,
+        "mlp256" => Workloads.MlpStep(256).Run,
+        "cnn64" => Workloads.CnnStep(64).Run,
+        "captured-mlp64" => Workloads.CapturedMlpStep(64).Run,
+        "captured-cnn64" => Workloads.CapturedCnnStep(64).Run,
+        _ => throw new ArgumentException($"loop: unknown workload '{args[1]}' (mlp64, mlp256, cnn64, captured-mlp64, captured-cnn64)"),
     };
     var sw = System.Diagnostics.Stopwatch.StartNew();
     int steps = 0;

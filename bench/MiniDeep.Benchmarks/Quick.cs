@@ -28,15 +28,16 @@ public static class Quick
         // workload having seen the same phases. Each phase starts after a full
         // collection, so that one phase's garbage does not cost the next one's collections.
         Settle();
-        var mlp64 = new Workloads.MlpStep(64);
-        var mlp256 = new Workloads.MlpStep(256);
-        var cnnStep = new Workloads.CnnStep(64);
-        var captured64 = new Workloads.CapturedMlpStep(64);
-        var captured256 = new Workloads.CapturedMlpStep(256);
+        var mlp64 = Workloads.MlpStep(64);
+        var mlp256 = Workloads.MlpStep(256);
+        var cnnStep = Workloads.CnnStep(64);
+        var captured64 = Workloads.CapturedMlpStep(64);
+        var captured256 = Workloads.CapturedMlpStep(256);
+        var capturedCnn = Workloads.CapturedCnnStep(64);
         var steps = new (string Name, Action Run, double MinSample)[]
         {
             ("mlp64", mlp64.Run, 0.05), ("mlp256", mlp256.Run, 0.05), ("cnn64", cnnStep.Run, 0.1),
-            ("captured64", captured64.Run, 0.05), ("captured256", captured256.Run, 0.05),
+            ("captured64", captured64.Run, 0.05), ("captured256", captured256.Run, 0.05), ("capturedCnn64", capturedCnn.Run, 0.1),
         };
         var reps = steps.Select(st => RepetitionsFor(st.Run, st.MinSample)).ToArray();
         var samples = steps.Select(_ => new List<double>()).ToArray();
@@ -54,6 +55,7 @@ public static class Quick
             ["64"] = Math.Round(Median(samples[3]) * 1e3, 3),
             ["256"] = Math.Round(Median(samples[4]) * 1e3, 3),
         };
+        double capturedCnnMs = Median(samples[5]) * 1e3;
 
         var tiny = new Workloads.Tiny();
         double addUs = MedianSeconds(() => tiny.Add(), 0.02, 9) * 1e6;
@@ -70,8 +72,8 @@ public static class Quick
             for (int i = 0; i < allocSteps; i++) run();
             return (GC.GetTotalAllocatedBytes(precise: true) - before) / allocSteps;
         }
-        long allocBytes = AllocationPerStep(new Workloads.CapturedMlpStep(64).Run);
-        long eagerAllocBytes = AllocationPerStep(new Workloads.MlpStep(64).Run);
+        long allocBytes = AllocationPerStep(Workloads.CapturedMlpStep(64).Run);
+        long eagerAllocBytes = AllocationPerStep(Workloads.MlpStep(64).Run);
 
         Settle();
         var sgemm = new JsonObject();
@@ -98,6 +100,7 @@ public static class Quick
         result["mlp_step_alloc_bytes"] = allocBytes;
         result["mlp_step_alloc_bytes_eager"] = eagerAllocBytes;
         result["mlp_step_captured_ms"] = capturedMs;
+        result["cnn_step_captured_ms"] = new JsonObject { ["64"] = Math.Round(capturedCnnMs, 3) };
         result["seconds"] = Math.Round(total.Elapsed.TotalSeconds, 1);
 
         if (plotPath is not null) WritePlot(plotPath, sgemm, peak);

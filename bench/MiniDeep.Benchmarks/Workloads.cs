@@ -90,20 +90,28 @@ public static class Workloads
         }
     }
 
-    /// <summary>One training step of MLP 784-512-256-10 (SGD, momentum 0.9, lr 0.01, cross-entropy) on a fixed batch.</summary>
-    public sealed class MlpStep
+    /// <summary>MLP 784-512-256-10, as the libtorch figures describe it.</summary>
+    public static Module Mlp(Generator g) => new Sequential(new Linear(784, 512, generator: g), Activations.ReLU(),
+        new Linear(512, 256, generator: g), Activations.ReLU(), new Linear(256, 10, generator: g));
+
+    /// <summary>conv32-ReLU-maxpool-conv64-ReLU-maxpool-fc128-ReLU-fc10 on 28×28 inputs.</summary>
+    public static Module Cnn(Generator g) => new Sequential(
+        new Conv2d(1, 32, 3, padding: 1, generator: g), Activations.ReLU(), new MaxPool2d((2, 2)),
+        new Conv2d(32, 64, 3, padding: 1, generator: g), Activations.ReLU(), new MaxPool2d((2, 2)),
+        new Flatten(), new Linear(64 * 7 * 7, 128, generator: g), Activations.ReLU(), new Linear(128, 10, generator: g));
+
+    /// <summary>One training step (SGD, momentum 0.9, lr 0.01, cross-entropy) of a model on a fixed batch.</summary>
+    public sealed class Step
     {
         private readonly Module _model;
         private readonly Optimizer _opt;
         private readonly Tensor _x, _y;
-        public MlpStep(int batch)
+        public Step(Module model, Shape input, Generator g)
         {
-            var g = new Generator(seed: 1);
-            _model = new Sequential(new Linear(784, 512, generator: g), Activations.ReLU(),
-                new Linear(512, 256, generator: g), Activations.ReLU(), new Linear(256, 10, generator: g));
+            _model = model;
             _opt = new Sgd(_model.Parameters(), lr: 0.01, momentum: 0.9);
-            _x = Tensor.Rand(new Shape(batch, 784), g);
-            _y = Tensor.Randint(0, 10, new Shape(batch), g);
+            _x = Tensor.Rand(input, g);
+            _y = Tensor.Randint(0, 10, new Shape(input[0]), g);
         }
         public void Run()
         {
@@ -114,26 +122,29 @@ public static class Workloads
         }
     }
 
+    /// <summary>One training step of the MLP at <paramref name="batch"/>.</summary>
+    public static Step MlpStep(int batch) { var g = new Generator(seed: 1); return new Step(Mlp(g), new Shape(batch, 784), g); }
+
+    /// <summary>One training step of the CNN at <paramref name="batch"/>.</summary>
+    public static Step CnnStep(int batch) { var g = new Generator(seed: 2); return new Step(Cnn(g), new Shape(batch, 1, 28, 28), g); }
+
     /// <summary>
-    /// The same MLP step with forward, loss and backward captured once (<see cref="StepCapture"/>) and
+    /// The same step with forward, loss and backward captured once (<see cref="StepCapture"/>) and
     /// replayed: the batch is copied into the captured input, the kernels run again, then the
-    /// optimizer steps eagerly. Same arithmetic, same bits as <see cref="MlpStep"/>.
+    /// optimizer steps eagerly. Same arithmetic, same bits as <see cref="Step"/>.
     /// </summary>
-    public sealed class CapturedMlpStep
+    public sealed class CapturedStep
     {
         private readonly Optimizer _opt;
         private readonly Tensor _x, _y, _batchX, _batchY;
-        private readonly CapturedStep _step;
-        public CapturedMlpStep(int batch)
+        private readonly MiniDeep.CapturedStep _step;
+        public CapturedStep(Module model, Shape input, Generator g)
         {
-            var g = new Generator(seed: 1);
-            var model = new Sequential(new Linear(784, 512, generator: g), Activations.ReLU(),
-                new Linear(512, 256, generator: g), Activations.ReLU(), new Linear(256, 10, generator: g));
             _opt = new Sgd(model.Parameters(), lr: 0.01, momentum: 0.9);
-            _batchX = Tensor.Rand(new Shape(batch, 784), g);
-            _batchY = Tensor.Randint(0, 10, new Shape(batch), g);
-            _x = Tensor.Zeros(new Shape(batch, 784));
-            _y = Tensor.Zeros(new Shape(batch), DType.Int32);
+            _batchX = Tensor.Rand(input, g);
+            _batchY = Tensor.Randint(0, 10, new Shape(input[0]), g);
+            _x = Tensor.Zeros(input);
+            _y = Tensor.Zeros(new Shape(input[0]), DType.Int32);
             _step = StepCapture.Capture(model.Parameters(), () =>
             {
                 var loss = Losses.CrossEntropy(model.Forward(_x), _y);
@@ -150,31 +161,11 @@ public static class Workloads
         }
     }
 
-    /// <summary>One training step of conv32-ReLU-maxpool-conv64-ReLU-maxpool-fc128-ReLU-fc10 on 28×28 inputs.</summary>
-    public sealed class CnnStep
-    {
-        private readonly Module _model;
-        private readonly Optimizer _opt;
-        private readonly Tensor _x, _y;
-        public CnnStep(int batch)
-        {
-            var g = new Generator(seed: 2);
-            _model = new Sequential(
-                new Conv2d(1, 32, 3, padding: 1, generator: g), Activations.ReLU(), new MaxPool2d((2, 2)),
-                new Conv2d(32, 64, 3, padding: 1, generator: g), Activations.ReLU(), new MaxPool2d((2, 2)),
-                new Flatten(), new Linear(64 * 7 * 7, 128, generator: g), Activations.ReLU(), new Linear(128, 10, generator: g));
-            _opt = new Sgd(_model.Parameters(), lr: 0.01, momentum: 0.9);
-            _x = Tensor.Rand(new Shape(batch, 1, 28, 28), g);
-            _y = Tensor.Randint(0, 10, new Shape(batch), g);
-        }
-        public void Run()
-        {
-            _opt.ZeroGrad();
-            var loss = Losses.CrossEntropy(_model.Forward(_x), _y);
-            loss.Backward();
-            _opt.Step();
-        }
-    }
+    /// <summary>The MLP step, captured.</summary>
+    public static CapturedStep CapturedMlpStep(int batch) { var g = new Generator(seed: 1); return new CapturedStep(Mlp(g), new Shape(batch, 784), g); }
+
+    /// <summary>The CNN step, captured.</summary>
+    public static CapturedStep CapturedCnnStep(int batch) { var g = new Generator(seed: 2); return new CapturedStep(Cnn(g), new Shape(batch, 1, 28, 28), g); }
 
     /// <summary>The per-op overhead probes: an add of two 64-float tensors, and (w*w).Sum().Backward() on 64 floats.</summary>
     public sealed class Tiny

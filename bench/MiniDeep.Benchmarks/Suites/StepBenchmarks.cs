@@ -8,19 +8,19 @@ namespace MiniDeep.Benchmarks.Suites;
 [Config(typeof(KernelConfig))]
 public class StepBenchmarks
 {
-    private Workloads.MlpStep _mlp64 = null!, _mlp256 = null!;
-    private Workloads.CnnStep _cnn64 = null!;
-    private Workloads.CapturedMlpStep _captured64 = null!, _captured256 = null!;
+    private Workloads.Step _mlp64 = null!, _mlp256 = null!, _cnn64 = null!;
+    private Workloads.CapturedStep _captured64 = null!, _captured256 = null!, _capturedCnn64 = null!;
     private Workloads.Tiny _tiny = null!;
 
     [GlobalSetup]
     public void Setup()
     {
-        _mlp64 = new Workloads.MlpStep(64);
-        _mlp256 = new Workloads.MlpStep(256);
-        _cnn64 = new Workloads.CnnStep(64);
-        _captured64 = new Workloads.CapturedMlpStep(64);
-        _captured256 = new Workloads.CapturedMlpStep(256);
+        _mlp64 = Workloads.MlpStep(64);
+        _mlp256 = Workloads.MlpStep(256);
+        _cnn64 = Workloads.CnnStep(64);
+        _captured64 = Workloads.CapturedMlpStep(64);
+        _captured256 = Workloads.CapturedMlpStep(256);
+        _capturedCnn64 = Workloads.CapturedCnnStep(64);
         _tiny = new Workloads.Tiny();
     }
 
@@ -38,6 +38,9 @@ public class StepBenchmarks
 
     [Benchmark(Description = "CNN step, batch 64")]
     public void Cnn64() => _cnn64.Run();
+
+    [Benchmark(Description = "CNN step, batch 64, captured and replayed")]
+    public void CapturedCnn64() => _capturedCnn64.Run();
 
     [Benchmark(Description = "add of two 64-float tensors")]
     public Tensor TinyAdd() => _tiny.Add();
