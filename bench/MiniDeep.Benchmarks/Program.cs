@@ -26,6 +26,25 @@ if (args.Length > 0 && args[0] == "gpu-check")
     }
     return GpuCheck.Run(device, json);
 }
+if (args.Length == 2 && args[0] == "kernels")
+{
+    // `kernels <mlp64|cnn64>`: where a training step's time goes, kernel by kernel, timed in replays of
+    // its capture (the optimizer step is not in it).
+    var w = args[1] switch
+    {
+        "mlp64" => Workloads.CapturedMlpStep(64),
+        "cnn64" => Workloads.CapturedCnnStep(64),
+        _ => throw new ArgumentException($"kernels: unknown workload '{args[1]}' (mlp64, cnn64)"),
+    };
+    for (int i = 0; i < 20; i++) w.Run();
+    const int replays = 50;
+    var times = w.Captured.TimeKernels(replays);
+    double total = times.Sum(t => t.Seconds);
+    Console.WriteLine($"{args[1]}: {times.Length} kernels, {total / replays * 1e3:F3} ms a replay");
+    foreach (var (name, s) in times.Select((t, i) => ($"{i,3} {t.Kernel}", t.Seconds)).OrderByDescending(t => t.Seconds))
+        Console.WriteLine($"{name,-40} {s / replays * 1e3,8:F3} ms {100 * s / total,6:F1}%");
+    return 0;
+}
 if (args.Length == 3 && args[0] == "loop")
 {
     // `loop <mlp64|mlp256|cnn64|captured-mlp64|captured-cnn64> SECONDS`: runs one workload in a loop, for a profiler to attach to.

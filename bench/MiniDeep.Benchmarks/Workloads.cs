@@ -152,6 +152,8 @@ public static class Workloads
                 return loss;
             });
         }
+        /// <summary>The capture itself (for the per-kernel profile).</summary>
+        public MiniDeep.CapturedStep Captured => _step;
         public void Run()
         {
             _x.CopyFrom(_batchX);   // what a training loop does with each new batch
