@@ -36,7 +36,9 @@ if (args.Length == 2 && args[0] == "kernels")
         "cnn64" => Workloads.CapturedCnnStep(64),
         _ => throw new ArgumentException($"kernels: unknown workload '{args[1]}' (mlp64, cnn64)"),
     };
-    for (int i = 0; i < 20; i++) w.Run();
+    // Warm up for two seconds: the tiered JIT recompiles the kernels' loops well after their first calls.
+    var warm = System.Diagnostics.Stopwatch.StartNew();
+    while (warm.Elapsed.TotalSeconds < 2) w.Run();
     const int replays = 50;
     var times = w.Captured.TimeKernels(replays);
     double total = times.Sum(t => t.Seconds);
