@@ -282,6 +282,8 @@ public abstract partial class BackendConformance
         (4, 6, 5, 5, 3, 1, 1, (1, 1), (0, 0), (1, 1), true),
         (11, 2, 6, 7, 3, 2, 2, (2, 2), (1, 1), (1, 1), true),
         (7, 2, 13, 13, 4, 3, 3, (1, 1), (1, 1), (1, 1), true),   // images grouped 3 + 3 + 1 per GEMM
+        (3, 1, 28, 28, 5, 3, 3, (1, 1), (1, 1), (1, 1), true),   // one input channel: the CPU's direct kernel
+        (2, 1, 9, 21, 3, 2, 5, (1, 1), (1, 2), (1, 1), false),
     ];
 
     [Theory]

@@ -1187,6 +1187,19 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         if (bias is { } bv) bs = Materialize<float>(bv);
         var y = BufferPool.Rent<float>(n * o * l, clear: false);
         bool pointwise = IsPointwise(g);
+        if (!pointwise && SingleChannelConv.Applies(g))
+            SingleChannelConv.Forward(xs, xo, ws, wo, bs, y, n, o, g, relu);
+        else
+            Conv2dGemm(xs, xo, ws, wo, bs, y, n, o, g, relu, pointwise);
+        if (xc) BufferPool.Return(xs);
+        if (wc) BufferPool.Return(ws);
+        return Pooled(y);
+    }
+
+    // im2col of a group of images side by side, one GEMM, the ReLU while the output is in cache.
+    private static unsafe void Conv2dGemm(float[] xs, int xo, float[] ws, int wo, float[]? bs, float[] y, int n, int o, WindowGeometry g, bool relu, bool pointwise)
+    {
+        int c = g.Channels, ckk = c * g.KernelH * g.KernelW, l = g.OutH * g.OutW, plane = g.Height * g.Width;
         int per = pointwise ? 1 : ImagesPerGroup(n, l), groups = (n + per - 1) / per;
         ForEachGroup(groups, q =>
         {
@@ -1218,9 +1231,6 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 if (outs is not null) pool.Return(outs);
             }
         });
-        if (xc) BufferPool.Return(xs);
-        if (wc) BufferPool.Return(ws);
-        return Pooled(y);
     }
 
     private unsafe Storage Conv2dInputGradImpl(View gy, View w, WindowGeometry g)
