@@ -154,6 +154,15 @@ public class StepCaptureTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void CapturesDoNotNest()
+    {
+        var x = Tensor.Ones(3);
+        var e = Assert.Throws<InvalidOperationException>(() => StepCapture.Capture([], () => StepCapture.Capture([], () => x * 2).Output));
+        Assert.Contains("do not nest", e.Message);
+        Assert.Equal(6.0, StepCapture.Capture([], () => (x * 2).Sum()).Replay().Item());
+    }
+
+    [Fact]
     public void OtherDevices_AreRefused()
     {
         var r = Tensor.Ones(3).To(Device.Reference);
