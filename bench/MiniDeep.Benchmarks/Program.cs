@@ -40,11 +40,11 @@ if (args.Length == 2 && args[0] == "kernels")
     var warm = System.Diagnostics.Stopwatch.StartNew();
     while (warm.Elapsed.TotalSeconds < 2) w.Run();
     const int replays = 50;
-    var times = w.Captured.TimeKernels(replays);
+    var times = w.Captured.Profile(replays);
     double total = times.Sum(t => t.Seconds);
-    Console.WriteLine($"{args[1]}: {times.Length} kernels, {total / replays * 1e3:F3} ms a replay");
+    Console.WriteLine($"{args[1]}: {times.Length} kernels, {total * 1e3:F3} ms a replay");
     foreach (var (name, s) in times.Select((t, i) => ($"{i,3} {t.Kernel}", t.Seconds)).OrderByDescending(t => t.Seconds))
-        Console.WriteLine($"{name,-40} {s / replays * 1e3,8:F3} ms {100 * s / total,6:F1}%");
+        Console.WriteLine($"{name,-40} {s * 1e3,8:F3} ms {100 * s / total,6:F1}%");
     return 0;
 }
 if (args.Length == 3 && args[0] == "loop")

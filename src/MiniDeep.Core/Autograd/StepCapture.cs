@@ -94,42 +94,27 @@ public sealed class CapturedStep
     /// <summary>Bytes of the buffers the capture owns (every tensor the step made).</summary>
     public long Bytes => _tape.Bytes;
 
-    /// <summary>The kernels by name, in order (for diagnostics).</summary>
-    public IReadOnlyList<string> KernelNames => [.. _kernels.Select(k => k.Name)];
-
-    /// <summary>Bytes each kernel allocated on the calling thread during one replay (diagnostics: a
-    /// replay should allocate nothing).</summary>
-    internal (string Kernel, long Bytes)[] AllocationsByKernel()
+    /// <summary>
+    /// Each kernel's name, with the seconds it took and the bytes it allocated on the calling thread,
+    /// averaged over <paramref name="replays"/> replays (diagnostics: where a step's time goes without
+    /// the eager step's bookkeeping in between; a replay should allocate nothing).
+    /// </summary>
+    public KernelProfile[] Profile(int replays = 10)
     {
-        var bytes = new long[_kernels.Length];
-        using (_tape.Replaying())
-            for (int i = 0; i < _kernels.Length; i++)
-            {
-                long before = GC.GetAllocatedBytesForCurrentThread();
-                _kernels[i].Replay(_tape);
-                bytes[i] = GC.GetAllocatedBytesForCurrentThread() - before;
-            }
-        foreach (var (p, g) in _grads) p.Grad = g;
-        return [.. _kernels.Select((k, i) => (k.Name, bytes[i]))];
-    }
-
-    /// <summary>Seconds each kernel took, summed over <paramref name="replays"/> replays (diagnostics:
-    /// where a step's time goes, without the eager step's bookkeeping in between).</summary>
-    public (string Kernel, double Seconds)[] TimeKernels(int replays = 10)
-    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(replays, 1);
         var seconds = new double[_kernels.Length];
+        var bytes = new long[_kernels.Length];
         for (int r = 0; r < replays; r++)
-        {
             using (_tape.Replaying())
                 for (int i = 0; i < _kernels.Length; i++)
                 {
-                    long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                    long before = GC.GetAllocatedBytesForCurrentThread(), start = System.Diagnostics.Stopwatch.GetTimestamp();
                     _kernels[i].Replay(_tape);
                     seconds[i] += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+                    bytes[i] += GC.GetAllocatedBytesForCurrentThread() - before;
                 }
-        }
         foreach (var (p, g) in _grads) p.Grad = g;
-        return [.. _kernels.Select((k, i) => (k.Name, seconds[i]))];
+        return [.. _kernels.Select((k, i) => new KernelProfile(k.Name, seconds[i] / replays, bytes[i] / replays))];
     }
 
     /// <summary>Runs the step's kernels again on the inputs' current values; the parameters' gradients
@@ -142,6 +127,10 @@ public sealed class CapturedStep
         return Output;
     }
 }
+
+/// <summary>One kernel of a captured step, as <see cref="CapturedStep.Profile"/> measured it: seconds and
+/// bytes allocated per replay.</summary>
+public readonly record struct KernelProfile(string Kernel, double Seconds, long BytesAllocated);
 
 /// <summary>One recorded kernel call: how to call it again, and what it produced the first time.</summary>
 internal sealed class CapturedKernel(string name, Func<Storage?> call, Storage? result, (int, int) tapeEnd)

@@ -9,12 +9,13 @@ namespace MiniDeep.IO;
 /// </summary>
 internal static class ElementBytes
 {
-    /// <summary>The little-endian bytes of a host array (float[], double[], int[] or bool[]).</summary>
+    /// <summary>The little-endian bytes of a host array (float[], double[], int[], long[] or bool[]).</summary>
     public static byte[] Encode(Array values) => values switch
     {
         float[] f => Little<float>(f),
         double[] d => Little<double>(d),
         int[] n => Little<int>(n),
+        long[] l => Little<long>(l),   // ONNX's shape tensors
         bool[] z => [.. z.Select(v => v ? (byte)1 : (byte)0)],
         _ => throw new NotSupportedException($"no byte encoding for {values.GetType().Name}"),
     };

@@ -319,9 +319,7 @@ public static class Onnx
         private string Int64s(string hint, long[] values)
         {
             var name = Fresh(hint);
-            var raw = new byte[values.Length * 8];
-            for (int i = 0; i < values.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(raw.AsSpan(i * 8), values[i]);
-            _initializers.Add(new ProtoWriter().Int(1, values.Length).Int(2, Int64Type).String(8, name).Bytes(9, raw));
+            _initializers.Add(new ProtoWriter().Int(1, values.Length).Int(2, Int64Type).String(8, name).Bytes(9, ElementBytes.Encode(values)));
             return name;
         }
 

@@ -78,8 +78,8 @@ public static class Trainer
                 if (capture && step is null && batch.X.Device == Device.Cpu && batch.Y.Device == Device.Cpu)
                 {
                     // The captured inputs: each later batch is copied into them before a replay.
-                    stepX = Tensor.Zeros(batch.X.Shape, batch.X.DType).CopyFrom(batch.X);
-                    stepY = Tensor.Zeros(batch.Y.Shape, batch.Y.DType).CopyFrom(batch.Y);
+                    stepX = batch.X.Detach().Clone();
+                    stepY = batch.Y.Detach().Clone();
                     step = StepCapture.Capture(model.Parameters(), () =>
                     {
                         stepOutput = model.Forward(stepX);

@@ -97,7 +97,7 @@ public class StepCaptureTests(ITestOutputHelper output)
         for (int i = 0; i < 100; i++) step.Replay();
         long perReplay = (GC.GetAllocatedBytesForCurrentThread() - before) / 100;
         output.WriteLine($"{step.Kernels} kernels, {perReplay} bytes per replay; by kernel: " +
-                         string.Join(", ", step.AllocationsByKernel().Select(k => $"{k.Kernel} {k.Bytes}")));
+                         string.Join(", ", step.Profile(1).Select(k => $"{k.Kernel} {k.BytesAllocated}")));
         Assert.Equal(0, perReplay);
     }
 

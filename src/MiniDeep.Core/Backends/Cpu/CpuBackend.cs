@@ -1197,7 +1197,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     // im2col of a group of images side by side, one GEMM, the ReLU while the output is in cache.
-    private static unsafe void Conv2dGemm(float[] xs, int xo, float[] ws, int wo, float[]? bs, float[] y, int n, int o, WindowGeometry g, bool relu, bool pointwise)
+    internal static unsafe void Conv2dGemm(float[] xs, int xo, float[] ws, int wo, float[]? bs, float[] y, int n, int o, WindowGeometry g, bool relu, bool pointwise)
     {
         int c = g.Channels, ckk = c * g.KernelH * g.KernelW, l = g.OutH * g.OutW, plane = g.Height * g.Width;
         int per = pointwise ? 1 : ImagesPerGroup(n, l), groups = (n + per - 1) / per;

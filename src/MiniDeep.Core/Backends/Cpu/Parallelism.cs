@@ -112,19 +112,8 @@ public static class Parallelism
     }
 
     /// <summary>Splits [0, n) into fixed chunks of <paramref name="grain"/> and runs body(start, end) on each.</summary>
-    public static void ForRange(int n, int grain, Action<int, int> body)
-    {
-        if (n <= 0) return;
-        int chunks = (n + grain - 1) / grain;
-        if (chunks == 1)
-        {
-            t_bodyDepth++;
-            try { body(0, n); }
-            finally { t_bodyDepth--; }
-            return;
-        }
-        For(chunks, c => body(c * grain, Math.Min(n, (c + 1) * grain)));
-    }
+    public static void ForRange(int n, int grain, Action<int, int> body) =>
+        ForRange(n, grain, body, static (b, s, e) => b(s, e));
 
     /// <summary>Dedicated background workers that claim chunks of the current job with an atomic counter.</summary>
     private sealed class WorkerPool

@@ -17,12 +17,9 @@ namespace MiniDeep.Cpu;
 /// </remarks>
 internal static unsafe class SingleChannelConv
 {
-    /// <summary>Off in tests that compare this kernel with the GEMM path.</summary>
-    internal static bool Enabled = true;
-
     /// <summary>One input channel, unit stride and dilation, and a non-empty output.</summary>
     public static bool Applies(in WindowGeometry g) =>
-        Enabled && g.Channels == 1 && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
+        g.Channels == 1 && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
         && g.OutH > 0 && g.OutW > 0 && (g.Height + 2 * g.PadH) * (g.Width + 2 * g.PadW) <= 1 << 14;
 
     private readonly record struct Job(float[] X, int XOffset, float[] W, int WOffset, float[]? Bias, float[] Y, int Out, WindowGeometry G, bool Relu);
