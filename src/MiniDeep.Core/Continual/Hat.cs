@@ -184,7 +184,15 @@ public sealed class HatMlp : Module
     /// Trains the network on one task, the paper's way: SGD on cross-entropy + c·regularizer, the scale
     /// annealed within every epoch, gradients conditioned, embeddings clamped; then <see cref="EndTask"/>.
     /// </summary>
-    public void TrainTask(int task, DataLoader loader, int epochs, double lr, double c = 0.75, double clipNorm = 10_000)
+    /// <param name="task">The task to learn (0-based): its head and embeddings are trained.</param>
+    /// <param name="loader">The task's training batches.</param>
+    /// <param name="epochs">Passes over the loader.</param>
+    /// <param name="lr">SGD's learning rate (0.05 in the paper).</param>
+    /// <param name="c">The regularizer's weight (0.75 in the paper).</param>
+    /// <param name="clipNorm">The gradient norm clipped to (10,000 in the paper's code).</param>
+    /// <param name="afterEpoch">Called after each epoch (0-based) with the network in eval mode at s = s_max, e.g. to watch
+    /// the task's accuracy; it must not train the network.</param>
+    public void TrainTask(int task, DataLoader loader, int epochs, double lr, double c = 0.75, double clipNorm = 10_000, Action<int>? afterEpoch = null)
     {
         ActiveTask = task;
         var opt = new Sgd(Parameters(), lr);
@@ -204,6 +212,12 @@ public sealed class HatMlp : Module
                 GradClip.ClipGradNorm(Parameters(), clipNorm);
                 opt.Step();
                 ClampEmbeddings();
+            }
+            if (afterEpoch is not null)
+            {
+                Scale = SMax;
+                Eval();
+                afterEpoch(epoch);
             }
         }
         Scale = SMax;

@@ -44,11 +44,18 @@ public sealed class AccuracyMatrix
     /// stratified classifier (Σ_c p_c², p_c the class frequencies). ρ ≈ 0: as good as joint training;
     /// ρ ≈ −1: no better than chance.
     /// </summary>
-    public double ForgettingRatio(IReadOnlyList<double> joint, IReadOnlyList<double> random)
+    public double ForgettingRatio(IReadOnlyList<double> joint, IReadOnlyList<double> random) =>
+        ForgettingRatio(Enumerable.Range(0, Tasks).Select(t => _r[Tasks - 1, t]).ToArray(), joint, random);
+
+    /// <summary>
+    /// The forgetting ratio ρ from the final accuracies alone, one per task (e.g. measured on validation
+    /// images rather than on the test images of a whole matrix).
+    /// </summary>
+    public static double ForgettingRatio(IReadOnlyList<double> final, IReadOnlyList<double> joint, IReadOnlyList<double> random)
     {
-        if (joint.Count != Tasks || random.Count != Tasks)
-            throw new ArgumentException($"AccuracyMatrix.ForgettingRatio: {joint.Count} joint and {random.Count} random accuracies for {Tasks} tasks");
-        return Enumerable.Range(0, Tasks).Average(t => (_r[Tasks - 1, t] - random[t]) / (joint[t] - random[t]) - 1);
+        if (final.Count == 0 || joint.Count != final.Count || random.Count != final.Count)
+            throw new ArgumentException($"AccuracyMatrix.ForgettingRatio: {joint.Count} joint and {random.Count} random accuracies for {final.Count} tasks");
+        return Enumerable.Range(0, final.Count).Average(t => (final[t] - random[t]) / (joint[t] - random[t]) - 1);
     }
 
     /// <summary>Accuracy of a random stratified classifier for these labels: Σ_c p_c².</summary>

@@ -3,12 +3,14 @@ using MiniDeep.Nn;
 
 namespace MiniDeep.Continual;
 
-/// <summary>One task of a sequence: its training and test sets, and the classes it holds.</summary>
+/// <summary>One task of a sequence: its training, test and (optional) validation sets, and the classes it holds.</summary>
 /// <param name="Name">How reports name it.</param>
 /// <param name="Train">Training examples; labels are 0..Classes−1 within the task for split tasks.</param>
 /// <param name="Test">Test examples, labelled the same way.</param>
 /// <param name="Classes">Number of classes (the size of its head in a multi-head model).</param>
-public sealed record ContinualTask(string Name, TensorDataset Train, TensorDataset Test, int Classes);
+/// <param name="Validation">Held-out training images of the task, disjoint from <paramref name="Train"/>, for choosing
+/// hyperparameters (e.g. EWC's λ) without looking at <paramref name="Test"/>; null when none were asked for.</param>
+public sealed record ContinualTask(string Name, TensorDataset Train, TensorDataset Test, int Classes, TensorDataset? Validation = null);
 
 /// <summary>The two standard ways to make a sequence of tasks from one image data set.</summary>
 public static class TaskSequences
@@ -18,44 +20,67 @@ public static class TaskSequences
     /// permutation to the pixels of the same images, so the tasks share their labels and differ in their
     /// inputs. With <paramref name="firstUnpermuted"/>, task 1 is the data as it is. Each task draws its own
     /// <paramref name="trainPerTask"/> training images; the test sets are the whole test set, permuted.
+    /// With <paramref name="validationPerTask"/> &gt; 0, each task also holds out that many other training
+    /// images (permuted alike) as its validation set; the training images drawn are the same either way.
     /// </summary>
-    public static List<ContinualTask> Permuted(ImageClassification data, int tasks, int trainPerTask, Generator generator, bool firstUnpermuted = true)
+    public static List<ContinualTask> Permuted(ImageClassification data, int tasks, int trainPerTask, Generator generator, bool firstUnpermuted = true, int validationPerTask = 0)
     {
         if (tasks < 1) throw new ArgumentOutOfRangeException(nameof(tasks), $"TaskSequences.Permuted: at least one task, got {tasks}");
-        if (trainPerTask < 1 || trainPerTask > data.Train.Count)
-            throw new ArgumentOutOfRangeException(nameof(trainPerTask), $"TaskSequences.Permuted: {trainPerTask} training images per task, of {data.Train.Count}");
+        if (trainPerTask < 1 || validationPerTask < 0 || trainPerTask + validationPerTask > data.Train.Count)
+            throw new ArgumentOutOfRangeException(nameof(trainPerTask),
+                $"TaskSequences.Permuted: {trainPerTask} training and {validationPerTask} validation images per task, of {data.Train.Count}");
         int pixels = data.Train.X.Numel / data.Train.Count;
         var result = new List<ContinualTask>();
         for (int t = 0; t < tasks; t++)
         {
             var permutation = t == 0 && firstUnpermuted ? null : Tensor.RandPerm(pixels, generator);
-            var pick = Tensor.RandPerm(data.Train.Count, generator).Narrow(0, 0, trainPerTask);
-            var train = new TensorDataset(Permute(data.Train.X.IndexSelect(0, pick), permutation), data.Train.Y.IndexSelect(0, pick));
+            var order = Tensor.RandPerm(data.Train.Count, generator);
+            TensorDataset Take(int start, int count)
+            {
+                var pick = order.Narrow(0, start, count);
+                return new TensorDataset(Permute(data.Train.X.IndexSelect(0, pick), permutation), data.Train.Y.IndexSelect(0, pick));
+            }
             var test = new TensorDataset(Permute(data.Test.X, permutation), data.Test.Y);
-            result.Add(new ContinualTask(permutation is null ? "task 1 (unpermuted)" : $"task {t + 1} (permuted)", train, test, data.Classes));
+            result.Add(new ContinualTask(permutation is null ? "task 1 (unpermuted)" : $"task {t + 1} (permuted)", Take(0, trainPerTask), test, data.Classes,
+                validationPerTask > 0 ? Take(trainPerTask, validationPerTask) : null));
         }
         return result;
     }
 
     /// <summary>
     /// Split tasks (Zenke et al. 2017): task k holds the classes of group k, relabelled 0..|group|−1 in the
-    /// order given, for a multi-head model with one head per task.
+    /// order given, for a multi-head model with one head per task. With <paramref name="validationPerTask"/>
+    /// &gt; 0, each task also holds out that many of its classes' other training images as its validation
+    /// set (then <paramref name="trainPerTask"/> and a generator are needed); the training images drawn are
+    /// the same either way.
     /// </summary>
-    public static List<ContinualTask> Split(ImageClassification data, IReadOnlyList<int[]> classGroups, int? trainPerTask = null, Generator? generator = null)
+    public static List<ContinualTask> Split(ImageClassification data, IReadOnlyList<int[]> classGroups, int? trainPerTask = null, Generator? generator = null, int validationPerTask = 0)
     {
+        if (validationPerTask < 0 || (validationPerTask > 0 && trainPerTask is null))
+            throw new ArgumentOutOfRangeException(nameof(validationPerTask), $"TaskSequences.Split: {validationPerTask} validation images per task need a trainPerTask");
         var seen = new HashSet<int>();
         foreach (var c in classGroups.SelectMany(g => g))
             if (c < 0 || c >= data.Classes || !seen.Add(c)) throw new ArgumentException($"TaskSequences.Split: class {c} is out of range or in two groups");
         var result = new List<ContinualTask>();
         foreach (var group in classGroups)
         {
-            var train = Select(data.Train, group);
-            if (trainPerTask is int n && n < train.Count)
+            var pool = Select(data.Train, group);
+            var (train, validation) = (pool, (TensorDataset?)null);
+            if (trainPerTask is int n && (n < pool.Count || validationPerTask > 0))
             {
-                var pick = Tensor.RandPerm(train.Count, generator ?? throw new ArgumentNullException(nameof(generator), "TaskSequences.Split: a generator is needed to subsample")).Narrow(0, 0, n);
-                train = new TensorDataset(train.X.IndexSelect(0, pick), train.Y.IndexSelect(0, pick));
+                if (n + validationPerTask > pool.Count)
+                    throw new ArgumentOutOfRangeException(nameof(trainPerTask),
+                        $"TaskSequences.Split: {n} training and {validationPerTask} validation images for classes {string.Join("/", group)}, which have {pool.Count}");
+                var order = Tensor.RandPerm(pool.Count, generator ?? throw new ArgumentNullException(nameof(generator), "TaskSequences.Split: a generator is needed to subsample"));
+                TensorDataset Take(int start, int count)
+                {
+                    var pick = order.Narrow(0, start, count);
+                    return new TensorDataset(pool.X.IndexSelect(0, pick), pool.Y.IndexSelect(0, pick));
+                }
+                train = Take(0, n);
+                if (validationPerTask > 0) validation = Take(n, validationPerTask);
             }
-            result.Add(new ContinualTask($"classes {string.Join("/", group)}", train, Select(data.Test, group), group.Length));
+            result.Add(new ContinualTask($"classes {string.Join("/", group)}", train, Select(data.Test, group), group.Length, validation));
         }
         return result;
     }

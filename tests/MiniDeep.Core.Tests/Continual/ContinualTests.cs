@@ -40,6 +40,46 @@ public class TaskSequenceTests
     }
 
     [Fact]
+    public void ValidationSets_AreHeldOutTrainingImages_AndLeaveTheTrainingDrawAlone()
+    {
+        // Images are told apart by the sum of their sorted pixel values (SynthDigits draws distinct images),
+        // which a permutation of the pixels leaves unchanged to the bit.
+        static HashSet<double> Keys(TensorDataset d)
+        {
+            var x = d.X.Reshape(d.Count, -1).ToFloatArray();
+            int p = x.Length / d.Count;
+            return [.. Enumerable.Range(0, d.Count).Select(i => x.AsSpan(i * p, p).ToArray().Order().Sum(v => (double)v))];
+        }
+
+        var plain = TaskSequences.Permuted(Data, 2, 100, new Generator(2));
+        var held = TaskSequences.Permuted(Data, 2, 100, new Generator(2), validationPerTask: 50);
+        for (int t = 0; t < 2; t++)
+        {
+            Assert.Null(plain[t].Validation);
+            Assert.Equal(plain[t].Train.X.ToFloatArray(), held[t].Train.X.ToFloatArray());
+            Assert.Equal(50, held[t].Validation!.Count);
+            Assert.Empty(Keys(held[t].Train).Intersect(Keys(held[t].Validation!)));
+        }
+        // Task 2's validation images are permuted like its training images: the same multiset of pixel values as some training image of the data.
+        var all = Keys(Data.Train);
+        Assert.All(Keys(held[1].Validation!), k => Assert.Contains(k, all));
+
+        var splitPlain = TaskSequences.Split(Data, [[0, 1], [2, 3]], 40, new Generator(5));
+        var split = TaskSequences.Split(Data, [[0, 1], [2, 3]], 40, new Generator(5), validationPerTask: 20);
+        for (int t = 0; t < 2; t++)
+        {
+            Assert.Equal(splitPlain[t].Train.X.ToFloatArray(), split[t].Train.X.ToFloatArray());
+            Assert.Equal(20, split[t].Validation!.Count);
+            Assert.All(split[t].Validation!.Y.ToArray<int>(), l => Assert.InRange(l, 0, 1));
+            Assert.Empty(Keys(split[t].Train).Intersect(Keys(split[t].Validation!)));
+        }
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => TaskSequences.Split(Data, [[0, 1]], 100, new Generator(5), validationPerTask: 100));
+        Assert.Contains("classes 0/1", ex.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => TaskSequences.Split(Data, [[0, 1]], validationPerTask: 10));
+        Assert.Throws<ArgumentOutOfRangeException>(() => TaskSequences.Permuted(Data, 2, 590, new Generator(2), validationPerTask: 20));
+    }
+
+    [Fact]
     public void MultiHead_UsesTheActiveHead()
     {
         var g = new Generator(3);
@@ -191,6 +231,8 @@ public class AccuracyMatrixTests
         double[] joint = [0.9, 0.9, 0.9], random = [0.5, 0.5, 0.5];
         double rho = ((0.5 - 0.5) / 0.4 - 1 + (0.7 - 0.5) / 0.4 - 1 + (0.92 - 0.5) / 0.4 - 1) / 3;
         Assert.Equal(rho, r.ForgettingRatio(joint, random), 12);
+        Assert.Equal(rho, AccuracyMatrix.ForgettingRatio([0.5, 0.7, 0.92], joint, random), 12);
+        Assert.Throws<ArgumentException>(() => AccuracyMatrix.ForgettingRatio([0.5, 0.7], joint, random));
         Assert.Equal(0.5, AccuracyMatrix.RandomStratified([0, 1, 0, 1]), 12);
         Assert.Equal(0.625, AccuracyMatrix.RandomStratified([0, 0, 0, 1]), 12);
     }
@@ -279,7 +321,11 @@ public class HatTests
         var labelsA = x.MatMul(w).ArgMax(1).To(DType.Int32);
         var labelsB = (x.MatMul(w) * -1).ArgMax(1).To(DType.Int32);   // the opposite task
         var net = new HatMlp(8, [32, 32], [2, 2], new Generator(16));
-        net.TrainTask(0, new DataLoader(new TensorDataset(x, labelsA), 20, shuffle: true, seed: 1), epochs: 20, lr: 0.2, c: 0.1);
+        var watched = new List<(int Epoch, double Scale, bool Training)>();
+        net.TrainTask(0, new DataLoader(new TensorDataset(x, labelsA), 20, shuffle: true, seed: 1), epochs: 20, lr: 0.2, c: 0.1,
+            afterEpoch: e => watched.Add((e, net.Scale, net.IsTraining)));
+        Assert.Equal(Enumerable.Range(0, 20), watched.Select(w => w.Epoch));
+        Assert.All(watched, w => { Assert.Equal(net.SMax, w.Scale); Assert.False(w.Training); });
         net.ActiveTask = 0;
         Tensor before;
         using (Autograd.NoGrad()) before = net.Forward(x);
