@@ -192,9 +192,15 @@ public sealed class HatMlp : Module
     /// <param name="clipNorm">The gradient norm clipped to (10,000 in the paper's code).</param>
     /// <param name="afterEpoch">Called after each epoch (0-based) with the network in eval mode at s = s_max, e.g. to watch
     /// the task's accuracy; it must not train the network.</param>
-    public void TrainTask(int task, DataLoader loader, int epochs, double lr, double c = 0.75, double clipNorm = 10_000, Action<int>? afterEpoch = null)
+    /// <param name="keepBestOn">Validation examples of the task: the network kept (and whose gates are folded in) is the
+    /// one of the epoch with the lowest cross-entropy on them at s = s_max, as the paper's code keeps its best
+    /// validation model (which it chooses by the loss with the regularizer added).</param>
+    public void TrainTask(int task, DataLoader loader, int epochs, double lr, double c = 0.75, double clipNorm = 10_000, Action<int>? afterEpoch = null,
+        IDataset? keepBestOn = null)
     {
         ActiveTask = task;
+        Dictionary<string, Tensor>? best = null;
+        double bestLoss = double.PositiveInfinity;
         var opt = new Sgd(Parameters(), lr);
         int batches = loader.BatchesPerEpoch;
         for (int epoch = 0; epoch < epochs; epoch++)
@@ -213,13 +219,16 @@ public sealed class HatMlp : Module
                 opt.Step();
                 ClampEmbeddings();
             }
-            if (afterEpoch is not null)
+            if (afterEpoch is not null || keepBestOn is not null)
             {
                 Scale = SMax;
                 Eval();
-                afterEpoch(epoch);
+                afterEpoch?.Invoke(epoch);
+                // Strictly lower: of equal losses the earlier epoch is kept.
+                if (keepBestOn is not null && Trainer.Evaluate(this, keepBestOn).Loss is var loss && loss < bestLoss) { bestLoss = loss; best = StateDict(); }
             }
         }
+        if (best is not null) LoadStateDict(best);
         Scale = SMax;
         Eval();
         EndTask();

@@ -57,11 +57,19 @@ public static class Trainer
     /// for every later batch of the same shape (<see cref="StepCapture"/>; CPU only): the same numbers,
     /// bit for bit, without building tensors and graph nodes each step. Forward hooks then run on
     /// the first batch only; a batch of another shape (a short last one) runs eagerly.</param>
+    /// <param name="keepBest">With <paramref name="test"/> (then a validation set, not the test set you report):
+    /// at the end, put back the parameters and buffers of the epoch with the lowest loss on it, as
+    /// early stopping with restored weights does (the optimizer's state is not put back). The history
+    /// still lists every epoch.</param>
     public static List<EpochStats> Fit(Module model, Optimizer optimizer, DataLoader train, int epochs, IDataset? test = null,
-        Func<Tensor, Tensor, Tensor>? loss = null, LrScheduler? scheduler = null, ITrainingReporter? reporter = null, bool capture = false)
+        Func<Tensor, Tensor, Tensor>? loss = null, LrScheduler? scheduler = null, ITrainingReporter? reporter = null, bool capture = false,
+        bool keepBest = false)
     {
+        if (keepBest && test is null) throw new ArgumentException("Trainer.Fit: keepBest needs a validation set to choose the epoch by (test)", nameof(keepBest));
         loss ??= CrossEntropy;
         var history = new List<EpochStats>();
+        Dictionary<string, Tensor>? best = null;
+        double bestLoss = double.PositiveInfinity;
         CapturedStep? step = null;
         Tensor? stepX = null, stepY = null, stepOutput = null;
         for (int e = 1; e <= epochs; e++)
@@ -118,7 +126,10 @@ public static class Trainer
                 trainSeconds, seen / Math.Max(trainSeconds, 1e-9), optimizer.Groups[0].Lr);
             history.Add(stats);
             reporter?.EpochDone(stats, epochs);
+            // Strictly lower: of equal losses the earlier epoch is kept. A NaN loss is never the best.
+            if (keepBest && eval!.Value.Loss < bestLoss) { bestLoss = eval.Value.Loss; best = model.StateDict(); }
         }
+        if (best is not null) model.LoadStateDict(best);
         model.Eval();
         return history;
     }

@@ -12,8 +12,9 @@ namespace MiniDeep.Experiments.Lab.Claims;
 /// the first (catastrophic forgetting), unless something holds the old knowledge in place: rehearsal of
 /// old examples, anchors on the important weights (EWC), or attention masks over the units (HAT).
 /// </summary>
-/// <remarks>About 90 s at the standard budget. HAT does not beat a strongly anchored EWC on these tasks
-/// (both forget nothing); the report says so.</remarks>
+/// <remarks>About 95 s at the standard budget. On these tasks HAT and a strongly anchored EWC both forget
+/// almost nothing and differ in ρ by less than a thousandth, which way round depends on the seed; the report
+/// says which way it went.</remarks>
 public sealed class ForgettingClaim : IClaim
 {
     /// <inheritdoc/>
@@ -283,11 +284,15 @@ public sealed class ForgettingClaim : IClaim
         var joint = new double[T];
         // HAT's accuracy on each task's validation images after every epoch of that task, at s = s_max.
         var hatByEpoch = new double[T][];
+        // Per method and task, the epoch (1-based) whose network was kept: the lowest validation cross-entropy,
+        // as the paper's code keeps its best validation model for every approach.
+        var kept = new int[names.Count][];
         LabContext.Concurrently(names.Count, m =>
         {
             var g = ctx.Rng("split-run", m);
             string name = names[m];
             var r = new AccuracyMatrix(T);
+            kept[m] = new int[T];
             Module model;
             if (name == "HAT")
             {
@@ -295,8 +300,10 @@ public sealed class ForgettingClaim : IClaim
                 for (int t = 0; t < T; t++)
                 {
                     hatByEpoch[t] = new double[epochs];
+                    var lossByEpoch = new double[epochs];
                     hat.TrainTask(t, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs, lr, c,
-                        afterEpoch: e => hatByEpoch[t][e] = Accuracy(hat, tasks[t].Validation!));
+                        afterEpoch: e => (lossByEpoch[e], hatByEpoch[t][e]) = Trainer.Evaluate(hat, tasks[t].Validation!), keepBestOn: tasks[t].Validation);
+                    kept[m][t] = FirstLowest(lossByEpoch);
                     for (int j = 0; j < T; j++) { hat.ActiveTask = j; r[t, j] = Accuracy(hat, tasks[j].Test); }
                 }
                 model = hat;
@@ -307,6 +314,8 @@ public sealed class ForgettingClaim : IClaim
                 var net = Net(ctx.Rng("split-init"));
                 var opt = new Sgd(net.Parameters(), lr);
                 var loaders = tasks.Select((t, i) => new DataLoader(t.Train, batch, shuffle: true, seed: ctx.Rng("split-joint", i).Seed)).ToList();
+                Dictionary<string, Tensor>? best = null;
+                double bestLoss = double.PositiveInfinity;
                 for (int e = 0; e < epochs; e++)
                 {
                     net.Train();
@@ -323,7 +332,12 @@ public sealed class ForgettingClaim : IClaim
                             opt.ZeroGrad(); Losses.CrossEntropy(net.Forward(epochs_[t].Current.X), epochs_[t].Current.Y).Backward(); opt.Step();
                         }
                     }
+                    // The joint network is kept at its lowest mean validation cross-entropy over the tasks, like the others.
+                    net.Eval();
+                    double loss = Enumerable.Range(0, T).Average(j => { net.ActiveTask = j; return Trainer.Evaluate(net, tasks[j].Validation!).Loss; });
+                    if (loss < bestLoss) { bestLoss = loss; best = net.StateDict(); Array.Fill(kept[m], e + 1); }
                 }
+                net.LoadStateDict(best!);
                 net.Eval();
                 for (int j = 0; j < T; j++) { net.ActiveTask = j; joint[j] = Accuracy(net, tasks[j].Test); }
                 for (int i = 0; i < T; i++) for (int j = 0; j < T; j++) r[i, j] = joint[j];
@@ -339,7 +353,8 @@ public sealed class ForgettingClaim : IClaim
                 {
                     net.ActiveTask = t;
                     using (lambda > 0 ? anchors.Attach(opt, lambda) : null)
-                        Trainer.Fit(net, opt, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs);
+                        kept[m][t] = FirstLowest([.. Trainer.Fit(net, opt, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs,
+                            test: tasks[t].Validation, keepBest: true).Select(s => s.TestLoss!.Value)]);
                     for (int j = 0; j < T; j++) { net.ActiveTask = j; r[t, j] = Accuracy(net, tasks[j].Test); }
                     if (lambda > 0)
                     {
@@ -366,44 +381,54 @@ public sealed class ForgettingClaim : IClaim
         checks.Add(new("split_hat_rho", $"HAT, {T} split tasks, multi-head: forgetting ratio ρ after the last task", rho[hatIndex], Comparison.AtLeast, -0.05,
             "ρ close to 0: as good as joint training (Serrà et al., Fig. 3)", "F3"));
         checks.Add(new("split_hat_vs_ewc", $"HAT's ρ − the best EWC's (λ = {lambdas[bestEwc - 1]:G3})", rho[hatIndex] - rho[bestEwc], Comparison.Above, 0,
-            "HAT forgets less than EWC", "F3"));
+            "HAT forgets less than EWC", "F4"));
         checks.Add(new("split_hat_vs_sgd", "HAT's ρ − plain SGD's", rho[hatIndex] - rho[0], Comparison.Above, 0, "HAT forgets less than SGD", "F3"));
         report.Section("Split tasks with one head each: HAT");
         report.Text($"{T} tasks of two classes each ({string.Join(", ", groups.Select(g => $"{g[0]}/{g[1]}"))}), {perTask:N0} training images per task, tested on all of the test images of their classes, " +
             $"learned in turn by a network 784-400-400 with one two-way head per task (task-incremental: the task is known at test time), SGD lr {lr}, batch {batch}, {epochs} epochs a task. " +
             $"Plain SGD; EWC with λ swept ({string.Join(", ", lambdas.Select(l => l.ToString("G3")))}; proximal update, Fisher from {fisherSamples} images; the λ compared with HAT is the one with the " +
             $"highest ρ on {validationPerTask:N0} held-out training images per task, never the test images); HAT with s_max = 400 and c = {c} " +
-            "(the paper's values); and, as the reference, the same network trained on all tasks jointly. The forgetting ratio of Serrà et al., " +
+            "(the paper's values); and, as the reference, the same network trained on all tasks jointly. Every method keeps, of each task's epochs, the network with the lowest " +
+            "cross-entropy on that task's validation images (the joint network: the lowest mean over the tasks), as the paper's code keeps its best validation model for every approach " +
+            "(it chooses by each approach's training loss, regularizer included, and trains up to 100 epochs with a decaying learning rate; here the budget is the fixed number of epochs). " +
+            "Until 2026-11-29 this lab kept the network after the last epoch instead; on seed 0 that gave HAT ρ = −0.007 against −0.000 for EWC with λ = 1E+04, and the HAT-against-EWC line failed. " +
+            "The forgetting ratio of Serrà et al., " +
             "ρ = mean over tasks of (A − A_R)/(A_J − A_R) − 1, with A the final accuracy on a task, A_J the joint network's and A_R a random stratified classifier's (50% here), " +
             "is 0 for no forgetting at all and −1 for forgetting everything.");
-        report.Table(["method", "forgetting ratio ρ", "ρ on validation images", "mean final accuracy", "backward transfer"],
+        report.Table(["method", "forgetting ratio ρ", "ρ on validation images", "mean final accuracy", "backward transfer", "epoch kept, per task"],
             names.Select((n, m) => new[] { n, Report.Num(rho[m], "F3"), Report.Num(rhoValidation[m], "F3"), Report.Pct(results[m].AverageAccuracy),
-                Report.Num(100 * results[m].BackwardTransfer, "F1") + " points" }));
+                Report.Num(100 * results[m].BackwardTransfer, "F1") + " points", string.Join(", ", kept[m]) }));
         report.Image("split-matrices.png", Plots.SideBySide([.. Enumerable.Range(0, names.Count - 1).Select(m => Plots.Matrix(names[m], "after training task", "tested on task", results[m].ToArray(), 0.5, 1))]),
             $"Accuracy matrices of every method (row: after training task i; column: tested on task j; below the diagonal is memory; 0.5 is chance). " +
             $"Backward transfer: SGD {100 * results[0].BackwardTransfer:F1} points, EWC {100 * results[bestEwc].BackwardTransfer:F1}, HAT {100 * results[hatIndex].BackwardTransfer:F1}.");
         var hat = results[hatIndex];
         double hatFirst = hat[0, 0];
         string firstByEpoch = string.Join(", ", hatByEpoch[0].Select(Report.Pct));
-        if (rho[hatIndex] <= rho[bestEwc])
-            report.Text($"HAT does not beat EWC here. HAT forgets nothing (backward transfer {100 * hat.BackwardTransfer:F1} points): " +
-                $"its ρ of {rho[hatIndex]:F3} comes from learning the tasks less well than the joint network in the first place (task 1: {Report.Pct(hatFirst)} just after learning it, " +
-                $"{Report.Pct(joint[0])} jointly). Its network at s = s_max, the one that is kept and tested, has not settled after {epochs} epochs " +
-                $"(task 1 on its validation images after each epoch: {firstByEpoch}), and training stops after a fixed number of epochs wherever it is; the paper's protocol, " +
-                $"which trains up to 200 epochs per task and keeps the best network on validation data, is not what this budget runs. EWC with λ = {lambdas[bestEwc - 1]:G3} forgets almost nothing either " +
-                $"({100 * results[bestEwc].BackwardTransfer:F1} points) and still learns every later task to the joint network's level, because two-class Fashion-MNIST tasks need little more than " +
-                "the features the first task left: the anchor nearly freezes the shared layers and the new heads do the rest. On tasks that need new features, as in the paper's mixtures of " +
-                "data sets, a frozen trunk would fail the later tasks; these five do not ask it to.");
-        else
-            report.Text($"HAT forgets less than the best EWC (λ = {lambdas[bestEwc - 1]:G3}). HAT's task 1 on its validation images after each epoch of that task, at s = s_max: {firstByEpoch}.");
+        // What the two compared methods have in common on these tasks, whichever way the line goes.
+        static string Points(double x) => $"{(Math.Abs(100 * x) < 0.05 ? 0 : 100 * x):F1} points";   // no "-0.0"
+        string ewcNote = $"EWC with λ = {lambdas[bestEwc - 1]:G3} forgets little ({Points(results[bestEwc].BackwardTransfer)} of backward transfer) and still learns the later tasks " +
+            "nearly to the joint network's level, because two-class Fashion-MNIST tasks need little more than the features the first task left: the anchor nearly freezes the shared " +
+            "layers and the new heads do the rest. On tasks that need new features, as in the paper's mixtures of data sets, a frozen trunk would fail the later tasks; these five do " +
+            $"not ask it to, so the two methods' mean final accuracies differ here by {100 * Math.Abs(hat.AverageAccuracy - results[bestEwc].AverageAccuracy):F2} points, not by the paper's margins.";
+        string hatNote = $"HAT's backward transfer is {Points(hat.BackwardTransfer)} (its masks keep earlier tasks' units fixed) and its ρ of {rho[hatIndex]:F3} measures how well it learned each " +
+            $"task in the first place (task 1: {Report.Pct(hatFirst)} just after learning it, {Report.Pct(joint[0])} jointly). Its network at s = s_max moves from epoch to epoch " +
+            $"(task 1 on its validation images after each epoch: {firstByEpoch}; kept: epoch {kept[hatIndex][0]}).";
+        string validationNote = $"On the validation images ρ is {rhoValidation[hatIndex]:F4} for HAT and {rhoValidation[bestEwc]:F4} for EWC.";
+        report.Text(rho[hatIndex] > rho[bestEwc]
+            ? $"HAT forgets less than the best EWC here, by {rho[hatIndex] - rho[bestEwc]:F4} in ρ. {validationNote} {hatNote} {ewcNote}"
+            : $"HAT does not beat EWC here ({rho[hatIndex] - rho[bestEwc]:F4} in ρ). {validationNote} {hatNote} {ewcNote}");
         report.Metric("split", new
         {
             tasks = T, per_task = perTask, validation_per_task = validationPerTask, epochs, lr, batch, c, lambdas, chosen_lambda = lambdas[bestEwc - 1], joint, random,
             rho = names.Select((n, m) => new { method = n, rho = rho[m], rho_validation = rhoValidation[m], final_validation = finalValidation[m] }),
             hat_validation_by_epoch = hatByEpoch,
+            kept_epochs = names.Select((n, m) => new { method = n, epochs = kept[m] }),
             matrices = names.Select((n, m) => new { method = n, matrix = ToJagged(results[m]) }),
         });
     }
+
+    // The 1-based index of the first lowest value: the epoch Trainer.Fit(keepBest) and HatMlp.TrainTask(keepBestOn) keep.
+    private static int FirstLowest(double[] losses) => Array.IndexOf(losses, losses.Min()) + 1;
 
     private static double[] Column(AccuracyMatrix r, int j) => Enumerable.Range(0, r.Tasks).Select(i => r[i, j]).ToArray();
 
