@@ -380,7 +380,7 @@ public sealed class ForgettingClaim : IClaim
         ctx.Say($"split tasks: forgetting ratio ρ {string.Join(", ", names.Select((n, m) => $"{n} {rho[m]:F3}"))}; joint accuracies {string.Join(" ", joint.Select(Report.Pct))} ({clock.Elapsed.TotalSeconds:F0} s)");
         checks.Add(new("split_hat_rho", $"HAT, {T} split tasks, multi-head: forgetting ratio ρ after the last task", rho[hatIndex], Comparison.AtLeast, -0.05,
             "ρ close to 0: as good as joint training (Serrà et al., Fig. 3)", "F3"));
-        checks.Add(new("split_hat_vs_ewc", $"HAT's ρ − the best EWC's (λ = {lambdas[bestEwc - 1]:G3})", rho[hatIndex] - rho[bestEwc], Comparison.Above, 0,
+        checks.Add(new("split_hat_vs_ewc", $"HAT's ρ − EWC's at the λ chosen on validation images ({lambdas[bestEwc - 1]:G3})", rho[hatIndex] - rho[bestEwc], Comparison.Above, 0,
             "HAT forgets less than EWC", "F4"));
         checks.Add(new("split_hat_vs_sgd", "HAT's ρ − plain SGD's", rho[hatIndex] - rho[0], Comparison.Above, 0, "HAT forgets less than SGD", "F3"));
         report.Section("Split tasks with one head each: HAT");
