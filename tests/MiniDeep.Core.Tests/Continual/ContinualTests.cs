@@ -312,14 +312,20 @@ public class HatTests
         Assert.Equal((gates[0][1] + gates[1][2]) / 2, net.Regularizer().Item(), 5);
     }
 
-    [Fact]
-    public void LearningASecondTask_LeavesTheFirstTasksOutputs()
+    // 200 random 8-dimensional inputs and a linear two-class task on them (the class of the larger of two projections).
+    private static (Tensor X, Tensor Scores) LinearTask()
     {
         var g = new Generator(15);
         var x = Tensor.Randn(new Shape(200, 8), g);
-        var w = Tensor.Randn(new Shape(8, 2), g);
-        var labelsA = x.MatMul(w).ArgMax(1).To(DType.Int32);
-        var labelsB = (x.MatMul(w) * -1).ArgMax(1).To(DType.Int32);   // the opposite task
+        return (x, x.MatMul(Tensor.Randn(new Shape(8, 2), g)));
+    }
+
+    [Fact]
+    public void LearningASecondTask_LeavesTheFirstTasksOutputs()
+    {
+        var (x, scores) = LinearTask();
+        var labelsA = scores.ArgMax(1).To(DType.Int32);
+        var labelsB = (scores * -1).ArgMax(1).To(DType.Int32);   // the opposite task
         var net = new HatMlp(8, [32, 32], [2, 2], new Generator(16));
         var watched = new List<(int Epoch, double Scale, bool Training)>();
         net.TrainTask(0, new DataLoader(new TensorDataset(x, labelsA), 20, shuffle: true, seed: 1), epochs: 20, lr: 0.2, c: 0.1,
@@ -343,17 +349,12 @@ public class HatTests
             Assert.True(accB > 0.9, $"task 1 accuracy {accB}");
         }
     }
-}
 
-public class HatKeepBestTests
-{
     [Fact]
     public void KeepBestOn_KeepsTheEpochWithTheLowestValidationLoss_AndFoldsItsGates()
     {
-        var g = new Generator(15);
-        var x = Tensor.Randn(new Shape(200, 8), g);
-        var w = Tensor.Randn(new Shape(8, 2), g);
-        var labels = x.MatMul(w).ArgMax(1).To(DType.Int32);
+        var (x, scores) = LinearTask();
+        var labels = scores.ArgMax(1).To(DType.Int32);
         // Validation with the labels swapped: learning the task makes it worse there, so an early epoch is kept.
         var swapped = new TensorDataset(x, Tensor.FromArray(labels.ToArray<int>().Select(l => 1 - l).ToArray()));
         HatMlp Train(int epochs, IDataset? keepBestOn, List<double>? losses = null)
