@@ -195,12 +195,12 @@ public sealed class HatMlp : Module
     /// <param name="keepBestOn">Validation examples of the task: the network kept (and whose gates are folded in) is the
     /// one of the epoch with the lowest cross-entropy on them at s = s_max, as the paper's code keeps its best
     /// validation model (which it chooses by the loss with the regularizer added).</param>
-    public void TrainTask(int task, DataLoader loader, int epochs, double lr, double c = 0.75, double clipNorm = 10_000, Action<int>? afterEpoch = null,
+    /// <returns>The epoch kept, 1-based: the last one unless <paramref name="keepBestOn"/> chose another.</returns>
+    public int TrainTask(int task, DataLoader loader, int epochs, double lr, double c = 0.75, double clipNorm = 10_000, Action<int>? afterEpoch = null,
         IDataset? keepBestOn = null)
     {
         ActiveTask = task;
-        Dictionary<string, Tensor>? best = null;
-        double bestLoss = double.PositiveInfinity;
+        var best = keepBestOn is null ? null : new BestEpoch(this);
         var opt = new Sgd(Parameters(), lr);
         int batches = loader.BatchesPerEpoch;
         for (int epoch = 0; epoch < epochs; epoch++)
@@ -224,14 +224,14 @@ public sealed class HatMlp : Module
                 Scale = SMax;
                 Eval();
                 afterEpoch?.Invoke(epoch);
-                // Strictly lower: of equal losses the earlier epoch is kept.
-                if (keepBestOn is not null && Trainer.Evaluate(this, keepBestOn).Loss is var loss && loss < bestLoss) { bestLoss = loss; best = StateDict(); }
+                best?.Offer(epoch + 1, Trainer.Evaluate(this, keepBestOn!).Loss);
             }
         }
-        if (best is not null) LoadStateDict(best);
+        best?.Restore();
         Scale = SMax;
         Eval();
         EndTask();
+        return best?.Epoch ?? epochs;
     }
 
     /// <inheritdoc/>

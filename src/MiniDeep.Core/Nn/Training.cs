@@ -35,6 +35,43 @@ public sealed class LineReporter(TextWriter output) : ITrainingReporter
 }
 
 /// <summary>
+/// Remembers the parameters and buffers of a model at the epoch with the lowest validation loss offered
+/// so far, and puts them back on request (early stopping with restored weights).
+/// </summary>
+/// <example><code>
+/// var best = new BestEpoch(model);
+/// Trainer.Fit(model, optimizer, loader, epochs: 20, test: validation, keepBest: best);   // ends at the best epoch
+/// Console.WriteLine($"kept epoch {best.Epoch}, validation loss {best.Loss:F4}");
+/// </code></example>
+public sealed class BestEpoch(Module model)
+{
+    private Dictionary<string, Tensor>? _state;
+
+    /// <summary>The model watched.</summary>
+    public Module Model { get; } = model;
+    /// <summary>The best epoch so far (as numbered by whoever offers them); 0 before any.</summary>
+    public int Epoch { get; private set; }
+    /// <summary>Its loss; +∞ before any.</summary>
+    public double Loss { get; private set; } = double.PositiveInfinity;
+
+    /// <summary>Offers the model's current state after <paramref name="epoch"/> with this validation loss; a copy is
+    /// kept when the loss is strictly lower than every one before (of equal losses the earlier epoch stays; a NaN
+    /// loss is never the best). Returns whether it was kept.</summary>
+    public bool Offer(int epoch, double loss)
+    {
+        if (!(loss < Loss)) return false;
+        (Epoch, Loss, _state) = (epoch, loss, Model.StateDict());
+        return true;
+    }
+
+    /// <summary>Puts the best state back into the model (nothing happens before an offer was kept).</summary>
+    public void Restore()
+    {
+        if (_state is not null) Model.LoadStateDict(_state);
+    }
+}
+
+/// <summary>
 /// A thin training loop for classifiers: forward, loss, backward, optimizer step, per-epoch metrics.
 /// It is a convenience, not a framework; experiments that need something else write their own loop
 /// with the same three calls (<c>loss.Backward()</c>, <c>optimizer.Step()</c>, <c>optimizer.ZeroGrad()</c>).
@@ -58,18 +95,18 @@ public static class Trainer
     /// bit for bit, without building tensors and graph nodes each step. Forward hooks then run on
     /// the first batch only; a batch of another shape (a short last one) runs eagerly.</param>
     /// <param name="keepBest">With <paramref name="test"/> (then a validation set, not the test set you report):
-    /// at the end, put back the parameters and buffers of the epoch with the lowest loss on it, as
-    /// early stopping with restored weights does (the optimizer's state is not put back). The history
-    /// still lists every epoch.</param>
+    /// each epoch's loss on it is offered to this <see cref="BestEpoch"/> of <paramref name="model"/>, and at
+    /// the end the best epoch's parameters and buffers are put back, as early stopping with restored
+    /// weights does (the optimizer's state is not put back); <see cref="BestEpoch.Epoch"/> says which
+    /// epoch that was. The history still lists every epoch.</param>
     public static List<EpochStats> Fit(Module model, Optimizer optimizer, DataLoader train, int epochs, IDataset? test = null,
         Func<Tensor, Tensor, Tensor>? loss = null, LrScheduler? scheduler = null, ITrainingReporter? reporter = null, bool capture = false,
-        bool keepBest = false)
+        BestEpoch? keepBest = null)
     {
-        if (keepBest && test is null) throw new ArgumentException("Trainer.Fit: keepBest needs a validation set to choose the epoch by (test)", nameof(keepBest));
+        if (keepBest is not null && test is null) throw new ArgumentException("Trainer.Fit: keepBest needs a validation set to choose the epoch by (test)", nameof(keepBest));
+        if (keepBest is not null && keepBest.Model != model) throw new ArgumentException("Trainer.Fit: keepBest watches another model than the one trained", nameof(keepBest));
         loss ??= CrossEntropy;
         var history = new List<EpochStats>();
-        Dictionary<string, Tensor>? best = null;
-        double bestLoss = double.PositiveInfinity;
         CapturedStep? step = null;
         Tensor? stepX = null, stepY = null, stepOutput = null;
         for (int e = 1; e <= epochs; e++)
@@ -126,10 +163,9 @@ public static class Trainer
                 trainSeconds, seen / Math.Max(trainSeconds, 1e-9), optimizer.Groups[0].Lr);
             history.Add(stats);
             reporter?.EpochDone(stats, epochs);
-            // Strictly lower: of equal losses the earlier epoch is kept. A NaN loss is never the best.
-            if (keepBest && eval!.Value.Loss < bestLoss) { bestLoss = eval.Value.Loss; best = model.StateDict(); }
+            keepBest?.Offer(e, eval!.Value.Loss);
         }
-        if (best is not null) model.LoadStateDict(best);
+        keepBest?.Restore();
         model.Eval();
         return history;
     }

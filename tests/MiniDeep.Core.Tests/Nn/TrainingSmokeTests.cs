@@ -53,22 +53,27 @@ public class TrainingSmokeTests
         // Validation labels shifted by one class: the better the network learns, the worse it does on them,
         // so the lowest validation loss comes early and keeping it must undo the later epochs.
         var shifted = new TensorDataset(data.Test.X, Tensor.FromArray(data.Test.Y.ToArray<int>().Select(l => (l + 1) % 10).ToArray()));
-        (Sequential Model, List<EpochStats> History) Run(int epochs, bool keepBest)
+        (Sequential Model, List<EpochStats> History, BestEpoch Best) Run(int epochs)
         {
             var g = new Generator(4);
             var model = new Sequential(new Flatten(), new Linear(784, 32, generator: g), Activations.ReLU(), new Linear(32, 10, generator: g));
-            var h = Trainer.Fit(model, new Sgd(model.Parameters(), 0.1, momentum: 0.9), new DataLoader(data.Train, 32, shuffle: true, seed: 4), epochs, shifted, keepBest: keepBest);
-            return (model, h);
+            var best = new BestEpoch(model);
+            var h = Trainer.Fit(model, new Sgd(model.Parameters(), 0.1, momentum: 0.9), new DataLoader(data.Train, 32, shuffle: true, seed: 4), epochs, shifted, keepBest: best);
+            return (model, h, best);
         }
-        var (kept, history) = Run(4, keepBest: true);
+        var (kept, history, keptBest) = Run(4);
         Assert.Equal(4, history.Count);
         var losses = history.Select(e => e.TestLoss!.Value).ToArray();
         int best = Array.IndexOf(losses, losses.Min()) + 1;
+        Assert.Equal(best, keptBest.Epoch);
+        Assert.Equal(losses.Min(), keptBest.Loss);
         Assert.True(best < 4, $"validation losses {string.Join(", ", losses)}: the last epoch is the best, nothing to put back");
-        var (reference, _) = Run(best, keepBest: false);
+        // A run cut short at the best epoch (its own best is then its last) holds the same parameters.
+        var (reference, _, _) = Run(best);
         foreach (var (name, t) in reference.StateDict()) Assert.Equal(t.ToFloatArray(), kept.StateDict()[name].ToFloatArray());
         Assert.False(kept.IsTraining);
-        Assert.Throws<ArgumentException>(() => Trainer.Fit(kept, new Sgd(kept.Parameters(), 0.1), new DataLoader(data.Train, 32), 1, keepBest: true));
+        Assert.Throws<ArgumentException>(() => Trainer.Fit(kept, new Sgd(kept.Parameters(), 0.1), new DataLoader(data.Train, 32), 1, keepBest: new BestEpoch(kept)));
+        Assert.Throws<ArgumentException>(() => Trainer.Fit(kept, new Sgd(kept.Parameters(), 0.1), new DataLoader(data.Train, 32), 1, shifted, keepBest: new BestEpoch(reference)));
     }
 
     [Fact]

@@ -300,10 +300,8 @@ public sealed class ForgettingClaim : IClaim
                 for (int t = 0; t < T; t++)
                 {
                     hatByEpoch[t] = new double[epochs];
-                    var lossByEpoch = new double[epochs];
-                    hat.TrainTask(t, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs, lr, c,
-                        afterEpoch: e => (lossByEpoch[e], hatByEpoch[t][e]) = Trainer.Evaluate(hat, tasks[t].Validation!), keepBestOn: tasks[t].Validation);
-                    kept[m][t] = FirstLowest(lossByEpoch);
+                    kept[m][t] = hat.TrainTask(t, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs, lr, c,
+                        afterEpoch: e => hatByEpoch[t][e] = Accuracy(hat, tasks[t].Validation!), keepBestOn: tasks[t].Validation);
                     for (int j = 0; j < T; j++) { hat.ActiveTask = j; r[t, j] = Accuracy(hat, tasks[j].Test); }
                 }
                 model = hat;
@@ -314,8 +312,7 @@ public sealed class ForgettingClaim : IClaim
                 var net = Net(ctx.Rng("split-init"));
                 var opt = new Sgd(net.Parameters(), lr);
                 var loaders = tasks.Select((t, i) => new DataLoader(t.Train, batch, shuffle: true, seed: ctx.Rng("split-joint", i).Seed)).ToList();
-                Dictionary<string, Tensor>? best = null;
-                double bestLoss = double.PositiveInfinity;
+                var best = new BestEpoch(net);
                 for (int e = 0; e < epochs; e++)
                 {
                     net.Train();
@@ -334,10 +331,10 @@ public sealed class ForgettingClaim : IClaim
                     }
                     // The joint network is kept at its lowest mean validation cross-entropy over the tasks, like the others.
                     net.Eval();
-                    double loss = Enumerable.Range(0, T).Average(j => { net.ActiveTask = j; return Trainer.Evaluate(net, tasks[j].Validation!).Loss; });
-                    if (loss < bestLoss) { bestLoss = loss; best = net.StateDict(); Array.Fill(kept[m], e + 1); }
+                    best.Offer(e + 1, Enumerable.Range(0, T).Average(j => { net.ActiveTask = j; return Trainer.Evaluate(net, tasks[j].Validation!).Loss; }));
                 }
-                net.LoadStateDict(best!);
+                best.Restore();
+                Array.Fill(kept[m], best.Epoch);
                 net.Eval();
                 for (int j = 0; j < T; j++) { net.ActiveTask = j; joint[j] = Accuracy(net, tasks[j].Test); }
                 for (int i = 0; i < T; i++) for (int j = 0; j < T; j++) r[i, j] = joint[j];
@@ -352,9 +349,10 @@ public sealed class ForgettingClaim : IClaim
                 for (int t = 0; t < T; t++)
                 {
                     net.ActiveTask = t;
+                    var best = new BestEpoch(net);
                     using (lambda > 0 ? anchors.Attach(opt, lambda) : null)
-                        kept[m][t] = FirstLowest([.. Trainer.Fit(net, opt, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs,
-                            test: tasks[t].Validation, keepBest: true).Select(s => s.TestLoss!.Value)]);
+                        Trainer.Fit(net, opt, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs, test: tasks[t].Validation, keepBest: best);
+                    kept[m][t] = best.Epoch;
                     for (int j = 0; j < T; j++) { net.ActiveTask = j; r[t, j] = Accuracy(net, tasks[j].Test); }
                     if (lambda > 0)
                     {
@@ -426,9 +424,6 @@ public sealed class ForgettingClaim : IClaim
             matrices = names.Select((n, m) => new { method = n, matrix = ToJagged(results[m]) }),
         });
     }
-
-    // The 1-based index of the first lowest value: the epoch Trainer.Fit(keepBest) and HatMlp.TrainTask(keepBestOn) keep.
-    private static int FirstLowest(double[] losses) => Array.IndexOf(losses, losses.Min()) + 1;
 
     private static double[] Column(AccuracyMatrix r, int j) => Enumerable.Range(0, r.Tasks).Select(i => r[i, j]).ToArray();
 
