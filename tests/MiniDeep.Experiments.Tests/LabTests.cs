@@ -125,6 +125,19 @@ public class LabRunnerTests
     }
 
     [Fact]
+    public void ReportNumbers_NeverPrintANegativeZero()
+    {
+        Assert.Equal("0.0", Report.Num(-0.0004, "F1"));
+        Assert.Equal("0.000", Report.Num(-1e-5, "F3"));
+        Assert.Equal("-0.1", Report.Num(-0.1, "F1"));
+        Assert.Equal("-0.0004", Report.Num(-0.0004, "F4"));
+        Assert.Equal("-1.00E-005", Report.Num(-1e-5, "E2"));
+        Assert.Equal("0.0%", Report.Pct(-1e-6));
+        Assert.Equal("0.0%", Report.Format(-1e-6, "P1"));
+        Assert.Equal("-5.0%", Report.Format(-0.05, "P1"));
+    }
+
+    [Fact]
     public void Spearman_MatchesHandComputedRanks()
     {
         Assert.Equal(1, MemorizationClaim.Spearman([1, 2, 3, 4], [10, 20, 35, 100]), 12);

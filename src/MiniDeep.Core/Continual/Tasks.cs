@@ -35,12 +35,8 @@ public static class TaskSequences
         {
             var permutation = t == 0 && firstUnpermuted ? null : Tensor.RandPerm(pixels, generator);
             var order = Tensor.RandPerm(data.Train.Count, generator);
-            TensorDataset Take(int start, int count)
-            {
-                var pick = order.Narrow(0, start, count);
-                return new TensorDataset(Permute(data.Train.X.IndexSelect(0, pick), permutation), data.Train.Y.IndexSelect(0, pick));
-            }
-            var test = new TensorDataset(Permute(data.Test.X, permutation), data.Test.Y);
+            TensorDataset Take(int start, int count) => Permute(Pick(data.Train, order, start, count), permutation);
+            var test = Permute(data.Test, permutation);
             result.Add(new ContinualTask(permutation is null ? "task 1 (unpermuted)" : $"task {t + 1} (permuted)", Take(0, trainPerTask), test, data.Classes,
                 validationPerTask > 0 ? Take(trainPerTask, validationPerTask) : null));
         }
@@ -72,24 +68,27 @@ public static class TaskSequences
                     throw new ArgumentOutOfRangeException(nameof(trainPerTask),
                         $"TaskSequences.Split: {n} training and {validationPerTask} validation images for classes {string.Join("/", group)}, which have {pool.Count}");
                 var order = Tensor.RandPerm(pool.Count, generator ?? throw new ArgumentNullException(nameof(generator), "TaskSequences.Split: a generator is needed to subsample"));
-                TensorDataset Take(int start, int count)
-                {
-                    var pick = order.Narrow(0, start, count);
-                    return new TensorDataset(pool.X.IndexSelect(0, pick), pool.Y.IndexSelect(0, pick));
-                }
-                train = Take(0, n);
-                if (validationPerTask > 0) validation = Take(n, validationPerTask);
+                train = Pick(pool, order, 0, n);
+                if (validationPerTask > 0) validation = Pick(pool, order, n, validationPerTask);
             }
             result.Add(new ContinualTask($"classes {string.Join("/", group)}", train, Select(data.Test, group), group.Length, validation));
         }
         return result;
     }
 
-    private static Tensor Permute(Tensor x, Tensor? permutation)
+    // Examples order[start], …, order[start + count − 1] of a data set.
+    private static TensorDataset Pick(TensorDataset d, Tensor order, int start, int count)
     {
-        if (permutation is null) return x;
-        int n = x.Size(0);
-        return x.Reshape(n, -1).IndexSelect(1, permutation).Reshape(x.Shape.ToArray());
+        var pick = order.Narrow(0, start, count);
+        return new TensorDataset(d.X.IndexSelect(0, pick), d.Y.IndexSelect(0, pick));
+    }
+
+    // The same permutation of the pixels applied to every image; the labels stay.
+    private static TensorDataset Permute(TensorDataset d, Tensor? permutation)
+    {
+        if (permutation is null) return d;
+        int n = d.X.Size(0);
+        return new TensorDataset(d.X.Reshape(n, -1).IndexSelect(1, permutation).Reshape(d.X.Shape.ToArray()), d.Y);
     }
 
     private static TensorDataset Select(TensorDataset d, int[] group)

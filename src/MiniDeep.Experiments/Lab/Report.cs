@@ -109,16 +109,28 @@ public sealed class Report
     public static string Cell(string text) => text.Replace("|", "\\|", StringComparison.Ordinal);
 
     /// <summary>Formats a fraction as a percentage with one decimal.</summary>
-    public static string Pct(double v) => double.IsNaN(v) ? "n/a" : (100 * v).ToString("F1", CultureInfo.InvariantCulture) + "%";
+    public static string Pct(double v) => double.IsNaN(v) ? "n/a" : Invariant(100 * v, "F1") + "%";
 
     /// <summary>Formats a value: "P1" as a percentage with one decimal and no space ("95.3%"), anything else as a .NET format string, invariant culture.</summary>
     public static string Format(double v, string format)
     {
         if (double.IsNaN(v)) return "n/a";
-        if (format.StartsWith('P')) return (100 * v).ToString("F" + (format.Length > 1 ? format[1..] : "0"), CultureInfo.InvariantCulture) + "%";
-        return v.ToString(format, CultureInfo.InvariantCulture);
+        if (format.StartsWith('P')) return Invariant(100 * v, "F" + (format.Length > 1 ? format[1..] : "0")) + "%";
+        return Invariant(v, format);
     }
 
     /// <summary>Formats a number with the invariant culture.</summary>
-    public static string Num(double v, string format = "G3") => v.ToString(format, CultureInfo.InvariantCulture);
+    public static string Num(double v, string format = "G3") => Invariant(v, format);
+
+    // .NET writes a small negative number that rounds to zero as "-0.0"; a reader takes that for a
+    // measured loss or gain, so the sign goes when no digit of the number (before any exponent) is
+    // other than zero.
+    private static string Invariant(double v, string format)
+    {
+        var s = v.ToString(format, CultureInfo.InvariantCulture);
+        if (!s.StartsWith('-')) return s;
+        int e = s.IndexOfAny(['E', 'e']);
+        var mantissa = e < 0 ? s : s[..e];
+        return mantissa.Any(ch => ch is >= '1' and <= '9') ? s : s[1..];
+    }
 }

@@ -236,7 +236,7 @@ public sealed class ForgettingClaim : IClaim
             "Generative replay trains a VAE (784-256-16) per task on the task's images and the previous VAE's dreams, and mixes a batch of dreams labelled by the previous network into every batch.");
         report.Table(["method", "mean final accuracy", "on validation images", "task 1 just after learning it", "task 1 at the end", "backward transfer"],
             methods.Select((method, m) => new[] { method.Name == "EWC" ? $"EWC, λ = {method.Lambda:G3}" : method.Name, Report.Pct(results[m].AverageAccuracy), Report.Pct(validation[m]),
-                Report.Pct(results[m][0, 0]), Report.Pct(results[m][taskCount - 1, 0]), Report.Num(100 * results[m].BackwardTransfer, "F1") + " points" }));
+                Report.Pct(results[m][0, 0]), Report.Pct(results[m][taskCount - 1, 0]), Points(results[m].BackwardTransfer) }));
         report.Image("permuted-matrices.png", Plots.SideBySide([.. methods.Select((method, m) => Plots.Matrix(method.Name == "EWC" ? $"EWC, λ = {method.Lambda:G3}" : method.Name,
                 "after training task", "tested on task", results[m].ToArray(), 0.4, 0.9))]),
             "Accuracy matrices of every method (row: after training task i; column: tested on task j). Above the diagonal, tasks not yet seen sit near chance (10%; the colours stop at 40%).");
@@ -375,7 +375,7 @@ public sealed class ForgettingClaim : IClaim
         var rhoValidation = finalValidation.Select(f => AccuracyMatrix.ForgettingRatio(f, finalValidation[^1], randomValidation)).ToArray();
         int hatIndex = names.IndexOf("HAT");
         int bestEwc = Enumerable.Range(1, lambdas.Length).MaxBy(m => rhoValidation[m]);
-        ctx.Say($"split tasks: forgetting ratio ρ {string.Join(", ", names.Select((n, m) => $"{n} {rho[m]:F3}"))}; joint accuracies {string.Join(" ", joint.Select(Report.Pct))} ({clock.Elapsed.TotalSeconds:F0} s)");
+        ctx.Say($"split tasks: forgetting ratio ρ {string.Join(", ", names.Select((n, m) => $"{n} {Report.Num(rho[m], "F3")}"))}; joint accuracies {string.Join(" ", joint.Select(Report.Pct))} ({clock.Elapsed.TotalSeconds:F0} s)");
         checks.Add(new("split_hat_rho", $"HAT, {T} split tasks, multi-head: forgetting ratio ρ after the last task", rho[hatIndex], Comparison.AtLeast, -0.05,
             "ρ close to 0: as good as joint training (Serrà et al., Fig. 3)", "F3"));
         checks.Add(new("split_hat_vs_ewc", $"HAT's ρ − EWC's at the λ chosen on validation images ({lambdas[bestEwc - 1]:G3})", rho[hatIndex] - rho[bestEwc], Comparison.Above, 0,
@@ -395,26 +395,25 @@ public sealed class ForgettingClaim : IClaim
             "is 0 for no forgetting at all and −1 for forgetting everything.");
         report.Table(["method", "forgetting ratio ρ", "ρ on validation images", "mean final accuracy", "backward transfer", "epoch kept, per task"],
             names.Select((n, m) => new[] { n, Report.Num(rho[m], "F3"), Report.Num(rhoValidation[m], "F3"), Report.Pct(results[m].AverageAccuracy),
-                Report.Num(100 * results[m].BackwardTransfer, "F1") + " points", string.Join(", ", kept[m]) }));
+                Points(results[m].BackwardTransfer), string.Join(", ", kept[m]) }));
         report.Image("split-matrices.png", Plots.SideBySide([.. Enumerable.Range(0, names.Count - 1).Select(m => Plots.Matrix(names[m], "after training task", "tested on task", results[m].ToArray(), 0.5, 1))]),
             $"Accuracy matrices of every method (row: after training task i; column: tested on task j; below the diagonal is memory; 0.5 is chance). " +
-            $"Backward transfer: SGD {100 * results[0].BackwardTransfer:F1} points, EWC {100 * results[bestEwc].BackwardTransfer:F1}, HAT {100 * results[hatIndex].BackwardTransfer:F1}.");
+            $"Backward transfer: SGD {Points(results[0].BackwardTransfer)}, EWC {Points(results[bestEwc].BackwardTransfer)}, HAT {Points(results[hatIndex].BackwardTransfer)}.");
         var hat = results[hatIndex];
         double hatFirst = hat[0, 0];
         string firstByEpoch = string.Join(", ", hatByEpoch[0].Select(Report.Pct));
         // What the two compared methods have in common on these tasks, whichever way the line goes.
-        static string Points(double x) => $"{(Math.Abs(100 * x) < 0.05 ? 0 : 100 * x):F1} points";   // no "-0.0"
         string ewcNote = $"EWC with λ = {lambdas[bestEwc - 1]:G3} forgets little ({Points(results[bestEwc].BackwardTransfer)} of backward transfer) and still learns the later tasks " +
             "nearly to the joint network's level, because two-class Fashion-MNIST tasks need little more than the features the first task left: the anchor nearly freezes the shared " +
             "layers and the new heads do the rest. On tasks that need new features, as in the paper's mixtures of data sets, a frozen trunk would fail the later tasks; these five do " +
             $"not ask it to, so the two methods' mean final accuracies differ here by {100 * Math.Abs(hat.AverageAccuracy - results[bestEwc].AverageAccuracy):F2} points, not by the paper's margins.";
-        string hatNote = $"HAT's backward transfer is {Points(hat.BackwardTransfer)} (its masks keep earlier tasks' units fixed) and its ρ of {rho[hatIndex]:F3} measures how well it learned each " +
+        string hatNote = $"HAT's backward transfer is {Points(hat.BackwardTransfer)} (its masks keep earlier tasks' units fixed) and its ρ of {Report.Num(rho[hatIndex], "F3")} measures how well it learned each " +
             $"task in the first place (task 1: {Report.Pct(hatFirst)} just after learning it, {Report.Pct(joint[0])} jointly). Its network at s = s_max moves from epoch to epoch " +
             $"(task 1 on its validation images after each epoch: {firstByEpoch}; kept: epoch {kept[hatIndex][0]}).";
-        string validationNote = $"On the validation images ρ is {rhoValidation[hatIndex]:F4} for HAT and {rhoValidation[bestEwc]:F4} for EWC.";
+        string validationNote = $"On the validation images ρ is {Report.Num(rhoValidation[hatIndex], "F4")} for HAT and {Report.Num(rhoValidation[bestEwc], "F4")} for EWC.";
         report.Text(rho[hatIndex] > rho[bestEwc]
-            ? $"HAT forgets less than EWC here, by {rho[hatIndex] - rho[bestEwc]:F4} in ρ. {validationNote} {hatNote} {ewcNote}"
-            : $"HAT does not beat EWC here ({rho[hatIndex] - rho[bestEwc]:F4} in ρ). {validationNote} {hatNote} {ewcNote}");
+            ? $"HAT forgets less than EWC here, by {Report.Num(rho[hatIndex] - rho[bestEwc], "F4")} in ρ. {validationNote} {hatNote} {ewcNote}"
+            : $"HAT does not beat EWC here ({Report.Num(rho[hatIndex] - rho[bestEwc], "F4")} in ρ). {validationNote} {hatNote} {ewcNote}");
         report.Metric("split", new
         {
             tasks = T, per_task = perTask, validation_per_task = validationPerTask, epochs, lr, batch, c, lambdas, chosen_lambda = lambdas[bestEwc - 1], joint, random,
@@ -424,6 +423,9 @@ public sealed class ForgettingClaim : IClaim
             matrices = names.Select((n, m) => new { method = n, matrix = ToJagged(results[m]) }),
         });
     }
+
+    // A fraction as points of accuracy with one decimal ("-2.9 points"; never "-0.0").
+    private static string Points(double x) => Report.Num(100 * x, "F1") + " points";
 
     private static double[] Column(AccuracyMatrix r, int j) => Enumerable.Range(0, r.Tasks).Select(i => r[i, j]).ToArray();
 
