@@ -195,12 +195,14 @@ public sealed class HatMlp : Module
     /// <param name="keepBestOn">Validation examples of the task: the network kept (and whose gates are folded in) is the
     /// one of the epoch with the lowest cross-entropy on them at s = s_max, as the paper's code keeps its best
     /// validation model (which it chooses by the loss with the regularizer added).</param>
-    /// <returns>The epoch kept, 1-based: the last one unless <paramref name="keepBestOn"/> chose another.</returns>
-    public int TrainTask(int task, DataLoader loader, int epochs, double lr, double c = 0.75, double clipNorm = 10_000, Action<int>? afterEpoch = null,
+    /// <returns>The epoch kept (the last one unless <paramref name="keepBestOn"/> chose another) and each epoch's
+    /// loss and accuracy on <paramref name="keepBestOn"/>, so a caller that reports them need not evaluate again.</returns>
+    public HatTaskResult TrainTask(int task, DataLoader loader, int epochs, double lr, double c = 0.75, double clipNorm = 10_000, Action<int>? afterEpoch = null,
         IDataset? keepBestOn = null)
     {
         ActiveTask = task;
         var best = keepBestOn is null ? null : new BestEpoch(this);
+        var validation = new List<(double Loss, double Accuracy)>();
         var opt = new Sgd(Parameters(), lr);
         int batches = loader.BatchesPerEpoch;
         for (int epoch = 0; epoch < epochs; epoch++)
@@ -224,16 +226,25 @@ public sealed class HatMlp : Module
                 Scale = SMax;
                 Eval();
                 afterEpoch?.Invoke(epoch);
-                best?.Offer(epoch + 1, Trainer.Evaluate(this, keepBestOn!).Loss);
+                if (best is not null)
+                {
+                    validation.Add(Trainer.Evaluate(this, keepBestOn!));
+                    best.Offer(epoch + 1, validation[^1].Loss);
+                }
             }
         }
         best?.Restore();
         Scale = SMax;
         Eval();
         EndTask();
-        return best?.Epoch ?? epochs;
+        return new HatTaskResult(best?.Epoch ?? epochs, validation);
     }
 
     /// <inheritdoc/>
     public override string Describe() => $"HatMlp({_layers.Length} hidden layers, {_heads.Length} tasks, s_max={SMax})";
 }
+
+/// <summary>What <see cref="HatMlp.TrainTask"/> did with one task.</summary>
+/// <param name="KeptEpoch">The epoch (1-based) whose network was kept and whose gates were folded in.</param>
+/// <param name="Validation">Each epoch's cross-entropy and accuracy on the validation set at s = s_max; empty without one.</param>
+public sealed record HatTaskResult(int KeptEpoch, IReadOnlyList<(double Loss, double Accuracy)> Validation);

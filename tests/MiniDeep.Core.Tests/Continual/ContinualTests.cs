@@ -357,21 +357,26 @@ public class HatTests
         var labels = scores.ArgMax(1).To(DType.Int32);
         // Validation with the labels swapped: learning the task makes it worse there, so an early epoch is kept.
         var swapped = new TensorDataset(x, Tensor.FromArray(labels.ToArray<int>().Select(l => 1 - l).ToArray()));
-        (HatMlp Net, int Kept) Train(int epochs, IDataset? keepBestOn, List<double>? losses = null)
+        (HatMlp Net, HatTaskResult Result) Train(int epochs, IDataset? keepBestOn, List<(double, double)>? watched = null)
         {
             var net = new HatMlp(8, [16, 16], [2, 2], new Generator(16));
-            int kept = net.TrainTask(0, new DataLoader(new TensorDataset(x, labels), 20, shuffle: true, seed: 1), epochs, lr: 0.2, c: 0.1,
-                afterEpoch: losses is null ? null : _ => losses.Add(Trainer.Evaluate(net, swapped).Loss), keepBestOn: keepBestOn);
-            return (net, kept);
+            var result = net.TrainTask(0, new DataLoader(new TensorDataset(x, labels), 20, shuffle: true, seed: 1), epochs, lr: 0.2, c: 0.1,
+                afterEpoch: watched is null ? null : _ => watched.Add(Trainer.Evaluate(net, swapped)), keepBestOn: keepBestOn);
+            return (net, result);
         }
-        var losses = new List<double>();
-        var (kept, keptEpoch) = Train(6, swapped, losses);
+        var watched = new List<(double Loss, double Accuracy)>();
+        var (kept, result) = Train(6, swapped, watched);
+        // The history it returns is the evaluation a caller would have made after each epoch.
+        Assert.Equal(watched, result.Validation);
+        var losses = watched.Select(w => w.Loss).ToList();
         int best = losses.IndexOf(losses.Min()) + 1;
+        int keptEpoch = result.KeptEpoch;
         Assert.Equal(best, keptEpoch);
         Assert.True(best < 6, $"validation losses {string.Join(", ", losses)}: the last epoch is the best, nothing to put back");
         // Each epoch anneals s the same way however many follow, so training for `best` epochs reaches the kept network.
-        var (reference, referenceEpoch) = Train(best, null);
-        Assert.Equal(best, referenceEpoch);   // without keepBestOn the last epoch is the one kept
+        var (reference, referenceResult) = Train(best, null);
+        Assert.Equal(best, referenceResult.KeptEpoch);   // without keepBestOn the last epoch is the one kept
+        Assert.Empty(referenceResult.Validation);
         foreach (var (name, t) in reference.StateDict()) Assert.Equal(t.ToFloatArray(), kept.StateDict()[name].ToFloatArray());
         Assert.Equal(reference.UnitsInUse(), kept.UnitsInUse());
     }

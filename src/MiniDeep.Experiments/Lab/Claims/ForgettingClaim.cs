@@ -300,9 +300,10 @@ public sealed class ForgettingClaim : IClaim
                 var hat = new HatMlp(784, [400, 400], [.. Enumerable.Repeat(2, T)], ctx.Rng("split-init"), Input());
                 for (int t = 0; t < T; t++)
                 {
-                    hatByEpoch[t] = new double[epochs];
-                    kept[m][t] = hat.TrainTask(t, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs, lr, c,
-                        afterEpoch: e => hatByEpoch[t][e] = Accuracy(hat, tasks[t].Validation!), keepBestOn: tasks[t].Validation);
+                    var done = hat.TrainTask(t, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs, lr, c,
+                        keepBestOn: tasks[t].Validation);
+                    kept[m][t] = done.KeptEpoch;
+                    hatByEpoch[t] = [.. done.Validation.Select(v => v.Accuracy)];
                     for (int j = 0; j < T; j++) { hat.ActiveTask = j; r[t, j] = Accuracy(hat, tasks[j].Test); }
                 }
                 model = hat;
