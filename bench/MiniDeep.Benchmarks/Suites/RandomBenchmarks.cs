@@ -4,7 +4,7 @@ namespace MiniDeep.Benchmarks.Suites;
 
 /// <summary>
 /// Random fills (Philox4x32-10, element i a pure function of seed, stream and i): the reference
-/// backend's per-element loop against the CPU backend's (8 or 4 counters at once, split over cores),
+/// backend's per-element loop against the CPU backend's (32 or 16 counters at once, split over cores),
 /// which gives the same bits. Bernoulli draws are dropout masks.
 /// </summary>
 [Config(typeof(KernelConfig))]

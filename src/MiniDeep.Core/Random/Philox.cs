@@ -34,9 +34,12 @@ public static class Philox
 
     /// <summary>
     /// The first word of the blocks for counters start, start + 1, ..., the word <see cref="UniformFloat"/>
-    /// uses: the same values as <see cref="Block"/>, computed for 8 (AVX-512) or 4 (AVX2) counters at once.
+    /// uses: the same values as <see cref="Block"/>, computed for 32 (AVX-512) or 16 (AVX2) counters at once.
     /// Each 64-bit lane holds one 32-bit counter word, so one unsigned 32×32→64 multiply per lane
-    /// (vpmuludq) gives a round's high and low halves.
+    /// (vpmuludq) gives a round's high and low halves. The ten rounds are a chain of dependent
+    /// multiplies, so one vector alone waits on the multiplier's latency: four independent vectors
+    /// of counters go through each round together, which keeps the multiplier busy (about 3× the
+    /// throughput of one vector).
     /// </summary>
     public static void FirstWords(ulong seed, ulong stream, ulong start, Span<uint> destination)
     {
@@ -48,11 +51,41 @@ public static class Philox
             var m0 = Vector512.Create((ulong)M0).AsUInt32();
             var m1 = Vector512.Create((ulong)M1).AsUInt32();
             var lanes = Vector512.Create(0UL, 1, 2, 3, 4, 5, 6, 7);
-            Span<ulong> words = stackalloc ulong[8];
+            var s2 = Vector512.Create((ulong)(uint)stream);
+            var s3 = Vector512.Create(stream >> 32);
+            for (; i + 32 <= n; i += 32)
+            {
+                var ia = Vector512.Create(start + (ulong)i) + lanes;
+                var ib = ia + Vector512.Create(8UL);
+                var ic = ia + Vector512.Create(16UL);
+                var id = ia + Vector512.Create(24UL);
+                Vector512<ulong> a0 = ia & low, a1 = ia >> 32, a2 = s2, a3 = s3;
+                Vector512<ulong> b0 = ib & low, b1 = ib >> 32, b2 = s2, b3 = s3;
+                Vector512<ulong> c0 = ic & low, c1 = ic >> 32, c2 = s2, c3 = s3;
+                Vector512<ulong> d0 = id & low, d1 = id >> 32, d2 = s2, d3 = s3;
+                uint r0 = k0, r1 = k1;
+                for (int r = 0; r < 10; r++)
+                {
+                    var key0 = Vector512.Create((ulong)r0);
+                    var key1 = Vector512.Create((ulong)r1);
+                    var pa0 = Avx512F.Multiply(a0.AsUInt32(), m0); var pa1 = Avx512F.Multiply(a2.AsUInt32(), m1);
+                    var pb0 = Avx512F.Multiply(b0.AsUInt32(), m0); var pb1 = Avx512F.Multiply(b2.AsUInt32(), m1);
+                    var pc0 = Avx512F.Multiply(c0.AsUInt32(), m0); var pc1 = Avx512F.Multiply(c2.AsUInt32(), m1);
+                    var pd0 = Avx512F.Multiply(d0.AsUInt32(), m0); var pd1 = Avx512F.Multiply(d2.AsUInt32(), m1);
+                    a0 = (pa1 >> 32) ^ a1 ^ key0; a2 = (pa0 >> 32) ^ a3 ^ key1; a1 = pa1 & low; a3 = pa0 & low;
+                    b0 = (pb1 >> 32) ^ b1 ^ key0; b2 = (pb0 >> 32) ^ b3 ^ key1; b1 = pb1 & low; b3 = pb0 & low;
+                    c0 = (pc1 >> 32) ^ c1 ^ key0; c2 = (pc0 >> 32) ^ c3 ^ key1; c1 = pc1 & low; c3 = pc0 & low;
+                    d0 = (pd1 >> 32) ^ d1 ^ key0; d2 = (pd0 >> 32) ^ d3 ^ key1; d1 = pd1 & low; d3 = pd0 & low;
+                    r0 += W0; r1 += W1;
+                }
+                // Narrow keeps each lane's low 32 bits: lanes of the first vector, then of the second.
+                Vector512.Narrow(a0, b0).CopyTo(destination[i..]);
+                Vector512.Narrow(c0, d0).CopyTo(destination[(i + 16)..]);
+            }
             for (; i + 8 <= n; i += 8)
             {
                 var index = Vector512.Create(start + (ulong)i) + lanes;
-                Vector512<ulong> c0 = index & low, c1 = index >> 32, c2 = Vector512.Create((ulong)(uint)stream), c3 = Vector512.Create(stream >> 32);
+                Vector512<ulong> c0 = index & low, c1 = index >> 32, c2 = s2, c3 = s3;
                 uint r0 = k0, r1 = k1;
                 for (int r = 0; r < 10; r++)
                 {
@@ -63,8 +96,7 @@ public static class Philox
                     c1 = p1 & low; c3 = p0 & low; c0 = n0; c2 = n2;
                     r0 += W0; r1 += W1;
                 }
-                c0.CopyTo(words);
-                for (int l = 0; l < 8; l++) destination[i + l] = (uint)words[l];
+                Vector256.Narrow(c0.GetLower(), c0.GetUpper()).CopyTo(destination[i..]);
             }
         }
         if (Avx2.IsSupported && n - i >= 4)
@@ -73,11 +105,40 @@ public static class Philox
             var m0 = Vector256.Create((ulong)M0).AsUInt32();
             var m1 = Vector256.Create((ulong)M1).AsUInt32();
             var lanes = Vector256.Create(0UL, 1, 2, 3);
-            Span<ulong> words = stackalloc ulong[4];
+            var s2 = Vector256.Create((ulong)(uint)stream);
+            var s3 = Vector256.Create(stream >> 32);
+            for (; i + 16 <= n; i += 16)
+            {
+                var ia = Vector256.Create(start + (ulong)i) + lanes;
+                var ib = ia + Vector256.Create(4UL);
+                var ic = ia + Vector256.Create(8UL);
+                var id = ia + Vector256.Create(12UL);
+                Vector256<ulong> a0 = ia & low, a1 = ia >> 32, a2 = s2, a3 = s3;
+                Vector256<ulong> b0 = ib & low, b1 = ib >> 32, b2 = s2, b3 = s3;
+                Vector256<ulong> c0 = ic & low, c1 = ic >> 32, c2 = s2, c3 = s3;
+                Vector256<ulong> d0 = id & low, d1 = id >> 32, d2 = s2, d3 = s3;
+                uint r0 = k0, r1 = k1;
+                for (int r = 0; r < 10; r++)
+                {
+                    var key0 = Vector256.Create((ulong)r0);
+                    var key1 = Vector256.Create((ulong)r1);
+                    var pa0 = Avx2.Multiply(a0.AsUInt32(), m0); var pa1 = Avx2.Multiply(a2.AsUInt32(), m1);
+                    var pb0 = Avx2.Multiply(b0.AsUInt32(), m0); var pb1 = Avx2.Multiply(b2.AsUInt32(), m1);
+                    var pc0 = Avx2.Multiply(c0.AsUInt32(), m0); var pc1 = Avx2.Multiply(c2.AsUInt32(), m1);
+                    var pd0 = Avx2.Multiply(d0.AsUInt32(), m0); var pd1 = Avx2.Multiply(d2.AsUInt32(), m1);
+                    a0 = (pa1 >> 32) ^ a1 ^ key0; a2 = (pa0 >> 32) ^ a3 ^ key1; a1 = pa1 & low; a3 = pa0 & low;
+                    b0 = (pb1 >> 32) ^ b1 ^ key0; b2 = (pb0 >> 32) ^ b3 ^ key1; b1 = pb1 & low; b3 = pb0 & low;
+                    c0 = (pc1 >> 32) ^ c1 ^ key0; c2 = (pc0 >> 32) ^ c3 ^ key1; c1 = pc1 & low; c3 = pc0 & low;
+                    d0 = (pd1 >> 32) ^ d1 ^ key0; d2 = (pd0 >> 32) ^ d3 ^ key1; d1 = pd1 & low; d3 = pd0 & low;
+                    r0 += W0; r1 += W1;
+                }
+                Vector256.Narrow(a0, b0).CopyTo(destination[i..]);
+                Vector256.Narrow(c0, d0).CopyTo(destination[(i + 8)..]);
+            }
             for (; i + 4 <= n; i += 4)
             {
                 var index = Vector256.Create(start + (ulong)i) + lanes;
-                Vector256<ulong> c0 = index & low, c1 = index >> 32, c2 = Vector256.Create((ulong)(uint)stream), c3 = Vector256.Create(stream >> 32);
+                Vector256<ulong> c0 = index & low, c1 = index >> 32, c2 = s2, c3 = s3;
                 uint r0 = k0, r1 = k1;
                 for (int r = 0; r < 10; r++)
                 {
@@ -88,12 +149,85 @@ public static class Philox
                     c1 = p1 & low; c3 = p0 & low; c0 = n0; c2 = n2;
                     r0 += W0; r1 += W1;
                 }
-                c0.CopyTo(words);
-                for (int l = 0; l < 4; l++) destination[i + l] = (uint)words[l];
+                Vector128.Narrow(c0.GetLower(), c0.GetUpper()).CopyTo(destination[i..]);
             }
         }
         for (; i < n; i++) destination[i] = Block(seed, stream, start + (ulong)i).Item1;
     }
+
+    /// <summary>
+    /// <see cref="UniformFloat"/> scaled to [low, high) for counters start, start + 1, ..., each value
+    /// (float)(low + (high − low)·u) computed in double: the float32 uniform fill, bit for bit, with
+    /// the conversion done a vector at a time.
+    /// </summary>
+    public static void UniformFloats(ulong seed, ulong stream, ulong start, double low, double high, Span<float> destination)
+    {
+        Span<uint> words = stackalloc uint[ChunkWords];
+        for (int from = 0; from < destination.Length; from += ChunkWords)
+        {
+            var w = words[..Math.Min(ChunkWords, destination.Length - from)];
+            var d = destination.Slice(from, w.Length);
+            FirstWords(seed, stream, start + (ulong)from, w);
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var lo = Vector512.Create(low); var range = Vector512.Create(high - low);
+                for (; j + 16 <= w.Length; j += 16)
+                {
+                    // A 24-bit integer converts to float exactly and 2^-24 scales it exactly: u is UniformFloat's.
+                    var u = Vector512.ConvertToSingle((Vector512.Create<uint>(w.Slice(j, 16)) >> 8).AsInt32()) * Vector512.Create(1f / (1 << 24));
+                    var (ul, uh) = Vector512.Widen(u);
+                    Vector512.Narrow(lo + range * ul, lo + range * uh).CopyTo(d[j..]);
+                }
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                var lo = Vector256.Create(low); var range = Vector256.Create(high - low);
+                for (; j + 8 <= w.Length; j += 8)
+                {
+                    var u = Vector256.ConvertToSingle((Vector256.Create<uint>(w.Slice(j, 8)) >> 8).AsInt32()) * Vector256.Create(1f / (1 << 24));
+                    var (ul, uh) = Vector256.Widen(u);
+                    Vector256.Narrow(lo + range * ul, lo + range * uh).CopyTo(d[j..]);
+                }
+            }
+            for (; j < w.Length; j++) d[j] = (float)(low + (high - low) * ((w[j] >> 8) * (1f / (1 << 24))));
+        }
+    }
+
+    /// <summary>
+    /// Bernoulli(p) as 0 or 1 for counters start, start + 1, ...: 1 where <see cref="UniformFloat"/> &lt; p.
+    /// That u is k/2^24 for the integer k = word &gt;&gt; 8, so u &lt; p exactly when k &lt; ⌈p·2^24⌉, and the
+    /// draw is one integer compare (p·2^24 is exact in double: a power-of-two scaling).
+    /// </summary>
+    public static void BernoulliFloats(ulong seed, ulong stream, ulong start, double p, Span<float> destination)
+    {
+        if (!(p >= 0 && p <= 1)) throw new ArgumentOutOfRangeException(nameof(p), $"Bernoulli: p must lie in [0, 1], got {p}");
+        uint threshold = (uint)Math.Ceiling(p * (1 << 24));
+        Span<uint> words = stackalloc uint[ChunkWords];
+        for (int from = 0; from < destination.Length; from += ChunkWords)
+        {
+            var w = words[..Math.Min(ChunkWords, destination.Length - from)];
+            var d = destination.Slice(from, w.Length);
+            FirstWords(seed, stream, start + (ulong)from, w);
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var t = Vector512.Create(threshold); var one = Vector512.Create(1f).AsUInt32();
+                for (; j + 16 <= w.Length; j += 16)
+                    (Vector512.LessThan(Vector512.Create<uint>(w.Slice(j, 16)) >> 8, t) & one).AsSingle().CopyTo(d[j..]);
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                var t = Vector256.Create(threshold); var one = Vector256.Create(1f).AsUInt32();
+                for (; j + 8 <= w.Length; j += 8)
+                    (Vector256.LessThan(Vector256.Create<uint>(w.Slice(j, 8)) >> 8, t) & one).AsSingle().CopyTo(d[j..]);
+            }
+            for (; j < w.Length; j++) d[j] = (w[j] >> 8) < threshold ? 1f : 0f;
+        }
+    }
+
+    // Words made per pass of the float fills: 2 KB on the stack, well inside L1.
+    private const int ChunkWords = 512;
 
     /// <summary>Uniform on [0, 1) with 24 random bits (every float in the grid 2^-24·k is equally likely).</summary>
     public static float UniformFloat(ulong seed, ulong stream, ulong index)

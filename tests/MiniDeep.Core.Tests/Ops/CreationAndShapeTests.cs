@@ -235,4 +235,42 @@ public class PhiloxTests
         Philox.FirstWords(42, ulong.MaxValue - 3, start, many);
         for (int i = 0; i < many.Length; i++) Assert.Equal(Philox.Block(42, ulong.MaxValue - 3, start + (ulong)i).Item1, many[i]);
     }
+
+    [Theory]
+    [InlineData(0UL)]
+    [InlineData(4_294_967_290UL)]
+    public void FloatFills_AreTheScalarDefinitions_InEveryLengthAndTail(ulong start)
+    {
+        // Probabilities on the 2^-24 grid (0.5, 0.75: the compare's edge case), off it (0.3), the ends,
+        // and one a hair below 1 whose threshold is the grid's last point.
+        double[] ps = [0, 1e-9, 0.3, 0.5, 0.75, 1 - Math.Pow(2, -25), 1];
+        foreach (int n in new[] { 0, 1, 7, 15, 16, 17, 31, 33, 511, 512, 513, 1500 })
+        {
+            var f = new float[n];
+            Philox.UniformFloats(5, 6, start, -2, 3, f);
+            for (int i = 0; i < n; i++) Assert.Equal((float)(-2 + 5.0 * Philox.UniformFloat(5, 6, start + (ulong)i)), f[i]);
+            foreach (double p in ps)
+            {
+                Philox.BernoulliFloats(5, 6, start, p, f);
+                for (int i = 0; i < n; i++) Assert.Equal(Philox.UniformFloat(5, 6, start + (ulong)i) < p ? 1f : 0f, f[i]);
+            }
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => Philox.BernoulliFloats(5, 6, 0, 1.5, new float[4]));
+    }
+
+    [Fact]
+    public void BernoulliFloats_OnTheEdge_WhereADrawEqualsP()
+    {
+        // p set to element i's own uniform draw: u < p fails there by a hair (u == p) and holds one
+        // double above; the integer threshold must flip at exactly that point.
+        var f = new float[40];
+        for (int i = 0; i < 40; i += 3)
+        {
+            double u = Philox.UniformFloat(11, 12, (ulong)i);
+            Philox.BernoulliFloats(11, 12, 0, u, f);
+            Assert.Equal(0f, f[i]);
+            Philox.BernoulliFloats(11, 12, 0, Math.BitIncrement(u), f);
+            Assert.Equal(1f, f[i]);
+        }
+    }
 }

@@ -96,7 +96,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     /// <summary>
     /// Random fills in parallel chunks: element i is Philox(seed, stream, i) whatever the chunking, so the
     /// values are those of the reference backend, bit for bit, on any number of threads. Float32 uniform
-    /// and Bernoulli draws (dropout masks) get a typed loop without the per-element dispatch.
+    /// and Bernoulli draws (dropout and denoising masks, the hot ones) go through Philox's vectorized fills.
     /// </summary>
     public override Storage Random(RandomKind kind, DType dtype, int length, ulong seed, ulong stream, double a, double b)
     {
@@ -104,24 +104,8 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         if (y is float[] f && kind is RandomKind.Uniform or RandomKind.Bernoulli)
             Parallelism.ForRange(length, StreamGrain, (F: f, Bernoulli: kind == RandomKind.Bernoulli, Seed: seed, Stream: stream, A: a, B: b), static (st, s, e) =>
             {
-                Span<uint> words = stackalloc uint[512];
-                var f = st.F;
-                for (int from = s; from < e; from += words.Length)
-                {
-                    var w = words[..Math.Min(words.Length, e - from)];
-                    Philox.FirstWords(st.Seed, st.Stream, (ulong)from, w);
-                    // The same arithmetic as the reference: the 24-bit float, widened to double.
-                    if (st.Bernoulli)
-                        for (int j = 0; j < w.Length; j++)
-                        {
-                            double u = (w[j] >> 8) * (1f / (1 << 24));
-                            int hit = u < st.A ? 1 : 0;   // a flag, not a branch: random outcomes mispredict
-                            f[from + j] = hit;
-                        }
-                    else
-                        for (int j = 0; j < w.Length; j++)
-                            f[from + j] = (float)(st.A + (st.B - st.A) * ((w[j] >> 8) * (1f / (1 << 24))));
-                }
+                if (st.Bernoulli) Philox.BernoulliFloats(st.Seed, st.Stream, (ulong)s, st.A, st.F.AsSpan(s, e - s));
+                else Philox.UniformFloats(st.Seed, st.Stream, (ulong)s, st.A, st.B, st.F.AsSpan(s, e - s));
             });
         else
             Parallelism.ForRange(length, StreamGrain, (Y: y, Kind: kind, Seed: seed, Stream: stream, A: a, B: b),
