@@ -72,6 +72,27 @@ public sealed class QuadraticAnchors
     }
 
     /// <summary>
+    /// The penalty (λ/2) Σ_t Σ_i F_t,i (θ_i − θ*_t,i)² as a differentiable scalar, to add to a loss: the
+    /// textbook EWC, whose gradient λ(θ Σ_t F_t − Σ_t F_t θ*_t) the optimizer then steps along. Under SGD
+    /// that step multiplies θ − θ* by 1 − ηλF, which diverges once ηλF &gt; 2 (see the remarks); it is here
+    /// to compare against and for optimizers whose steps should see the penalty, and
+    /// <see cref="Attach"/> is the stable choice.
+    /// </summary>
+    public Tensor PenaltyTerm(double lambda)
+    {
+        if (!(lambda >= 0)) throw new ArgumentOutOfRangeException(nameof(lambda), $"QuadraticAnchors.PenaltyTerm: λ must be non-negative, got {lambda}");
+        Tensor? total = null;
+        for (int i = 0; i < _parameters.Count; i++)
+        {
+            var theta = _parameters[i];
+            // Σ F(θ − θ*)² from the kept sums: θ²ΣF − 2θΣFθ* + ΣFθ*², whose gradient 2(θΣF − ΣFθ*) is exact.
+            var term = (theta * theta * _weight[i] - theta * _weightedAnchor[i] * 2 + _weightedAnchorSq[i]).Sum();
+            total = total is null ? term : total + term;
+        }
+        return (total ?? Tensor.Scalar(0.0)) * (lambda / 2);
+    }
+
+    /// <summary>
     /// After every step of <paramref name="optimizer"/>, applies the proximal step of λ·penalty with each
     /// parameter's group learning rate. Dispose to detach.
     /// </summary>

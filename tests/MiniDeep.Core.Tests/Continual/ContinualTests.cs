@@ -136,6 +136,57 @@ public class ConsolidationTests
     }
 
     [Fact]
+    public void PenaltyTerm_IsTheDifferentiablePenalty_SummedOverTasks()
+    {
+        var theta = Tensor.FromArray([1.0, 2.0], 2).RequiresGrad_();
+        var anchors = new QuadraticAnchors([theta]);
+        anchors.Consolidate([Tensor.FromArray([2.0, 3.0], 2)]);   // θ*₁ = (1, 2)
+        using (Autograd.NoGrad()) theta.CopyFrom(Tensor.FromArray([0.0, 4.0], 2));
+        anchors.Consolidate([Tensor.FromArray([1.0, 0.5], 2)]);   // θ*₂ = (0, 4)
+        using (Autograd.NoGrad()) theta.CopyFrom(Tensor.FromArray([3.0, 1.0], 2));
+        const double lambda = 6;
+        var term = anchors.PenaltyTerm(lambda);
+        Assert.Equal(lambda * anchors.Penalty(), term.Item(), 10);
+        term.Backward();
+        // ∂/∂θ_i of (λ/2) Σ_t F_t,i (θ_i − θ*_t,i)² = λ Σ_t F_t,i (θ_i − θ*_t,i)
+        double[] expected = [lambda * (2 * (3 - 1) + 1 * (3 - 0)), lambda * (3 * (1 - 2) + 0.5 * (1 - 4))];
+        Assert.Equal(expected[0], theta.Grad!.ToDoubleArray()[0], 10);
+        Assert.Equal(expected[1], theta.Grad!.ToDoubleArray()[1], 10);
+        Assert.Throws<ArgumentOutOfRangeException>(() => anchors.PenaltyTerm(-1));
+    }
+
+    [Fact]
+    public void PenaltyInTheLoss_DivergesWhereTheProximalStepHolds()
+    {
+        // θ* = 1, F = 50, η = 0.1, λ = 4: ηλF = 20, so each SGD step on the penalty multiplies θ − θ* by
+        // 1 − 20 = −19, while the proximal step divides it by 1 + 20.
+        (double Plain, double Proximal) After(int steps)
+        {
+            double[] ends = new double[2];
+            for (int k = 0; k < 2; k++)
+            {
+                var theta = Tensor.FromArray([1.0], 1).RequiresGrad_();
+                var anchors = new QuadraticAnchors([theta]);
+                anchors.Consolidate([Tensor.FromArray([50.0], 1)]);
+                using (Autograd.NoGrad()) theta.CopyFrom(Tensor.FromArray([2.0], 1));
+                var opt = new Sgd([theta], 0.1);
+                using (k == 1 ? anchors.Attach(opt, 4) : null)
+                    for (int s = 0; s < steps; s++)
+                    {
+                        opt.ZeroGrad();
+                        if (k == 0) anchors.PenaltyTerm(4).Backward(); else theta.Grad = Tensor.FromArray([0.0], 1);
+                        opt.Step();
+                    }
+                ends[k] = theta.ToDoubleArray()[0] - 1;
+            }
+            return (ends[0], ends[1]);
+        }
+        var (plain, proximal) = After(3);
+        Assert.Equal(-19.0 * -19 * -19, plain, 6);
+        Assert.Equal(1 / (21.0 * 21 * 21), proximal, 12);
+    }
+
+    [Fact]
     public void ProximalStep_FollowsTheLearningRate_AndNewAnchors()
     {
         var theta = Tensor.FromArray([1.0], 1).RequiresGrad_();
