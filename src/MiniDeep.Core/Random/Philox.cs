@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -44,115 +45,99 @@ public static class Philox
     public static void FirstWords(ulong seed, ulong stream, ulong start, Span<uint> destination)
     {
         int i = 0, n = destination.Length;
-        uint k0 = (uint)seed, k1 = (uint)(seed >> 32);
-        if (Avx512F.IsSupported && n >= 8)
+        if (Avx512F.IsSupported)
         {
-            var low = Vector512.Create(0xFFFF_FFFFUL);
-            var m0 = Vector512.Create((ulong)M0).AsUInt32();
-            var m1 = Vector512.Create((ulong)M1).AsUInt32();
-            var lanes = Vector512.Create(0UL, 1, 2, 3, 4, 5, 6, 7);
-            var s2 = Vector512.Create((ulong)(uint)stream);
-            var s3 = Vector512.Create(stream >> 32);
             for (; i + 32 <= n; i += 32)
             {
-                var ia = Vector512.Create(start + (ulong)i) + lanes;
-                var ib = ia + Vector512.Create(8UL);
-                var ic = ia + Vector512.Create(16UL);
-                var id = ia + Vector512.Create(24UL);
-                Vector512<ulong> a0 = ia & low, a1 = ia >> 32, a2 = s2, a3 = s3;
-                Vector512<ulong> b0 = ib & low, b1 = ib >> 32, b2 = s2, b3 = s3;
-                Vector512<ulong> c0 = ic & low, c1 = ic >> 32, c2 = s2, c3 = s3;
-                Vector512<ulong> d0 = id & low, d1 = id >> 32, d2 = s2, d3 = s3;
-                uint r0 = k0, r1 = k1;
-                for (int r = 0; r < 10; r++)
-                {
-                    var key0 = Vector512.Create((ulong)r0);
-                    var key1 = Vector512.Create((ulong)r1);
-                    var pa0 = Avx512F.Multiply(a0.AsUInt32(), m0); var pa1 = Avx512F.Multiply(a2.AsUInt32(), m1);
-                    var pb0 = Avx512F.Multiply(b0.AsUInt32(), m0); var pb1 = Avx512F.Multiply(b2.AsUInt32(), m1);
-                    var pc0 = Avx512F.Multiply(c0.AsUInt32(), m0); var pc1 = Avx512F.Multiply(c2.AsUInt32(), m1);
-                    var pd0 = Avx512F.Multiply(d0.AsUInt32(), m0); var pd1 = Avx512F.Multiply(d2.AsUInt32(), m1);
-                    a0 = (pa1 >> 32) ^ a1 ^ key0; a2 = (pa0 >> 32) ^ a3 ^ key1; a1 = pa1 & low; a3 = pa0 & low;
-                    b0 = (pb1 >> 32) ^ b1 ^ key0; b2 = (pb0 >> 32) ^ b3 ^ key1; b1 = pb1 & low; b3 = pb0 & low;
-                    c0 = (pc1 >> 32) ^ c1 ^ key0; c2 = (pc0 >> 32) ^ c3 ^ key1; c1 = pc1 & low; c3 = pc0 & low;
-                    d0 = (pd1 >> 32) ^ d1 ^ key0; d2 = (pd0 >> 32) ^ d3 ^ key1; d1 = pd1 & low; d3 = pd0 & low;
-                    r0 += W0; r1 += W1;
-                }
+                Lanes512 a = new(seed, stream, start + (ulong)i), b = new(seed, stream, start + (ulong)i + 8),
+                         c = new(seed, stream, start + (ulong)i + 16), d = new(seed, stream, start + (ulong)i + 24);
+                for (int r = 0; r < 10; r++) { a.Round(r); b.Round(r); c.Round(r); d.Round(r); }
                 // Narrow keeps each lane's low 32 bits: lanes of the first vector, then of the second.
-                Vector512.Narrow(a0, b0).CopyTo(destination[i..]);
-                Vector512.Narrow(c0, d0).CopyTo(destination[(i + 16)..]);
+                Vector512.Narrow(a.C0, b.C0).CopyTo(destination[i..]);
+                Vector512.Narrow(c.C0, d.C0).CopyTo(destination[(i + 16)..]);
             }
             for (; i + 8 <= n; i += 8)
             {
-                var index = Vector512.Create(start + (ulong)i) + lanes;
-                Vector512<ulong> c0 = index & low, c1 = index >> 32, c2 = s2, c3 = s3;
-                uint r0 = k0, r1 = k1;
-                for (int r = 0; r < 10; r++)
-                {
-                    var p0 = Avx512F.Multiply(c0.AsUInt32(), m0);
-                    var p1 = Avx512F.Multiply(c2.AsUInt32(), m1);
-                    var n0 = (p1 >> 32) ^ c1 ^ Vector512.Create((ulong)r0);
-                    var n2 = (p0 >> 32) ^ c3 ^ Vector512.Create((ulong)r1);
-                    c1 = p1 & low; c3 = p0 & low; c0 = n0; c2 = n2;
-                    r0 += W0; r1 += W1;
-                }
-                Vector256.Narrow(c0.GetLower(), c0.GetUpper()).CopyTo(destination[i..]);
+                Lanes512 a = new(seed, stream, start + (ulong)i);
+                for (int r = 0; r < 10; r++) a.Round(r);
+                Vector256.Narrow(a.C0.GetLower(), a.C0.GetUpper()).CopyTo(destination[i..]);
             }
         }
-        if (Avx2.IsSupported && n - i >= 4)
+        if (Avx2.IsSupported)
         {
-            var low = Vector256.Create(0xFFFF_FFFFUL);
-            var m0 = Vector256.Create((ulong)M0).AsUInt32();
-            var m1 = Vector256.Create((ulong)M1).AsUInt32();
-            var lanes = Vector256.Create(0UL, 1, 2, 3);
-            var s2 = Vector256.Create((ulong)(uint)stream);
-            var s3 = Vector256.Create(stream >> 32);
             for (; i + 16 <= n; i += 16)
             {
-                var ia = Vector256.Create(start + (ulong)i) + lanes;
-                var ib = ia + Vector256.Create(4UL);
-                var ic = ia + Vector256.Create(8UL);
-                var id = ia + Vector256.Create(12UL);
-                Vector256<ulong> a0 = ia & low, a1 = ia >> 32, a2 = s2, a3 = s3;
-                Vector256<ulong> b0 = ib & low, b1 = ib >> 32, b2 = s2, b3 = s3;
-                Vector256<ulong> c0 = ic & low, c1 = ic >> 32, c2 = s2, c3 = s3;
-                Vector256<ulong> d0 = id & low, d1 = id >> 32, d2 = s2, d3 = s3;
-                uint r0 = k0, r1 = k1;
-                for (int r = 0; r < 10; r++)
-                {
-                    var key0 = Vector256.Create((ulong)r0);
-                    var key1 = Vector256.Create((ulong)r1);
-                    var pa0 = Avx2.Multiply(a0.AsUInt32(), m0); var pa1 = Avx2.Multiply(a2.AsUInt32(), m1);
-                    var pb0 = Avx2.Multiply(b0.AsUInt32(), m0); var pb1 = Avx2.Multiply(b2.AsUInt32(), m1);
-                    var pc0 = Avx2.Multiply(c0.AsUInt32(), m0); var pc1 = Avx2.Multiply(c2.AsUInt32(), m1);
-                    var pd0 = Avx2.Multiply(d0.AsUInt32(), m0); var pd1 = Avx2.Multiply(d2.AsUInt32(), m1);
-                    a0 = (pa1 >> 32) ^ a1 ^ key0; a2 = (pa0 >> 32) ^ a3 ^ key1; a1 = pa1 & low; a3 = pa0 & low;
-                    b0 = (pb1 >> 32) ^ b1 ^ key0; b2 = (pb0 >> 32) ^ b3 ^ key1; b1 = pb1 & low; b3 = pb0 & low;
-                    c0 = (pc1 >> 32) ^ c1 ^ key0; c2 = (pc0 >> 32) ^ c3 ^ key1; c1 = pc1 & low; c3 = pc0 & low;
-                    d0 = (pd1 >> 32) ^ d1 ^ key0; d2 = (pd0 >> 32) ^ d3 ^ key1; d1 = pd1 & low; d3 = pd0 & low;
-                    r0 += W0; r1 += W1;
-                }
-                Vector256.Narrow(a0, b0).CopyTo(destination[i..]);
-                Vector256.Narrow(c0, d0).CopyTo(destination[(i + 8)..]);
+                Lanes256 a = new(seed, stream, start + (ulong)i), b = new(seed, stream, start + (ulong)i + 4),
+                         c = new(seed, stream, start + (ulong)i + 8), d = new(seed, stream, start + (ulong)i + 12);
+                for (int r = 0; r < 10; r++) { a.Round(r); b.Round(r); c.Round(r); d.Round(r); }
+                Vector256.Narrow(a.C0, b.C0).CopyTo(destination[i..]);
+                Vector256.Narrow(c.C0, d.C0).CopyTo(destination[(i + 8)..]);
             }
             for (; i + 4 <= n; i += 4)
             {
-                var index = Vector256.Create(start + (ulong)i) + lanes;
-                Vector256<ulong> c0 = index & low, c1 = index >> 32, c2 = s2, c3 = s3;
-                uint r0 = k0, r1 = k1;
-                for (int r = 0; r < 10; r++)
-                {
-                    var p0 = Avx2.Multiply(c0.AsUInt32(), m0);
-                    var p1 = Avx2.Multiply(c2.AsUInt32(), m1);
-                    var n0 = (p1 >> 32) ^ c1 ^ Vector256.Create((ulong)r0);
-                    var n2 = (p0 >> 32) ^ c3 ^ Vector256.Create((ulong)r1);
-                    c1 = p1 & low; c3 = p0 & low; c0 = n0; c2 = n2;
-                    r0 += W0; r1 += W1;
-                }
-                Vector128.Narrow(c0.GetLower(), c0.GetUpper()).CopyTo(destination[i..]);
+                Lanes256 a = new(seed, stream, start + (ulong)i);
+                for (int r = 0; r < 10; r++) a.Round(r);
+                Vector128.Narrow(a.C0.GetLower(), a.C0.GetUpper()).CopyTo(destination[i..]);
             }
         }
         for (; i < n; i++) destination[i] = Block(seed, stream, start + (ulong)i).Item1;
+    }
+
+    // The round keys: k0 + r·W0 and k1 + r·W1 (mod 2^32), as Block's running sums give them.
+    private static ulong Key0(ulong seed, int r) => (uint)((uint)seed + (uint)r * W0);
+    private static ulong Key1(ulong seed, int r) => (uint)((uint)(seed >> 32) + (uint)r * W1);
+
+    /// <summary>Philox state of 8 consecutive counters, one 32-bit word per 64-bit lane (AVX-512).</summary>
+    private struct Lanes512
+    {
+        public Vector512<ulong> C0, C1, C2, C3;
+        private readonly ulong _seed;
+
+        public Lanes512(ulong seed, ulong stream, ulong first)
+        {
+            var index = Vector512.Create(first) + Vector512.Create(0UL, 1, 2, 3, 4, 5, 6, 7);
+            C0 = index & Vector512.Create(0xFFFF_FFFFUL); C1 = index >> 32;
+            C2 = Vector512.Create((ulong)(uint)stream); C3 = Vector512.Create(stream >> 32);
+            _seed = seed;
+        }
+
+        // Block's round: vpmuludq multiplies the low 32 bits of each lane into a full 64-bit product.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Round(int r)
+        {
+            var low = Vector512.Create(0xFFFF_FFFFUL);
+            var p0 = Avx512F.Multiply(C0.AsUInt32(), Vector512.Create((ulong)M0).AsUInt32());
+            var p1 = Avx512F.Multiply(C2.AsUInt32(), Vector512.Create((ulong)M1).AsUInt32());
+            C0 = (p1 >> 32) ^ C1 ^ Vector512.Create(Key0(_seed, r));
+            C2 = (p0 >> 32) ^ C3 ^ Vector512.Create(Key1(_seed, r));
+            C1 = p1 & low; C3 = p0 & low;
+        }
+    }
+
+    /// <summary>Philox state of 4 consecutive counters, one 32-bit word per 64-bit lane (AVX2).</summary>
+    private struct Lanes256
+    {
+        public Vector256<ulong> C0, C1, C2, C3;
+        private readonly ulong _seed;
+
+        public Lanes256(ulong seed, ulong stream, ulong first)
+        {
+            var index = Vector256.Create(first) + Vector256.Create(0UL, 1, 2, 3);
+            C0 = index & Vector256.Create(0xFFFF_FFFFUL); C1 = index >> 32;
+            C2 = Vector256.Create((ulong)(uint)stream); C3 = Vector256.Create(stream >> 32);
+            _seed = seed;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Round(int r)
+        {
+            var low = Vector256.Create(0xFFFF_FFFFUL);
+            var p0 = Avx2.Multiply(C0.AsUInt32(), Vector256.Create((ulong)M0).AsUInt32());
+            var p1 = Avx2.Multiply(C2.AsUInt32(), Vector256.Create((ulong)M1).AsUInt32());
+            C0 = (p1 >> 32) ^ C1 ^ Vector256.Create(Key0(_seed, r));
+            C2 = (p0 >> 32) ^ C3 ^ Vector256.Create(Key1(_seed, r));
+            C1 = p1 & low; C3 = p0 & low;
+        }
     }
 
     /// <summary>
