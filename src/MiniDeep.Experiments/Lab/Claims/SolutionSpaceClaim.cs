@@ -477,7 +477,9 @@ public sealed class SolutionSpaceClaim : IClaim
                 "the same with Adam at lr 3e-4: 2.2×, and with SGD at lr 0.01: the plain network stays at chance and its ratio is 40× — those two compare a network stuck on a plateau with a trained one, " +
                 "and which way the ratio goes follows how far the plain network trained, not its architecture. 80 Lanczos steps instead of 20 gave the same ratios. " +
                 "Longer training brings the two together rather than apart: 40 epochs instead of 15 (training loss 0.18 plain, 0.07 residual; same seeds, 2026-11-29) gave 0.0057 against 0.0068 (0.84×), " +
-                "as both λmin shrink toward 0 at a minimum.");
+                "as both λmin shrink toward 0 at a minimum. Nor does the optimizer's setting turn it around (2026-11-29, same seeds, 15 epochs): with Li et al.'s weight decay of 5e-4 the ratio is 0.61×, " +
+                "with lr 0.05 and that weight decay 0.53× (the plain network's training loss 0.58–0.83), with lr 0.03 and none 0.22×, while the slice averages stay at 2.0–2.2× in each; " +
+                "at Li et al.'s lr of 0.1 (with batch norm in their networks) the plain network diverges.");
         report.Table(["seed", "plain λmin", "plain λmax", "plain ratio", "plain loss / test acc", "residual λmin", "residual λmax", "residual ratio", "residual loss / test acc"],
             Enumerable.Range(0, seeds).Select(sd => new[] { sd.ToString(),
                 Report.Num(extremes[2 * sd].Min, "0.00E+0"), Report.Num(extremes[2 * sd].Max, "0.00E+0"), Report.Num(ratios[2 * sd], "F3"), $"{fit[2 * sd].Loss:F2} / {Report.Pct(fit[2 * sd].Accuracy)}",
