@@ -19,7 +19,7 @@ namespace MiniDeep.Continual;
 /// the embeddings are kept within ±6; the loss adds c·R with
 /// R = Σ_l Σ_i a_{l,i}^t (1 − a_{l,i}^{&lt;t}) / Σ_l Σ_i (1 − a_{l,i}^{&lt;t}) (eq. 6). At test time s = s_max.
 /// </remarks>
-public sealed class HatMlp : Module
+public sealed class HatMlp : Module, ITaskConditioned
 {
     private readonly Module? _input;
     private readonly Linear[] _layers;

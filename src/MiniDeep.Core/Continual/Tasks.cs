@@ -103,10 +103,23 @@ public static class TaskSequences
 }
 
 /// <summary>
+/// A model with one output head per task, told which task its next forward pass is for
+/// (task-incremental learning: the task is known at test time). <see cref="MultiHead"/> and
+/// <see cref="HatMlp"/> are two; code that evaluates every task needs only this.
+/// </summary>
+public interface ITaskConditioned
+{
+    /// <summary>The task (0-based) the next forward pass is for.</summary>
+    int ActiveTask { get; set; }
+    /// <summary>Number of tasks the model has heads for.</summary>
+    int Tasks { get; }
+}
+
+/// <summary>
 /// A shared trunk with one output head per task; <see cref="ActiveTask"/> picks the head a forward pass
 /// uses (task-incremental learning: the task is known at test time).
 /// </summary>
-public sealed class MultiHead : Module
+public sealed class MultiHead : Module, ITaskConditioned
 {
     private readonly Module _trunk;
     private readonly Module[] _heads;
@@ -127,6 +140,9 @@ public sealed class MultiHead : Module
         set => _active = (uint)value < (uint)_heads.Length ? value : throw new ArgumentOutOfRangeException(nameof(value), $"MultiHead: task {value} of {_heads.Length}");
     }
     private int _active;
+
+    /// <inheritdoc/>
+    public int Tasks => _heads.Length;
 
     /// <summary>The shared trunk.</summary>
     public Module Trunk => _trunk;

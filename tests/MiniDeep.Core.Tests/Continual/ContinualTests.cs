@@ -87,8 +87,9 @@ public class TaskSequenceTests
         Assert.Equal(6, model.Parameters().Count);
         var x = Tensor.Randn(new Shape(2, 4), g);
         Assert.Equal([2, 2], model.Forward(x).Shape.ToArray());
-        model.ActiveTask = 1;
+        ((ITaskConditioned)model).ActiveTask = 1;
         Assert.Equal([2, 3], model.Forward(x).Shape.ToArray());
+        Assert.Equal(2, model.Tasks);
         Assert.Throws<ArgumentOutOfRangeException>(() => model.ActiveTask = 2);
     }
 

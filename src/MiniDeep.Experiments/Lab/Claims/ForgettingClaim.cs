@@ -369,7 +369,7 @@ public sealed class ForgettingClaim : IClaim
             results[m] = r;
             finalValidation[m] = [.. Enumerable.Range(0, T).Select(j =>
             {
-                if (model is HatMlp h) h.ActiveTask = j; else ((MultiHead)model).ActiveTask = j;
+                ((ITaskConditioned)model).ActiveTask = j;
                 return Accuracy(model, tasks[j].Validation!);
             })];
         });
