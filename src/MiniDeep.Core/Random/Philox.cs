@@ -145,39 +145,8 @@ public static class Philox
     /// (float)(low + (high − low)·u) computed in double: the float32 uniform fill, bit for bit, with
     /// the conversion done a vector at a time.
     /// </summary>
-    public static void UniformFloats(ulong seed, ulong stream, ulong start, double low, double high, Span<float> destination)
-    {
-        Span<uint> words = stackalloc uint[ChunkWords];
-        for (int from = 0; from < destination.Length; from += ChunkWords)
-        {
-            var w = words[..Math.Min(ChunkWords, destination.Length - from)];
-            var d = destination.Slice(from, w.Length);
-            FirstWords(seed, stream, start + (ulong)from, w);
-            int j = 0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var lo = Vector512.Create(low); var range = Vector512.Create(high - low);
-                for (; j + 16 <= w.Length; j += 16)
-                {
-                    // A 24-bit integer converts to float exactly and 2^-24 scales it exactly: u is UniformFloat's.
-                    var u = Vector512.ConvertToSingle((Vector512.Create<uint>(w.Slice(j, 16)) >> 8).AsInt32()) * Vector512.Create(1f / (1 << 24));
-                    var (ul, uh) = Vector512.Widen(u);
-                    Vector512.Narrow(lo + range * ul, lo + range * uh).CopyTo(d[j..]);
-                }
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                var lo = Vector256.Create(low); var range = Vector256.Create(high - low);
-                for (; j + 8 <= w.Length; j += 8)
-                {
-                    var u = Vector256.ConvertToSingle((Vector256.Create<uint>(w.Slice(j, 8)) >> 8).AsInt32()) * Vector256.Create(1f / (1 << 24));
-                    var (ul, uh) = Vector256.Widen(u);
-                    Vector256.Narrow(lo + range * ul, lo + range * uh).CopyTo(d[j..]);
-                }
-            }
-            for (; j < w.Length; j++) d[j] = (float)(low + (high - low) * ((w[j] >> 8) * (1f / (1 << 24))));
-        }
-    }
+    public static void UniformFloats(ulong seed, ulong stream, ulong start, double low, double high, Span<float> destination) =>
+        FillFloats(seed, stream, start, destination, new UniformFromWords(low, high));
 
     /// <summary>
     /// Bernoulli(p) as 0 or 1 for counters start, start + 1, ...: 1 where <see cref="UniformFloat"/> &lt; p.
@@ -187,25 +156,76 @@ public static class Philox
     public static void BernoulliFloats(ulong seed, ulong stream, ulong start, double p, Span<float> destination)
     {
         if (!(p >= 0 && p <= 1)) throw new ArgumentOutOfRangeException(nameof(p), $"Bernoulli: p must lie in [0, 1], got {p}");
-        uint threshold = (uint)Math.Ceiling(p * (1 << 24));
+        FillFloats(seed, stream, start, destination, new BernoulliFromWords((uint)Math.Ceiling(p * (1 << 24))));
+    }
+
+    // The float fills: words a chunk at a time, each chunk converted while it is in L1. The conversion
+    // is a struct type argument, so each fill gets its own compiled loop with the conversion inlined.
+    private static void FillFloats<TConvert>(ulong seed, ulong stream, ulong start, Span<float> destination, TConvert convert)
+        where TConvert : struct, IFromWords
+    {
         Span<uint> words = stackalloc uint[ChunkWords];
         for (int from = 0; from < destination.Length; from += ChunkWords)
         {
             var w = words[..Math.Min(ChunkWords, destination.Length - from)];
-            var d = destination.Slice(from, w.Length);
             FirstWords(seed, stream, start + (ulong)from, w);
+            convert.Convert(w, destination.Slice(from, w.Length));
+        }
+    }
+
+    private interface IFromWords
+    {
+        void Convert(ReadOnlySpan<uint> words, Span<float> destination);
+    }
+
+    // (float)(low + (high − low)·u) in double, u = (word >> 8)·2^-24 as UniformFloat has it.
+    private readonly struct UniformFromWords(double low, double high) : IFromWords
+    {
+        public void Convert(ReadOnlySpan<uint> w, Span<float> d)
+        {
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var lo = Vector512.Create(low); var range = Vector512.Create(high - low);
+                for (; j + 16 <= w.Length; j += 16)
+                {
+                    // A 24-bit integer converts to float exactly and 2^-24 scales it exactly: u is UniformFloat's.
+                    var u = Vector512.ConvertToSingle((Vector512.Create(w.Slice(j, 16)) >> 8).AsInt32()) * Vector512.Create(1f / (1 << 24));
+                    var (ul, uh) = Vector512.Widen(u);
+                    Vector512.Narrow(lo + range * ul, lo + range * uh).CopyTo(d[j..]);
+                }
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                var lo = Vector256.Create(low); var range = Vector256.Create(high - low);
+                for (; j + 8 <= w.Length; j += 8)
+                {
+                    var u = Vector256.ConvertToSingle((Vector256.Create(w.Slice(j, 8)) >> 8).AsInt32()) * Vector256.Create(1f / (1 << 24));
+                    var (ul, uh) = Vector256.Widen(u);
+                    Vector256.Narrow(lo + range * ul, lo + range * uh).CopyTo(d[j..]);
+                }
+            }
+            for (; j < w.Length; j++) d[j] = (float)(low + (high - low) * ((w[j] >> 8) * (1f / (1 << 24))));
+        }
+    }
+
+    // 1 where (word >> 8) < threshold, else 0.
+    private readonly struct BernoulliFromWords(uint threshold) : IFromWords
+    {
+        public void Convert(ReadOnlySpan<uint> w, Span<float> d)
+        {
             int j = 0;
             if (Vector512.IsHardwareAccelerated)
             {
                 var t = Vector512.Create(threshold); var one = Vector512.Create(1f).AsUInt32();
                 for (; j + 16 <= w.Length; j += 16)
-                    (Vector512.LessThan(Vector512.Create<uint>(w.Slice(j, 16)) >> 8, t) & one).AsSingle().CopyTo(d[j..]);
+                    (Vector512.LessThan(Vector512.Create(w.Slice(j, 16)) >> 8, t) & one).AsSingle().CopyTo(d[j..]);
             }
             else if (Vector256.IsHardwareAccelerated)
             {
                 var t = Vector256.Create(threshold); var one = Vector256.Create(1f).AsUInt32();
                 for (; j + 8 <= w.Length; j += 8)
-                    (Vector256.LessThan(Vector256.Create<uint>(w.Slice(j, 8)) >> 8, t) & one).AsSingle().CopyTo(d[j..]);
+                    (Vector256.LessThan(Vector256.Create(w.Slice(j, 8)) >> 8, t) & one).AsSingle().CopyTo(d[j..]);
             }
             for (; j < w.Length; j++) d[j] = (w[j] >> 8) < threshold ? 1f : 0f;
         }

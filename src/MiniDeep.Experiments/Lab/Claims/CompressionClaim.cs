@@ -202,9 +202,7 @@ public sealed class CompressionClaim : IClaim
     // ----- 1b: distillation -----
 
     private const int LeftOut = 3;   // Dress: the class kept out of the student's transfer set
-    private const int ValidationImages = 5_000;   // training images outside the transfer set that choose T
-
-    private static TensorDataset Rows(TensorDataset d, Tensor rows) => new(d.X.IndexSelect(0, rows), d.Y.IndexSelect(0, rows));
+    private const int ValidationImages = 5_000;   // training images outside the transfer set that choose T and the bias correction
 
     // Inputs and a target row per image: the teacher's 10 logits, then the label (as a float), so a
     // DataLoader shuffles them together.
@@ -232,11 +230,8 @@ public sealed class CompressionClaim : IClaim
         return Batched(x, Tensor.Zeros(new Shape(x.Size(0)), DType.Int32), 1_000, (xb, _) => model.Forward(xb));
     }
 
-    // Hinton et al.'s bias correction: raise the left-out class's logit until it takes its share of the
-    // predictions (bisection on the offset; the share only grows with it), and return the fraction of
-    // that class's test images then classified correctly, and the offset.
     // Hinton et al.'s bias correction: the offset to class cls's logit that gives it `share` of the
-    // predictions on a set of images (by bisection; no labels are used).
+    // predictions on a set of images (bisection: the share only grows with the offset; no labels are used).
     private static double ShareOffset(float[] logits, int rows, int cls, double share)
     {
         double Share(double offset)
@@ -312,9 +307,10 @@ public sealed class CompressionClaim : IClaim
         // The transfer set: 10,000 training images; a second one without a single Dress. The next
         // 5,000 of the same permutation are the validation images that choose between T = 2 and 4,
         // so the temperature the check reports is not picked on the test set it is measured on.
-        var transferOrder = Tensor.RandPerm(train.Count, ctx.Rng("distill-transfer"));
-        var sub = Rows(train, transferOrder.Narrow(0, 0, transfer));
-        var validation = Rows(train, transferOrder.Narrow(0, transfer, Math.Min(ValidationImages, train.Count - transfer)));
+        var transferOrder = Tensor.RandPerm(train.Count, ctx.Rng("distill-transfer")).ToArray<int>();
+        TensorDataset Part(int from, int count) { var b = train.Get(transferOrder[from..(from + count)]); return new(b.X, b.Y); }
+        var sub = Part(0, transfer);
+        var validation = Part(transfer, Math.Min(ValidationImages, train.Count - transfer));
         var validationLabels = validation.Y.ToArray<int>();
         var subLabels = sub.Y.ToArray<int>();
         var noDressIdx = Tensor.FromArray(Enumerable.Range(0, sub.Count).Where(i => subLabels[i] != LeftOut).ToArray());
