@@ -138,6 +138,21 @@ public class LabRunnerTests
     }
 
     [Fact]
+    public void ReportSections_PrintOneProgressLineEach_AndNothingWithoutAWriter()
+    {
+        var log = new StringWriter();
+        var report = new Report(log, "claim-x");
+        report.Section("First part");
+        report.Text("a paragraph");
+        report.Section("Second part");
+        var lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.Matches(@"^  \[claim-x\] First part: \d+ s$", lines[0].TrimEnd('\r'));
+        Assert.Matches(@"^  \[claim-x\] Second part: \d+ s$", lines[1].TrimEnd('\r'));
+        new Report().Section("silent");   // no writer: nothing to print to, and no exception
+    }
+
+    [Fact]
     public void Spearman_MatchesHandComputedRanks()
     {
         Assert.Equal(1, MemorizationClaim.Spearman([1, 2, 3, 4], [10, 20, 35, 100]), 12);

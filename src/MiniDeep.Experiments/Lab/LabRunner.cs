@@ -91,7 +91,7 @@ public static class LabRunner
         var clock = Stopwatch.StartNew();
         var dir = Path.Combine(o.OutRoot, claim.Id);
         var context = new LabContext(o.Budget, o.Seed, data, dir, log);
-        var report = new Report();
+        var report = new Report(log, claim.Id);
         var checks = claim.Run(context, report);
         var result = new ClaimResult(claim.Id, claim.Title, checks, clock.Elapsed.TotalSeconds, data.Name, o.Budget, o.Seed);
         report.Write(dir, claim, result, Machine());

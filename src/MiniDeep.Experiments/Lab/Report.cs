@@ -15,6 +15,21 @@ public sealed class Report
 {
     private readonly StringBuilder _body = new();
     private readonly List<(string Name, byte[] Png)> _images = [];
+    private readonly TextWriter? _progress;
+    private readonly string _prefix;
+    private readonly System.Diagnostics.Stopwatch _sinceSection = System.Diagnostics.Stopwatch.StartNew();
+
+    /// <summary>A report that prints nothing while it is built.</summary>
+    public Report() : this(null, "") { }
+
+    /// <summary>A report that prints one progress line per section to <paramref name="progress"/>: the
+    /// section's title and the seconds since the previous one (the claims compute a part, then write its
+    /// section, so that is the part's time).</summary>
+    public Report(TextWriter? progress, string prefix)
+    {
+        _progress = progress;
+        _prefix = prefix;
+    }
 
     /// <summary>Free-form measurements for metrics.json, by name.</summary>
     public JsonObject Metrics { get; } = [];
@@ -23,7 +38,12 @@ public sealed class Report
     public List<string> Setup { get; } = [];
 
     /// <summary>Starts a section.</summary>
-    public void Section(string title) => _body.Append("\n## ").Append(title).Append("\n\n");
+    public void Section(string title)
+    {
+        _body.Append("\n## ").Append(title).Append("\n\n");
+        _progress?.WriteLine($"  [{_prefix}] {title}: {_sinceSection.Elapsed.TotalSeconds:F0} s");
+        _sinceSection.Restart();
+    }
 
     /// <summary>A paragraph.</summary>
     public void Text(string paragraph) => _body.Append(paragraph.Trim()).Append("\n\n");
