@@ -10,7 +10,7 @@ namespace MiniDeep.Benchmarks;
 /// <summary>
 /// `gpu-check [--device cuda|ilgpu-cpu] [--json FILE]`: the device check of a GPU machine in one run.
 /// It runs conformance cases against the reference backend, compiles every kernel to PTX for sm_90,
-/// times GEMM (naive and tiled), a convolution and the MLP training step at batch 1024 (with the CPU
+/// times GEMM (naive, tiled 64×64 and 128×128), a convolution and the MLP training step at batch 1024 (with the CPU
 /// backend's step for the ratio), and prints one JSON object.
 /// </summary>
 public static class GpuCheck
@@ -40,6 +40,10 @@ public static class GpuCheck
         if (failures.Count > 0) result["conformance_failures"] = new JsonArray(failures.Select(f => (JsonNode)f).ToArray());
         Console.Error.WriteLine($"conformance: {passed} of {passed + failures.Count} cases agree with the reference backend");
 
+        var accuracy = Accuracy(device);
+        result["accuracy_max_ulps"] = accuracy;
+        Console.Error.WriteLine($"accuracy against the reference backend, largest error in ulps of each dtype: {accuracy.ToJsonString()}");
+
         var clock = Stopwatch.StartNew();
         result["ptx_sm90_kernels"] = KernelCatalog.CompileAll(GpuDevices.Compiler);
         result["ptx_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1);
@@ -53,14 +57,16 @@ public static class GpuCheck
             var a = Tensor.Randn(new Shape(n, n), g, device: device);
             var b = Tensor.Randn(new Shape(n, n), g, device: device);
             var row = new JsonObject();
-            foreach (var (name, grouped) in new[] { ("naive", false), ("tiled", true) })
+            foreach (var (name, grouped, tile) in new[] { ("naive", false, (int?)null), ("tiled", true, 64), ("tiled128", true, 128) })
             {
                 if (!cuda && grouped) continue;   // the CPU accelerator's barrier groups take minutes at these sizes
                 backend.GroupKernels = grouped;
+                backend.GemmTile = tile;
                 double s = Time(() => Tensor.MatMul(a, b), backend, cuda ? 0.5 : 0.2);
                 row[name] = Math.Round(2.0 * n * n * n / s / 1e9, 1);
             }
             backend.GroupKernels = null;
+            backend.GemmTile = null;
             gemm[n.ToString()] = row;
             Console.Error.WriteLine($"sgemm n={n}: {row.ToJsonString()} GFLOP/s");
         }
@@ -126,6 +132,67 @@ public static class GpuCheck
             opt.Step();
             return loss;
         }, backend, 1.0);
+    }
+
+    // The transcendental functions over wide ranges of arguments, in float32 and float64: the largest
+    // distance, in units in the last place of the dtype, between the device's result and the reference
+    // backend's (computed in float64 with the same op structs, on the host).
+    private static JsonObject Accuracy(Device device)
+    {
+        const int n = 1 << 20;
+        var g = new Generator(99);
+        Tensor U(double lo, double hi) => Tensor.Rand(new Shape(n), g, dtype: DType.Float64) * (hi - lo) + lo;
+        var cases = new (string Name, Tensor[] Inputs, Func<Tensor[], Tensor> F)[]
+        {
+            ("exp on [-87, 88]", [U(-87, 88)], t => t[0].Exp()),
+            ("log on [1e-30, 1e30]", [(U(-30, 30) * Math.Log(10)).Exp()], t => t[0].Log()),
+            ("log near 1", [U(0.5, 2)], t => t[0].Log()),
+            ("sin on [-100, 100]", [U(-100, 100)], t => t[0].Sin()),
+            ("cos on [-100, 100]", [U(-100, 100)], t => t[0].Cos()),
+            ("sigmoid on [-30, 30]", [U(-30, 30)], t => t[0].Sigmoid()),
+            ("tanh on [-10, 10]", [U(-10, 10)], t => t[0].Tanh()),
+            ("tanh on [-0.01, 0.01]", [U(-0.01, 0.01)], t => t[0].Tanh()),
+            ("pow, base in (0, 10], exponent in [-8, 8]", [U(1e-6, 10), U(-8, 8)], t => Tensor.Pow(t[0], t[1])),
+        };
+        var result = new JsonObject();
+        foreach (var dtype in new[] { DType.Float32, DType.Float64 })
+        {
+            var table = new JsonObject();
+            foreach (var (name, inputs, f) in cases)
+            {
+                var typed = inputs.Select(t => t.To(dtype)).ToArray();
+                var expected = f(typed.Select(t => t.To(Device.Reference)).ToArray()).ToDoubleArray();
+                var actual = f(typed.Select(t => t.To(device)).ToArray()).To(Device.Reference).ToDoubleArray();
+                var x0 = typed[0].To(Device.Reference).ToDoubleArray();
+                long worst = 0;
+                double worstAt = double.NaN;
+                for (int i = 0; i < n; i++)
+                {
+                    if (double.IsNaN(expected[i]) && double.IsNaN(actual[i])) continue;
+                    long u = dtype == DType.Float32 ? Ulps((float)expected[i], (float)actual[i]) : Ulps(expected[i], actual[i]);
+                    if (u > worst) { worst = u; worstAt = x0[i]; }
+                }
+                table[name] = worst == 0 ? 0 : $"{worst} (x = {worstAt:R})";
+            }
+            result[dtype == DType.Float32 ? "float32" : "float64"] = table;
+        }
+        return result;
+    }
+
+    // Distance in representable numbers (ulps) between a and b, across zero too.
+    private static long Ulps(float a, float b)
+    {
+        if (float.IsNaN(a) || float.IsNaN(b)) return long.MaxValue;
+        static long Ordered(float x) { int i = BitConverter.SingleToInt32Bits(x); return i < 0 ? int.MinValue - (long)i : i; }
+        return Math.Abs(Ordered(a) - Ordered(b));
+    }
+
+    private static long Ulps(double a, double b)
+    {
+        if (double.IsNaN(a) || double.IsNaN(b)) return long.MaxValue;
+        static long Ordered(double x) { long i = BitConverter.DoubleToInt64Bits(x); return i < 0 ? long.MinValue - i : i; }
+        long d = Ordered(a) - Ordered(b);
+        return d == long.MinValue ? long.MaxValue : Math.Abs(d);
     }
 
     // A compact conformance run: each case computed on the reference backend and on the device.

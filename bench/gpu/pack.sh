@@ -9,5 +9,5 @@ rm -rf .gpu && mkdir -p .gpu
 dotnet publish bench/MiniDeep.Benchmarks -c Release -r linux-x64 --self-contained \
     -p:InvariantGlobalization=true -o .gpu/app
 tar czf .gpu/app.tgz -C .gpu app && rm -rf .gpu/app
-cp bench/gpu/device-check.sh bench/gpu/torch_matmul.py .gpu/
+cp bench/gpu/device-check.sh bench/gpu/torch_matmul.py bench/gpu/torch_steps.py .gpu/
 ls -la .gpu

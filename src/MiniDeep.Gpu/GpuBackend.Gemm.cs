@@ -17,6 +17,23 @@ public sealed partial class GpuBackend
 
     private bool UseGroupKernels => GroupKernels ?? Accelerator.AcceleratorType != AcceleratorType.CPU;
 
+    /// <summary>
+    /// The tile of the grouped float32 GEMM: 64 (<see cref="Gemm.Tiled"/>) or 128 (<see cref="Gemm.Tiled128"/>).
+    /// Null (the default) takes 128 when the product has at least one 128×128 tile per multiprocessor,
+    /// else 64, whose four times as many groups keep a large GPU busy on smaller products.
+    /// </summary>
+    public int? GemmTile
+    {
+        get => _gemmTile;
+        set => _gemmTile = value is null or Gemm.Tile or Gemm.BigTile ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), $"GemmTile: {value}; the tiles are {Gemm.Tile} and {Gemm.BigTile}");
+    }
+    private int? _gemmTile;
+
+    private int ChooseTile(GemmShape s, int batch) => _gemmTile ??
+        ((long)((s.M + Gemm.BigTile - 1) / Gemm.BigTile) * ((s.N + Gemm.BigTile - 1) / Gemm.BigTile) * batch >= Math.Max(1, Accelerator.NumMultiprocessors)
+            ? Gemm.BigTile : Gemm.Tile);
+
     // C (batch × M × N, dense) = A·B with A, B read through strides; bias along n (or m) and ReLU fused.
     private void GemmInto(GpuStorage a, GpuStorage b, GpuStorage? bias, GemmShape s, int batch, GpuStorage y)
     {
@@ -27,8 +44,11 @@ public sealed partial class GpuBackend
             if (!UseGroupKernels) Run(Gemm.Naive<float, F32>, batch * s.M * s.N, a.F32, b.F32, biasView.F32, s, y.F32);
             else
             {
-                var grid = new Index3D((s.N + Gemm.Tile - 1) / Gemm.Tile, (s.M + Gemm.Tile - 1) / Gemm.Tile, batch);
-                RunGrouped(Gemm.Tiled, new KernelConfig(grid, new Index3D(Gemm.Threads, Gemm.Threads, 1)), a.F32, b.F32, biasView.F32, s, y.F32);
+                int tile = ChooseTile(s, batch);
+                var grid = new Index3D((s.N + tile - 1) / tile, (s.M + tile - 1) / tile, batch);
+                var config = new KernelConfig(grid, new Index3D(Gemm.Threads, Gemm.Threads, 1));
+                if (tile == Gemm.BigTile) RunGrouped(Gemm.Tiled128, config, a.F32, b.F32, biasView.F32, s, y.F32);
+                else RunGrouped(Gemm.Tiled, config, a.F32, b.F32, biasView.F32, s, y.F32);
             }
         }
         else if (a.DType == DType.Float64) Run(Gemm.Naive<double, F64>, batch * s.M * s.N, a.F64, b.F64, biasView.F64, s, y.F64);

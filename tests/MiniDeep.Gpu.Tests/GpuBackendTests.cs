@@ -207,6 +207,7 @@ public class GpuBackendTests
     [InlineData(33, 47, 29)]
     [InlineData(64, 64, 64)]
     [InlineData(70, 5, 130)]
+    [InlineData(130, 19, 140)]
     public void TheTiledGemm_AndTheGroupReduction_MatchTheSimpleKernels(int m, int k, int n)
     {
         // On the GPU-shaped CPU accelerator: the tiled GEMM's groups have 256 threads.
@@ -218,20 +219,25 @@ public class GpuBackendTests
         var w = Tensor.Randn(new Shape(n, k), g).To(dev);
         var bias = Tensor.Randn(new Shape(n), g).To(dev);
         var big = Tensor.Randn(new Shape(3, 2000), g).To(dev);
-        (float[] Mm, float[] Lin, float[] MmT, float[] Sum) Run(bool grouped)
+        (float[] Mm, float[] Lin, float[] MmT, float[] Sum) Run(bool grouped, int? tile)
         {
             backend.GroupKernels = grouped;
+            backend.GemmTile = tile;
             try
             {
                 return (Tensor.MatMul(a, b).ToArray<float>(), Tensor.LinearRelu(a.Narrow(0, 0, 1).Reshape(m, k), w, bias).ToArray<float>(),
                     Tensor.MatMul(b.mT, a.Narrow(0, 1, 1).Reshape(m, k).mT).ToArray<float>(), big.Sum(1).ToArray<float>());
             }
-            finally { backend.GroupKernels = null; }
+            finally { backend.GroupKernels = null; backend.GemmTile = null; }
         }
-        var simple = Run(false);
-        var tiled = Run(true);
-        foreach (var (x, y) in new[] { (simple.Mm, tiled.Mm), (simple.Lin, tiled.Lin), (simple.MmT, tiled.MmT), (simple.Sum, tiled.Sum) })
-            for (int i = 0; i < x.Length; i++) Assert.Equal(x[i], y[i], 1e-4 * (1 + Math.Abs(x[i])));
+        var simple = Run(false, null);
+        foreach (int tile in new[] { 64, 128 })
+        {
+            var tiled = Run(true, tile);
+            foreach (var (x, y) in new[] { (simple.Mm, tiled.Mm), (simple.Lin, tiled.Lin), (simple.MmT, tiled.MmT), (simple.Sum, tiled.Sum) })
+                for (int i = 0; i < x.Length; i++) Assert.Equal(x[i], y[i], 1e-4 * (1 + Math.Abs(x[i])));
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => backend.GemmTile = 32);
     }
 
     [Fact]
@@ -241,5 +247,20 @@ public class GpuBackendTests
         Assert.True(compiled >= 100, $"{compiled} kernel instantiations compiled");
         foreach (var (name, ptx) in GpuDevices.Compiler.Ptx)
             Assert.True(ptx.Contains(".entry") && ptx.Contains(".address_size 64"), $"{name}: no kernel entry in its PTX");
+    }
+
+    // PTX's approximate instructions (tanh.approx.f32 keeps about 11 bits; sin/cos.approx have no range
+    // reduction; ex2/lg2.approx lose bits as |x| grows) must not reach a kernel: on an H200 they made the
+    // device's tanh differ from the reference in the sixth digit. The op structs evaluate in float64.
+    [Fact]
+    public void NoKernel_UsesPtxApproximateMath()
+    {
+        KernelCatalog.CompileAll(GpuDevices.Compiler);
+        var offenders = GpuDevices.Compiler.Ptx
+            .Select(p => (p.Key, Approx: System.Text.RegularExpressions.Regex.Matches(p.Value, @"\b[a-z0-9]+\.approx[a-z0-9.]*").Select(m => m.Value).Distinct().ToList()))
+            .Where(p => p.Approx.Count > 0)
+            .Select(p => $"{p.Key}: {string.Join(", ", p.Approx)}")
+            .ToList();
+        Assert.True(offenders.Count == 0, "kernels with approximate math: " + string.Join("; ", offenders));
     }
 }

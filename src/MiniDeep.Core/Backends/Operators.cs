@@ -8,6 +8,15 @@ namespace MiniDeep;
 // kernels); the optional span overloads let the CPU backend use TensorPrimitives' SIMD loops where
 // they exist. Returning false means "no vector kernel here, loop the scalar Invoke".
 // The derivative of each op is not here: it lives with the differentiable op in Ops/.
+//
+// The float32 definitions of the transcendental functions (exp, log, sin, cos, sigmoid, tanh, pow)
+// evaluate in float64 and round once. ILGPU compiles MathF.Tanh to PTX's tanh.approx.f32, which keeps
+// about 11 bits, MathF.Sin and Cos to sin/cos.approx (no range reduction), and MathF.Exp, Log and Pow to
+// ex2/lg2.approx of a rescaled argument, whose error grows with |x|; the float64 functions it builds in
+// software instead. Rounding the float64 result gives the same nearly correctly rounded float on every
+// backend (checked on an H200: gpu-check's accuracy table, docs/gpu.md). Elementwise kernels are bound
+// by memory, so the wider arithmetic costs little; the CPU backend's contiguous loops use
+// TensorPrimitives and do not come here.
 
 /// <summary>An elementwise function of one float.</summary>
 public interface IUnaryOp
@@ -52,14 +61,14 @@ public struct NegOp : IUnaryOp
 
 public struct ExpOp : IUnaryOp
 {
-    public static float Invoke(float x) => MathF.Exp(x);
+    public static float Invoke(float x) => (float)Math.Exp(x);
     public static double Invoke(double x) => Math.Exp(x);
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Exp(x, y); return true; }
 }
 
 public struct LogOp : IUnaryOp
 {
-    public static float Invoke(float x) => MathF.Log(x);
+    public static float Invoke(float x) => (float)Math.Log(x);
     public static double Invoke(double x) => Math.Log(x);
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Log(x, y); return true; }
 }
@@ -78,17 +87,19 @@ public struct AbsOp : IUnaryOp
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Abs(x, y); return true; }
 }
 
+/// <summary>sin, from <see cref="Trig"/> rather than Math.Sin (see there).</summary>
 public struct SinOp : IUnaryOp
 {
-    public static float Invoke(float x) => MathF.Sin(x);
-    public static double Invoke(double x) => Math.Sin(x);
+    public static float Invoke(float x) => (float)Trig.Sin(x);
+    public static double Invoke(double x) => Trig.Sin(x);
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Sin(x, y); return true; }
 }
 
+/// <summary>cos, from <see cref="Trig"/> rather than Math.Cos (see there).</summary>
 public struct CosOp : IUnaryOp
 {
-    public static float Invoke(float x) => MathF.Cos(x);
-    public static double Invoke(double x) => Math.Cos(x);
+    public static float Invoke(float x) => (float)Trig.Cos(x);
+    public static double Invoke(double x) => Trig.Cos(x);
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Cos(x, y); return true; }
 }
 
@@ -111,15 +122,42 @@ public struct ReluOp : IUnaryOp
 /// <summary>1 / (1 + e^-x), written so that neither tail overflows.</summary>
 public struct SigmoidOp : IUnaryOp
 {
-    public static float Invoke(float x) => x >= 0 ? 1f / (1f + MathF.Exp(-x)) : MathF.Exp(x) / (1f + MathF.Exp(x));
+    public static float Invoke(float x) => (float)Invoke((double)x);
     public static double Invoke(double x) => x >= 0 ? 1d / (1d + Math.Exp(-x)) : Math.Exp(x) / (1d + Math.Exp(x));
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Sigmoid(x, y); return true; }
 }
 
+/// <summary>
+/// tanh from exp and arithmetic alone, to a few float64 ulps: ILGPU builds Math.Tanh(double) in software,
+/// and on an H200 that code returned values hundreds of millions of float32 ulps off for some arguments
+/// in [−10, 10] (gpu-check's accuracy table), so the op does not call it.
+/// </summary>
 public struct TanhOp : IUnaryOp
 {
-    public static float Invoke(float x) => MathF.Tanh(x);
-    public static double Invoke(double x) => Math.Tanh(x);
+    public static float Invoke(float x) => (float)Invoke((double)x);
+    public static double Invoke(double x)
+    {
+        double ax = Math.Abs(x);
+        if (ax == 0 || double.IsNaN(x)) return x;         // ±0 keeps its sign
+        if (ax >= 22) return x > 0 ? 1d : -1d;            // 1 − tanh(22) < 2⁻⁶³
+        double t;
+        if (ax < 0.55)
+        {
+            // tanh = e / (e + 2) with e = exp(2|x|) − 1 summed as its series,
+            // y(1 + y/2(1 + y/3(1 + …))): all terms positive, so no cancellation near 0.
+            double y = 2 * ax, e = 1;
+            for (int n = 20; n >= 2; n--) e = 1 + y / n * e;
+            e *= y;
+            t = e / (e + 2);
+        }
+        else
+        {
+            double q = Math.Exp(-2 * ax);                 // at most e^−1.1: 1 − q loses nothing
+            t = (1 - q) / (1 + q);
+        }
+        return x > 0 ? t : -t;
+    }
+
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Tanh(x, y); return true; }
 }
 
@@ -178,7 +216,7 @@ public struct DivOp : IBinaryOp
 
 public struct PowOp : IBinaryOp
 {
-    public static float Invoke(float a, float b) => MathF.Pow(a, b);
+    public static float Invoke(float a, float b) => (float)Math.Pow(a, b);
     public static double Invoke(double a, double b) => Math.Pow(a, b);
 }
 
@@ -292,5 +330,67 @@ public static class SpecialFunctions
             if (Math.Abs(delta - 1) < 1e-16) break;
         }
         return Math.Exp(-x * x) / Math.Sqrt(Math.PI) / f;
+    }
+}
+
+/// <summary>
+/// sin and cos to a few float64 ulps for |x| below about 2·10⁸, from arithmetic alone: ILGPU builds
+/// Math.Sin(double) in software, and on an H200 that code returned values hundreds of millions of
+/// float32 ulps off for some arguments in [−100, 100] (gpu-check's accuracy table). x = k·π/2 + r with
+/// |r| ≤ π/4 (Cody and Waite's reduction: π/2 split into three 26-bit parts and a remainder, so each
+/// k·part is exact while |k| &lt; 2²⁷), then the Taylor series of sin r or cos r, whose first omitted
+/// terms (r¹⁹/19!, r²⁰/20!) are below 10⁻¹⁹ on that interval; the quadrant k mod 4 picks which and the sign.
+/// </summary>
+internal static class Trig
+{
+    private const double TwoOverPi = 0.6366197723675814;
+    private const double P1 = 1.5707963109016418, P2 = 1.5893254712295857e-08, P3 = 6.123233932053594e-17, P4 = 6.36831716351095e-25;
+
+    public static double Sin(double x)
+    {
+        if (x == 0) return x;                                       // ±0 keeps its sign
+        if (!(Math.Abs(x) <= double.MaxValue)) return double.NaN;   // NaN and ±∞
+        double k = Math.Round(x * TwoOverPi), r = Reduce(x, k);
+        return Quadrant(k) switch { 0 => SinSeries(r), 1 => CosSeries(r), 2 => -SinSeries(r), _ => -CosSeries(r) };
+    }
+
+    public static double Cos(double x)
+    {
+        if (!(Math.Abs(x) <= double.MaxValue)) return double.NaN;
+        double k = Math.Round(x * TwoOverPi), r = Reduce(x, k);
+        return Quadrant(k) switch { 0 => CosSeries(r), 1 => -SinSeries(r), 2 => -CosSeries(r), _ => SinSeries(r) };
+    }
+
+    private static double Reduce(double x, double k) => (((x - k * P1) - k * P2) - k * P3) - k * P4;
+
+    private static int Quadrant(double k) => (int)(k - 4 * Math.Floor(k * 0.25));
+
+    // Horner in z = r²: r − r³/3! + r⁵/5! − … + r¹⁷/17!.
+    private static double SinSeries(double r)
+    {
+        double z = r * r;
+        double p = -1.0 / 1307674368000 + z / 355687428096000;      // −1/15! and 1/17!
+        p = 1.0 / 6227020800 + z * p;
+        p = -1.0 / 39916800 + z * p;
+        p = 1.0 / 362880 + z * p;
+        p = -1.0 / 5040 + z * p;
+        p = 1.0 / 120 + z * p;
+        p = -1.0 / 6 + z * p;
+        return r + r * z * p;
+    }
+
+    // 1 − r²/2! + r⁴/4! − … up to r¹⁸/18!.
+    private static double CosSeries(double r)
+    {
+        double z = r * r;
+        double p = 1.0 / 20922789888000 - z / 6402373705728000;     // 1/16! and 1/18!
+        p = -1.0 / 87178291200 + z * p;
+        p = 1.0 / 479001600 + z * p;
+        p = -1.0 / 3628800 + z * p;
+        p = 1.0 / 40320 + z * p;
+        p = -1.0 / 720 + z * p;
+        p = 1.0 / 24 + z * p;
+        p = -0.5 + z * p;
+        return 1 + z * p;
     }
 }
