@@ -292,8 +292,7 @@ public sealed partial class GpuBackend
                 case DType.Float64: Run(Windows.MaxPool<double, F64>, n, s.F64, xl, g, g.OutH, g.OutW, values.F64, indices.I32, err.I32); break;
                 default: throw NotFloating("max_pool2d", x.DType);
             }
-            if (ReadError(err) is { } e)
-                throw new ArgumentException($"max_pool2d: a window at ({e[1]}, {e[2]}) lies entirely in the padding");
+            Check(err, e => new ArgumentException($"max_pool2d: a window at ({e[1]}, {e[2]}) lies entirely in the padding"));
             return (values, indices);
         }
     }

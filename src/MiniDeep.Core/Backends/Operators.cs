@@ -12,11 +12,12 @@ namespace MiniDeep;
 // The float32 definitions of the transcendental functions (exp, log, sin, cos, sigmoid, tanh, pow)
 // evaluate in float64 and round once. ILGPU compiles MathF.Tanh to PTX's tanh.approx.f32, which keeps
 // about 11 bits, MathF.Sin and Cos to sin/cos.approx (no range reduction), and MathF.Exp, Log and Pow to
-// ex2/lg2.approx of a rescaled argument, whose error grows with |x|; the float64 functions it builds in
-// software instead. Rounding the float64 result gives the same nearly correctly rounded float on every
-// backend (checked on an H200: gpu-check's accuracy table, docs/gpu.md). Elementwise kernels are bound
-// by memory, so the wider arithmetic costs little; the CPU backend's contiguous loops use
-// TensorPrimitives and do not come here.
+// ex2/lg2.approx of a rescaled argument, whose error grows with |x|. Its float64 Math functions are
+// software CORDIC iterations: slow (a cross-entropy kernel of 1,024 rows took 0.7 ms on an H200) and,
+// for Tanh and Sin, wrong for some arguments. So exp, log, sin, cos and tanh come from Elementary and
+// Trig below, a few dozen float64 multiply-adds each, accurate to a few float64 ulps; rounding to
+// float32 then gives the same float on every backend (gpu-check's accuracy table, docs/gpu.md). The
+// CPU backend's contiguous loops use TensorPrimitives and do not come here.
 
 /// <summary>An elementwise function of one float.</summary>
 public interface IUnaryOp
@@ -61,15 +62,15 @@ public struct NegOp : IUnaryOp
 
 public struct ExpOp : IUnaryOp
 {
-    public static float Invoke(float x) => (float)Math.Exp(x);
-    public static double Invoke(double x) => Math.Exp(x);
+    public static float Invoke(float x) => (float)Elementary.Exp(x);
+    public static double Invoke(double x) => Elementary.Exp(x);
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Exp(x, y); return true; }
 }
 
 public struct LogOp : IUnaryOp
 {
-    public static float Invoke(float x) => (float)Math.Log(x);
-    public static double Invoke(double x) => Math.Log(x);
+    public static float Invoke(float x) => (float)Elementary.Log(x);
+    public static double Invoke(double x) => Elementary.Log(x);
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Log(x, y); return true; }
 }
 
@@ -123,12 +124,12 @@ public struct ReluOp : IUnaryOp
 public struct SigmoidOp : IUnaryOp
 {
     public static float Invoke(float x) => (float)Invoke((double)x);
-    public static double Invoke(double x) => x >= 0 ? 1d / (1d + Math.Exp(-x)) : Math.Exp(x) / (1d + Math.Exp(x));
+    public static double Invoke(double x) => x >= 0 ? 1d / (1d + Elementary.Exp(-x)) : Elementary.Exp(x) / (1d + Elementary.Exp(x));
     public static bool Span<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> { TensorPrimitives.Sigmoid(x, y); return true; }
 }
 
 /// <summary>
-/// tanh from exp and arithmetic alone, to a few float64 ulps: ILGPU builds Math.Tanh(double) in software,
+/// tanh from <see cref="Elementary.Exp"/> and arithmetic alone, to a few float64 ulps: ILGPU builds Math.Tanh(double) in software,
 /// and on an H200 that code returned values hundreds of millions of float32 ulps off for some arguments
 /// in [−10, 10] (gpu-check's accuracy table), so the op does not call it.
 /// </summary>
@@ -152,7 +153,7 @@ public struct TanhOp : IUnaryOp
         }
         else
         {
-            double q = Math.Exp(-2 * ax);                 // at most e^−1.1: 1 − q loses nothing
+            double q = Elementary.Exp(-2 * ax);           // at most e^−1.1: 1 − q loses nothing
             t = (1 - q) / (1 + q);
         }
         return x > 0 ? t : -t;
@@ -393,4 +394,75 @@ internal static class Trig
         p = -0.5 + z * p;
         return 1 + z * p;
     }
+}
+
+/// <summary>
+/// exp and log in float64 from multiply-adds and the bits of the float, for every backend (see the note
+/// at the top of this file). exp: x = k·ln 2 + r with |r| ≤ ln 2 / 2 (Cody and Waite: ln 2 split so that
+/// k·Ln2Hi is exact), e^r by its Taylor series to r¹³ (the first term left out is below 5·10⁻¹⁸), times
+/// 2^k built from its exponent bits in two halves (so that results near overflow and in the subnormal
+/// range come out right). log: x = 2^e·m with m in [√½, √2), log m = 2 atanh(s) with s = (m − 1)/(m + 1),
+/// |s| ≤ 0.172, by its odd series to s²³. Both agree with .NET's Math.Exp and Math.Log to a few ulps
+/// (tested).
+/// </summary>
+internal static class Elementary
+{
+    private const double Log2E = 1.4426950408889634;
+    private const double Ln2Hi = 0.6931471803691238, Ln2Lo = 1.9082149292705877e-10;   // Ln2Hi has 32 significant bits
+
+    public static double Exp(double x)
+    {
+        if (double.IsNaN(x)) return x;
+        if (x > 709.782712893384) return double.PositiveInfinity;
+        if (x < -745.1332191019412) return 0;
+        double k = Math.Round(x * Log2E);
+        double r = (x - k * Ln2Hi) - k * Ln2Lo;
+        // e^r = Σ rⁿ/n!, n = 0 … 13, by Horner.
+        double p = 1.0 / 6227020800;
+        p = p * r + 1.0 / 479001600;
+        p = p * r + 1.0 / 39916800;
+        p = p * r + 1.0 / 3628800;
+        p = p * r + 1.0 / 362880;
+        p = p * r + 1.0 / 40320;
+        p = p * r + 1.0 / 5040;
+        p = p * r + 1.0 / 720;
+        p = p * r + 1.0 / 120;
+        p = p * r + 1.0 / 24;
+        p = p * r + 1.0 / 6;
+        p = p * r + 0.5;
+        p = p * r + 1;
+        p = p * r + 1;
+        int ki = (int)k, k1 = ki / 2;
+        return p * Pow2(k1) * Pow2(ki - k1);
+    }
+
+    public static double Log(double x)
+    {
+        if (!(x > 0)) return x == 0 ? double.NegativeInfinity : double.NaN;   // NaN and negatives
+        if (x == double.PositiveInfinity) return x;
+        int e = 0;
+        if (x < 2.2250738585072014e-308) { x *= 18014398509481984.0; e = -54; }   // subnormal: scale by 2⁵⁴ first
+        long bits = BitConverter.DoubleToInt64Bits(x);
+        e += (int)(bits >> 52) - 1023;
+        double m = BitConverter.Int64BitsToDouble((bits & 0x000FFFFFFFFFFFFFL) | 0x3FF0000000000000L);
+        if (m > 1.4142135623730951) { m *= 0.5; e++; }
+        double f = m - 1, s = f / (2 + f), z = s * s;   // m − 1 is exact for m in [½, 2]
+        // 2 atanh(s) = 2s (1 + z/3 + z²/5 + … + z¹¹/23).
+        double p = 1.0 / 23;
+        p = p * z + 1.0 / 21;
+        p = p * z + 1.0 / 19;
+        p = p * z + 1.0 / 17;
+        p = p * z + 1.0 / 15;
+        p = p * z + 1.0 / 13;
+        p = p * z + 1.0 / 11;
+        p = p * z + 1.0 / 9;
+        p = p * z + 1.0 / 7;
+        p = p * z + 1.0 / 5;
+        p = p * z + 1.0 / 3;
+        p = p * z + 1;
+        return e * Ln2Hi + (2 * s * p + e * Ln2Lo);
+    }
+
+    // 2^k for k in [−1022, 1023], from its exponent bits.
+    private static double Pow2(int k) => BitConverter.Int64BitsToDouble((long)(k + 1023) << 52);
 }
