@@ -448,7 +448,8 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     /// <summary>Device-side checks launched and not read yet.</summary>
     public int PendingChecks { get { lock (_gate) return _pendingChecks.Count; } }
 
-    private GpuStorage ErrorSlot() { var e = New(DType.Int32, 3); Run(Elementwise.Fill, 3, e.I32, 0); return e; }
+    // Outside any GpuScope: a scope that ends before the next synchronization must not free a slot still to be read.
+    private GpuStorage ErrorSlot() { var e = new GpuStorage(this, DType.Int32, 3, scoped: false); Run(Elementwise.Fill, 3, e.I32, 0); return e; }
 
     // Registers a launched kernel's error slot; reads it (and any earlier ones) now when asked to or
     // when many wait, so that their memory stays bounded in a loop that never reads back.

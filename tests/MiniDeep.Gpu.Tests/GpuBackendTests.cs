@@ -116,6 +116,10 @@ public class GpuBackendTests
         var g = Assert.Throws<IndexOutOfRangeException>(() => Backend.Synchronize());
         Assert.Contains("gather: index 5 is out of range for axis 0 of size 3", g.Message);
 
+        // A scope that ends before the read back frees the op's tensors, not its pending check.
+        using (new GpuScope()) Losses.CrossEntropy(logits, bad);
+        Assert.Throws<ArgumentOutOfRangeException>(() => (x * 2).ToArray<float>());
+
         // Checked at each launch: the op itself throws.
         Backend.CheckEachLaunch = true;
         Assert.Throws<ArgumentOutOfRangeException>(() => Losses.CrossEntropy(logits, bad));
