@@ -22,8 +22,9 @@ public struct GemmShape
 
 /// <summary>
 /// GEMM kernels, the progression docs/gpu.md walks through: <see cref="Naive{T, C}"/> (one thread per
-/// output, every operand element read from global memory K times) and <see cref="Tiled"/> (64×64 tiles
-/// of C per group staged through shared memory, each thread holding a 4×4 block of C in registers).
+/// output, every operand element read from global memory K times), <see cref="Tiled"/> (64×64 tiles
+/// of C per group staged through shared memory, each thread holding a 4×4 block of C in registers) and
+/// <see cref="Tiled128"/> (128×128 tiles, 8×8 per thread, the next slices loaded during the multiply).
 /// Every output is one thread's sum over k in increasing order: the same bits on every run.
 /// </summary>
 public static class Gemm
@@ -104,8 +105,8 @@ public static class Gemm
     /// <summary>
     /// The next step: 16×16 threads per group compute a 128×128 tile of C, each thread an 8×8 block
     /// (rows ty + 16i, columns tx + 16j) in 64 registers. Per k a thread reads 8 values of A and 8 of B
-    /// from shared memory for 64 multiply-adds, against 8 for 16 in <see cref="Tiled"/>: the 64×64 tile
-    /// is bound by shared-memory reads, this one by arithmetic. The A slice is stored k-major with rows
+    /// from shared memory for 64 multiply-adds, against 8 for 16 in <see cref="Tiled"/>, which is bound
+    /// by those reads (on an H200: 26 TFLOP/s at n = 4096 against 15, cuBLAS 50). The A slice is stored k-major with rows
     /// padded to 130, so the two rows × sixteen k a warp writes fall in 32 different banks. It fills the
     /// GPU only when there are enough 128×128 tiles (GpuBackend chooses).
     /// </summary>
