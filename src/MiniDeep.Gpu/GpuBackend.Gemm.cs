@@ -288,11 +288,11 @@ public sealed partial class GpuBackend
             var xl = Strided.Of(x.Layout);
             switch (x.DType)
             {
-                case DType.Float32: Run(Windows.MaxPool<float, F32>, n, s.F32, xl, g, g.OutH, g.OutW, values.F32, indices.I32, err.I32); break;
-                case DType.Float64: Run(Windows.MaxPool<double, F64>, n, s.F64, xl, g, g.OutH, g.OutW, values.F64, indices.I32, err.I32); break;
+                case DType.Float32: Run(Windows.MaxPool<float, F32>, n, s.F32, xl, g, g.OutH, g.OutW, values.F32, indices.I32, err); break;
+                case DType.Float64: Run(Windows.MaxPool<double, F64>, n, s.F64, xl, g, g.OutH, g.OutW, values.F64, indices.I32, err); break;
                 default: throw NotFloating("max_pool2d", x.DType);
             }
-            Check(err, e => new ArgumentException($"max_pool2d: a window at ({e[1]}, {e[2]}) lies entirely in the padding"));
+            Check(e => new ArgumentException($"max_pool2d: a window at ({e[1]}, {e[2]}) lies entirely in the padding"));
             return (values, indices);
         }
     }

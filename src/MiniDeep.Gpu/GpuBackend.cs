@@ -81,8 +81,8 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     {
         lock (_gate)
         {
-            foreach (var (slot, _) in _pendingChecks) slot.Dispose();
             _pendingChecks.Clear();
+            _errorSlots?.Dispose();
             Allocator.Trim();
             Accelerator.Dispose();
         }
@@ -129,7 +129,7 @@ public sealed partial class GpuBackend : IBackend, IDisposable
             var c = (GpuStorage)Copy(x, x.DType);
             Accelerator.Synchronize();
             try { ThrowPendingErrors(); }
-            catch { c.Dispose(); throw; }
+            catch { c.Dispose(); throw; }   // the copy is not returned, so give its buffer back
             Array result = x.DType switch
             {
                 DType.Float32 => c.F32.GetAsArray(),
@@ -428,13 +428,16 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     // ----- indexing -----
 
     // Device-side checks. A kernel that can meet a bad index (gather, scatter-add, cross-entropy's
-    // targets, a pooling window in the padding) writes (flag, value, element) into an error slot of its
-    // launch. Reading the slot back right away would synchronize the device after every such op: on an
-    // H200 the two cross-entropy launches of an MLP training step took it from 0.84 ms to 2.03 ms. So the
-    // slots wait, with the error each would raise, until the next synchronization (a read back or
-    // Synchronize), where the first failed check throws the CPU backend's error for its op, as CUDA
-    // frameworks report device-side asserts. CheckEachLaunch restores the immediate check.
-    private readonly List<(GpuStorage Slot, Func<int[], Exception> Error)> _pendingChecks = [];
+    // targets, a pooling window in the padding) writes (flag, value, element) into its slot of one device
+    // buffer the backend keeps (no scope frees it; it stays zero where no check failed). Reading a slot
+    // right after its launch would synchronize the device after every such op, so the slots wait, with
+    // the error each would raise, until the next synchronization (a read back or Synchronize): one copy
+    // of the used slots, and the first failed check throws the CPU backend's error for its op, as CUDA
+    // frameworks report device-side asserts. On an H200 this saved about 0.1 ms of an MLP training step
+    // (docs/gpu.md). CheckEachLaunch restores the immediate check.
+    private const int MaxPendingChecks = 256;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _errorSlots;
+    private readonly List<Func<int[], Exception>> _pendingChecks = [];
 
     /// <summary>
     /// Whether a kernel's device-side check (a bad index, a bad target) is read back right after its
@@ -448,35 +451,45 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     /// <summary>Device-side checks launched and not read yet.</summary>
     public int PendingChecks { get { lock (_gate) return _pendingChecks.Count; } }
 
-    // Outside any GpuScope: a scope that ends before the next synchronization must not free a slot still to be read.
-    private GpuStorage ErrorSlot() { var e = new GpuStorage(this, DType.Int32, 3, scoped: false); Run(Elementwise.Fill, 3, e.I32, 0); return e; }
-
-    // Registers a launched kernel's error slot; reads it (and any earlier ones) now when asked to or
-    // when many wait, so that their memory stays bounded in a loop that never reads back.
-    private void Check(GpuStorage slot, Func<int[], Exception> error)
+    // The slot of the next check: pass it to the kernel, then register the check with Check.
+    private ArrayView<int> ErrorSlot()
     {
-        _pendingChecks.Add((slot, error));
-        if (CheckEachLaunch || _pendingChecks.Count >= MaxPendingChecks)
+        if (_errorSlots is null)
+        {
+            _errorSlots = Accelerator.Allocate1D<int>(MaxPendingChecks * 3);
+            Run(Elementwise.Fill, MaxPendingChecks * 3, _errorSlots.View.AsContiguous(), 0);
+        }
+        return _errorSlots.View.AsContiguous().SubView(_pendingChecks.Count * 3, 3);
+    }
+
+    // Registers the check whose slot ErrorSlot gave last; reads them all now when asked to or when the
+    // slots are used up, so that a loop that never reads back keeps working.
+    private void Check(Func<int[], Exception> error)
+    {
+        _pendingChecks.Add(error);
+        if (CheckEachLaunch || _pendingChecks.Count == MaxPendingChecks)
         {
             Accelerator.Synchronize();
             ThrowPendingErrors();
         }
     }
 
-    private const int MaxPendingChecks = 256;
-
-    // After a synchronization: every pending slot is read and freed; the first that failed throws.
+    // After a synchronization: the used slots are read in one copy; the first failed check throws, and
+    // the slots it and any later failures wrote are zeroed again.
     private void ThrowPendingErrors()
     {
         if (_pendingChecks.Count == 0) return;
+        var used = _errorSlots!.View.AsContiguous().SubView(0, _pendingChecks.Count * 3);
+        var e = used.GetAsArray();
         Exception? first = null;
-        foreach (var (slot, error) in _pendingChecks)
-        {
-            if (first is null && slot.I32.GetAsArray() is { } e && e[0] != 0) first = error(e);
-            slot.Dispose();
-        }
+        for (int k = 0; k < _pendingChecks.Count; k++)
+            if (e[3 * k] != 0) { first ??= _pendingChecks[k](e[(3 * k)..(3 * k + 3)]); }
         _pendingChecks.Clear();
-        if (first is not null) throw first;
+        if (first is not null)
+        {
+            Run(Elementwise.Fill, used.IntLength, used, 0);
+            throw first;
+        }
     }
 
     /// <inheritdoc/>
@@ -497,12 +510,12 @@ public sealed partial class GpuBackend : IBackend, IDisposable
             int size = x.Shape[axis];
             switch (x.DType)
             {
-                case DType.Float32: Run(Indexing.Gather, n, s.F32, xAt, axisStride, size, si.I32, il, y.F32, err.I32); break;
-                case DType.Float64: Run(Indexing.Gather, n, s.F64, xAt, axisStride, size, si.I32, il, y.F64, err.I32); break;
-                case DType.Int32: Run(Indexing.Gather, n, s.I32, xAt, axisStride, size, si.I32, il, y.I32, err.I32); break;
-                default: Run(Indexing.Gather, n, s.U8, xAt, axisStride, size, si.I32, il, y.U8, err.I32); break;
+                case DType.Float32: Run(Indexing.Gather, n, s.F32, xAt, axisStride, size, si.I32, il, y.F32, err); break;
+                case DType.Float64: Run(Indexing.Gather, n, s.F64, xAt, axisStride, size, si.I32, il, y.F64, err); break;
+                case DType.Int32: Run(Indexing.Gather, n, s.I32, xAt, axisStride, size, si.I32, il, y.I32, err); break;
+                default: Run(Indexing.Gather, n, s.U8, xAt, axisStride, size, si.I32, il, y.U8, err); break;
             }
-            Check(err, e => new IndexOutOfRangeException($"gather: index {e[1]} is out of range for axis {axis} of size {size}"));
+            Check(e => new IndexOutOfRangeException($"gather: index {e[1]} is out of range for axis {axis} of size {size}"));
             return y;
         }
     }
@@ -522,13 +535,13 @@ public sealed partial class GpuBackend : IBackend, IDisposable
             int rank = shape.Length, srcAxis = src.Shape[axis];
             switch (src.DType)
             {
-                case DType.Float32: Run(Indexing.ScatterAddPerOutput<float, F32>, n, shape[axis], outShape.I32, srcShape.I32, rank, axis, ss.F32, sl, si.I32, il, srcAxis, y.F32, err.I32); break;
-                case DType.Float64: Run(Indexing.ScatterAddPerOutput<double, F64>, n, shape[axis], outShape.I32, srcShape.I32, rank, axis, ss.F64, sl, si.I32, il, srcAxis, y.F64, err.I32); break;
+                case DType.Float32: Run(Indexing.ScatterAddPerOutput<float, F32>, n, shape[axis], outShape.I32, srcShape.I32, rank, axis, ss.F32, sl, si.I32, il, srcAxis, y.F32, err); break;
+                case DType.Float64: Run(Indexing.ScatterAddPerOutput<double, F64>, n, shape[axis], outShape.I32, srcShape.I32, rank, axis, ss.F64, sl, si.I32, il, srcAxis, y.F64, err); break;
                 default: throw NotFloating("scatter_add", src.DType);
             }
             outShape.Dispose(); srcShape.Dispose();   // the launch is queued before any later use of these buffers
             int axisSize = shape[axis];
-            Check(err, e => new IndexOutOfRangeException($"scatter_add: index {e[1]} is out of range for axis {axis} of size {axisSize}"));
+            Check(e => new IndexOutOfRangeException($"scatter_add: index {e[1]} is out of range for axis {axis} of size {axisSize}"));
             return y;
         }
     }
@@ -567,11 +580,11 @@ public sealed partial class GpuBackend : IBackend, IDisposable
             var (xl, tl) = (Strided.Of(logits.Layout), Strided.Of(targets.Layout));
             switch (logits.DType)
             {
-                case DType.Float32: Run(Loss.CrossEntropyRows<float, F32>, n, sx.F32, xl, c, st.I32, tl, y.F32, err.I32); break;
-                case DType.Float64: Run(Loss.CrossEntropyRows<double, F64>, n, sx.F64, xl, c, st.I32, tl, y.F64, err.I32); break;
+                case DType.Float32: Run(Loss.CrossEntropyRows<float, F32>, n, sx.F32, xl, c, st.I32, tl, y.F32, err); break;
+                case DType.Float64: Run(Loss.CrossEntropyRows<double, F64>, n, sx.F64, xl, c, st.I32, tl, y.F64, err); break;
                 default: throw NotFloating("cross_entropy", logits.DType);
             }
-            Check(err, e => new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {e[1]} at row {e[2]} is outside [0, {c})"));
+            Check(e => new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {e[1]} at row {e[2]} is outside [0, {c})"));
             return y;
         }
     }
@@ -588,11 +601,11 @@ public sealed partial class GpuBackend : IBackend, IDisposable
             var (xl, tl, gl) = (Strided.Of(logits.Layout), Strided.Of(targets.Layout), Strided.Of(grad.Layout));
             switch (logits.DType)
             {
-                case DType.Float32: Run(Loss.CrossEntropyRowsBackward<float, F32>, n * c, sx.F32, xl, c, st.I32, tl, sg.F32, gl, y.F32, err.I32); break;
-                case DType.Float64: Run(Loss.CrossEntropyRowsBackward<double, F64>, n * c, sx.F64, xl, c, st.I32, tl, sg.F64, gl, y.F64, err.I32); break;
+                case DType.Float32: Run(Loss.CrossEntropyRowsBackward<float, F32>, n * c, sx.F32, xl, c, st.I32, tl, sg.F32, gl, y.F32, err); break;
+                case DType.Float64: Run(Loss.CrossEntropyRowsBackward<double, F64>, n * c, sx.F64, xl, c, st.I32, tl, sg.F64, gl, y.F64, err); break;
                 default: throw NotFloating("cross_entropy", logits.DType);
             }
-            Check(err, e => new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {e[1]} at row {e[2]} is outside [0, {c})"));
+            Check(e => new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target {e[1]} at row {e[2]} is outside [0, {c})"));
             return y;
         }
     }

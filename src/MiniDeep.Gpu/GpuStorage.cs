@@ -18,13 +18,11 @@ public sealed class GpuStorage : Storage, IDisposable
     private readonly GpuBackend _backend;
     private MemoryBuffer1D<byte, Stride1D.Dense>? _buffer;
 
-    // scoped: false for the backend's own buffers that must outlive the op that made them (a device-side
-    // check's error slot, read at a later synchronization): no GpuScope may dispose those.
-    internal GpuStorage(GpuBackend backend, DType dtype, int length, bool scoped = true) : base(dtype, length)
+    internal GpuStorage(GpuBackend backend, DType dtype, int length) : base(dtype, length)
     {
         _backend = backend;
         _buffer = backend.Allocator.Rent(Math.Max(1L, (long)length * dtype.SizeOf()));
-        if (scoped) GpuScope.Track(this);
+        GpuScope.Track(this);
     }
 
     /// <inheritdoc/>

@@ -125,6 +125,11 @@ public class GpuBackendTests
         Assert.Throws<ArgumentOutOfRangeException>(() => Losses.CrossEntropy(logits, bad));
         Backend.CheckEachLaunch = false;
 
+        // A check costs its op no launch of its own (the slots live in one zeroed buffer of the backend).
+        long launches = Backend.KernelsLaunched;
+        Losses.CrossEntropy(logits, good, Reduction.None);
+        Assert.Equal(1, Backend.KernelsLaunched - launches);
+
         // Good targets never throw, and a loop that never reads back keeps a bounded number of checks.
         for (int i = 0; i < 300; i++) Losses.CrossEntropy(logits, good);
         Assert.InRange(Backend.PendingChecks, 1, 256);

@@ -142,18 +142,18 @@ public struct TanhOp : IUnaryOp
         if (ax == 0 || double.IsNaN(x)) return x;         // ±0 keeps its sign
         if (ax >= 22) return x > 0 ? 1d : -1d;            // 1 − tanh(22) < 2⁻⁶³
         double t;
-        if (ax < 0.55)
+        if (ax < 0.34)
         {
-            // tanh = e / (e + 2) with e = exp(2|x|) − 1 summed as its series,
-            // y(1 + y/2(1 + y/3(1 + …))): all terms positive, so no cancellation near 0.
-            double y = 2 * ax, e = 1;
-            for (int n = 20; n >= 2; n--) e = 1 + y / n * e;
-            e *= y;
+            // tanh = e / (e + 2) with e = exp(2|x|) − 1, which must not be formed as exp − 1 near 0:
+            // m = exp(|x|) − 1 from exp's own series (|x| lies inside its reduced range), then
+            // exp(2|x|) − 1 = m(m + 2), all terms positive.
+            double m = Elementary.ExpM1Reduced(ax);
+            double e = m * (m + 2);
             t = e / (e + 2);
         }
         else
         {
-            double q = Elementary.Exp(-2 * ax);           // at most e^−1.1: 1 − q loses nothing
+            double q = Elementary.Exp(-2 * ax);           // at most e^−0.68 ≈ 0.51: 1 − q loses nothing
             t = (1 - q) / (1 + q);
         }
         return x > 0 ? t : -t;
@@ -417,7 +417,13 @@ internal static class Elementary
         if (x < -745.1332191019412) return 0;
         double k = Math.Round(x * Log2E);
         double r = (x - k * Ln2Hi) - k * Ln2Lo;
-        // e^r = Σ rⁿ/n!, n = 0 … 13, by Horner.
+        int ki = (int)k, k1 = ki / 2;
+        return (ExpM1Reduced(r) + 1) * Pow2(k1) * Pow2(ki - k1);
+    }
+
+    /// <summary>e^r − 1 = Σ rⁿ/n!, n = 1 … 13, by Horner, for |r| ≤ ln 2 / 2 (exp's reduced range).</summary>
+    public static double ExpM1Reduced(double r)
+    {
         double p = 1.0 / 6227020800;
         p = p * r + 1.0 / 479001600;
         p = p * r + 1.0 / 39916800;
@@ -431,9 +437,7 @@ internal static class Elementary
         p = p * r + 1.0 / 6;
         p = p * r + 0.5;
         p = p * r + 1;
-        p = p * r + 1;
-        int ki = (int)k, k1 = ki / 2;
-        return p * Pow2(k1) * Pow2(ki - k1);
+        return p * r;
     }
 
     public static double Log(double x)
