@@ -67,8 +67,25 @@ public static class Autograd
         return Record(y, name, inputs, g => backward(g, inputs, output), custom: true);
     }
 
-    /// <summary>True when a recorded input needs a gradient; backward rules skip work for the others.</summary>
-    internal static bool Needs(Tensor x) => x.RequiresGrad;
+    /// <summary>
+    /// For a <see cref="CustomOp"/>'s backward rule: true when the pass running now wants a gradient for
+    /// <paramref name="input"/>. Return null for the others and skip their work, as the built-in rules do:
+    /// the gradient of a loss with respect to an image, for one, needs no weight gradients.
+    /// </summary>
+    public static bool NeedsGrad(Tensor input) => Needs(input);
+
+    /// <summary>
+    /// True when a recorded input needs a gradient; backward rules skip work for the others. In a
+    /// <see cref="Grad(Tensor[], Tensor[], Tensor?[], bool?, bool, bool)"/> pass that is only an input
+    /// on a path to the tensors asked for: the gradient of a loss with respect to an image needs no
+    /// weight gradients (like PyTorch's needs_input_grad).
+    /// </summary>
+    internal static bool Needs(Tensor x) => x.RequiresGrad && (t_needed is not { } needed || needed.Contains(x));
+
+    // The tensors the running Grad pass propagates to (null in a Backward pass: every tensor that
+    // requires grad leads to a leaf that wants one). Thread-static, set around each rule: a rule may
+    // run a Grad pass of its own (batch norm's double backward does).
+    [ThreadStatic] private static HashSet<Tensor>? t_needed;
 
     /// <summary>See <see cref="Tensor.Backward"/>.</summary>
     public static void Backward(Tensor root, Tensor? grad = null, bool retainGraph = false, bool createGraph = false)
@@ -136,6 +153,11 @@ public static class Autograd
     private static void Run(Tensor[] roots, Tensor[] seeds, bool retainGraph, bool createGraph, Dictionary<Tensor, Tensor?>? capture)
     {
         var order = TopologicalOrder(roots);
+        // A Grad pass runs only the rules on a path from the roots to the tensors asked for. Without this
+        // pruning, the gradient with respect to an intermediate tensor would run backward through all of
+        // its history, and a rule that calls Grad inside (batch norm's, when differentiated twice) would
+        // make every such layer rerun all the layers below it: time exponential in depth.
+        var needed = capture is null ? null : Needed(order, capture);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         // With createGraph the gradients are part of a recorded graph and must live on; without it
         // this pass knows exactly who holds each gradient buffer it made, and recycles the dead ones.
@@ -148,6 +170,7 @@ public static class Autograd
         {
             var t = order[i];
             if (!grads.Remove(t, out var g)) continue;
+            if (needed is not null && !needed.Contains(t)) { ownership.Drop(g); continue; }
             if (t.Hooks is { Count: > 0 })
             {
                 foreach (var hook in t.Hooks.ToArray())
@@ -173,9 +196,13 @@ public static class Autograd
             {
                 AccumulateIntoGrad(t, g, createGraph, ownership);
             }
-            if (t.GradFn is not { } node) { ownership.Drop(g); continue; }
+            if (t.GradFn is not { } node || (needed is not null && !AnyNeeded(node, needed))) { ownership.Drop(g); continue; }
             if (node.IsCustom) ownership.Expose(g);   // a user's rule may keep what it is given
-            var inputGrads = node.Apply(g);
+            var outer = t_needed;
+            t_needed = needed;
+            Tensor?[] inputGrads;
+            try { inputGrads = node.Apply(g); }
+            finally { t_needed = outer; }
             for (int k = 0; k < inputGrads.Length; k++)
             {
                 var x = node.Inputs[k];
@@ -190,6 +217,8 @@ public static class Autograd
         if (!retainGraph)
             foreach (var t in order)
             {
+                // A rule this pass did not run stays, with what it saved, for another pass.
+                if (needed is not null && !(needed.Contains(t) && t.GradFn is { } n && AnyNeeded(n, needed))) continue;
                 t.GradFn?.Free();
                 // An activation only the graph could reach (Storage.ReleaseWithGraph) is dead now.
                 if (t.Storage.ReleaseWithGraph) { t.Storage.ReleaseWithGraph = false; t.Storage.Recycle(); }
@@ -279,6 +308,23 @@ public static class Autograd
         }
     }
 
+    /// <summary>The tensors of <paramref name="order"/> (inputs before outputs) from which a captured one is reachable, themselves included.</summary>
+    private static HashSet<Tensor> Needed(List<Tensor> order, Dictionary<Tensor, Tensor?> capture)
+    {
+        var needed = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var t in order)
+            if (capture.ContainsKey(t) || (t.GradFn is { } node && AnyNeeded(node, needed)))
+                needed.Add(t);
+        return needed;
+    }
+
+    private static bool AnyNeeded(Node node, HashSet<Tensor> needed)
+    {
+        foreach (var x in node.Inputs)
+            if (needed.Contains(x)) return true;
+        return false;
+    }
+
     /// <summary>Tensors that require grad and are reachable from the roots, inputs before outputs.
     /// Iterative depth-first post-order with an explicit stack.</summary>
     private static List<Tensor> TopologicalOrder(Tensor[] roots)
@@ -293,11 +339,9 @@ public static class Autograd
             while (stack.Count > 0)
             {
                 var (t, next) = stack.Pop();
+                // A freed node is refused when a gradient reaches it (Node.Apply), not here: a Grad pass
+                // may walk past one it never runs.
                 var inputs = t.GradFn?.Inputs;
-                if (inputs is not null && t.GradFn!.IsFreed)
-                    throw new InvalidOperationException(
-                        $"Backward through '{t.GradFn.Op}' a second time, but its saved tensors were freed after the first Backward. " +
-                        "Pass retainGraph: true to the first Backward if you need to run backward through the graph twice.");
                 if (inputs is not null && next < inputs.Count)
                 {
                     stack.Push((t, next + 1));

@@ -372,11 +372,12 @@ public class BatchNorm : Module
         {
             if (Autograd.IsGradEnabled)
             {
-                var wanted = new[] { x, weight, bias }.Where(t => t.RequiresGrad).ToArray();
+                var wanted = new[] { x, weight, bias }.Where(Autograd.Needs).ToArray();
+                if (wanted.Length == 0) return [null, null, null];
                 var grads = Autograd.Grad([Composite(x, weight, bias, axes, shape, eps)], wanted, [g], createGraph: true, allowUnused: true);
-                return [x.RequiresGrad ? grads[Array.IndexOf(wanted, x)] : null,
-                        weight.RequiresGrad ? grads[Array.IndexOf(wanted, weight)] : null,
-                        bias.RequiresGrad ? grads[Array.IndexOf(wanted, bias)] : null];
+                return [Autograd.Needs(x) ? grads[Array.IndexOf(wanted, x)] : null,
+                        Autograd.Needs(weight) ? grads[Array.IndexOf(wanted, weight)] : null,
+                        Autograd.Needs(bias) ? grads[Array.IndexOf(wanted, bias)] : null];
             }
             var gx = g * xhat;
             return [

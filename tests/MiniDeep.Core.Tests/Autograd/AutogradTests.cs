@@ -1,4 +1,5 @@
 using Xunit;
+using MiniDeep.Nn;
 
 namespace MiniDeep.Tests.Autodiff;
 
@@ -146,6 +147,64 @@ public class AutogradTests
         var y = (h * h).Sum();
         var g = Autograd.Grad(y, h);
         Assert.Equal(new float[] { 6, 12 }, g.ToArray<float>());   // 2h
+    }
+
+    // An identity whose backward rule counts its runs.
+    private static Tensor Counted(Tensor x, int[] runs) => Autograd.CustomOp("counted", [x], xs => xs[0] * 1, (g, _, _) => { runs[0]++; return [g]; });
+
+    [Fact]
+    public void Grad_WithRespectToAnIntermediate_RunsNoRuleBelowIt_AndLeavesThatPartOfTheGraph()
+    {
+        var runs = new int[1];
+        var x = Param(1, 2);
+        var h = Counted(x, runs) * 3;
+        var y = (h * h).Sum();
+        var other = h.Sum();
+        Assert.Equal(new float[] { 6, 12 }, Autograd.Grad(y, h).ToArray<float>());
+        Assert.Equal(0, runs[0]);
+        // What lies below h was not run, so it was not freed either: another pass can still go through it.
+        other.Backward();
+        Assert.Equal(1, runs[0]);
+        Assert.Equal(new float[] { 3, 3 }, x.Grad!.ToArray<float>());
+    }
+
+    [Fact]
+    public void Grad_WithRespectToOneInput_TellsRulesTheOtherNeedsNoGradient()
+    {
+        var asked = new List<(bool X, bool W)>();
+        Tensor Mul(Tensor a, Tensor b) => Autograd.CustomOp("mul", [a, b], xs => xs[0] * xs[1], (g, xs, _) =>
+        {
+            asked.Add((Autograd.NeedsGrad(xs[0]), Autograd.NeedsGrad(xs[1])));
+            return [Autograd.NeedsGrad(xs[0]) ? g * xs[1] : null, Autograd.NeedsGrad(xs[1]) ? g * xs[0] : null];
+        });
+        var x = Param(1, 2);
+        var w = Param(3, 4);
+        Assert.Equal(new float[] { 3, 4 }, Autograd.Grad([Mul(x, w).Sum()], [x])[0]!.ToArray<float>());
+        Mul(x, w).Sum().Backward();
+        Assert.Equal([(true, false), (true, true)], asked);
+        Assert.Equal(new float[] { 1, 2 }, w.Grad!.ToArray<float>());
+    }
+
+    [Fact]
+    public void DoubleBackward_ThroughADeepStackOfBatchNorms_RunsEachLayerOncePerPass()
+    {
+        // Batch norm's backward, when recorded, differentiates its definition with a Grad pass of its own.
+        // That pass must stop at the layer's input: if it ran on down the network, every layer would rerun
+        // all the layers below it, 2^depth runs in all.
+        const int depth = 12;
+        var runs = new int[1];
+        var g = new Generator(3);
+        var w = Tensor.Randn(new Shape(8, 8), g).RequiresGrad_();
+        var h = Tensor.Randn(new Shape(16, 8), g);
+        var bns = Enumerable.Range(0, depth).Select(_ => new BatchNorm1d(8)).ToArray();
+        for (int i = 0; i < depth; i++) h = Counted(bns[i].Forward(h.MatMul(w)).Tanh(), runs);
+        var loss = h.Square().Sum();
+        var grad = Autograd.Grad([loss], [w], createGraph: true)[0]!;
+        Assert.Equal(depth, runs[0]);
+        var v = Tensor.Randn(new Shape(8, 8), g);
+        var hv = Autograd.Grad([(grad * v).Sum()], [w])[0]!;
+        Assert.Equal(2 * depth, runs[0]);
+        Assert.True(hv.Abs().Sum().Item() > 0);
     }
 
     [Fact]
