@@ -479,8 +479,9 @@ public sealed class SolutionSpaceClaim : IClaim
                 $"At the bottom of the basin both networks are nearly convex (|λmin/λmax| at most {ratios.Max():F3}, λmin between {extremes.Min(e => e.Min):F2} and {extremes.Max(e => e.Min):F2} for both), " +
                 "and the plain network's larger λmax (it is the sharper minimum) makes its ratio the smaller one. " +
                 "Li et al.'s maps show the same thing: blue (convex) at the centre for every network, the plain ones turning non-convex away from it. " +
-                "Other setups do not turn the ratio at the solutions around while both networks train (the two tables below); it rises above 1 only where the plain network is stuck " +
-                "on a plateau, and then which way it goes follows how far the plain network trained, not its architecture. " +
+                "Without batch norm, other setups do not turn the ratio at the solutions around while both networks train (the two tables below); it rises above 1 only where the plain network is stuck " +
+                "on a plateau, and then which way it goes follows how far the plain network trained, not its architecture. With batch norm after every linear layer, as in Li et al.'s networks, " +
+                "and their optimizer, it turns around on two lab seeds of three but not on the third (the last rows): the seed decides, so the lab keeps the setup above. " +
                 // Measured 2026-11-30 with `lab run solution-space --seed N`.
                 "Over lab seeds 0 to 4 this is the only line of the claim that fails, on every seed: 0.42×, 0.79×, 0.77×, 0.64× and 0.68× at the solutions, " +
                 "against 2.5×, 2.1×, 2.6×, 3.9× and 2.3× averaged over the slices.");
@@ -513,6 +514,12 @@ public sealed class SolutionSpaceClaim : IClaim
             ["the Hessian on all 5,000 training images instead of 1,000", "0.39 / 0.24", "121 / 42", "0.59×"],
             ["pre-activation residual blocks x + W₂ReLU(W₁ReLU(x)), the form of He et al.'s identity-mapping paper (2016)", "0.39 / 0.20", "135 / 43", "0.40×"],
             ["W₂ initialized at He ÷ 3 instead of 0", "0.39 / 0.24", "135 / 54", "0.65×"],
+            ["batch norm after every linear layer, in both networks and in every residual branch (Li et al.'s networks have it), with Li et al.'s optimizer " +
+                "(SGD, lr 0.1, momentum 0.9, weight decay 5e-4, cosine decay) and their Hessian (eval mode, the weight matrices only); lab seeds 0, 1 and 2",
+                "0.68 / 0.43 (seed 0); plain test accuracy 68–77%, residual 79–82%", "29 / 8.0 (seed 0)",
+                "1.61×, 0.77×, 1.84×; over the 15 networks of each kind the medians' ratio is 1.65×, and the ratio of the medians of 5 networks drawn from those 15 reaches 1.3× in 58% of 20,000 draws"],
+            ["the same, lab seed 0, the Hessian over every parameter: in eval mode; in training mode (the 1,000 images' batch statistics)", "as above", "41 / 11; 2.6 / 3.2", "1.59×; 0.93×"],
+            ["batch norm, lab seed 0, eval mode, every parameter: lr 0.05 with weight decay 5e-4; lr 0.01 with it; lr 0.1 without", "0.62 / 0.39; 0.68 / 0.33; 0.67 / 0.44", "—", "1.77×; 0.96×; 2.08×"],
         ]);
         report.Image("landscape.png", Plots.SideBySide(
                 Plots.Contour("Plain depth-20 MLP", "direction 1", "direction 2", "log10 loss", xs, xs, log[0]),
