@@ -1,6 +1,7 @@
 using System.CommandLine;
 using MiniDeep.Experiments;
 using MiniDeep.Experiments.Lab;
+using MiniDeep.Experiments.Lab.Claims;
 
 var seed = new Option<ulong>("--seed") { Description = "Seed of the one generator everything draws from", DefaultValueFactory = _ => 0 };
 var steps = new Option<int>("--steps") { Description = "Full-batch training steps", DefaultValueFactory = _ => 500 };
@@ -94,7 +95,59 @@ labMerge.SetAction(parse =>
         return 2;
     }
 });
-var lab = new Command("lab", "The claims lab: reproduce the essay's claims with MiniDeep's own engine") { labList, labRun, labMerge };
+var defaults = new LandscapeSetup();
+var exSeed = new Option<ulong>("--seed") { Description = "Lab seed (the networks are its repetitions 0 … seeds−1, as in 'lab run')", DefaultValueFactory = _ => 0 };
+var exBudget = new Option<string>("--budget") { Description = "smoke (SynthDigits) or standard (Fashion-MNIST, as the report's rows)", DefaultValueFactory = _ => "standard" };
+exBudget.AcceptOnlyFromAmong("smoke", "standard");
+var exData = new Option<string?>("--data") { Description = "Directory with the Fashion-MNIST IDX files" };
+var exSeeds = new Option<int>("--seeds") { Description = "Networks of each kind", DefaultValueFactory = _ => defaults.Seeds };
+var exEpochs = new Option<int>("--epochs") { Description = "Epochs over the 5,000-image subset", DefaultValueFactory = _ => defaults.Epochs };
+var exOpt = new Option<string>("--optimizer") { Description = "sgd-momentum (0.9), sgd or adam", DefaultValueFactory = _ => "sgd-momentum" };
+exOpt.AcceptOnlyFromAmong("sgd-momentum", "sgd", "adam");
+var exLr = new Option<double>("--lr") { Description = "Initial learning rate", DefaultValueFactory = _ => defaults.Lr };
+var exWd = new Option<double>("--weight-decay") { Description = "L2 weight decay", DefaultValueFactory = _ => defaults.WeightDecay };
+var exSchedule = new Option<string>("--schedule") { Description = "cosine (decay to 0) or constant", DefaultValueFactory = _ => "cosine" };
+exSchedule.AcceptOnlyFromAmong("cosine", "constant");
+var exArch = new Option<string>("--arch") { Description = "post-activation (the lab's), pre-activation, scaled-branch (W₂ = He ÷ 3) or batch-norm", DefaultValueFactory = _ => "post-activation" };
+exArch.AcceptOnlyFromAmong("post-activation", "pre-activation", "scaled-branch", "batch-norm");
+var exInit = new Option<string>("--init") { Description = "he (the lab's) or default (Linear's own, PyTorch's)", DefaultValueFactory = _ => "he" };
+exInit.AcceptOnlyFromAmong("he", "default");
+var exHImages = new Option<int>("--hessian-images") { Description = "Training images the Hessian's loss is taken on", DefaultValueFactory = _ => defaults.HessianImages };
+var exHMode = new Option<string>("--hessian-mode") { Description = "eval (running statistics, Li et al.'s code) or training (batch statistics); the same without batch norm", DefaultValueFactory = _ => "eval" };
+exHMode.AcceptOnlyFromAmong("eval", "training");
+var exHParams = new Option<string>("--hessian-params") { Description = "all or weights (the weight matrices only, Li et al.'s code)", DefaultValueFactory = _ => "all" };
+exHParams.AcceptOnlyFromAmong("all", "weights");
+var exLanczos = new Option<int>("--lanczos-steps") { Description = "Hessian-vector products per network", DefaultValueFactory = _ => defaults.LanczosSteps };
+var exJson = new Option<string?>("--json") { Description = "Also write the results as JSON to this file" };
+var exLandscape = new Command("landscape", "Run the solution-space claim's plain-against-residual landscape experiment alone, in one setup: how the report's other setups were measured")
+    { exSeed, exBudget, exData, exSeeds, exEpochs, exOpt, exLr, exWd, exSchedule, exArch, exInit, exHImages, exHMode, exHParams, exLanczos, exJson };
+exLandscape.SetAction(parse =>
+{
+    try
+    {
+        var setup = new LandscapeSetup
+        {
+            Seeds = parse.GetValue(exSeeds), Epochs = parse.GetValue(exEpochs), Lr = parse.GetValue(exLr), WeightDecay = parse.GetValue(exWd),
+            Optimizer = parse.GetValue(exOpt) switch { "sgd" => LandscapeOptimizer.Sgd, "adam" => LandscapeOptimizer.Adam, _ => LandscapeOptimizer.SgdMomentum },
+            Cosine = parse.GetValue(exSchedule) == "cosine",
+            Arch = parse.GetValue(exArch) switch { "pre-activation" => LandscapeArch.PreActivation, "scaled-branch" => LandscapeArch.ScaledBranch, "batch-norm" => LandscapeArch.BatchNorm, _ => LandscapeArch.PostActivation },
+            HeInit = parse.GetValue(exInit) == "he",
+            HessianImages = parse.GetValue(exHImages),
+            HessianMode = parse.GetValue(exHMode) == "training" ? HessianMode.Training : HessianMode.Eval,
+            WeightsOnly = parse.GetValue(exHParams) == "weights",
+            LanczosSteps = parse.GetValue(exLanczos),
+        };
+        LandscapeExplorer.Run(setup, Enum.Parse<Budget>(parse.GetValue(exBudget)!, ignoreCase: true), parse.GetValue(exSeed), parse.GetValue(exData), parse.GetValue(exJson), Console.Out);
+        return 0;
+    }
+    catch (Exception e) when (e is ArgumentException or FormatException or InvalidDataException or MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException)
+    {
+        Console.Error.WriteLine(e.Message);
+        return 2;
+    }
+});
+var labExplore = new Command("explore", "Run one part of a claim alone in another setup (exploration; no verdict)") { exLandscape };
+var lab = new Command("lab", "The claims lab: reproduce the essay's claims with MiniDeep's own engine") { labList, labRun, labMerge, labExplore };
 
 var root = new RootCommand("MiniDeep experiments: a deep-learning engine written from scratch, and the lab that tests what it can show") { lab, train, demo, graph };
 return root.Parse(args).Invoke();

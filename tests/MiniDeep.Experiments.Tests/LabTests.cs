@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using MiniDeep.Experiments.Lab;
 using MiniDeep.Experiments.Lab.Claims;
+using MiniDeep.Nn;
 using Xunit;
 
 namespace MiniDeep.Tests.Lab;
@@ -184,5 +185,70 @@ public class LabRunnerTests
         Assert.Equal(new float[] { 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0 }, s[1].ToArray<float>());   // left
         Assert.Equal(new float[] { 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 }, s[2].ToArray<float>());      // down
         Assert.Equal(new float[] { 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0 }, s[3].ToArray<float>());  // up
+    }
+}
+
+/// <summary>
+/// <c>lab explore landscape</c>, which reruns the solution-space report's other setups: the options must
+/// reach the networks and the Hessian (a switch that changed nothing would make the report's rows lie).
+/// </summary>
+public class LandscapeExplorerTests
+{
+    private static readonly Lazy<LabContext> Smoke = new(() =>
+        new LabContext(Budget.Smoke, 0, LabRunner.LoadData(Budget.Smoke, 0, null, TextWriter.Null), Path.GetTempPath(), TextWriter.Null));
+
+    private static readonly LandscapeSetup Quick = new() { Seeds = 1, Epochs = 1, LanczosSteps = 6 };
+
+    [Fact]
+    public void HessianMode_ChangesTheEigenvaluesWithBatchNormOnly()
+    {
+        // Without batch norm the two modes compute one function: the same bits.
+        var eval = SolutionSpaceClaim.TrainLandscapeNetworks(Smoke.Value, Quick);
+        var training = SolutionSpaceClaim.TrainLandscapeNetworks(Smoke.Value, Quick with { HessianMode = HessianMode.Training });
+        Assert.Equal(eval.Extremes, training.Extremes);
+        Assert.Equal(eval.Fit, training.Fit);
+
+        var bn = Quick with { Arch = LandscapeArch.BatchNorm };
+        var bnEval = SolutionSpaceClaim.TrainLandscapeNetworks(Smoke.Value, bn);
+        var bnTraining = SolutionSpaceClaim.TrainLandscapeNetworks(Smoke.Value, bn with { HessianMode = HessianMode.Training });
+        var bnWeights = SolutionSpaceClaim.TrainLandscapeNetworks(Smoke.Value, bn with { WeightsOnly = true });
+        // Plain: 19 batch norms (one after each hidden layer); residual: 1 + 2 in each of 9 blocks.
+        Assert.Equal(19, bnEval.Models[0].NamedModules().Count(m => m.Module is BatchNorm1d));
+        Assert.Equal(19, bnEval.Models[1].NamedModules().Count(m => m.Module is BatchNorm1d));
+        Assert.Equal(0, eval.Models[0].NamedModules().Count(m => m.Module is BatchNorm1d));
+        // The same trained networks (the fit is measured before the Hessian), other Hessians.
+        Assert.Equal(bnEval.Fit, bnTraining.Fit);
+        Assert.Equal(bnEval.Fit, bnWeights.Fit);
+        Assert.NotEqual(bnEval.Extremes[0].Max, bnTraining.Extremes[0].Max);
+        Assert.NotEqual(bnEval.Extremes[0].Max, bnWeights.Extremes[0].Max);
+        foreach (var (min, max) in bnEval.Extremes.Concat(bnTraining.Extremes).Concat(bnWeights.Extremes))
+            Assert.True(double.IsFinite(min) && double.IsFinite(max) && min <= max && max > 0, $"λmin {min}, λmax {max}");
+    }
+
+    [Fact]
+    public void Explore_WritesEveryNetworkAsJson_AndRefusesABadSetupByName()
+    {
+        var json = Path.Combine(Path.GetTempPath(), $"minideep-explore-{Guid.NewGuid():N}.json");
+        try
+        {
+            var log = new StringWriter();
+            var nets = LandscapeExplorer.Run(Quick with { Arch = LandscapeArch.PreActivation, Optimizer = LandscapeOptimizer.Adam, Lr = 1e-3 }, Budget.Smoke, 3, null, json, log);
+            var doc = JsonNode.Parse(File.ReadAllText(json))!;
+            Assert.Equal("PreActivation", (string?)doc["setup"]!["arch"]);
+            Assert.Equal(3UL, (ulong)doc["lab_seed"]!);
+            var networks = doc["networks"]!.AsArray();
+            Assert.Equal(2, networks.Count);
+            Assert.Equal(nets.Extremes[1].Max, (double)networks[1]!["lambda_max"]!);
+            Assert.Equal(nets.RatioOfMedians, (double)doc["ratio_of_medians"]!);
+            Assert.Contains("ratio", log.ToString());
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+        var e = Assert.Throws<ArgumentException>(() => LandscapeExplorer.Run(Quick with { Seeds = 0 }, Budget.Smoke, 0, null, null, TextWriter.Null));
+        Assert.Contains("seeds", e.Message);
+        e = Assert.Throws<ArgumentException>(() => LandscapeExplorer.Run(Quick with { HessianImages = 6_000 }, Budget.Smoke, 0, null, null, TextWriter.Null));
+        Assert.Contains("6000", e.Message);
     }
 }

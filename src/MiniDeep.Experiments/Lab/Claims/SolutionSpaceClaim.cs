@@ -361,61 +361,90 @@ public sealed class SolutionSpaceClaim : IClaim
     /// The residual version pairs the eighteen hidden layers into nine blocks ReLU(x + W₂ReLU(W₁x + b₁) + b₂).
     /// Each gets the initialization that lets it train at this depth: He for every layer, and in the
     /// residual blocks W₂ = 0 (Goyal et al. 2017, Fixup), so every block starts as the identity; without
-    /// it each block doubles the activations' variance and the network diverges.
+    /// it each block doubles the activations' variance and the network diverges. The other
+    /// <see cref="LandscapeArch"/> values are the variants the report's exploratory rows tried.
     /// </summary>
-    private static Sequential DeepMlp(Tensor trainX, bool residual, Generator g, int width = 64)
+    private static Sequential DeepMlp(Tensor trainX, bool residual, Generator g, LandscapeSetup setup, int width = 64)
     {
-        Linear He(int fanIn, int fanOut, bool zero = false)
+        Linear Layer(int fanIn, int fanOut, double scale = 1)
         {
             var l = new Linear(fanIn, fanOut, generator: g);
+            if (!setup.HeInit) return l;
             using (Autograd.NoGrad())
             {
                 Init.KaimingNormal(l.Weight, Math.Sqrt(2), FanMode.FanIn, g);
-                if (zero) l.Weight.MulInPlace(0);
+                if (scale != 1) l.Weight.MulInPlace(scale);
                 l.Bias!.MulInPlace(0);
             }
             return l;
         }
-        var layers = new List<Module> { Standardize.Fit(trainX), new Flatten(), He(784, width), Activations.ReLU() };
+        // The last layer of a residual branch: 0 (Fixup), He ÷ 3, or plain He when batch norm follows it.
+        double branchEnd = setup.Arch switch { LandscapeArch.ScaledBranch => 1.0 / 3, LandscapeArch.BatchNorm => 1, _ => 0 };
+        bool bn = setup.Arch == LandscapeArch.BatchNorm;
+        Module[] Norm() => bn ? [new BatchNorm1d(width)] : [];
+        var layers = new List<Module> { Standardize.Fit(trainX), new Flatten(), Layer(784, width) };
+        layers.AddRange(Norm());
+        layers.Add(Activations.ReLU());
         for (int b = 0; b < 9; b++)
-            if (residual)
+            if (residual && setup.Arch == LandscapeArch.PreActivation)
+                layers.Add(new Residual(new Sequential(Activations.ReLU(), Layer(width, width), Activations.ReLU(), Layer(width, width, scale: 0))));
+            else if (residual)
             {
-                layers.Add(new Residual(new Sequential(He(width, width), Activations.ReLU(), He(width, width, zero: true))));
+                layers.Add(new Residual(new Sequential([Layer(width, width), .. Norm(), Activations.ReLU(), Layer(width, width, scale: branchEnd), .. Norm()])));
                 layers.Add(Activations.ReLU());
             }
             else
-                layers.AddRange([He(width, width), Activations.ReLU(), He(width, width), Activations.ReLU()]);
-        layers.Add(He(width, 10));
+                layers.AddRange([Layer(width, width), .. Norm(), Activations.ReLU(), Layer(width, width), .. Norm(), Activations.ReLU()]);
+        layers.Add(Layer(width, 10));
         return new Sequential([.. layers]);
+    }
+
+    /// <summary>
+    /// Trains <see cref="LandscapeSetup.Seeds"/> plain and residual depth-20 MLPs on the fixed 5,000-image
+    /// subset and measures the extreme Hessian eigenvalues at the end of training. The lab runs the default
+    /// setup; <c>lab explore landscape</c> runs any other, which is how the report's exploratory rows were made.
+    /// </summary>
+    public static LandscapeNetworks TrainLandscapeNetworks(LabContext ctx, LandscapeSetup setup)
+    {
+        var sub = RandomSubset(ctx.Data.Train, 5_000, ctx.Rng("landscape-subset"));
+        var (hx, hy) = Head(sub, setup.HessianImages);
+        int n = 2 * setup.Seeds;
+        var models = new Sequential[n];
+        var extremes = new (double Min, double Max)[n];
+        var fit = new (double Loss, double Accuracy)[n];
+        LabContext.Concurrently(n, k =>
+        {
+            bool residual = k % 2 == 1;
+            int seed = k / 2;
+            var model = DeepMlp(sub.X, residual, ctx.Rng("landscape-init", seed), setup);
+            Optimizer opt = setup.Optimizer switch
+            {
+                LandscapeOptimizer.Sgd => new Sgd(model.Parameters(), setup.Lr, weightDecay: setup.WeightDecay),
+                LandscapeOptimizer.Adam => new Adam(model.Parameters(), setup.Lr, weightDecay: setup.WeightDecay),
+                _ => new Sgd(model.Parameters(), setup.Lr, momentum: 0.9, weightDecay: setup.WeightDecay),
+            };
+            var loader = new DataLoader(sub, 128, shuffle: true, seed: ctx.Rng("landscape-order", seed).Seed);
+            Trainer.Fit(model, opt, loader, setup.Epochs, scheduler: setup.Cosine ? new CosineLr(opt, setup.Epochs * loader.BatchesPerEpoch) : null);
+            // Measured first: in training mode every forward of the Lanczos below moves batch norm's running statistics.
+            fit[k] = (Trainer.Evaluate(model, sub).Loss, Trainer.Evaluate(model, ctx.Data.Test).Accuracy);
+            // Without batch norm (or dropout) the two modes compute the same function; with it, they differ.
+            if (setup.HessianMode == HessianMode.Training) model.Train(); else model.Eval();
+            var ps = setup.WeightsOnly ? model.Parameters().Where(p => p.Rank > 1).ToList() : model.Parameters();
+            var ritz = Hessian.Lanczos(() => Losses.CrossEntropy(model.Forward(hx), hy), ps, setup.LanczosSteps, ctx.Rng("landscape-lanczos", k));
+            extremes[k] = (ritz[0], ritz[^1]);
+            models[k] = model;
+        });
+        return new LandscapeNetworks(models, extremes, fit, hx, hy);
     }
 
     private static void Landscape(LabContext ctx, Report report, List<Check> checks)
     {
         var clock = Stopwatch.StartNew();
-        int seeds = ctx.ByBudget(2, 5, 7);
-        int epochs = ctx.ByBudget(5, 15, 30);
-        int subset = 5_000;
-        var train = ctx.Data.Train;
-        var sub = RandomSubset(train, subset, ctx.Rng("landscape-subset"));
-        var (hx, hy) = Head(sub, 1_000);
-        var models = new Sequential[2 * seeds];
-        var ratios = new double[2 * seeds];
-        var extremes = new (double Min, double Max)[2 * seeds];
-        var fit = new (double Loss, double Accuracy)[2 * seeds];
-        LabContext.Concurrently(2 * seeds, k =>
-        {
-            bool residual = k % 2 == 1;
-            int seed = k / 2;
-            var model = DeepMlp(sub.X, residual, ctx.Rng("landscape-init", seed));
-            var opt = new Sgd(model.Parameters(), 0.01, momentum: 0.9);
-            var loader = new DataLoader(sub, 128, shuffle: true, seed: ctx.Rng("landscape-order", seed).Seed);
-            Trainer.Fit(model, opt, loader, epochs, scheduler: new CosineLr(opt, epochs * loader.BatchesPerEpoch));
-            var ritz = Hessian.Lanczos(() => Losses.CrossEntropy(model.Forward(hx), hy), model.Parameters(), 20, ctx.Rng("landscape-lanczos", k));
-            extremes[k] = (ritz[0], ritz[^1]);
-            fit[k] = (Trainer.Evaluate(model, sub).Loss, Trainer.Evaluate(model, ctx.Data.Test).Accuracy);
-            ratios[k] = Math.Abs(ritz[0] / ritz[^1]);
-            models[k] = model;
-        });
+        var setup = new LandscapeSetup { Seeds = ctx.ByBudget(2, 5, 7), Epochs = ctx.ByBudget(5, 15, 30) };
+        int seeds = setup.Seeds, epochs = setup.Epochs, subset = 5_000;
+        var nets = TrainLandscapeNetworks(ctx, setup);
+        var (models, extremes, fit, hx, hy) = (nets.Models, nets.Extremes, nets.Fit, nets.HessianX, nets.HessianY);
+        var ratios = nets.Ratios;
         double plain = Median(ratios.Where((_, k) => k % 2 == 0)), resid = Median(ratios.Where((_, k) => k % 2 == 1));
         ctx.Say($"depth-20 MLPs: |λmin/λmax| plain {plain:F3}, residual {resid:F3} (medians of {seeds}) ({clock.Elapsed.TotalSeconds:F0} s)");
 
@@ -481,7 +510,8 @@ public sealed class SolutionSpaceClaim : IClaim
                 "Li et al.'s maps show the same thing: blue (convex) at the centre for every network, the plain ones turning non-convex away from it. " +
                 "Without batch norm, other setups do not turn the ratio at the solutions around while both networks train (the two tables below); it rises above 1 only where the plain network is stuck " +
                 "on a plateau, and then which way it goes follows how far the plain network trained, not its architecture. With batch norm after every linear layer, as in Li et al.'s networks, " +
-                "and their optimizer, it turns around on two lab seeds of three but not on the third (the last rows): the seed decides, so the lab keeps the setup above. " +
+                "and their optimizer and Hessian, the plain network's ratio is the larger one on every lab seed from 0 to 4, but by at least 1.3× on only two of them (the last rows); " +
+                "a setup chosen after seeing that would pass the committed seed and fail three others, so the lab keeps the setup above. " +
                 // Measured 2026-11-30 with `lab run solution-space --seed N`.
                 "Over lab seeds 0 to 4 this is the only line of the claim that fails, on every seed: 0.42×, 0.79×, 0.77×, 0.64× and 0.68× at the solutions, " +
                 "against 2.5×, 2.1×, 2.6×, 3.9× and 2.3× averaged over the slices.");
@@ -502,24 +532,30 @@ public sealed class SolutionSpaceClaim : IClaim
         // Exploratory runs of 2026-11-30, on a machine without AVX-512 (AVX2 kernels add in another order, so its
         // bits differ: the setup above gives 0.51× there, against the 0.42× of seed 0's committed report).
         report.Text("More setups, tried later on a machine without AVX-512, where the setup above gives 0.51× (its kernels add in another order, so the bits differ): " +
-            "the ratio of the medians at the solutions, with the medians of the plain network's training loss and λmax against the residual one's.");
-        report.Table(["setup (changed from the one above)", "training loss, plain / residual", "λmax, plain / residual", "at the solutions"],
+            "the ratio of the medians at the solutions, with the medians of the plain network's training loss and λmax against the residual one's. " +
+            "Each row reruns with `lab explore landscape` and the options given (`dotnet run -c Release --project src/MiniDeep.Experiments -- lab explore landscape --epochs 3`; " +
+            "on that machine the command gives the rows' numbers).");
+        report.Table(["setup (changed from the one above)", "options of `lab explore landscape`", "training loss, plain / residual", "λmax, plain / residual", "at the solutions"],
         [
-            ["3 epochs instead of 15 (cosine decay over them)", "0.84 / 0.48", "266 / 57", "0.42×"],
-            ["5 epochs instead of 15", "0.67 / 0.41", "159 / 46", "0.62×"],
-            ["Adam lr 1e-3 with cosine decay (the lab's usual optimizer), He initialization", "0.28 / 0.17", "224 / 58", "0.35×"],
-            ["no decay: constant lr 0.01", "0.45 / 0.24", "61 / 43", "0.72×"],
-            ["SGD without momentum, lr 0.05 with cosine decay", "0.45 / 0.31", "150 / 47", "0.33×"],
-            ["SGD without momentum, constant lr 0.1", "1.26 / 0.43", "112 / 22", "0.76×"],
-            ["the Hessian on all 5,000 training images instead of 1,000", "0.39 / 0.24", "121 / 42", "0.59×"],
-            ["pre-activation residual blocks x + W₂ReLU(W₁ReLU(x)), the form of He et al.'s identity-mapping paper (2016)", "0.39 / 0.20", "135 / 43", "0.40×"],
-            ["W₂ initialized at He ÷ 3 instead of 0", "0.39 / 0.24", "135 / 54", "0.65×"],
-            ["batch norm after every linear layer, in both networks and in every residual branch (Li et al.'s networks have it), with Li et al.'s optimizer " +
-                "(SGD, lr 0.1, momentum 0.9, weight decay 5e-4, cosine decay) and their Hessian (eval mode, the weight matrices only); lab seeds 0, 1 and 2",
-                "0.68 / 0.43 (seed 0); plain test accuracy 68–77%, residual 79–82%", "29 / 8.0 (seed 0)",
-                "1.61×, 0.77×, 1.84×; over the 15 networks of each kind the medians' ratio is 1.65×, and the ratio of the medians of 5 networks drawn from those 15 reaches 1.3× in 58% of 20,000 draws"],
-            ["the same, lab seed 0, the Hessian over every parameter: in eval mode; in training mode (the 1,000 images' batch statistics)", "as above", "41 / 11; 2.6 / 3.2", "1.59×; 0.93×"],
-            ["batch norm, lab seed 0, eval mode, every parameter: lr 0.05 with weight decay 5e-4; lr 0.01 with it; lr 0.1 without", "0.62 / 0.39; 0.68 / 0.33; 0.67 / 0.44", "—", "1.77×; 0.96×; 2.08×"],
+            ["3 epochs instead of 15 (cosine decay over them)", "`--epochs 3`", "0.84 / 0.49", "266 / 57", "0.42×"],
+            ["5 epochs instead of 15", "`--epochs 5`", "0.67 / 0.41", "159 / 46", "0.62×"],
+            ["Adam lr 1e-3 with cosine decay (the lab's usual optimizer), He initialization", "`--optimizer adam --lr 0.001`", "0.29 / 0.17", "224 / 58", "0.35×"],
+            ["no decay: constant lr 0.01", "`--schedule constant`", "0.45 / 0.24", "61 / 43", "0.72×"],
+            ["SGD without momentum, lr 0.05 with cosine decay", "`--optimizer sgd --lr 0.05`", "0.45 / 0.31", "150 / 47", "0.33×"],
+            ["SGD without momentum, constant lr 0.1", "`--optimizer sgd --lr 0.1 --schedule constant`", "1.26 / 0.43", "112 / 22", "0.76×"],
+            ["the Hessian on all 5,000 training images instead of 1,000", "`--hessian-images 5000`", "0.39 / 0.24", "121 / 42", "0.59×"],
+            ["pre-activation residual blocks x + W₂ReLU(W₁ReLU(x)), the form of He et al.'s identity-mapping paper (2016)", "`--arch pre-activation`", "0.39 / 0.20", "135 / 43", "0.40×"],
+            ["W₂ initialized at He ÷ 3 instead of 0", "`--arch scaled-branch`", "0.39 / 0.24", "135 / 54", "0.65×"],
+            ["batch norm after every linear layer but the last, in both networks and in every residual branch, W₂ = He (Li et al.'s networks have it), with Li et al.'s optimizer " +
+                "(SGD, lr 0.1, momentum 0.9, weight decay 5e-4, cosine decay) and their Hessian (eval mode, the weight matrices only); lab seeds 0 to 4",
+                "`--arch batch-norm --lr 0.1 --weight-decay 5e-4 --hessian-params weights --seed 0` (to 4)",
+                "0.66 / 0.43 (seed 0); test accuracy 67–76% plain, 77–82% residual", "22 / 5.9 (seed 0)",
+                "1.93×, 1.38×, 1.24×, 1.14×, 1.24×: above 1 on every seed, at least 1.3 on two. Over the 25 networks of each kind the medians' ratio is 1.36×, " +
+                "and the ratio of the medians of 5 networks drawn from those 25 reaches 1.3 in 51% of 20,000 draws"],
+            ["the same, lab seed 0, the Hessian over every parameter: in eval mode; in training mode (the 1,000 images' batch statistics)",
+                "`--arch batch-norm --lr 0.1 --weight-decay 5e-4` (`--hessian-mode training`)", "0.66 / 0.43", "30 / 7.9; 2.5 / 2.5", "1.53×; 0.90×"],
+            ["batch norm, lab seed 0, eval mode, every parameter: lr 0.05 with weight decay 5e-4; lr 0.01 with it; lr 0.1 without",
+                "`--arch batch-norm --lr 0.05 --weight-decay 5e-4`, and so on", "0.62 / 0.38; 0.68 / 0.32; 0.68 / 0.41", "39 / 13; 66 / 49; 31 / 7.2", "1.74×; 1.68×; 1.53×"],
         ]);
         report.Image("landscape.png", Plots.SideBySide(
                 Plots.Contour("Plain depth-20 MLP", "direction 1", "direction 2", "log10 loss", xs, xs, log[0]),
