@@ -158,6 +158,12 @@ public static class Autograd
         // its history, and a rule that calls Grad inside (batch norm's, when differentiated twice) would
         // make every such layer rerun all the layers below it: time exponential in depth.
         var needed = capture is null ? null : Needed(order, capture);
+        // Refused before anything runs, so that a failed pass leaves no .Grad half accumulated.
+        foreach (var t in order)
+            if (t.GradFn is { IsFreed: true } freed && (needed is null || (needed.Contains(t) && AnyNeeded(freed, needed))))
+                throw new InvalidOperationException(
+                    $"Backward through '{freed.Op}' a second time, but its saved tensors were freed after the first Backward. " +
+                    "Pass retainGraph: true to the first Backward if you need to run backward through the graph twice.");
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         // With createGraph the gradients are part of a recorded graph and must live on; without it
         // this pass knows exactly who holds each gradient buffer it made, and recycles the dead ones.
@@ -339,8 +345,7 @@ public static class Autograd
             while (stack.Count > 0)
             {
                 var (t, next) = stack.Pop();
-                // A freed node is refused when a gradient reaches it (Node.Apply), not here: a Grad pass
-                // may walk past one it never runs.
+                // A freed node is refused by Run, not here: a Grad pass may walk past one it never runs.
                 var inputs = t.GradFn?.Inputs;
                 if (inputs is not null && next < inputs.Count)
                 {

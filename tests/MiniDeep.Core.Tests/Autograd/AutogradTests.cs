@@ -78,6 +78,13 @@ public class AutogradTests
         y2.Backward(retainGraph: true);
         y2.Backward();
         Assert.Equal(8f, x2.Grad!.Item<float>());
+
+        // Refused before anything runs: the new part's leaf gets no gradient from the failed pass.
+        var h = x * x;
+        h.Sum().Backward();
+        var w = Param(3);
+        Assert.Throws<InvalidOperationException>(() => (h * w).Sum().Backward());
+        Assert.Null(w.Grad);
     }
 
     [Fact]
