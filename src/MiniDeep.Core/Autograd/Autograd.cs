@@ -158,11 +158,13 @@ public static class Autograd
         // its history, and a rule that calls Grad inside (batch norm's, when differentiated twice) would
         // make every such layer rerun all the layers below it: time exponential in depth.
         var needed = capture is null ? null : Needed(order, capture);
+        // Whether this pass runs t's rule: a Backward runs every one, a Grad pass those on a path.
+        bool Runs(Tensor t) => t.GradFn is { } n && (needed is null || (needed.Contains(t) && AnyNeeded(n, needed)));
         // Refused before anything runs, so that a failed pass leaves no .Grad half accumulated.
         foreach (var t in order)
-            if (t.GradFn is { IsFreed: true } freed && (needed is null || (needed.Contains(t) && AnyNeeded(freed, needed))))
+            if (Runs(t) && t.GradFn!.IsFreed)
                 throw new InvalidOperationException(
-                    $"Backward through '{freed.Op}' a second time, but its saved tensors were freed after the first Backward. " +
+                    $"Backward through '{t.GradFn.Op}' a second time, but its saved tensors were freed after the first Backward. " +
                     "Pass retainGraph: true to the first Backward if you need to run backward through the graph twice.");
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         // With createGraph the gradients are part of a recorded graph and must live on; without it
@@ -202,7 +204,8 @@ public static class Autograd
             {
                 AccumulateIntoGrad(t, g, createGraph, ownership);
             }
-            if (t.GradFn is not { } node || (needed is not null && !AnyNeeded(node, needed))) { ownership.Drop(g); continue; }
+            if (!Runs(t)) { ownership.Drop(g); continue; }
+            var node = t.GradFn!;
             if (node.IsCustom) ownership.Expose(g);   // a user's rule may keep what it is given
             var outer = t_needed;
             t_needed = needed;
@@ -224,7 +227,7 @@ public static class Autograd
             foreach (var t in order)
             {
                 // A rule this pass did not run stays, with what it saved, for another pass.
-                if (needed is not null && !(needed.Contains(t) && t.GradFn is { } n && AnyNeeded(n, needed))) continue;
+                if (needed is not null && !Runs(t)) continue;
                 t.GradFn?.Free();
                 // An activation only the graph could reach (Storage.ReleaseWithGraph) is dead now.
                 if (t.Storage.ReleaseWithGraph) { t.Storage.ReleaseWithGraph = false; t.Storage.Recycle(); }

@@ -372,8 +372,7 @@ public class BatchNorm : Module
         {
             if (Autograd.IsGradEnabled)
             {
-                var wanted = new[] { x, weight, bias }.Where(Autograd.Needs).ToArray();
-                if (wanted.Length == 0) return [null, null, null];
+                var wanted = new[] { x, weight, bias }.Where(Autograd.Needs).ToArray();   // never empty: the pass runs this rule for one of them
                 var grads = Autograd.Grad([Composite(x, weight, bias, axes, shape, eps)], wanted, [g], createGraph: true, allowUnused: true);
                 return [Autograd.Needs(x) ? grads[Array.IndexOf(wanted, x)] : null,
                         Autograd.Needs(weight) ? grads[Array.IndexOf(wanted, weight)] : null,

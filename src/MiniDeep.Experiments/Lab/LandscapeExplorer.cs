@@ -28,10 +28,10 @@ public static class LandscapeExplorer
         for (int k = 0; k < ratios.Length; k++)
             log.WriteLine(string.Format(inv, "{0,4} | {1,-8} | {2,9:0.000E+0} | {3,9:0.000E+0} | {4,11:F4} | {5,13:F3} | {6,12:P1}",
                 k / 2, k % 2 == 0 ? "plain" : "residual", nets.Extremes[k].Min, nets.Extremes[k].Max, ratios[k], nets.Fit[k].Loss, nets.Fit[k].Accuracy));
-        double Med(int parity, Func<int, double> f) => LabModels.Median(Enumerable.Range(0, ratios.Length).Where(k => k % 2 == parity).Select(f));
         log.WriteLine(string.Format(inv, "medians: |λmin/λmax| plain {0:F4}, residual {1:F4}; ratio {2:F2}× (the claim's line: ≥ 1.3); training loss {3:F2} / {4:F2}; λmax {5:G3} / {6:G3}; {7:F0} s",
-            Med(0, k => ratios[k]), Med(1, k => ratios[k]), nets.RatioOfMedians, Med(0, k => nets.Fit[k].Loss), Med(1, k => nets.Fit[k].Loss),
-            Med(0, k => nets.Extremes[k].Max), Med(1, k => nets.Extremes[k].Max), clock.Elapsed.TotalSeconds));
+            nets.MedianRatio(residual: false), nets.MedianRatio(residual: true), nets.RatioOfMedians,
+            nets.Median(false, k => nets.Fit[k].Loss), nets.Median(true, k => nets.Fit[k].Loss),
+            nets.Median(false, k => nets.Extremes[k].Max), nets.Median(true, k => nets.Extremes[k].Max), clock.Elapsed.TotalSeconds));
         if (json is not null)
         {
             var doc = new

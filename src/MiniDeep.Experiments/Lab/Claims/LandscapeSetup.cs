@@ -84,6 +84,13 @@ public sealed record LandscapeNetworks(Sequential[] Models, (double Min, double 
     /// <summary>|λmin/λmax| of each network.</summary>
     public double[] Ratios => Extremes.Select(e => Math.Abs(e.Min / e.Max)).ToArray();
 
+    /// <summary>Median over seeds of <paramref name="of"/>(network k), for the plain networks or the residual ones.</summary>
+    public double Median(bool residual, Func<int, double> of) =>
+        LabModels.Median(Enumerable.Range(0, Models.Length).Where(k => k % 2 == (residual ? 1 : 0)).Select(of));
+
+    /// <summary>Median |λmin/λmax| of the plain or the residual networks.</summary>
+    public double MedianRatio(bool residual) => Median(residual, k => Math.Abs(Extremes[k].Min / Extremes[k].Max));
+
     /// <summary>Median |λmin/λmax| of the plain networks ÷ that of the residual ones: the claim's measure.</summary>
-    public double RatioOfMedians => LabModels.Median(Ratios.Where((_, k) => k % 2 == 0)) / LabModels.Median(Ratios.Where((_, k) => k % 2 == 1));
+    public double RatioOfMedians => MedianRatio(residual: false) / MedianRatio(residual: true);
 }

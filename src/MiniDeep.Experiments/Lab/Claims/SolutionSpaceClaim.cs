@@ -445,7 +445,7 @@ public sealed class SolutionSpaceClaim : IClaim
         var nets = TrainLandscapeNetworks(ctx, setup);
         var (models, extremes, fit, hx, hy) = (nets.Models, nets.Extremes, nets.Fit, nets.HessianX, nets.HessianY);
         var ratios = nets.Ratios;
-        double plain = Median(ratios.Where((_, k) => k % 2 == 0)), resid = Median(ratios.Where((_, k) => k % 2 == 1));
+        double plain = nets.MedianRatio(residual: false), resid = nets.MedianRatio(residual: true);
         ctx.Say($"depth-20 MLPs: |λmin/λmax| plain {plain:F3}, residual {resid:F3} (medians of {seeds}) ({clock.Elapsed.TotalSeconds:F0} s)");
 
         // The 2D slices of the first seeds, and the curvature ratio averaged over a coarse grid of each.
@@ -477,7 +477,7 @@ public sealed class SolutionSpaceClaim : IClaim
         });
         double slicePlain = sliceRatios.Where((_, a) => a % 2 == 0).Average(), sliceResid = sliceRatios.Where((_, a) => a % 2 == 1).Average();
         ctx.Say($"2D slices: |λmin/λmax| averaged over a {coarse.Length}×{coarse.Length} grid ({sliced} seeds): plain {slicePlain:F3}, residual {sliceResid:F3} ({clock.Elapsed.TotalSeconds:F0} s)");
-        double plainLoss = Median(fit.Where((_, k) => k % 2 == 0).Select(f => f.Loss)), residLoss = Median(fit.Where((_, k) => k % 2 == 1).Select(f => f.Loss));
+        double plainLoss = nets.Median(false, k => fit[k].Loss), residLoss = nets.Median(true, k => fit[k].Loss);
         checks.Add(new("landscape_convexity_ratio", "depth-20 MLPs at the end of training: median |λmin/λmax| of the plain network ÷ the residual network's", plain / resid, Comparison.AtLeast, 1.3,
             "skip connections make the landscape nearly convex; without them it turns chaotic with depth (Li et al., Fig. 5)", "F2"));
         var log = new double[2][,];
@@ -487,8 +487,7 @@ public sealed class SolutionSpaceClaim : IClaim
             for (int i = 0; i < xs.Length; i++) for (int j = 0; j < xs.Length; j++) log[a][i, j] = Math.Log10(surfaces[a][i, j]);
         }
         report.Section("The landscape of plain and residual networks");
-        string plainAcc = Report.Pct(Median(fit.Where((_, k) => k % 2 == 0).Select(f => f.Accuracy)));
-        string residAcc = Report.Pct(Median(fit.Where((_, k) => k % 2 == 1).Select(f => f.Accuracy)));
+        string plainAcc = Report.Pct(nets.Median(false, k => fit[k].Accuracy)), residAcc = Report.Pct(nets.Median(true, k => fit[k].Accuracy));
         report.Text($"Two MLPs of depth 20 and width 64 (784 → 64, 18 hidden layers 64 → 64, → 10; ReLU), one plain and one whose hidden layers are paired into " +
             "nine residual blocks ReLU(x + W₂ReLU(W₁x + b₁) + b₂). Each starts from the initialization that lets it train at this depth: He for every layer, and W₂ = 0 in the " +
             "residual blocks (Goyal et al. 2017; Fixup), so that each block starts as the identity (with He in W₂ too, every block doubles the activations' variance and the residual network diverges). " +
