@@ -61,6 +61,11 @@ public class ClaimSmokeTests(ITestOutputHelper output)
             }
             var metrics = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "metrics.json")))!;
             Assert.Equal("smoke", metrics["budget"]!.GetValue<string>());
+            // Figures differ in their last bits between vector widths, so both files say which kernels ran.
+            var machine = metrics["machine"]!.GetValue<string>();
+            Assert.Equal(LabRunner.Machine(), machine);
+            Assert.Contains(MiniDeep.Cpu.Gemm.VectorWidth switch { 16 => "512-bit SIMD", 8 => "256-bit SIMD", 4 => "128-bit SIMD", _ => "scalar kernels" }, machine);
+            Assert.Contains($" s on {machine}.", report);
             Assert.Equal(claim["checks"]!.AsArray().Count, metrics["checks"]!.AsArray().Count);
             var table = File.ReadAllText(Path.Combine(root, "README.md"));
             Assert.Contains($"[{id}]({id}/report.md)", table);

@@ -193,6 +193,15 @@ public static class LabRunner
         }
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
-        return $"{cpu}, {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}";
+        // The kernels sum in an order that depends on the vector width, so the last bits of a report's
+        // figures differ between an AVX-512 and an AVX2 machine of the same name ("AMD EPYC"): say which ran.
+        string simd = MiniDeep.Cpu.Gemm.VectorWidth switch
+        {
+            16 => "512-bit SIMD",
+            8 => "256-bit SIMD",
+            4 => "128-bit SIMD",
+            _ => "scalar kernels",
+        };
+        return $"{cpu}, {Environment.ProcessorCount} cores, {simd}, {RuntimeInformation.FrameworkDescription}";
     }
 }

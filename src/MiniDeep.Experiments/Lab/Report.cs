@@ -95,6 +95,7 @@ public sealed class Report
 
         var json = ClaimJson(result);
         json["title"] = claim.Title;
+        json["machine"] = machine;
         json["metrics"] = Metrics.DeepClone();
         AtomicFile.WriteAllText(Path.Combine(dir, "metrics.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
