@@ -146,7 +146,58 @@ exLandscape.SetAction(parse =>
         return 2;
     }
 });
-var labExplore = new Command("explore", "Run one part of a claim alone in another setup (exploration; no verdict)") { exLandscape };
+var spSeed = new Option<ulong>("--seed") { Description = "Lab seed (the tasks, initializations and orders, as in 'lab run')", DefaultValueFactory = _ => 0 };
+var spBudget = new Option<string>("--budget") { Description = "smoke (SynthDigits, the smoke setup) or standard (Fashion-MNIST, as the report's rows)", DefaultValueFactory = _ => "standard" };
+spBudget.AcceptOnlyFromAmong("smoke", "standard");
+var spData = new Option<string?>("--data") { Description = "Directory with the Fashion-MNIST IDX files" };
+var spEwc = new Option<string>("--ewc") { Description = "proximal (the lab's: the exact proximal step after each SGD step) or penalty (the penalty in the loss, the textbook form)", DefaultValueFactory = _ => "proximal" };
+spEwc.AcceptOnlyFromAmong("proximal", "penalty");
+var spLambdas = new Option<string?>("--lambdas") { Description = "EWC's λ sweep, comma-separated (the budget's by default: 1000,10000,100000 at standard)" };
+var spEpochs = new Option<int?>("--epochs") { Description = "Epochs per task (5 at standard)" };
+var spLr = new Option<double?>("--lr") { Description = "SGD's learning rate for every method (0.05)" };
+var spBatch = new Option<int?>("--batch-size") { Description = "Batch size (32)" };
+var spHidden = new Option<int?>("--hidden") { Description = "Width of both hidden layers (400)" };
+var spC = new Option<double?>("--c") { Description = "HAT's regularizer weight c (0.75)" };
+var spSMax = new Option<double?>("--s-max") { Description = "HAT's largest gate scale s_max (400)" };
+var spPerTask = new Option<int?>("--per-task") { Description = "Training images per task (5,000 at standard)" };
+var spFisher = new Option<int?>("--fisher-samples") { Description = "Images the Fisher information is estimated from (500)" };
+var spJson = new Option<string?>("--json") { Description = "Also write the results as JSON to this file" };
+var exSplit = new Command("split", "Run the forgetting claim's split-task experiment (HAT against EWC and SGD) alone, in one setup: how the report's other setups were measured")
+    { spSeed, spBudget, spData, spEwc, spLambdas, spEpochs, spLr, spBatch, spHidden, spC, spSMax, spPerTask, spFisher, spJson };
+exSplit.SetAction(parse =>
+{
+    try
+    {
+        var budget = Enum.Parse<Budget>(parse.GetValue(spBudget)!, ignoreCase: true);
+        var b = SplitSetup.ForBudget(budget);
+        var lambdas = parse.GetValue(spLambdas) is { } list
+            ? list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(t => double.TryParse(t, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v
+                    : throw new FormatException($"split: --lambdas takes numbers separated by commas, got '{t}'")).ToArray()
+            : b.Lambdas;
+        var setup = b with
+        {
+            Ewc = parse.GetValue(spEwc) == "penalty" ? EwcUpdate.Penalty : EwcUpdate.Proximal,
+            Lambdas = lambdas,
+            Epochs = parse.GetValue(spEpochs) ?? b.Epochs,
+            Lr = parse.GetValue(spLr) ?? b.Lr,
+            Batch = parse.GetValue(spBatch) ?? b.Batch,
+            Hidden = parse.GetValue(spHidden) ?? b.Hidden,
+            C = parse.GetValue(spC) ?? b.C,
+            SMax = parse.GetValue(spSMax) ?? b.SMax,
+            PerTask = parse.GetValue(spPerTask) ?? b.PerTask,
+            FisherSamples = parse.GetValue(spFisher) ?? b.FisherSamples,
+        };
+        SplitExplorer.Run(setup, budget, parse.GetValue(spSeed), parse.GetValue(spData), parse.GetValue(spJson), Console.Out);
+        return 0;
+    }
+    catch (Exception e) when (e is ArgumentException or FormatException or InvalidDataException or MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException)
+    {
+        Console.Error.WriteLine(e.Message);
+        return 2;
+    }
+});
+var labExplore = new Command("explore", "Run one part of a claim alone in another setup (exploration; no verdict)") { exLandscape, exSplit };
 var lab = new Command("lab", "The claims lab: reproduce the essay's claims with MiniDeep's own engine") { labList, labRun, labMerge, labExplore };
 
 var root = new RootCommand("MiniDeep experiments: a deep-learning engine written from scratch, and the lab that tests what it can show") { lab, train, demo, graph };

@@ -257,3 +257,61 @@ public class LandscapeExplorerTests
         Assert.Contains("6000", e.Message);
     }
 }
+
+public class SplitExplorerTests
+{
+    private static readonly Lazy<LabContext> Smoke = new(() =>
+        new LabContext(Budget.Smoke, 0, LabRunner.LoadData(Budget.Smoke, 0, null, TextWriter.Null), Path.GetTempPath(), TextWriter.Null));
+
+    private static readonly SplitSetup Quick = new() { PerTask = 200, ValidationPerTask = 100, Epochs = 2, Hidden = 32, FisherSamples = 50, Lambdas = [10, 1_000] };
+
+    [Fact]
+    public void EwcForm_ChangesTheEwcRunsOnly()
+    {
+        var proximal = ForgettingClaim.RunSplitTasks(Smoke.Value, Quick);
+        var penalty = ForgettingClaim.RunSplitTasks(Smoke.Value, Quick with { Ewc = EwcUpdate.Penalty });
+        Assert.Equal(["SGD", "EWC, λ = 10", "EWC, λ = 1E+03", "HAT", "joint"], proximal.Names);
+        // SGD, HAT and the joint network never see the anchors: the same bits under either form.
+        foreach (var m in new[] { 0, proximal.Hat, proximal.Names.Length - 1 })
+        {
+            Assert.Equal(proximal.Matrices[m].ToArray(), penalty.Matrices[m].ToArray());
+            Assert.Equal(proximal.Kept[m], penalty.Kept[m]);
+        }
+        for (int m = 1; m <= Quick.Lambdas.Length; m++)
+            Assert.NotEqual(proximal.Matrices[m].ToArray(), penalty.Matrices[m].ToArray());
+        // The joint network is the reference of ρ; the chosen λ is the best on validation images.
+        Assert.Equal(0, proximal.Rho[^1], 12);
+        Assert.Equal(proximal.RhoValidation.Skip(1).Take(Quick.Lambdas.Length).Max(), proximal.RhoValidation[proximal.BestEwc]);
+        Assert.Equal(proximal.Rho[proximal.Hat] - proximal.Rho[proximal.BestEwc], proximal.HatMinusEwc);
+    }
+
+    [Fact]
+    public void Explore_WritesEveryMethodAsJson_AndRefusesABadSetupByName()
+    {
+        var json = Path.Combine(Path.GetTempPath(), $"minideep-explore-split-{Guid.NewGuid():N}.json");
+        try
+        {
+            var log = new StringWriter();
+            var r = SplitExplorer.Run(Quick with { Lambdas = [100] }, Budget.Smoke, 2, null, json, log);
+            var doc = JsonNode.Parse(File.ReadAllText(json))!;
+            Assert.Equal(2UL, (ulong)doc["lab_seed"]!);
+            Assert.Equal("proximal", (string?)doc["setup"]!["ewc"]);
+            var methods = doc["methods"]!.AsArray();
+            Assert.Equal(r.Names, methods.Select(m => (string)m!["method"]!));
+            Assert.Equal(r.Rho[r.Hat], (double)methods[r.Hat]!["rho"]!);
+            Assert.Equal(100, (double)doc["chosen_lambda"]!);
+            Assert.Equal(r.HatMinusEwc, (double)doc["hat_minus_ewc"]!);
+            Assert.Contains("HAT − EWC in ρ", log.ToString());
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+        var e = Assert.Throws<ArgumentException>(() => SplitExplorer.Run(Quick with { Lambdas = [] }, Budget.Smoke, 0, null, null, TextWriter.Null));
+        Assert.Contains("λ", e.Message);
+        e = Assert.Throws<ArgumentException>(() => SplitExplorer.Run(Quick with { Lambdas = [10, 10] }, Budget.Smoke, 0, null, null, TextWriter.Null));
+        Assert.Contains("twice", e.Message);
+        e = Assert.Throws<ArgumentException>(() => SplitExplorer.Run(Quick with { SMax = 1 }, Budget.Smoke, 0, null, null, TextWriter.Null));
+        Assert.Contains("s_max", e.Message);
+    }
+}

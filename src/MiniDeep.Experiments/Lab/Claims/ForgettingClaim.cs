@@ -259,22 +259,115 @@ public sealed class ForgettingClaim : IClaim
     private static void SplitTasks(LabContext ctx, Report report, List<Check> checks)
     {
         var clock = Stopwatch.StartNew();
-        int perTask = ctx.ByBudget(1_000, 5_000, 10_000), epochs = ctx.ByBudget(3, 5, 10);
-        const double lr = 0.05;
-        const int batch = 32, fisherSamples = 500;
-        const double c = 0.75;
-        // The sweep brackets the chosen λ: with {100, 1e3, 1e4}, 1e4 won on every seed, at the grid's edge;
-        // 100 forgets far more than either neighbour (ρ about −0.05), so the grid moved up a decade.
-        double[] lambdas = ctx.ByBudget(new double[] { 100 }, [1000, 10_000, 100_000], [100, 1000, 10_000, 100_000]);
-        int[][] groups = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]];
+        var setup = SplitSetup.ForBudget(ctx.Budget);
+        int perTask = setup.PerTask, epochs = setup.Epochs, batch = setup.Batch, fisherSamples = setup.FisherSamples, validationPerTask = setup.ValidationPerTask;
+        double lr = setup.Lr, c = setup.C;
+        double[] lambdas = setup.Lambdas;
+        int[][] groups = SplitGroups;
+        var split = RunSplitTasks(ctx, setup);
+        var (names, results, rho, rhoValidation, finalValidation, joint, random, kept, hatByEpoch) =
+            (split.Names.ToList(), split.Matrices, split.Rho, split.RhoValidation, split.FinalValidation, split.Joint, split.Random, split.Kept, split.HatValidationByEpoch);
+        int T = joint.Length;
+        int hatIndex = split.Hat, bestEwc = split.BestEwc;
+        ctx.Say($"split tasks: forgetting ratio ρ {string.Join(", ", names.Select((n, m) => $"{n} {Report.Num(rho[m], "F3")}"))}; joint accuracies {string.Join(" ", joint.Select(Report.Pct))} ({clock.Elapsed.TotalSeconds:F0} s)");
+        checks.Add(new("split_hat_rho", $"HAT, {T} split tasks, multi-head: forgetting ratio ρ after the last task", rho[hatIndex], Comparison.AtLeast, -0.05,
+            "ρ close to 0: as good as joint training (Serrà et al., Fig. 3)", "F3"));
+        checks.Add(new("split_hat_vs_ewc", $"HAT's ρ − EWC's at the λ chosen on validation images ({lambdas[bestEwc - 1]:G3})", rho[hatIndex] - rho[bestEwc], Comparison.Above, 0,
+            "HAT forgets less than EWC", "F4"));
+        checks.Add(new("split_hat_vs_sgd", "HAT's ρ − plain SGD's", rho[hatIndex] - rho[0], Comparison.Above, 0, "HAT forgets less than SGD", "F3"));
+        report.Section("Split tasks with one head each: HAT");
+        report.Text($"{T} tasks of two classes each ({string.Join(", ", groups.Select(g => $"{g[0]}/{g[1]}"))}), {perTask:N0} training images per task, tested on all of the test images of their classes, " +
+            $"learned in turn by a network 784-{setup.Hidden}-{setup.Hidden} with one two-way head per task (task-incremental: the task is known at test time), SGD lr {lr}, batch {batch}, {epochs} epochs a task. " +
+            $"Plain SGD; EWC with λ swept ({string.Join(", ", lambdas.Select(l => l.ToString("G3")))}; proximal update, Fisher from {fisherSamples} images; the λ compared with HAT is the one with the " +
+            $"highest ρ on {validationPerTask:N0} held-out training images per task, never the test images); HAT with s_max = {setup.SMax} and c = {c} " +
+            "(the paper's values); and, as the reference, the same network trained on all tasks jointly. Every method keeps, of each task's epochs, the network with the lowest " +
+            "cross-entropy on that task's validation images (the joint network: the lowest mean over the tasks), as the paper's code keeps its best validation model for every approach " +
+            "(it chooses by each approach's training loss, regularizer included, and trains up to 200 epochs with a decaying learning rate; here the budget is the fixed number of epochs). " +
+            "Until 2026-11-29 this lab kept the network after the last epoch instead; on seed 0 that gave HAT ρ = −0.007 against −0.000 for EWC with λ = 1E+04, and the HAT-against-EWC line failed. " +
+            "The forgetting ratio of Serrà et al., " +
+            "ρ = mean over tasks of (A − A_R)/(A_J − A_R) − 1, with A the final accuracy on a task, A_J the joint network's and A_R a random stratified classifier's (50% here), " +
+            "is 0 for no forgetting at all and −1 for forgetting everything.");
+        report.Table(["method", "forgetting ratio ρ", "ρ on validation images", "mean final accuracy", "backward transfer", "epoch kept, per task"],
+            names.Select((n, m) => new[] { n, Report.Num(rho[m], "F4"), Report.Num(rhoValidation[m], "F4"), Report.Pct(results[m].AverageAccuracy),
+                Points(results[m].BackwardTransfer), string.Join(", ", kept[m]) }));
+        report.Image("split-matrices.png", Plots.SideBySide([.. Enumerable.Range(0, names.Count - 1).Select(m => Plots.Matrix(names[m], "after training task", "tested on task", results[m].ToArray(), 0.5, 1))]),
+            $"Accuracy matrices of every method (row: after training task i; column: tested on task j; below the diagonal is memory; 0.5 is chance). " +
+            $"Backward transfer: SGD {Points(results[0].BackwardTransfer)}, EWC {Points(results[bestEwc].BackwardTransfer)}, HAT {Points(results[hatIndex].BackwardTransfer)}.");
+        var hat = results[hatIndex];
+        double hatFirst = hat[0, 0];
+        string firstByEpoch = string.Join(", ", hatByEpoch[0].Select(Report.Pct));
+        // What the two compared methods have in common on these tasks, whichever way the line goes.
+        string ewcNote = $"EWC with λ = {lambdas[bestEwc - 1]:G3} forgets little ({Points(results[bestEwc].BackwardTransfer)} of backward transfer) and still learns the later tasks " +
+            "nearly to the joint network's level, because two-class Fashion-MNIST tasks need little more than the features the first task left: the anchor nearly freezes the shared " +
+            "layers and the new heads do the rest. On tasks that need new features, as in the paper's mixtures of data sets, a frozen trunk would fail the later tasks; these five do " +
+            $"not ask it to, so the two methods' mean final accuracies differ here by {100 * Math.Abs(hat.AverageAccuracy - results[bestEwc].AverageAccuracy):F2} points, not by the paper's margins.";
+        string hatNote = $"HAT's backward transfer is {Points(hat.BackwardTransfer)} (its masks keep earlier tasks' units fixed) and its ρ of {Report.Num(rho[hatIndex], "F3")} measures how well it learned each " +
+            $"task in the first place (task 1: {Report.Pct(hatFirst)} just after learning it, {Report.Pct(joint[0])} jointly). Its network at s = s_max moves from epoch to epoch " +
+            $"(task 1 on its validation images after each epoch: {firstByEpoch}; kept: epoch {kept[hatIndex][0]}).";
+        string validationNote = $"On the validation images ρ is {Report.Num(rhoValidation[hatIndex], "F4")} for HAT and {Report.Num(rhoValidation[bestEwc], "F4")} for EWC.";
+        report.Text(rho[hatIndex] > rho[bestEwc]
+            ? $"HAT forgets less than EWC here, by {Report.Num(rho[hatIndex] - rho[bestEwc], "F4")} in ρ. {validationNote} {hatNote} {ewcNote}"
+            : $"HAT does not beat EWC here ({Report.Num(rho[hatIndex] - rho[bestEwc], "F4")} in ρ). {validationNote} {hatNote} {ewcNote}");
+        // Measured 2026-11-29 on the AVX-512 machine: `lab run forgetting --seed N` for N = 0 to 4 (proximal EWC, as
+        // the lab runs it), and exploratory runs of the same seeds with the penalty in the loss; on 2026-11-30, on an
+        // AVX2 machine, both with `lab explore split` (the second table).
+        report.Text("Over lab seeds 0 to 4 the comparison is a tie, which the pass line decides by the sign of the noise: with the proximal EWC this lab runs, HAT − EWC in ρ " +
+            "lies between −0.0012 and +0.0016 on this report's machine and between −0.0013 and +0.0048 on a machine without AVX-512 (at most a quarter of a point of mean accuracy, " +
+            "a few test images a task), HAT ahead on three seeds of five on each; and which λ validation picks is itself decided by differences of that size " +
+            "(seed 0: ρ on validation −0.0020 at 1E+03 against −0.0021 at 1E+04). Nor does the form of EWC's update decide it. With the penalty added to the loss, " +
+            "as Kirkpatrick et al. and Serrà et al. used it (λ of 300, 1E+03, 3E+03 and 1E+04), stability caps λ: at 1E+04 the step diverged on every seed " +
+            "and at 3E+03 on three of five on both machines (ρ between −1.0 and −0.2, tasks at chance). HAT is then ahead on four seeds of five, by more than against the proximal EWC " +
+            "because the capped λ anchors less, but still behind on seed 0, where λ = 3E+03 stayed stable. `lab explore split` reruns any of these runs " +
+            "(`--seed N`, and `--ewc penalty --lambdas 300,1000,3000,10000` for the penalty).");
+        report.Table(["lab seed", "proximal EWC (the lab's): λ chosen", "HAT − EWC in ρ", "penalty in the loss: λ chosen", "HAT − EWC in ρ"],
+        [
+            ["0", "1E+03", "−0.0006", "3E+03", "−0.0006"],
+            ["1", "1E+05", "+0.0016", "1E+03", "+0.0062"],
+            ["2", "1E+04", "+0.0004", "1E+03", "+0.0052"],
+            ["3", "1E+04", "−0.0012", "3E+03", "+0.00005"],
+            ["4", "1E+04", "+0.00001", "1E+03", "+0.0019"],
+        ]);
+        report.Text("The same, rerun on 2026-11-30 with `lab explore split` on a 2-core AMD EPYC without AVX-512, whose kernels add in another order " +
+            "(there the lab's own seed-0 run gives λ = 1E+04 and −0.0010, not this report's 1E+03 and −0.0006); on that machine the command prints these numbers:");
+        report.Table(["lab seed", "proximal EWC (the lab's): λ chosen", "HAT − EWC in ρ", "penalty in the loss: λ chosen", "HAT − EWC in ρ"],
+        [
+            ["0", "1E+04", "−0.0010", "3E+03", "−0.0016"],
+            ["1", "1E+05", "+0.0001", "3E+03", "+0.0011"],
+            ["2", "1E+03", "+0.0048", "1E+03", "+0.0046"],
+            ["3", "1E+04", "−0.0013", "1E+03", "+0.0056"],
+            ["4", "1E+03", "+0.0021", "1E+03", "+0.0018"],
+        ]);
+        report.Metric("split", new
+        {
+            tasks = T, per_task = perTask, validation_per_task = validationPerTask, epochs, lr, batch, c, lambdas, chosen_lambda = lambdas[bestEwc - 1], joint, random,
+            rho = names.Select((n, m) => new { method = n, rho = rho[m], rho_validation = rhoValidation[m], final_validation = finalValidation[m] }),
+            hat_validation_by_epoch = hatByEpoch,
+            kept_epochs = names.Select((n, m) => new { method = n, epochs = kept[m] }),
+            matrices = names.Select((n, m) => new { method = n, matrix = ToJagged(results[m]) }),
+        });
+    }
+
+    // The five two-class tasks of the split experiment: 0/1, 2/3, 4/5, 6/7, 8/9.
+    private static readonly int[][] SplitGroups = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]];
+
+    /// <summary>
+    /// The split-task experiment in one setup: plain SGD, EWC at each λ of the sweep, HAT and the joint
+    /// network, trained side by side (one per core), each keeping every task's best validation epoch.
+    /// The claim and <c>lab explore split</c> both run this.
+    /// </summary>
+    public static SplitResults RunSplitTasks(LabContext ctx, SplitSetup setup)
+    {
+        setup.Validate();
+        int perTask = setup.PerTask, epochs = setup.Epochs, batch = setup.Batch, fisherSamples = setup.FisherSamples, hidden = setup.Hidden;
+        double lr = setup.Lr, c = setup.C;
+        double[] lambdas = setup.Lambdas;
         // λ is chosen by ρ on held-out training images of each task's classes, never on the test images.
-        int validationPerTask = ctx.ByBudget(500, 1_000, 1_000);
-        var tasks = TaskSequences.Split(ctx.Data, groups, perTask, ctx.Rng("split-tasks"), validationPerTask);
+        var tasks = TaskSequences.Split(ctx.Data, SplitGroups, perTask, ctx.Rng("split-tasks"), setup.ValidationPerTask);
         int T = tasks.Count;
         var standardize = Standardize.Fit(ctx.Data.Train.X);
         Module Input() => new Sequential(new Standardize(standardize.Mean.Item(), standardize.Std.Item()), new Flatten());
-        MultiHead Net(Generator g) => new(new Sequential(Input(), new Linear(784, 400, generator: g), Activations.ReLU(), new Linear(400, 400, generator: g), Activations.ReLU()),
-            [.. Enumerable.Range(0, T).Select(_ => (Module)new Linear(400, 2, generator: g))]);
+        MultiHead Net(Generator g) => new(new Sequential(Input(), new Linear(784, hidden, generator: g), Activations.ReLU(), new Linear(hidden, hidden, generator: g), Activations.ReLU()),
+            [.. Enumerable.Range(0, T).Select(_ => (Module)new Linear(hidden, 2, generator: g))]);
         double Accuracy(Module m, TensorDataset d) => Trainer.Evaluate(m, d).Accuracy;
 
         var names = new List<string> { "SGD" };
@@ -297,7 +390,7 @@ public sealed class ForgettingClaim : IClaim
             Module model;
             if (name == "HAT")
             {
-                var hat = new HatMlp(784, [400, 400], [.. Enumerable.Repeat(2, T)], ctx.Rng("split-init"), Input());
+                var hat = new HatMlp(784, [hidden, hidden], [.. Enumerable.Repeat(2, T)], ctx.Rng("split-init"), Input(), setup.SMax);
                 for (int t = 0; t < T; t++)
                 {
                     var done = hat.TrainTask(t, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs, lr, c,
@@ -353,8 +446,14 @@ public sealed class ForgettingClaim : IClaim
                 {
                     net.ActiveTask = t;
                     var best = new BestEpoch(net);
-                    using (lambda > 0 ? anchors.Attach(opt, lambda) : null)
-                        Trainer.Fit(net, opt, new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed), epochs, test: tasks[t].Validation, keepBest: best);
+                    var loader = new DataLoader(tasks[t].Train, batch, shuffle: true, seed: ctx.Rng("split-order", t).Seed);
+                    if (lambda > 0 && setup.Ewc == EwcUpdate.Penalty)
+                        // The textbook form: the penalty in the loss, so the kept epoch is chosen by the validation loss with it too.
+                        Trainer.Fit(net, opt, loader, epochs, test: tasks[t].Validation, keepBest: best,
+                            loss: (output, target) => Losses.CrossEntropy(output, target) + anchors.PenaltyTerm(lambda));
+                    else
+                        using (lambda > 0 ? anchors.Attach(opt, lambda) : null)
+                            Trainer.Fit(net, opt, loader, epochs, test: tasks[t].Validation, keepBest: best);
                     kept[m][t] = best.Epoch;
                     for (int j = 0; j < T; j++) { net.ActiveTask = j; r[t, j] = Accuracy(net, tasks[j].Test); }
                     if (lambda > 0)
@@ -377,72 +476,8 @@ public sealed class ForgettingClaim : IClaim
         var rho = results.Select(r => r.ForgettingRatio(joint, random)).ToArray();
         var randomValidation = tasks.Select(t => AccuracyMatrix.RandomStratified(t.Validation!.Y.ToArray<int>())).ToArray();
         var rhoValidation = finalValidation.Select(f => AccuracyMatrix.ForgettingRatio(f, finalValidation[^1], randomValidation)).ToArray();
-        int hatIndex = names.IndexOf("HAT");
-        int bestEwc = Enumerable.Range(1, lambdas.Length).MaxBy(m => rhoValidation[m]);
-        ctx.Say($"split tasks: forgetting ratio ρ {string.Join(", ", names.Select((n, m) => $"{n} {Report.Num(rho[m], "F3")}"))}; joint accuracies {string.Join(" ", joint.Select(Report.Pct))} ({clock.Elapsed.TotalSeconds:F0} s)");
-        checks.Add(new("split_hat_rho", $"HAT, {T} split tasks, multi-head: forgetting ratio ρ after the last task", rho[hatIndex], Comparison.AtLeast, -0.05,
-            "ρ close to 0: as good as joint training (Serrà et al., Fig. 3)", "F3"));
-        checks.Add(new("split_hat_vs_ewc", $"HAT's ρ − EWC's at the λ chosen on validation images ({lambdas[bestEwc - 1]:G3})", rho[hatIndex] - rho[bestEwc], Comparison.Above, 0,
-            "HAT forgets less than EWC", "F4"));
-        checks.Add(new("split_hat_vs_sgd", "HAT's ρ − plain SGD's", rho[hatIndex] - rho[0], Comparison.Above, 0, "HAT forgets less than SGD", "F3"));
-        report.Section("Split tasks with one head each: HAT");
-        report.Text($"{T} tasks of two classes each ({string.Join(", ", groups.Select(g => $"{g[0]}/{g[1]}"))}), {perTask:N0} training images per task, tested on all of the test images of their classes, " +
-            $"learned in turn by a network 784-400-400 with one two-way head per task (task-incremental: the task is known at test time), SGD lr {lr}, batch {batch}, {epochs} epochs a task. " +
-            $"Plain SGD; EWC with λ swept ({string.Join(", ", lambdas.Select(l => l.ToString("G3")))}; proximal update, Fisher from {fisherSamples} images; the λ compared with HAT is the one with the " +
-            $"highest ρ on {validationPerTask:N0} held-out training images per task, never the test images); HAT with s_max = 400 and c = {c} " +
-            "(the paper's values); and, as the reference, the same network trained on all tasks jointly. Every method keeps, of each task's epochs, the network with the lowest " +
-            "cross-entropy on that task's validation images (the joint network: the lowest mean over the tasks), as the paper's code keeps its best validation model for every approach " +
-            "(it chooses by each approach's training loss, regularizer included, and trains up to 200 epochs with a decaying learning rate; here the budget is the fixed number of epochs). " +
-            "Until 2026-11-29 this lab kept the network after the last epoch instead; on seed 0 that gave HAT ρ = −0.007 against −0.000 for EWC with λ = 1E+04, and the HAT-against-EWC line failed. " +
-            "The forgetting ratio of Serrà et al., " +
-            "ρ = mean over tasks of (A − A_R)/(A_J − A_R) − 1, with A the final accuracy on a task, A_J the joint network's and A_R a random stratified classifier's (50% here), " +
-            "is 0 for no forgetting at all and −1 for forgetting everything.");
-        report.Table(["method", "forgetting ratio ρ", "ρ on validation images", "mean final accuracy", "backward transfer", "epoch kept, per task"],
-            names.Select((n, m) => new[] { n, Report.Num(rho[m], "F4"), Report.Num(rhoValidation[m], "F4"), Report.Pct(results[m].AverageAccuracy),
-                Points(results[m].BackwardTransfer), string.Join(", ", kept[m]) }));
-        report.Image("split-matrices.png", Plots.SideBySide([.. Enumerable.Range(0, names.Count - 1).Select(m => Plots.Matrix(names[m], "after training task", "tested on task", results[m].ToArray(), 0.5, 1))]),
-            $"Accuracy matrices of every method (row: after training task i; column: tested on task j; below the diagonal is memory; 0.5 is chance). " +
-            $"Backward transfer: SGD {Points(results[0].BackwardTransfer)}, EWC {Points(results[bestEwc].BackwardTransfer)}, HAT {Points(results[hatIndex].BackwardTransfer)}.");
-        var hat = results[hatIndex];
-        double hatFirst = hat[0, 0];
-        string firstByEpoch = string.Join(", ", hatByEpoch[0].Select(Report.Pct));
-        // What the two compared methods have in common on these tasks, whichever way the line goes.
-        string ewcNote = $"EWC with λ = {lambdas[bestEwc - 1]:G3} forgets little ({Points(results[bestEwc].BackwardTransfer)} of backward transfer) and still learns the later tasks " +
-            "nearly to the joint network's level, because two-class Fashion-MNIST tasks need little more than the features the first task left: the anchor nearly freezes the shared " +
-            "layers and the new heads do the rest. On tasks that need new features, as in the paper's mixtures of data sets, a frozen trunk would fail the later tasks; these five do " +
-            $"not ask it to, so the two methods' mean final accuracies differ here by {100 * Math.Abs(hat.AverageAccuracy - results[bestEwc].AverageAccuracy):F2} points, not by the paper's margins.";
-        string hatNote = $"HAT's backward transfer is {Points(hat.BackwardTransfer)} (its masks keep earlier tasks' units fixed) and its ρ of {Report.Num(rho[hatIndex], "F3")} measures how well it learned each " +
-            $"task in the first place (task 1: {Report.Pct(hatFirst)} just after learning it, {Report.Pct(joint[0])} jointly). Its network at s = s_max moves from epoch to epoch " +
-            $"(task 1 on its validation images after each epoch: {firstByEpoch}; kept: epoch {kept[hatIndex][0]}).";
-        string validationNote = $"On the validation images ρ is {Report.Num(rhoValidation[hatIndex], "F4")} for HAT and {Report.Num(rhoValidation[bestEwc], "F4")} for EWC.";
-        report.Text(rho[hatIndex] > rho[bestEwc]
-            ? $"HAT forgets less than EWC here, by {Report.Num(rho[hatIndex] - rho[bestEwc], "F4")} in ρ. {validationNote} {hatNote} {ewcNote}"
-            : $"HAT does not beat EWC here ({Report.Num(rho[hatIndex] - rho[bestEwc], "F4")} in ρ). {validationNote} {hatNote} {ewcNote}");
-        // Measured 2026-11-29: `lab run forgetting --seed N` for N = 0 to 4 (proximal EWC, as the lab runs it), and
-        // exploratory runs of the same seeds with the penalty in the loss (QuadraticAnchors.PenaltyTerm instead of
-        // Attach, λ ∈ {300, 1e3, 3e3, 1e4}, the kept epoch chosen by validation loss with the penalty).
-        report.Text("Over lab seeds 0 to 4 the comparison is a tie, which the pass line decides by the sign of the noise: HAT − EWC in ρ never exceeds 0.0016 either way " +
-            "with the proximal EWC this lab runs (a few test images in all), and which λ validation picks is itself decided by differences of that size " +
-            "(seed 0: ρ on validation −0.0020 at 1E+03 against −0.0021 at 1E+04). Nor does the form of EWC's update decide it. With the penalty added to the loss, " +
-            "as Kirkpatrick et al. and Serrà et al. used it (exploratory runs, λ of 300, 1E+03, 3E+03 and 1E+04), stability caps λ: at 1E+04 the step diverged on every seed " +
-            "and at 3E+03 on three of five (ρ of −1.0 or −0.2, tasks at chance). HAT is then ahead on four seeds of five, by more than against the proximal EWC because the capped λ " +
-            "anchors less, but still behind on seed 0, where λ = 3E+03 stayed stable.");
-        report.Table(["lab seed", "proximal EWC (the lab's): λ chosen", "HAT − EWC in ρ", "penalty in the loss: λ chosen", "HAT − EWC in ρ"],
-        [
-            ["0", "1E+03", "−0.0006", "3E+03", "−0.0006"],
-            ["1", "1E+05", "+0.0016", "1E+03", "+0.0062"],
-            ["2", "1E+04", "+0.0004", "1E+03", "+0.0052"],
-            ["3", "1E+04", "−0.0012", "3E+03", "+0.00005"],
-            ["4", "1E+04", "+0.00001", "1E+03", "+0.0019"],
-        ]);
-        report.Metric("split", new
-        {
-            tasks = T, per_task = perTask, validation_per_task = validationPerTask, epochs, lr, batch, c, lambdas, chosen_lambda = lambdas[bestEwc - 1], joint, random,
-            rho = names.Select((n, m) => new { method = n, rho = rho[m], rho_validation = rhoValidation[m], final_validation = finalValidation[m] }),
-            hat_validation_by_epoch = hatByEpoch,
-            kept_epochs = names.Select((n, m) => new { method = n, epochs = kept[m] }),
-            matrices = names.Select((n, m) => new { method = n, matrix = ToJagged(results[m]) }),
-        });
+
+        return new SplitResults([.. names], results, rho, rhoValidation, finalValidation, joint, random, kept, hatByEpoch, lambdas);
     }
 
     // A fraction as points of accuracy with one decimal ("-2.9 points"; never "-0.0").
