@@ -200,7 +200,7 @@ public class LabRunnerTests
 public class LandscapeExplorerTests
 {
     private static readonly Lazy<LabContext> Smoke = new(() =>
-        new LabContext(Budget.Smoke, 0, LabRunner.LoadData(Budget.Smoke, 0, null, TextWriter.Null), Path.GetTempPath(), TextWriter.Null));
+        LabRunner.ExploreContext(Budget.Smoke, 0, null, TextWriter.Null));
 
     private static readonly LandscapeSetup Quick = new() { Seeds = 1, Epochs = 1, LanczosSteps = 6 };
 
@@ -261,7 +261,7 @@ public class LandscapeExplorerTests
 public class SplitExplorerTests
 {
     private static readonly Lazy<LabContext> Smoke = new(() =>
-        new LabContext(Budget.Smoke, 0, LabRunner.LoadData(Budget.Smoke, 0, null, TextWriter.Null), Path.GetTempPath(), TextWriter.Null));
+        LabRunner.ExploreContext(Budget.Smoke, 0, null, TextWriter.Null));
 
     private static readonly SplitSetup Quick = new() { PerTask = 200, ValidationPerTask = 100, Epochs = 2, Hidden = 32, FisherSamples = 50, Lambdas = [10, 1_000] };
 

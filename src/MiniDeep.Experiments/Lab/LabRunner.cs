@@ -58,6 +58,11 @@ public static class LabRunner
         return Train.LoadData(dataDir, seed, log);
     }
 
+    /// <summary>The context a <c>lab explore</c> command runs one part of a claim in: the budget's data and the lab seed's
+    /// generators, as <c>lab run</c> would give the claim, with no report directory of its own.</summary>
+    public static LabContext ExploreContext(Budget budget, ulong seed, string? dataDir, TextWriter log) =>
+        new(budget, seed, LoadData(budget, seed, dataDir, log), Path.GetTempPath(), log);
+
     /// <summary>Runs the claims; returns the process exit code (0 when all reproduced, 1 otherwise). With
     /// a shard, runs only that shard's claims (see <see cref="RunShard"/>).</summary>
     public static int Run(LabOptions o, TextWriter log)

@@ -18,8 +18,8 @@ public static class LandscapeExplorer
     {
         setup.Validate();
         var clock = Stopwatch.StartNew();
-        var data = LabRunner.LoadData(budget, seed, dataDir, log);
-        var ctx = new LabContext(budget, seed, data, Path.GetTempPath(), log);
+        var ctx = LabRunner.ExploreContext(budget, seed, dataDir, log);
+        var data = ctx.Data;
         log.WriteLine($"landscape, lab seed {seed}, {data.Name}: {setup}");
         var nets = SolutionSpaceClaim.TrainLandscapeNetworks(ctx, setup);
         var ratios = nets.Ratios;

@@ -19,8 +19,8 @@ public static class SplitExplorer
     {
         setup.Validate();
         var clock = Stopwatch.StartNew();
-        var data = LabRunner.LoadData(budget, seed, dataDir, log);
-        var ctx = new LabContext(budget, seed, data, Path.GetTempPath(), log);
+        var ctx = LabRunner.ExploreContext(budget, seed, dataDir, log);
+        var data = ctx.Data;
         log.WriteLine($"split tasks, lab seed {seed}, {data.Name}: {setup}");
         var r = ForgettingClaim.RunSplitTasks(ctx, setup);
         var inv = CultureInfo.InvariantCulture;
