@@ -260,26 +260,20 @@ public sealed class ForgettingClaim : IClaim
     {
         var clock = Stopwatch.StartNew();
         var setup = SplitSetup.ForBudget(ctx.Budget);
-        int perTask = setup.PerTask, epochs = setup.Epochs, batch = setup.Batch, fisherSamples = setup.FisherSamples, validationPerTask = setup.ValidationPerTask;
-        double lr = setup.Lr, c = setup.C;
-        double[] lambdas = setup.Lambdas;
-        int[][] groups = SplitGroups;
         var split = RunSplitTasks(ctx, setup);
-        var (names, results, rho, rhoValidation, finalValidation, joint, random, kept, hatByEpoch) =
-            (split.Names.ToList(), split.Matrices, split.Rho, split.RhoValidation, split.FinalValidation, split.Joint, split.Random, split.Kept, split.HatValidationByEpoch);
-        int T = joint.Length;
-        int hatIndex = split.Hat, bestEwc = split.BestEwc;
+        var (names, results, rho, joint) = (split.Names, split.Matrices, split.Rho, split.Joint);
+        int T = joint.Length, hatIndex = split.Hat, bestEwc = split.BestEwc;
         ctx.Say($"split tasks: forgetting ratio ρ {string.Join(", ", names.Select((n, m) => $"{n} {Report.Num(rho[m], "F3")}"))}; joint accuracies {string.Join(" ", joint.Select(Report.Pct))} ({clock.Elapsed.TotalSeconds:F0} s)");
         checks.Add(new("split_hat_rho", $"HAT, {T} split tasks, multi-head: forgetting ratio ρ after the last task", rho[hatIndex], Comparison.AtLeast, -0.05,
             "ρ close to 0: as good as joint training (Serrà et al., Fig. 3)", "F3"));
-        checks.Add(new("split_hat_vs_ewc", $"HAT's ρ − EWC's at the λ chosen on validation images ({lambdas[bestEwc - 1]:G3})", rho[hatIndex] - rho[bestEwc], Comparison.Above, 0,
+        checks.Add(new("split_hat_vs_ewc", $"HAT's ρ − EWC's at the λ chosen on validation images ({split.ChosenLambda:G3})", split.HatMinusEwc, Comparison.Above, 0,
             "HAT forgets less than EWC", "F4"));
         checks.Add(new("split_hat_vs_sgd", "HAT's ρ − plain SGD's", rho[hatIndex] - rho[0], Comparison.Above, 0, "HAT forgets less than SGD", "F3"));
         report.Section("Split tasks with one head each: HAT");
-        report.Text($"{T} tasks of two classes each ({string.Join(", ", groups.Select(g => $"{g[0]}/{g[1]}"))}), {perTask:N0} training images per task, tested on all of the test images of their classes, " +
-            $"learned in turn by a network 784-{setup.Hidden}-{setup.Hidden} with one two-way head per task (task-incremental: the task is known at test time), SGD lr {lr}, batch {batch}, {epochs} epochs a task. " +
-            $"Plain SGD; EWC with λ swept ({string.Join(", ", lambdas.Select(l => l.ToString("G3")))}; proximal update, Fisher from {fisherSamples} images; the λ compared with HAT is the one with the " +
-            $"highest ρ on {validationPerTask:N0} held-out training images per task, never the test images); HAT with s_max = {setup.SMax} and c = {c} " +
+        report.Text($"{T} tasks of two classes each ({string.Join(", ", SplitGroups.Select(g => $"{g[0]}/{g[1]}"))}), {setup.PerTask:N0} training images per task, tested on all of the test images of their classes, " +
+            $"learned in turn by a network 784-{setup.Hidden}-{setup.Hidden} with one two-way head per task (task-incremental: the task is known at test time), SGD lr {setup.Lr}, batch {setup.Batch}, {setup.Epochs} epochs a task. " +
+            $"Plain SGD; EWC with λ swept ({string.Join(", ", setup.Lambdas.Select(l => l.ToString("G3")))}; proximal update, Fisher from {setup.FisherSamples} images; the λ compared with HAT is the one with the " +
+            $"highest ρ on {setup.ValidationPerTask:N0} held-out training images per task, never the test images); HAT with s_max = {setup.SMax} and c = {setup.C} " +
             "(the paper's values); and, as the reference, the same network trained on all tasks jointly. Every method keeps, of each task's epochs, the network with the lowest " +
             "cross-entropy on that task's validation images (the joint network: the lowest mean over the tasks), as the paper's code keeps its best validation model for every approach " +
             "(it chooses by each approach's training loss, regularizer included, and trains up to 200 epochs with a decaying learning rate; here the budget is the fixed number of epochs). " +
@@ -288,26 +282,26 @@ public sealed class ForgettingClaim : IClaim
             "ρ = mean over tasks of (A − A_R)/(A_J − A_R) − 1, with A the final accuracy on a task, A_J the joint network's and A_R a random stratified classifier's (50% here), " +
             "is 0 for no forgetting at all and −1 for forgetting everything.");
         report.Table(["method", "forgetting ratio ρ", "ρ on validation images", "mean final accuracy", "backward transfer", "epoch kept, per task"],
-            names.Select((n, m) => new[] { n, Report.Num(rho[m], "F4"), Report.Num(rhoValidation[m], "F4"), Report.Pct(results[m].AverageAccuracy),
-                Points(results[m].BackwardTransfer), string.Join(", ", kept[m]) }));
-        report.Image("split-matrices.png", Plots.SideBySide([.. Enumerable.Range(0, names.Count - 1).Select(m => Plots.Matrix(names[m], "after training task", "tested on task", results[m].ToArray(), 0.5, 1))]),
+            names.Select((n, m) => new[] { n, Report.Num(rho[m], "F4"), Report.Num(split.RhoValidation[m], "F4"), Report.Pct(results[m].AverageAccuracy),
+                Points(results[m].BackwardTransfer), string.Join(", ", split.Kept[m]) }));
+        report.Image("split-matrices.png", Plots.SideBySide([.. Enumerable.Range(0, names.Length - 1).Select(m => Plots.Matrix(names[m], "after training task", "tested on task", results[m].ToArray(), 0.5, 1))]),
             $"Accuracy matrices of every method (row: after training task i; column: tested on task j; below the diagonal is memory; 0.5 is chance). " +
             $"Backward transfer: SGD {Points(results[0].BackwardTransfer)}, EWC {Points(results[bestEwc].BackwardTransfer)}, HAT {Points(results[hatIndex].BackwardTransfer)}.");
         var hat = results[hatIndex];
         double hatFirst = hat[0, 0];
-        string firstByEpoch = string.Join(", ", hatByEpoch[0].Select(Report.Pct));
+        string firstByEpoch = string.Join(", ", split.HatValidationByEpoch[0].Select(Report.Pct));
         // What the two compared methods have in common on these tasks, whichever way the line goes.
-        string ewcNote = $"EWC with λ = {lambdas[bestEwc - 1]:G3} forgets little ({Points(results[bestEwc].BackwardTransfer)} of backward transfer) and still learns the later tasks " +
+        string ewcNote = $"EWC with λ = {split.ChosenLambda:G3} forgets little ({Points(results[bestEwc].BackwardTransfer)} of backward transfer) and still learns the later tasks " +
             "nearly to the joint network's level, because two-class Fashion-MNIST tasks need little more than the features the first task left: the anchor nearly freezes the shared " +
             "layers and the new heads do the rest. On tasks that need new features, as in the paper's mixtures of data sets, a frozen trunk would fail the later tasks; these five do " +
             $"not ask it to, so the two methods' mean final accuracies differ here by {100 * Math.Abs(hat.AverageAccuracy - results[bestEwc].AverageAccuracy):F2} points, not by the paper's margins.";
         string hatNote = $"HAT's backward transfer is {Points(hat.BackwardTransfer)} (its masks keep earlier tasks' units fixed) and its ρ of {Report.Num(rho[hatIndex], "F3")} measures how well it learned each " +
             $"task in the first place (task 1: {Report.Pct(hatFirst)} just after learning it, {Report.Pct(joint[0])} jointly). Its network at s = s_max moves from epoch to epoch " +
-            $"(task 1 on its validation images after each epoch: {firstByEpoch}; kept: epoch {kept[hatIndex][0]}).";
-        string validationNote = $"On the validation images ρ is {Report.Num(rhoValidation[hatIndex], "F4")} for HAT and {Report.Num(rhoValidation[bestEwc], "F4")} for EWC.";
-        report.Text(rho[hatIndex] > rho[bestEwc]
-            ? $"HAT forgets less than EWC here, by {Report.Num(rho[hatIndex] - rho[bestEwc], "F4")} in ρ. {validationNote} {hatNote} {ewcNote}"
-            : $"HAT does not beat EWC here ({Report.Num(rho[hatIndex] - rho[bestEwc], "F4")} in ρ). {validationNote} {hatNote} {ewcNote}");
+            $"(task 1 on its validation images after each epoch: {firstByEpoch}; kept: epoch {split.Kept[hatIndex][0]}).";
+        string validationNote = $"On the validation images ρ is {Report.Num(split.RhoValidation[hatIndex], "F4")} for HAT and {Report.Num(split.RhoValidation[bestEwc], "F4")} for EWC.";
+        report.Text(split.HatMinusEwc > 0
+            ? $"HAT forgets less than EWC here, by {Report.Num(split.HatMinusEwc, "F4")} in ρ. {validationNote} {hatNote} {ewcNote}"
+            : $"HAT does not beat EWC here ({Report.Num(split.HatMinusEwc, "F4")} in ρ). {validationNote} {hatNote} {ewcNote}");
         // Measured 2026-11-29 on the AVX-512 machine: `lab run forgetting --seed N` for N = 0 to 4 (proximal EWC, as
         // the lab runs it), and exploratory runs of the same seeds with the penalty in the loss; on 2026-11-30, on an
         // AVX2 machine, both with `lab explore split` (the second table).
@@ -345,10 +339,11 @@ public sealed class ForgettingClaim : IClaim
             "(ρ −0.20 with no backward transfer).");
         report.Metric("split", new
         {
-            tasks = T, per_task = perTask, validation_per_task = validationPerTask, epochs, lr, batch, c, lambdas, chosen_lambda = lambdas[bestEwc - 1], joint, random,
-            rho = names.Select((n, m) => new { method = n, rho = rho[m], rho_validation = rhoValidation[m], final_validation = finalValidation[m] }),
-            hat_validation_by_epoch = hatByEpoch,
-            kept_epochs = names.Select((n, m) => new { method = n, epochs = kept[m] }),
+            tasks = T, per_task = setup.PerTask, validation_per_task = setup.ValidationPerTask, epochs = setup.Epochs, lr = setup.Lr, batch = setup.Batch, c = setup.C,
+            lambdas = setup.Lambdas, chosen_lambda = split.ChosenLambda, joint, random = split.Random,
+            rho = names.Select((n, m) => new { method = n, rho = rho[m], rho_validation = split.RhoValidation[m], final_validation = split.FinalValidation[m] }),
+            hat_validation_by_epoch = split.HatValidationByEpoch,
+            kept_epochs = names.Select((n, m) => new { method = n, epochs = split.Kept[m] }),
             matrices = names.Select((n, m) => new { method = n, matrix = ToJagged(results[m]) }),
         });
     }
