@@ -78,9 +78,10 @@ public sealed class ForgettingClaim : IClaim
         const int firstEpochs = 500, secondEpochs = 5, rehearsalEpochs = 100;
         const double lr = 0.5;
         // 17 facts make a network's score move in steps of 5.9 points, and the networks spread widely: of 1,000
-        // (lab seeds 0–39, 25 each; measured 2026-11-30 by replaying this code's generators) the median kept 41%
-        // of the ones after 5 epochs of twos and 74% kept at most half. The median of 5 networks a seed failed the
-        // 50% line on 3 lab seeds of those 40 (seed 2: 52.9%); the median of 25 on none.
+        // (lab seeds 0–39, 25 each; measured 2026-11-30) the median kept 41% of the ones after 5 epochs of twos and
+        // 74% kept at most half. The median of 5 networks a seed failed the 50% line on 3 lab seeds of those 40
+        // (seed 2: 52.9%); the median of 25 on none. `lab run forgetting --seed N` reports both medians (the first
+        // 5 networks are the ones 5 a seed trained) and its metrics.json holds every network's curve.
         int seeds = ctx.ByBudget(5, 25, 50);
         // One network per seed and condition: sigmoid hidden layer as in the 1989 network, SGD one fact at a time.
         Sequential Net(Generator g) => new(new Linear(18, 50, generator: g), Activations.Sigmoid(), new Linear(50, 19, generator: g));
@@ -139,9 +140,8 @@ public sealed class ForgettingClaim : IClaim
                   "on lab seed 2 it was 52.9%, and the line failed there (measured on an AVX2 machine; this experiment's curves for lab seed 0 are the same there as on the AVX-512 machine)."
                 : ""));
         // Quartiles by nearest rank: the scores are multiples of 1/17, so the bands show where the networks sit.
-        double[] Quantile(double q) => Enumerable.Range(0, secondEpochs + 1)
-            .Select(e => curves.Select(c => c[e]).Order().ElementAt((int)Math.Round(q * (seeds - 1)))).ToArray();
         var epochAxis = Enumerable.Range(0, secondEpochs + 1).Select(i => (double)i).ToArray();
+        double[] Quantile(double q) => [.. epochAxis.Select((_, e) => curves.Select(c => c[e]).Order().ElementAt((int)Math.Round(q * (seeds - 1))))];
         report.Image("addition-facts.png", Plots.Lines($"The 'ones' facts while training on the 'twos' alone ({seeds} networks)", "epochs of twos", "ones facts right",
             [new("75th percentile", epochAxis, Quantile(0.75)), new("median", epochAxis, Quantile(0.5)), new("25th percentile", epochAxis, Quantile(0.25))],
             horizontal: (0.5, "pass line: median ≤ 50% after 5 epochs"), integerX: true),
