@@ -509,7 +509,7 @@ public sealed class SolutionSpaceClaim : IClaim
                 "Li et al.'s maps show the same thing: blue (convex) at the centre for every network, the plain ones turning non-convex away from it. " +
                 "Without batch norm, other setups do not turn the ratio at the solutions around while both networks train (the two tables below); it rises above 1 only where the plain network is stuck " +
                 "on a plateau, and then which way it goes follows how far the plain network trained, not its architecture. With batch norm after every linear layer, as in Li et al.'s networks, " +
-                "and their optimizer and Hessian, the plain network's ratio is the larger one on every lab seed from 0 to 4, but by at least 1.3× on only two of them (the last rows); " +
+                "and their optimizer and Hessian, the plain network's ratio is the larger one on every lab seed from 0 to 4, but by at least 1.3× on only two of them, and with 25 networks of each kind on lab seeds 5 to 9 again on two of five (the last rows); " +
                 "a setup chosen after seeing that would pass the committed seed and fail three others, so the lab keeps the setup above. " +
                 // Measured 2026-11-30 with `lab run solution-space --seed N`.
                 "Over lab seeds 0 to 4 this is the only line of the claim that fails, on every seed: 0.42×, 0.79×, 0.77×, 0.64× and 0.68× at the solutions, " +
@@ -542,6 +542,7 @@ public sealed class SolutionSpaceClaim : IClaim
             ["no decay: constant lr 0.01", "`--schedule constant`", "0.45 / 0.24", "61 / 43", "0.72×"],
             ["SGD without momentum, lr 0.05 with cosine decay", "`--optimizer sgd --lr 0.05`", "0.45 / 0.31", "150 / 47", "0.33×"],
             ["SGD without momentum, constant lr 0.1", "`--optimizer sgd --lr 0.1 --schedule constant`", "1.26 / 0.43", "112 / 22", "0.76×"],
+            ["200 Lanczos steps instead of 20: λmax does not move, the most negative Ritz value grows for both kinds alike (by 13% in both medians, by up to 54% for one network)", "`--lanczos-steps 200`", "0.39 / 0.24", "135 / 43", "0.51×, as with 20"],
             ["the Hessian on all 5,000 training images instead of 1,000", "`--hessian-images 5000`", "0.39 / 0.24", "121 / 42", "0.59×"],
             ["pre-activation residual blocks x + W₂ReLU(W₁ReLU(x)), the form of He et al.'s identity-mapping paper (2016)", "`--arch pre-activation`", "0.39 / 0.20", "135 / 43", "0.40×"],
             ["W₂ initialized at He ÷ 3 instead of 0", "`--arch scaled-branch`", "0.39 / 0.24", "135 / 54", "0.65×"],
@@ -555,6 +556,13 @@ public sealed class SolutionSpaceClaim : IClaim
                 "`--arch batch-norm --lr 0.1 --weight-decay 5e-4` (`--hessian-mode training`)", "0.66 / 0.43", "30 / 7.9; 2.5 / 2.5", "1.53×; 0.90×"],
             ["batch norm, lab seed 0, eval mode, every parameter: lr 0.05 with weight decay 5e-4; lr 0.01 with it; lr 0.1 without",
                 "`--arch batch-norm --lr 0.05 --weight-decay 5e-4`, and so on", "0.62 / 0.38; 0.68 / 0.32; 0.68 / 0.41", "39 / 13; 66 / 49; 31 / 7.2", "1.74×; 1.68×; 1.53×"],
+            // 2026-11-30: lab seeds never looked at before, to test whether more networks steady the batch-norm setup.
+            ["the batch-norm setup of the lab-seeds-0-to-4 row, with 25 networks of each kind instead of 5, on lab seeds 5 to 9 (not looked at before)",
+                "`--arch batch-norm --lr 0.1 --weight-decay 5e-4 --hessian-params weights --seeds 25 --seed 5` (to 9)",
+                "0.63–0.67 / 0.42–0.45; test accuracy 73–74% plain, 80–81% residual", "24–26 / 5.5–6.1",
+                "1.07×, 2.04×, 1.24×, 1.40×, 0.97×: at least 1.3 on two seeds of five. Pooled over the 125 networks of each kind the medians' ratio is 1.23×, " +
+                "and the ratio of the medians of 25 networks drawn from those 125 reaches 1.3 in 46% of 20,000 draws (of 5 networks, in 49%): " +
+                "more networks do not carry this setup over the line, because its true ratio sits at or below it"],
         ]);
         report.Image("landscape.png", Plots.SideBySide(
                 Plots.Contour("Plain depth-20 MLP", "direction 1", "direction 2", "log10 loss", xs, xs, log[0]),
