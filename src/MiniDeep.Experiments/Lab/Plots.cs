@@ -67,7 +67,8 @@ public static class Plots
             plot.LegendText = series[s].Label;
         }
         plt.Axes.Bottom.SetTicks(Enumerable.Range(0, categories.Length).Select(i => (double)i).ToArray(), categories);
-        plt.Axes.Margins(bottom: 0);
+        // Room above the tallest bar for the legend, which sits in the upper corner and otherwise covers it.
+        plt.Axes.Margins(bottom: 0, top: k > 1 ? 0.3 : 0.15);
         Decorate(plt, title, "", yLabel, k > 1);
         return plt.GetImageBytes(width, height, ImageFormat.Png);
     }

@@ -110,21 +110,30 @@ public sealed class InitOrderClaim : IClaim
         ctx.Say($"activation std ratio, last ÷ first hidden layer (geometric mean of {seeds}): He {Geo(0):G3}, Xavier {Geo(1):G3}, N(0, 0.01²) {Geo(2):G3} ({clock.Elapsed.TotalSeconds:F0} s)");
 
         // Training: the three schemes, half of He, and a sweep of He's scale, with SGD and with Adam.
-        // The sweep of scales with SGD; the four named settings with both optimizers.
+        // The sweep of scales with SGD; the four named settings with both optimizers. He's own runs,
+        // which the pass line judges, train several seeds (initialization and order) and count by
+        // their median: one run's final loss is one draw (on an AVX2 machine 3 of 36 runs of He over lab
+        // seeds 0 to 5 ended above 1.0, so one run fails the line about one time in twelve, a median of
+        // three about one time in fifty per optimizer).
+        // The other settings run seed 0 alone: they either stay at chance or are reported, not judged.
         double[] sweep = [0.25, 0.5, 1, 2, 4];
-        var runs = new List<(string Name, Scheme Scheme, double Scale, bool Adam)>();
-        foreach (double sc in sweep) runs.Add(($"{sc}× He", Scheme.He, sc, false));
-        runs.Add(("Xavier", Scheme.Xavier, 1, false));
-        runs.Add(("N(0, 0.01²)", Scheme.Small, 1, false));
+        int heSeeds = ctx.ByBudget(1, 3, 5);
+        var runs = new List<(string Name, Scheme Scheme, double Scale, bool Adam, int Seed)>();
+        foreach (double sc in sweep) runs.Add(($"{sc}× He", Scheme.He, sc, false, 0));
+        runs.Add(("Xavier", Scheme.Xavier, 1, false, 0));
+        runs.Add(("N(0, 0.01²)", Scheme.Small, 1, false, 0));
         foreach (var (name, scheme, sc) in new[] { ("1× He", Scheme.He, 1.0), ("0.5× He", Scheme.He, 0.5), ("Xavier", Scheme.Xavier, 1.0), ("N(0, 0.01²)", Scheme.Small, 1.0) })
-            runs.Add((name, scheme, sc, true));
+            runs.Add((name, scheme, sc, true, 0));
+        for (int seed = 1; seed < heSeeds; seed++)
+            foreach (bool adam in new[] { false, true })
+                runs.Add(("1× He", Scheme.He, 1, adam, seed));
         var losses = new double[runs.Count];
         LabContext.Concurrently(runs.Count, k =>
         {
-            var (_, scheme, scale, adam) = runs[k];
-            var model = Deep(sub.X, scheme, scale, ctx.Rng("init-train", 0));
+            var (_, scheme, scale, adam, seed) = runs[k];
+            var model = Deep(sub.X, scheme, scale, ctx.Rng("init-train", seed));
             Optimizer opt = adam ? new Adam(model.Parameters(), 1e-3) : new Sgd(model.Parameters(), 0.01, momentum: 0.9);
-            var loader = new DataLoader(sub, 128, shuffle: true, seed: ctx.Rng("init-order", 0).Seed);
+            var loader = new DataLoader(sub, 128, shuffle: true, seed: ctx.Rng("init-order", seed).Seed);
             int epochs = (steps + loader.BatchesPerEpoch - 1) / loader.BatchesPerEpoch;
             int done = 0;
             for (int e = 0; e < epochs && done < steps; e++)
@@ -138,7 +147,9 @@ public sealed class InitOrderClaim : IClaim
             double l = Trainer.Evaluate(model, sub).Loss;
             losses[k] = double.IsFinite(l) ? l : double.PositiveInfinity;
         });
-        double Loss(string name, bool adam) => losses[runs.FindIndex(r => r.Name == name && r.Adam == adam)];
+        double[] RunLosses(string name, bool adam) => runs.Select((r, k) => (r, k)).Where(x => x.r.Name == name && x.r.Adam == adam).Select(x => losses[x.k]).ToArray();
+        // The median over the setting's seeds (one seed but for 1× He); a diverged run counts as +∞.
+        double Loss(string name, bool adam) => Median(RunLosses(name, adam));
         ctx.Say($"after {steps} steps, training loss: He {Loss("1× He", false):F2} (SGD) / {Loss("1× He", true):F2} (Adam); N(0, 0.01²) {Loss("N(0, 0.01²)", false):F2} / {Loss("N(0, 0.01²)", true):F2}; " +
                 $"0.5× He {Loss("0.5× He", false):F2} / {Loss("0.5× He", true):F2}; Xavier {Loss("Xavier", false):F2} / {Loss("Xavier", true):F2} ({clock.Elapsed.TotalSeconds:F0} s)");
 
@@ -149,7 +160,7 @@ public sealed class InitOrderClaim : IClaim
             "the signal shrinks layer by layer (He et al.)", "0.00E+0"));
         checks.Add(new("init_small_ratio", "the same ratio with N(0, 0.01²)", Geo(2), Comparison.Below, 1e-6, "small random weights kill the signal (LeCun et al.)", "0.00E+0"));
         bool smoke = ctx.Budget == Budget.Smoke;
-        checks.Add(new("init_he_trains", $"He: training loss after {steps} steps, the worse of SGD and Adam{(smoke ? " (smoke budget: it has started learning)" : "")}",
+        checks.Add(new("init_he_trains", $"He: training loss after {steps} steps, the worse of SGD and Adam{(heSeeds > 1 ? $" (medians of {heSeeds} seeds)" : "")}{(smoke ? " (smoke budget: it has started learning)" : "")}",
             Math.Max(Loss("1× He", false), Loss("1× He", true)), Comparison.Below, smoke ? 2.1 : 1.0,
             "a 30-layer ReLU network trains from scratch (He et al.)", "F2"));
         double stuck = new[] { Loss("N(0, 0.01²)", false), Loss("N(0, 0.01²)", true), Loss("0.5× He", false), Loss("0.5× He", true) }.Min();
@@ -161,16 +172,25 @@ public sealed class InitOrderClaim : IClaim
             $"last hidden layer divided by the first's, on 512 training images, geometric mean over {seeds} seeds: He (N(0, 2/fan-in)) {Geo(0):G3}, Xavier (N(0, 2/(fan-in + fan-out))) {Geo(1):G3}, " +
             $"N(0, 0.01²) {Geo(2):G3}. Each layer multiplies the activations' scale by a factor that is 1 only for He's variance; 29 layers raise any other factor to the 29th power. " +
             $"Then {steps} steps on a fixed subset of 5,000 training images, batch 128, with SGD (momentum 0.9, lr 0.01) and with Adam (lr 1e-3); the final training loss, against " +
-            "ln 10 = 2.30 for a network that has learned nothing. Xavier sits at the edge of the band where learning happens at this depth, so its outcome varies with the seed: it is reported, not thresholded.");
-        string AdamLoss(string name) => runs.Any(r => r.Name == name && r.Adam) ? Report.Num(Loss(name, true), "F3") : "(not run)";
+            $"ln 10 = 2.30 for a network that has learned nothing{(heSeeds > 1 ? $". He's own runs, which the pass line judges, train {heSeeds} seeds (initialization and order) and count by their median (each seed's loss in brackets); the other settings train seed 0" : "")}. " +
+            // Measured 2026-11-30 on a 2-core AMD EPYC without AVX-512, `lab run init-order --seed N`.
+            (heSeeds > 1 ? "One run is one draw: over lab seeds 0 to 5, 3 of 36 runs of He ended above 1.0 (1.10 to 1.25; the line judged one run of each optimizer until 2026-11-30, and failed on lab seed 5). " : "") +
+            "Xavier sits at the edge of the band where learning happens at this depth, so its outcome varies with the seed: it is reported, not thresholded.");
+        string Cell(string name, bool adam)
+        {
+            var each = RunLosses(name, adam);
+            if (each.Length == 0) return "(not run)";
+            string median = Report.Num(Loss(name, adam), "F3");
+            return each.Length == 1 ? median : $"{median} ({string.Join(", ", each.Select(l => Report.Num(l, "F3")))})";
+        }
         report.Table(["initialization", "SGD: training loss", "Adam: training loss"],
-            runs.Where(r => !r.Adam).Select(r => new[] { r.Name, Report.Num(Loss(r.Name, false), "F3"), AdamLoss(r.Name) }));
+            runs.Where(r => !r.Adam && r.Seed == 0).Select(r => new[] { r.Name, Cell(r.Name, false), Cell(r.Name, true) }));
         report.Image("init-scale.png", Plots.Lines($"Training loss after {steps} steps of SGD against the initial scale (30-layer ReLU MLP)", "log2 (scale ÷ He's)", "training loss",
-            [new Series("SGD, momentum 0.9, lr 0.01", sweep.Select(Math.Log2).ToArray(), sweep.Select(sc => Math.Min(Loss($"{sc}× He", false), 10)).ToArray())],
+            [new Series("SGD, momentum 0.9, lr 0.01", sweep.Select(Math.Log2).ToArray(), sweep.Select(sc => Math.Min(RunLosses($"{sc}× He", false)[0], 10)).ToArray())],
             horizontal: (Math.Log(10), "chance (ln 10)"), legend: ScottPlot.Alignment.LowerRight),
-            "Learning happens in a narrow band of initial scales around He's: below it nothing moves, above it the training diverges (losses above 10 drawn at 10).");
+            "Learning happens in a narrow band of initial scales around He's: below it nothing moves, above it the training diverges (losses above 10 drawn at 10; every point is seed 0's run).");
         report.Metric("init_scale", new { seeds, steps, he_ratios = Enumerable.Range(0, seeds).Select(i => ratios[0, i]), xavier_ratios = Enumerable.Range(0, seeds).Select(i => ratios[1, i]),
-            small_ratios = Enumerable.Range(0, seeds).Select(i => ratios[2, i]), runs = runs.Select((r, k) => new { r.Name, optimizer = r.Adam ? "adam" : "sgd", loss = double.IsFinite(losses[k]) ? losses[k] : (double?)null }) });
+            small_ratios = Enumerable.Range(0, seeds).Select(i => ratios[2, i]), runs = runs.Select((r, k) => new { r.Name, optimizer = r.Adam ? "adam" : "sgd", seed = r.Seed, loss = double.IsFinite(losses[k]) ? losses[k] : (double?)null }) });
     }
 
     // ----- 2b: early examples matter more -----
@@ -389,7 +409,9 @@ public sealed class InitOrderClaim : IClaim
             "5 epochs of batch 32 0.30 (the smallest batches run slowly enough that they are no cheaper), " +
             "and a learning rate decayed to 0 by a cosine made it worse (5 epochs: 0.09; 10 epochs: 0.39). Batch 64 for 10 epochs is kept: as many updates as 20 epochs of batch 128 for half the arithmetic. " +
             "Because the choice was read on seed 0's test images, lab seeds 1 and 2, whose splits, initializations and noise all differ, are the honest check: there the median gains are 0.87 points " +
-            "(every seed gains, 0.7 to 1.2 points; `--seed 1`) and 1.34 points (1.1 to 1.5; `--seed 2`)." +
+            "(every seed gains, 0.7 to 1.2 points; `--seed 1`) and 1.34 points (1.1 to 1.5; `--seed 2`), on the machine with AVX-512 where the choice was made. " +
+            // Measured 2026-11-30 with `lab run init-order --seed N` on a 2-core AMD EPYC without AVX-512.
+            "On a machine without AVX-512, whose kernels add in another order, lab seeds 0 to 5 gain 0.80, 1.03, 1.35, 1.00, 0.76 and 1.01 points." +
             (gain < 0.005
                 ? $" Here the median gain, {100 * gain:F2} points, falls short of the 0.5-point line, so this part does not reproduce: the gain moves with the split of the data and with the held-out " +
                   "choice of fine-tuning length (2,000 images pick among six settings with a standard error near 0.9 points) by about the line's margin. Pre-training helps, by about a point on this data " +
