@@ -67,9 +67,10 @@ public static class Plots
             plot.LegendText = series[s].Label;
         }
         plt.Axes.Bottom.SetTicks(Enumerable.Range(0, categories.Length).Select(i => (double)i).ToArray(), categories);
-        // Room above the tallest bar for the legend, which sits in the upper corner and otherwise covers it.
-        plt.Axes.Margins(bottom: 0, top: k > 1 ? 0.3 : 0.15);
-        Decorate(plt, title, "", yLabel, k > 1);
+        plt.Axes.Margins(bottom: 0);
+        Decorate(plt, title, "", yLabel, legend: false);
+        // The legend goes beside the bars: in a corner it covers the tallest one.
+        if (k > 1) plt.ShowLegend(Edge.Right);
         return plt.GetImageBytes(width, height, ImageFormat.Png);
     }
 
