@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace MiniDeep.Geometry;
 
 /// <summary>Dense symmetric positive definite systems in float64, for the small matrices of the
@@ -17,7 +19,10 @@ public static class Cholesky
             for (int j = 0; j <= i; j++)
             {
                 double s = a[i, j] + (i == j ? shift : 0);
-                for (int k = 0; k < j; k++) s -= l[i, k] * l[j, k];
+                // Σₖ L[i,k]·L[j,k] over k < j: two row prefixes, contiguous in memory.
+                if (j > 0) s -= TensorPrimitives.Dot<double>(
+                    System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(ref l[i, 0], j),
+                    System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(ref l[j, 0], j));
                 if (i == j)
                 {
                     if (!(s > 0)) throw new InvalidOperationException($"Cholesky.Solve: the matrix is not positive definite (pivot {s:G3} at row {i})");

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace MiniDeep.Geometry;
 
 /// <summary>How <see cref="CriticalPoints.MinimizeGradientNorm"/> descends ½‖∇L‖².</summary>
@@ -71,20 +73,17 @@ public static class CriticalPoints
         while (steps < maxSteps && norm > target)
         {
             var h = Hessian.Full(loss, parameters);
-            // Normal equations of the residual g with Jacobian H: (H² + λI) δ = −H g.
+            // Normal equations of the residual g with Jacobian H: (H² + λI) δ = −H g. H is symmetric
+            // (Hessian.Full symmetrizes it), so (H²)ᵢⱼ is the dot product of rows i and j: contiguous
+            // memory, where walking column j crossed the whole matrix (a megabyte at 346 parameters)
+            // for every entry.
             var hh = new double[n, n];
             var hg = new double[n];
             for (int i = 0; i < n; i++)
             {
-                double s = 0;
-                for (int k = 0; k < n; k++) s += h[i, k] * g[k];
-                hg[i] = s;
-                for (int j = 0; j <= i; j++)
-                {
-                    double t = 0;
-                    for (int k = 0; k < n; k++) t += h[i, k] * h[k, j];
-                    hh[i, j] = hh[j, i] = t;
-                }
+                var rowI = Row(h, i);
+                hg[i] = TensorPrimitives.Dot<double>(rowI, g);
+                for (int j = 0; j <= i; j++) hh[i, j] = hh[j, i] = TensorPrimitives.Dot<double>(rowI, Row(h, j));
             }
             if (lambda < 0)
             {
@@ -145,6 +144,9 @@ public static class CriticalPoints
         }
         return steps;
     }
+
+    private static ReadOnlySpan<double> Row(double[,] m, int i) =>
+        System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(ref m[i, 0], m.GetLength(1));
 
     private static (double[] G, double Norm) FlatGradient(Func<Tensor> loss, IReadOnlyList<Tensor> parameters)
     {
