@@ -246,7 +246,7 @@ public sealed class SolutionSpaceClaim : IClaim
             $"{(separated ? "below" : "not all below")} the {saddles.Count} points of index above 0.05. The issue sets no line for how many points must be kept; this lab's minimum of " +
             $"{ctx.ByBudget(6, 10, 20)} was chosen after the first runs kept 3 to 13: a floor for the rank correlation to mean something, not a result. " +
             // Measured 2026-11-30 on the AVX2 machine with `lab run solution-space --seed N`.
-            "Over lab seeds 0 to 6 the searches kept 18, 25, 17, 17, 21, 22 and 17 points, with Spearman(loss, index) 0.93, 0.96, 0.98, 0.97, 0.95, 0.95 and 0.97, " +
+            "On a 2-core machine with AVX2 kernels, over lab seeds 0 to 6, the searches kept 18, 25, 17, 17, 21, 22 and 17 points, with Spearman(loss, index) 0.93, 0.96, 0.98, 0.97, 0.95, 0.95 and 0.97, " +
             "and every minimum lay below every saddle of index above 0.05. Until 2026-11-30 a search stopped after 15 steps: the same seeds kept 13, 19, 10, 11, 18, 17 and 10 points " +
             "(Spearman 0.86 to 0.94), on two seeds exactly the floor: searches cut short at 15 steps were still converging, and 10 more steps brought 3 to 7 more of them below 1e-2 of their start on every seed.");
         var dropped = points.Where(p => p.Reduction > 1e-2).ToList();
