@@ -19,10 +19,7 @@ public static class Cholesky
             for (int j = 0; j <= i; j++)
             {
                 double s = a[i, j] + (i == j ? shift : 0);
-                // Σₖ L[i,k]·L[j,k] over k < j: two row prefixes, contiguous in memory.
-                if (j > 0) s -= TensorPrimitives.Dot<double>(
-                    System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(ref l[i, 0], j),
-                    System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(ref l[j, 0], j));
+                s -= TensorPrimitives.Dot<double>(Row(l, i, j), Row(l, j, j));   // Σ_{k<j} L[i,k]·L[j,k]: two row prefixes
                 if (i == j)
                 {
                     if (!(s > 0)) throw new InvalidOperationException($"Cholesky.Solve: the matrix is not positive definite (pivot {s:G3} at row {i})");
@@ -49,6 +46,11 @@ public static class Cholesky
         }
         return x;
     }
+
+    /// <summary>The first <paramref name="length"/> elements of row <paramref name="i"/>: a rectangular
+    /// array is stored row by row, so a row is contiguous and a column strides by the row length.</summary>
+    internal static ReadOnlySpan<double> Row(double[,] m, int i, int length) =>
+        System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(ref m[i, 0], length);
 
     /// <summary>(A + shift·I)⁻¹·b for one right-hand side.</summary>
     public static double[] Solve(double[,] a, double[] b, double shift = 0)

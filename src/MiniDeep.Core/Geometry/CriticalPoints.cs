@@ -81,9 +81,9 @@ public static class CriticalPoints
             var hg = new double[n];
             for (int i = 0; i < n; i++)
             {
-                var rowI = Row(h, i);
+                var rowI = Cholesky.Row(h, i, n);
                 hg[i] = TensorPrimitives.Dot<double>(rowI, g);
-                for (int j = 0; j <= i; j++) hh[i, j] = hh[j, i] = TensorPrimitives.Dot<double>(rowI, Row(h, j));
+                for (int j = 0; j <= i; j++) hh[i, j] = hh[j, i] = TensorPrimitives.Dot<double>(rowI, Cholesky.Row(h, j, n));
             }
             if (lambda < 0)
             {
@@ -144,9 +144,6 @@ public static class CriticalPoints
         }
         return steps;
     }
-
-    private static ReadOnlySpan<double> Row(double[,] m, int i) =>
-        System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(ref m[i, 0], m.GetLength(1));
 
     private static (double[] G, double Norm) FlatGradient(Func<Tensor> loss, IReadOnlyList<Tensor> parameters)
     {
