@@ -118,7 +118,7 @@ public static unsafe class Gemm
                         int kc = Math.Min(kcMax, k - p0);
                         bool load = accumulate || p0 > 0;   // the first K block of an overwrite starts from zero
                         for (int jp = jp0; jp < jp1; jp++)
-                            PackBPanel(bp + (long)(jp - jp0) * kc * nr, b, bRow, bCol, n, p0, kc, nr, jp, wideTranspose);
+                            PackBPanel<TS, TV>(bp + (long)(jp - jp0) * kc * nr, b, bRow, bCol, n, p0, kc, jp, wideTranspose);
                         for (int ic = iStart; ic < iEnd; ic += MC)
                         {
                             int icEnd = Math.Min(iEnd, ic + MC);
@@ -137,24 +137,14 @@ public static unsafe class Gemm
                                     if (directA) { aTile = a + (long)i * aRow + (long)p0 * aCol; rs = aRow; cs = aCol; }
                                     else { aTile = ap + (long)((i - ic) / MR) * kc * MR; rs = 1; cs = MR; }
                                     float* cTile = c + (long)i * ldc + j;
+                                    // Full tiles take a kernel specialized to A's layout (A read in place
+                                    // has a unit stride; packed A has rs = 1).
                                     if (mv == MR && nv == nr)
                                     {
-                                        // Full tiles take a kernel specialized to A's layout (A read in
-                                        // place has a unit stride; packed A has rs = 1); the general one
-                                        // spilled its six pointers to the stack in its inner loop.
                                         if (cs == 1) KernelRows<TS, TV>(kc, aTile, rs, bPanel, cTile, ldc, load);
                                         else KernelCols<TS, TV>(kc, aTile, cs, bPanel, cTile, ldc, load);
-                                        continue;
                                     }
-                                    // Edge tile: run the full kernel on a zero-padded copy (rows beyond m
-                                    // re-read row 0 of A; their results are dropped).
-                                    new Span<float>(tmp, MR * nr).Clear();
-                                    if (load)
-                                        for (int r = 0; r < mv; r++)
-                                            new ReadOnlySpan<float>(cTile + (long)r * ldc, nv).CopyTo(new Span<float>(tmp + r * nr, nv));
-                                    Kernel<TS, TV>(kc, aTile, rs, cs, mv, bPanel, tmp, nr, load: true);
-                                    for (int r = 0; r < mv; r++)
-                                        new ReadOnlySpan<float>(tmp + r * nr, nv).CopyTo(new Span<float>(cTile + (long)r * ldc, nv));
+                                    else EdgeTile<TS, TV>(kc, aTile, rs, cs, mv, nv, bPanel, nr, cTile, ldc, load, tmp);
                                 }
                             }
                         }
@@ -174,8 +164,10 @@ public static unsafe class Gemm
     // Transposed B (bRow = 1: a linear layer's wᵀ, read down the rows of w) is transposed 8×8 blocks
     // at a time in AVX registers where the hardware has them, else element by element with
     // contiguous reads.
-    private static void PackBPanel(float* dst, float* b, int bRow, int bCol, int n, int p0, int kc, int nr, int jp, bool wideTranspose)
+    private static void PackBPanel<TS, TV>(float* dst, float* b, int bRow, int bCol, int n, int p0, int kc, int jp, bool wideTranspose)
+        where TS : struct, ISimd<TV> where TV : struct
     {
+        int w = TS.Width, nr = 2 * w;
         int j0 = jp * nr, nv = Math.Min(nr, n - j0);
         if (bRow == 1 && bCol != 1)
         {
@@ -196,6 +188,18 @@ public static unsafe class Gemm
             }
             for (q = nv; q < nr; q++)
                 for (int p = 0; p < kc; p++) dst[p * nr + q] = 0f;
+            return;
+        }
+        if (bCol == 1 && nv == nr)
+        {
+            // A whole panel row is two vectors: moved in registers (a span copy of 64 bytes a row spent
+            // most of its time entering and leaving memmove).
+            for (int p = 0; p < kc; p++)
+            {
+                float* row = b + (long)(p0 + p) * bRow + j0;
+                TS.Store(dst + p * nr, TS.Load(row));
+                TS.Store(dst + p * nr + w, TS.Load(row + w));
+            }
             return;
         }
         for (int p = 0; p < kc; p++)
@@ -247,10 +251,10 @@ public static unsafe class Gemm
         }
     }
 
-    // The full-tile kernels. The general kernel below walks six A pointers, and the JIT ran out of
-    // general registers for them and spilled to the stack, putting a store-to-load round trip on
-    // every step of k (its code was at 55–63% of one core's FMA peak). Each layout gets its own loop
-    // with few live pointers instead.
+    // The full-tile kernels: a 6 × (2·W) block of C in 12 vector registers, one rank-1 update per k.
+    // A general kernel that advanced six A pointers ran out of general registers and spilled them to
+    // the stack, putting a store-to-load round trip on every step of k (55–63% of one core's FMA
+    // peak). Each layout gets its own loop with few live pointers instead.
 
     // Row-major A (unit column stride): six row bases and one shared index p.
     [MethodImpl(MethodImplOptions.NoInlining)]   // its own register allocation, away from the driver's many locals
@@ -327,45 +331,110 @@ public static unsafe class Gemm
         TS.Store(c + 5 * ldc, c50); TS.Store(c + 5 * ldc + w, c51);
     }
 
-    // The micro-kernel: a 6 × (2·W) block of C in 12 vector registers, one rank-1 update per k.
-    // Row r of A is read from a + r·rs, stepping cs per k (rows at or beyond mv re-read row 0).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Kernel<TS, TV>(int kc, float* a, long rs, long cs, int mv, float* b, float* c, int ldc, bool load)
+    // An edge tile: fewer than MR rows of C, or fewer than nr columns. Rows go through blocks of 4, 2 and
+    // 1 rows, so a two-row edge (m = 128 = 21·6 + 2) costs a third of a full tile rather than a whole
+    // one; columns short of the panel are computed in a zero-padded copy of C, one vector wide when
+    // they fit in one (a 10-class output layer with AVX-512). Every element is still one chain of FMAs
+    // over k in increasing order, so an edge gives the bits the interior would.
+    private static void EdgeTile<TS, TV>(int kc, float* a, long rs, long cs, int mv, int nv, float* b, int nr, float* c, int ldc, bool load, float* tmp)
         where TS : struct, ISimd<TV> where TV : struct
     {
-        int w = TS.Width;
-        float* a0 = a, a1 = mv > 1 ? a + rs : a, a2 = mv > 2 ? a + 2 * rs : a;
-        float* a3 = mv > 3 ? a + 3 * rs : a, a4 = mv > 4 ? a + 4 * rs : a, a5 = mv > 5 ? a + 5 * rs : a;
+        float* dst = c;
+        int ldd = ldc;
+        if (nv < nr)
+        {
+            new Span<float>(tmp, MR * nr).Clear();
+            if (load)
+                for (int r = 0; r < mv; r++)
+                    new ReadOnlySpan<float>(c + (long)r * ldc, nv).CopyTo(new Span<float>(tmp + r * nr, nv));
+            dst = tmp;
+            ldd = nr;
+        }
+        bool one = nv <= TS.Width;
+        int i = 0;
+        if (mv == MR)
+        {
+            if (one) EdgeBlock<TS, TV, Six, One>(kc, a, rs, cs, b, nr, dst, ldd, load);
+            else EdgeBlock<TS, TV, Six, Two>(kc, a, rs, cs, b, nr, dst, ldd, load);
+            i = MR;
+        }
+        for (; i + 4 <= mv; i += 4)
+            if (one) EdgeBlock<TS, TV, Four, One>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
+            else EdgeBlock<TS, TV, Four, Two>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
+        for (; i + 2 <= mv; i += 2)
+            if (one) EdgeBlock<TS, TV, Two, One>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
+            else EdgeBlock<TS, TV, Two, Two>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
+        for (; i < mv; i++)
+            if (one) EdgeBlock<TS, TV, One, One>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
+            else EdgeBlock<TS, TV, One, Two>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
+        if (nv < nr)
+            for (int r = 0; r < mv; r++)
+                new ReadOnlySpan<float>(tmp + r * nr, nv).CopyTo(new Span<float>(c + (long)r * ldc, nv));
+    }
+
+    // TR.Count rows (1, 2, 4 or 6) by TW.Count vectors (1 or 2) of C: the full kernel's loop with the
+    // rows and vectors it does not have left out. The counts are constants of each instantiation, so
+    // the JIT drops the unused accumulators and branches. Row r of A is read at a + r·rs + p·cs.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void EdgeBlock<TS, TV, TR, TW>(int kc, float* a, long rs, long cs, float* b, int nr, float* c, int ldc, bool load)
+        where TS : struct, ISimd<TV> where TV : struct where TR : struct, ICount where TW : struct, ICount
+    {
+        int w = TS.Width, rows = TR.Count;
+        bool two = TW.Count == 2;
+        float* a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs;
         TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         if (load)
         {
-            c00 = TS.Load(c); c01 = TS.Load(c + w);
-            c10 = TS.Load(c + ldc); c11 = TS.Load(c + ldc + w);
-            c20 = TS.Load(c + 2 * ldc); c21 = TS.Load(c + 2 * ldc + w);
-            c30 = TS.Load(c + 3 * ldc); c31 = TS.Load(c + 3 * ldc + w);
-            c40 = TS.Load(c + 4 * ldc); c41 = TS.Load(c + 4 * ldc + w);
-            c50 = TS.Load(c + 5 * ldc); c51 = TS.Load(c + 5 * ldc + w);
+            c00 = TS.Load(c); if (two) c01 = TS.Load(c + w);
+            if (rows > 1) { c10 = TS.Load(c + ldc); if (two) c11 = TS.Load(c + ldc + w); }
+            if (rows > 2)
+            {
+                c20 = TS.Load(c + 2 * ldc); if (two) c21 = TS.Load(c + 2 * ldc + w);
+                c30 = TS.Load(c + 3 * ldc); if (two) c31 = TS.Load(c + 3 * ldc + w);
+            }
+            if (rows > 4)
+            {
+                c40 = TS.Load(c + 4 * ldc); if (two) c41 = TS.Load(c + 4 * ldc + w);
+                c50 = TS.Load(c + 5 * ldc); if (two) c51 = TS.Load(c + 5 * ldc + w);
+            }
         }
-        for (int p = 0; p < kc; p++)
+        long off = 0;
+        for (int p = 0; p < kc; p++, off += cs, b += nr)
         {
-            TV b0 = TS.Load(b), b1 = TS.Load(b + w);
-            TV x = TS.Broadcast(*a0); c00 = TS.Fma(x, b0, c00); c01 = TS.Fma(x, b1, c01);
-            x = TS.Broadcast(*a1); c10 = TS.Fma(x, b0, c10); c11 = TS.Fma(x, b1, c11);
-            x = TS.Broadcast(*a2); c20 = TS.Fma(x, b0, c20); c21 = TS.Fma(x, b1, c21);
-            x = TS.Broadcast(*a3); c30 = TS.Fma(x, b0, c30); c31 = TS.Fma(x, b1, c31);
-            x = TS.Broadcast(*a4); c40 = TS.Fma(x, b0, c40); c41 = TS.Fma(x, b1, c41);
-            x = TS.Broadcast(*a5); c50 = TS.Fma(x, b0, c50); c51 = TS.Fma(x, b1, c51);
-            a0 += cs; a1 += cs; a2 += cs; a3 += cs; a4 += cs; a5 += cs;
-            b += 2 * w;
+            TV b0 = TS.Load(b), b1 = two ? TS.Load(b + w) : default;
+            TV x = TS.Broadcast(a0[off]); c00 = TS.Fma(x, b0, c00); if (two) c01 = TS.Fma(x, b1, c01);
+            if (rows > 1) { x = TS.Broadcast(a1[off]); c10 = TS.Fma(x, b0, c10); if (two) c11 = TS.Fma(x, b1, c11); }
+            if (rows > 2)
+            {
+                x = TS.Broadcast(a2[off]); c20 = TS.Fma(x, b0, c20); if (two) c21 = TS.Fma(x, b1, c21);
+                x = TS.Broadcast(a3[off]); c30 = TS.Fma(x, b0, c30); if (two) c31 = TS.Fma(x, b1, c31);
+            }
+            if (rows > 4)
+            {
+                x = TS.Broadcast(a4[off]); c40 = TS.Fma(x, b0, c40); if (two) c41 = TS.Fma(x, b1, c41);
+                x = TS.Broadcast(a5[off]); c50 = TS.Fma(x, b0, c50); if (two) c51 = TS.Fma(x, b1, c51);
+            }
         }
-        TS.Store(c, c00); TS.Store(c + w, c01);
-        TS.Store(c + ldc, c10); TS.Store(c + ldc + w, c11);
-        TS.Store(c + 2 * ldc, c20); TS.Store(c + 2 * ldc + w, c21);
-        TS.Store(c + 3 * ldc, c30); TS.Store(c + 3 * ldc + w, c31);
-        TS.Store(c + 4 * ldc, c40); TS.Store(c + 4 * ldc + w, c41);
-        TS.Store(c + 5 * ldc, c50); TS.Store(c + 5 * ldc + w, c51);
+        TS.Store(c, c00); if (two) TS.Store(c + w, c01);
+        if (rows > 1) { TS.Store(c + ldc, c10); if (two) TS.Store(c + ldc + w, c11); }
+        if (rows > 2)
+        {
+            TS.Store(c + 2 * ldc, c20); if (two) TS.Store(c + 2 * ldc + w, c21);
+            TS.Store(c + 3 * ldc, c30); if (two) TS.Store(c + 3 * ldc + w, c31);
+        }
+        if (rows > 4)
+        {
+            TS.Store(c + 4 * ldc, c40); if (two) TS.Store(c + 4 * ldc + w, c41);
+            TS.Store(c + 5 * ldc, c50); if (two) TS.Store(c + 5 * ldc + w, c51);
+        }
     }
+
+    private interface ICount { static abstract int Count { get; } }
+    private struct One : ICount { public static int Count => 1; }
+    private struct Two : ICount { public static int Count => 2; }
+    private struct Four : ICount { public static int Count => 4; }
+    private struct Six : ICount { public static int Count => 6; }
 
     /// <summary>Double-precision GEMM for gradient checks and float64 experiments: no packed
     /// micro-kernel (speed is not the point in float64), but the loop order suits the shape. When the
