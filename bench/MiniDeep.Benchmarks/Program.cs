@@ -65,6 +65,9 @@ if (args.Length == 3 && args[0] == "loop")
     Console.WriteLine($"{args[1]}: {steps} steps, {sw.Elapsed.TotalMilliseconds / steps:F3} ms/step, {MiniDeep.Cpu.BufferPool.Collections} pool collections, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds / steps:F3} ms/step, pool misses {MiniDeep.Cpu.BufferPool.Misses}");
     return 0;
 }
+if (args.Length is 1 or 2 && args[0] == "gemm-shapes")
+    // `gemm-shapes [THREADS]`: the products of a batch-128 MLP training step, best and median of 5 rounds.
+    return TrainingShapes.Loop(args.Length == 2 ? int.Parse(args[1]) : MiniDeep.Parallelism.MaxThreads);
 // The GPU suite needs CUDA: say so up front, and leave it out of the run, rather than fail in its setup.
 var types = typeof(Workloads).Assembly.GetTypes().Where(t => t.IsPublic && t.Namespace == "MiniDeep.Benchmarks.Suites" && t.GetMethods().Any(m => m.IsDefined(typeof(BenchmarkDotNet.Attributes.BenchmarkAttribute), false)));
 if (MiniDeep.Benchmarks.Suites.GpuBenchmarks.Available() is { } skipped)

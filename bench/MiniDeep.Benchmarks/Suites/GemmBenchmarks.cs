@@ -75,56 +75,25 @@ public class GemmNaiveBenchmarks : IFlopCount
 }
 
 /// <summary>
-/// The products of one training step of an MLP 784-512-512-10 at batch 128 (the memorization claim's
-/// network), in the layouts the linear layers hand the GEMM: the forward x·wᵀ (w read transposed),
-/// the input gradient dy·w (w row-major) and the weight gradient dyᵀ·x (dy read transposed). None is
-/// a whole number of 6-row tiles (128 = 21·6 + 2, 512 = 85·6 + 2, 10 = 6 + 4) and the output layer
-/// fills 10 of a panel's 16 or 32 columns, so these measure the edge tiles and B packing that square
-/// products hide. Run: <c>--filter '*GemmTrainingShapes*'</c>.
+/// <see cref="TrainingShapes"/>: the products of one batch-128 training step of an MLP 784-512-512-10,
+/// edge tiles and all. Run: <c>--filter '*GemmTrainingShapes*'</c>.
 /// </summary>
 [Config(typeof(KernelConfig))]
 public class GemmTrainingShapesBenchmarks : IFlopCount
 {
-    /// <summary>"kind m n k": fwd = x·wᵀ, dx = dy·w, dw = dyᵀ·x, each C = m×n over depth k.</summary>
-    [Params("fwd 128 512 784", "fwd 128 512 512", "fwd 128 10 512",
-            "dx 128 512 512", "dx 128 512 10",
-            "dw 512 784 128", "dw 512 512 128", "dw 10 512 128")]
+    public static IEnumerable<string> Shapes => TrainingShapes.All;
+
+    /// <summary>"kind m n k" (see <see cref="TrainingShapes.All"/>).</summary>
+    [ParamsSource(nameof(Shapes))]
     public string Shape = "";
 
-    private string _kind = "";
-    private int _m, _n, _k;
-    private float[] _a = [], _b = [], _c = [];
+    private TrainingShapes.Product _product = null!;
 
     [GlobalSetup]
-    public void Setup()
-    {
-        (_kind, _m, _n, _k) = Parse(Shape);
-        var g = new Generator(1);
-        _a = Tensor.Randn(new Shape(_m * _k), g).ToArray<float>();
-        _b = Tensor.Randn(new Shape(_k * _n), g).ToArray<float>();
-        _c = new float[_m * _n];
-    }
+    public void Setup() => _product = new TrainingShapes.Product(Shape);
 
-    private static (string Kind, int M, int N, int K) Parse(string shape)
-    {
-        var f = shape.Split(' ');
-        return (f[0], int.Parse(f[1]), int.Parse(f[2]), int.Parse(f[3]));
-    }
-
-    public double Flops(BenchmarkCase b)
-    {
-        var (_, m, n, k) = Parse((string)b.Parameters["Shape"]);
-        return 2.0 * m * n * k;
-    }
+    public double Flops(BenchmarkCase b) => TrainingShapes.Flops((string)b.Parameters["Shape"]);
 
     [Benchmark(Description = "packed SIMD kernel, all cores")]
-    public unsafe void Product()
-    {
-        // A is m×k: row-major for fwd and dx, stored k×m (read transposed) for dw. B is k×n: stored
-        // n×k (read transposed) for fwd, row-major otherwise.
-        var (aRow, aCol) = _kind == "dw" ? (1, _m) : (_k, 1);
-        var (bRow, bCol) = _kind == "fwd" ? (1, _k) : (_n, 1);
-        fixed (float* a = _a) fixed (float* b = _b) fixed (float* c = _c)
-            Gemm.Sgemm(_m, _n, _k, a, aRow, aCol, b, bRow, bCol, c, _n);
-    }
+    public void Product() => _product.Run();
 }

@@ -136,19 +136,20 @@ public unsafe class GemmTests
         // The exact specification behind the bit-identity tests above: C(i, j) starts at 0 (or at C when
         // accumulating) and takes fma(A(i, p), B(p, j), ·) for p = 0, 1, …, k − 1 in order. Full tiles,
         // edge tiles of every row count (m mod 6 = 1…5, through blocks of 4, 2 and 1 rows) and column
-        // edges one and two vectors wide must all meet it to the bit, across K blocks, for every layout.
+        // edges one and two vectors wide must all meet it to the bit, across K blocks, for every layout:
+        // A row-major or transposed (read in place) or with no unit stride (packed into panels first).
         var g = new Generator(21);
         int nr = 2 * width;
         foreach (int m in new[] { 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 13, 128 })
             foreach (int n in new[] { 1, Math.Max(1, width - 1), width, width + 1, nr - 1, nr, nr + 3, 3 * nr })
                 foreach (int k in new[] { 5, 300 })
-                    foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
+                    foreach (var (aForm, tb) in new[] { ("rows", false), ("transposed", false), ("strided", false), ("rows", true), ("transposed", true), ("strided", true) })
                         foreach (bool accumulate in new[] { false, true })
                         {
-                            var a = Tensor.Randn(new Shape(m * k), g).ToArray<float>();
+                            var a = Tensor.Randn(new Shape(2 * m * k), g).ToArray<float>();
                             var b = Tensor.Randn(new Shape(k * n), g).ToArray<float>();
                             var c0 = Tensor.Randn(new Shape(m * n), g).ToArray<float>();
-                            var (aRow, aCol) = ta ? (1, m) : (k, 1);
+                            var (aRow, aCol) = aForm switch { "rows" => (k, 1), "transposed" => (1, m), _ => (2 * k, 2) };
                             var (bRow, bCol) = tb ? (1, k) : (n, 1);
                             var c = (float[])c0.Clone();
                             fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
@@ -159,7 +160,7 @@ public unsafe class GemmTests
                                     float s = accumulate ? c0[i * n + j] : 0f;
                                     for (int p = 0; p < k; p++) s = MathF.FusedMultiplyAdd(a[i * aRow + p * aCol], b[p * bRow + j * bCol], s);
                                     if (BitConverter.SingleToInt32Bits(s) != BitConverter.SingleToInt32Bits(c[i * n + j]))
-                                        Assert.Fail($"m={m} n={n} k={k} ta={ta} tb={tb} accumulate={accumulate} width={width}: C({i}, {j}) = {c[i * n + j]:R}, the FMA chain gives {s:R}");
+                                        Assert.Fail($"m={m} n={n} k={k} A {aForm} tb={tb} accumulate={accumulate} width={width}: C({i}, {j}) = {c[i * n + j]:R}, the FMA chain gives {s:R}");
                                 }
                         }
     }

@@ -137,13 +137,7 @@ public static unsafe class Gemm
                                     if (directA) { aTile = a + (long)i * aRow + (long)p0 * aCol; rs = aRow; cs = aCol; }
                                     else { aTile = ap + (long)((i - ic) / MR) * kc * MR; rs = 1; cs = MR; }
                                     float* cTile = c + (long)i * ldc + j;
-                                    // Full tiles take a kernel specialized to A's layout (A read in place
-                                    // has a unit stride; packed A has rs = 1).
-                                    if (mv == MR && nv == nr)
-                                    {
-                                        if (cs == 1) KernelRows<TS, TV>(kc, aTile, rs, bPanel, cTile, ldc, load);
-                                        else KernelCols<TS, TV>(kc, aTile, cs, bPanel, cTile, ldc, load);
-                                    }
+                                    if (mv == MR && nv == nr) Block<TS, TV, Six, Two>(kc, aTile, rs, cs, bPanel, cTile, ldc, load);
                                     else EdgeTile<TS, TV>(kc, aTile, rs, cs, mv, nv, bPanel, nr, cTile, ldc, load, tmp);
                                 }
                             }
@@ -251,86 +245,6 @@ public static unsafe class Gemm
         }
     }
 
-    // The full-tile kernels: a 6 × (2·W) block of C in 12 vector registers, one rank-1 update per k.
-    // A general kernel that advanced six A pointers ran out of general registers and spilled them to
-    // the stack, putting a store-to-load round trip on every step of k (55–63% of one core's FMA
-    // peak). Each layout gets its own loop with few live pointers instead.
-
-    // Row-major A (unit column stride): six row bases and one shared index p.
-    [MethodImpl(MethodImplOptions.NoInlining)]   // its own register allocation, away from the driver's many locals
-    private static void KernelRows<TS, TV>(int kc, float* a, long rs, float* b, float* c, int ldc, bool load)
-        where TS : struct, ISimd<TV> where TV : struct
-    {
-        int w = TS.Width;
-        float* a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs;
-        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        if (load)
-        {
-            c00 = TS.Load(c); c01 = TS.Load(c + w);
-            c10 = TS.Load(c + ldc); c11 = TS.Load(c + ldc + w);
-            c20 = TS.Load(c + 2 * ldc); c21 = TS.Load(c + 2 * ldc + w);
-            c30 = TS.Load(c + 3 * ldc); c31 = TS.Load(c + 3 * ldc + w);
-            c40 = TS.Load(c + 4 * ldc); c41 = TS.Load(c + 4 * ldc + w);
-            c50 = TS.Load(c + 5 * ldc); c51 = TS.Load(c + 5 * ldc + w);
-        }
-        for (int p = 0; p < kc; p++)
-        {
-            TV b0 = TS.Load(b), b1 = TS.Load(b + w);
-            TV x = TS.Broadcast(a0[p]); c00 = TS.Fma(x, b0, c00); c01 = TS.Fma(x, b1, c01);
-            x = TS.Broadcast(a1[p]); c10 = TS.Fma(x, b0, c10); c11 = TS.Fma(x, b1, c11);
-            x = TS.Broadcast(a2[p]); c20 = TS.Fma(x, b0, c20); c21 = TS.Fma(x, b1, c21);
-            x = TS.Broadcast(a3[p]); c30 = TS.Fma(x, b0, c30); c31 = TS.Fma(x, b1, c31);
-            x = TS.Broadcast(a4[p]); c40 = TS.Fma(x, b0, c40); c41 = TS.Fma(x, b1, c41);
-            x = TS.Broadcast(a5[p]); c50 = TS.Fma(x, b0, c50); c51 = TS.Fma(x, b1, c51);
-            b += 2 * w;
-        }
-        TS.Store(c, c00); TS.Store(c + w, c01);
-        TS.Store(c + ldc, c10); TS.Store(c + ldc + w, c11);
-        TS.Store(c + 2 * ldc, c20); TS.Store(c + 2 * ldc + w, c21);
-        TS.Store(c + 3 * ldc, c30); TS.Store(c + 3 * ldc + w, c31);
-        TS.Store(c + 4 * ldc, c40); TS.Store(c + 4 * ldc + w, c41);
-        TS.Store(c + 5 * ldc, c50); TS.Store(c + 5 * ldc + w, c51);
-    }
-
-    // A with unit row stride (packed panels, or Aᵀ stored row-major): the six values of one k are
-    // adjacent, so one pointer with constant offsets serves them all.
-    [MethodImpl(MethodImplOptions.NoInlining)]   // its own register allocation, away from the driver's many locals
-    private static void KernelCols<TS, TV>(int kc, float* a, long cs, float* b, float* c, int ldc, bool load)
-        where TS : struct, ISimd<TV> where TV : struct
-    {
-        int w = TS.Width;
-        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        if (load)
-        {
-            c00 = TS.Load(c); c01 = TS.Load(c + w);
-            c10 = TS.Load(c + ldc); c11 = TS.Load(c + ldc + w);
-            c20 = TS.Load(c + 2 * ldc); c21 = TS.Load(c + 2 * ldc + w);
-            c30 = TS.Load(c + 3 * ldc); c31 = TS.Load(c + 3 * ldc + w);
-            c40 = TS.Load(c + 4 * ldc); c41 = TS.Load(c + 4 * ldc + w);
-            c50 = TS.Load(c + 5 * ldc); c51 = TS.Load(c + 5 * ldc + w);
-        }
-        for (int p = 0; p < kc; p++)
-        {
-            TV b0 = TS.Load(b), b1 = TS.Load(b + w);
-            TV x = TS.Broadcast(a[0]); c00 = TS.Fma(x, b0, c00); c01 = TS.Fma(x, b1, c01);
-            x = TS.Broadcast(a[1]); c10 = TS.Fma(x, b0, c10); c11 = TS.Fma(x, b1, c11);
-            x = TS.Broadcast(a[2]); c20 = TS.Fma(x, b0, c20); c21 = TS.Fma(x, b1, c21);
-            x = TS.Broadcast(a[3]); c30 = TS.Fma(x, b0, c30); c31 = TS.Fma(x, b1, c31);
-            x = TS.Broadcast(a[4]); c40 = TS.Fma(x, b0, c40); c41 = TS.Fma(x, b1, c41);
-            x = TS.Broadcast(a[5]); c50 = TS.Fma(x, b0, c50); c51 = TS.Fma(x, b1, c51);
-            a += cs;
-            b += 2 * w;
-        }
-        TS.Store(c, c00); TS.Store(c + w, c01);
-        TS.Store(c + ldc, c10); TS.Store(c + ldc + w, c11);
-        TS.Store(c + 2 * ldc, c20); TS.Store(c + 2 * ldc + w, c21);
-        TS.Store(c + 3 * ldc, c30); TS.Store(c + 3 * ldc + w, c31);
-        TS.Store(c + 4 * ldc, c40); TS.Store(c + 4 * ldc + w, c41);
-        TS.Store(c + 5 * ldc, c50); TS.Store(c + 5 * ldc + w, c51);
-    }
-
     // An edge tile: fewer than MR rows of C, or fewer than nr columns. Rows go through blocks of 4, 2 and
     // 1 rows, so a two-row edge (m = 128 = 21·6 + 2) costs a third of a full tile rather than a whole
     // one; columns short of the panel are computed in a zero-padded copy of C, one vector wide when
@@ -343,40 +257,45 @@ public static unsafe class Gemm
         int ldd = ldc;
         if (nv < nr)
         {
-            new Span<float>(tmp, MR * nr).Clear();
+            // Only a tile that loads C reads the copy; its padding is cleared so that it holds no stray
+            // NaNs or denormals (those columns are computed and dropped).
             if (load)
+            {
+                new Span<float>(tmp, MR * nr).Clear();
                 for (int r = 0; r < mv; r++)
                     new ReadOnlySpan<float>(c + (long)r * ldc, nv).CopyTo(new Span<float>(tmp + r * nr, nv));
+            }
             dst = tmp;
             ldd = nr;
         }
         bool one = nv <= TS.Width;
         int i = 0;
-        if (mv == MR)
-        {
-            if (one) EdgeBlock<TS, TV, Six, One>(kc, a, rs, cs, b, nr, dst, ldd, load);
-            else EdgeBlock<TS, TV, Six, Two>(kc, a, rs, cs, b, nr, dst, ldd, load);
-            i = MR;
-        }
-        for (; i + 4 <= mv; i += 4)
-            if (one) EdgeBlock<TS, TV, Four, One>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
-            else EdgeBlock<TS, TV, Four, Two>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
-        for (; i + 2 <= mv; i += 2)
-            if (one) EdgeBlock<TS, TV, Two, One>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
-            else EdgeBlock<TS, TV, Two, Two>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
-        for (; i < mv; i++)
-            if (one) EdgeBlock<TS, TV, One, One>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
-            else EdgeBlock<TS, TV, One, Two>(kc, a + i * rs, rs, cs, b, nr, dst + (long)i * ldd, ldd, load);
+        if (mv == MR) { EdgeRows<TS, TV, Six>(one, kc, a, rs, cs, b, dst, ldd, load); i = MR; }
+        for (; i + 4 <= mv; i += 4) EdgeRows<TS, TV, Four>(one, kc, a + i * rs, rs, cs, b, dst + (long)i * ldd, ldd, load);
+        for (; i + 2 <= mv; i += 2) EdgeRows<TS, TV, Two>(one, kc, a + i * rs, rs, cs, b, dst + (long)i * ldd, ldd, load);
+        for (; i < mv; i++) EdgeRows<TS, TV, One>(one, kc, a + i * rs, rs, cs, b, dst + (long)i * ldd, ldd, load);
         if (nv < nr)
             for (int r = 0; r < mv; r++)
                 new ReadOnlySpan<float>(tmp + r * nr, nv).CopyTo(new Span<float>(c + (long)r * ldc, nv));
     }
 
-    // TR.Count rows (1, 2, 4 or 6) by TW.Count vectors (1 or 2) of C: the full kernel's loop with the
-    // rows and vectors it does not have left out. The counts are constants of each instantiation, so
-    // the JIT drops the unused accumulators and branches. Row r of A is read at a + r·rs + p·cs.
+    // TR.Count rows, one vector wide or two.
+    private static void EdgeRows<TS, TV, TR>(bool one, int kc, float* a, long rs, long cs, float* b, float* c, int ldc, bool load)
+        where TS : struct, ISimd<TV> where TV : struct where TR : struct, ICount
+    {
+        if (one) Block<TS, TV, TR, One>(kc, a, rs, cs, b, c, ldc, load);
+        else Block<TS, TV, TR, Two>(kc, a, rs, cs, b, c, ldc, load);
+    }
+
+    // The micro-kernel: TR.Count rows (1, 2, 4 or 6) by TW.Count vectors (1 or 2) of C in registers,
+    // one rank-1 update per k; a full tile is 6 × 2 (12 accumulators). Row r of A is read at
+    // a + r·rs + p·cs through six fixed row bases and one shared offset, which serves A read in place
+    // (cs = 1) and packed (rs = 1) alike: a kernel that advanced six A pointers instead ran out of
+    // general registers and spilled them to the stack inside the k loop (55–63% of one core's FMA
+    // peak). The counts are constants of each instantiation, so the JIT drops the accumulators and
+    // branches a block does not have. Kept out of the driver (NoInlining) for its own register allocation.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void EdgeBlock<TS, TV, TR, TW>(int kc, float* a, long rs, long cs, float* b, int nr, float* c, int ldc, bool load)
+    private static void Block<TS, TV, TR, TW>(int kc, float* a, long rs, long cs, float* b, float* c, int ldc, bool load)
         where TS : struct, ISimd<TV> where TV : struct where TR : struct, ICount where TW : struct, ICount
     {
         int w = TS.Width, rows = TR.Count;
@@ -400,7 +319,7 @@ public static unsafe class Gemm
             }
         }
         long off = 0;
-        for (int p = 0; p < kc; p++, off += cs, b += nr)
+        for (int p = 0; p < kc; p++, off += cs, b += 2 * w)   // a packed B panel is 2·W wide, whatever TW
         {
             TV b0 = TS.Load(b), b1 = two ? TS.Load(b + w) : default;
             TV x = TS.Broadcast(a0[off]); c00 = TS.Fma(x, b0, c00); if (two) c01 = TS.Fma(x, b1, c01);
