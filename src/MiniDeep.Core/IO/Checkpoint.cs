@@ -88,8 +88,9 @@ public static class Checkpoint
 
     /// <summary>
     /// Restores <paramref name="state"/> from a checkpoint and returns its step, epoch and extra fields.
-    /// Nothing is changed unless the file is intact (checksum), of this format version, and matches the
-    /// model's and optimizer's names and shapes.
+    /// Nothing is changed unless the file is intact (checksum), of this format version, and fits the
+    /// whole state: the model's names and shapes, the optimizer's kind, groups and parameter shapes,
+    /// and a saved field for the schedule, the loader and every generator the state has.
     /// </summary>
     public static (long Step, int Epoch, IReadOnlyDictionary<string, string> Extra) Load(string path, TrainingState state)
     {
@@ -106,30 +107,46 @@ public static class Checkpoint
 
         var model = tensors.Where(p => p.Key.StartsWith("model.", StringComparison.Ordinal)).ToDictionary(p => p.Key[6..], p => p.Value);
         var optim = tensors.Where(p => p.Key.StartsWith("optimizer.", StringComparison.Ordinal)).ToDictionary(p => p.Key[10..], p => p.Value);
-        var generators = Generators(state);
-        foreach (var name in generators.Keys)
-            if (!meta.ContainsKey("generator." + name))
+
+        // Everything is read and checked first, so that a checkpoint of another setup (another
+        // optimizer, no schedule, other generators) is refused before the model or anything else changes.
+        int Int(string key) => int.TryParse(Field(key), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) && v >= 0
+            ? v : throw new CheckpointException($"checkpoint {path}: the field '{key}' is '{meta[key]}', not a count");
+        int? schedulerStep = state.Scheduler is null ? null : Int("scheduler.step");
+        (int Epoch, int Position)? loaderAt = state.Loader is null ? null : (Int("loader.epoch"), Int("loader.position"));
+        var generators = new List<(Generator G, ulong Seed, ulong Offset)>();
+        foreach (var (name, g) in Generators(state))
+        {
+            if (!meta.TryGetValue("generator." + name, out var saved))
                 throw new CheckpointException($"checkpoint {path}: it holds no state for generator '{name}' (a different model or run setup?)");
+            var parts = saved.Split(':');
+            if (parts.Length != 2 || !ulong.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out ulong seed)
+                || !ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out ulong offset))
+                throw new CheckpointException($"checkpoint {path}: the state of generator '{name}' is '{saved}', not 'seed:offset'");
+            generators.Add((g, seed, offset));
+        }
+        long step = long.TryParse(Field("step"), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long st) ? st
+            : throw new CheckpointException($"checkpoint {path}: the field 'step' is '{meta["step"]}', not a number");
+        int epoch = Int("epoch");
+        // Without an optimizer in the state, a full run's checkpoint restores just the model (its optimizer entries are left unread).
+        if (state.Optimizer is not null && optim.Count == 0)
+            throw new CheckpointException($"checkpoint {path}: it holds no optimizer state (it was saved without an optimizer)");
+        Action applyOptimizer = () => { };
         try
         {
-            state.Model.LoadStateDict(model);
+            if (state.Optimizer is { } opt) applyOptimizer = opt.PrepareLoad(optim);
+            state.Model.LoadStateDict(model);   // checks every name and shape before it copies anything
         }
         catch (ArgumentException e) { throw new CheckpointException($"checkpoint {path}: {e.Message}", e); }
-        // The optimizer's state dict carries each group's learning rates; the schedule only needs its count.
-        state.Optimizer?.LoadStateDict(optim);
-        if (state.Scheduler is { } sch) sch.StepCount = int.Parse(Field("scheduler.step"), CultureInfo.InvariantCulture);
-        if (state.Loader is { } loader)
+        applyOptimizer();
+        if (state.Scheduler is { } sch) sch.StepCount = schedulerStep!.Value;
+        if (state.Loader is { } loader) (loader.Epoch, loader.Position) = loaderAt!.Value;
+        foreach (var (g, seed, offset) in generators)
         {
-            loader.Epoch = int.Parse(Field("loader.epoch"), CultureInfo.InvariantCulture);
-            loader.Position = int.Parse(Field("loader.position"), CultureInfo.InvariantCulture);
-        }
-        foreach (var (name, g) in generators)
-        {
-            var parts = Field("generator." + name).Split(':');
-            g.ManualSeed(ulong.Parse(parts[0], CultureInfo.InvariantCulture));
-            g.Offset = ulong.Parse(parts[1], CultureInfo.InvariantCulture);
+            g.ManualSeed(seed);
+            g.Offset = offset;
         }
         var extra = meta.Where(p => p.Key.StartsWith("extra.", StringComparison.Ordinal)).ToDictionary(p => p.Key[6..], p => p.Value);
-        return (long.Parse(Field("step"), CultureInfo.InvariantCulture), int.Parse(Field("epoch"), CultureInfo.InvariantCulture), extra);
+        return (step, epoch, extra);
     }
 }

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace MiniDeep.Optim;
 
 /// <summary>A set of parameters with its own hyperparameters (learning rate, weight decay, ...).</summary>
@@ -16,12 +18,19 @@ public sealed class ParamGroup
 
     /// <summary>The tensors updated.</summary>
     public List<Tensor> Params { get; }
+
     /// <summary>Current learning rate (schedules change it).</summary>
-    public double Lr { get; set; }
+    public double Lr { get => _lr; set => _lr = NonNegative(value, "learning rate"); }
     /// <summary>The learning rate schedules scale from.</summary>
-    public double InitialLr { get; set; }
+    public double InitialLr { get => _initialLr; set => _initialLr = NonNegative(value, "initial learning rate"); }
     /// <summary>Weight decay (coupled L2 for SGD/Adam/RMSprop, decoupled for AdamW).</summary>
-    public double WeightDecay { get; set; }
+    public double WeightDecay { get => _weightDecay; set => _weightDecay = NonNegative(value, "weight decay"); }
+
+    private double _lr, _initialLr, _weightDecay;
+
+    // A negative or NaN rate does not fail anywhere: it trains uphill or fills the weights with NaN, silently.
+    internal static double NonNegative(double value, string what, string op = nameof(ParamGroup)) =>
+        value >= 0 && double.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(null, $"{op}: the {what} must be finite and at least 0, got {value}");
 }
 
 /// <summary>
@@ -36,9 +45,18 @@ public abstract class Optimizer
     {
         Groups = groups.ToList();
         var all = Groups.SelectMany(g => g.Params).ToList();
+        // Usually a model's Parameters() enumerated twice, or a filter that kept nothing: Step would do nothing.
+        if (all.Count == 0) throw new ArgumentException($"{GetType().Name}: no parameters to optimize (an empty parameter list)");
         if (all.Count != all.Distinct(ReferenceEqualityComparer.Instance).Count())
             throw new ArgumentException("a parameter appears in more than one parameter group");
     }
+
+    /// <summary>
+    /// The names of the per-parameter state this optimizer keeps ("step", "exp_avg", ...), so that
+    /// <see cref="LoadStateDict"/> refuses another optimizer's state instead of silently starting afresh;
+    /// null (the default for optimizers defined elsewhere) accepts any name.
+    /// </summary>
+    protected virtual IReadOnlyCollection<string>? StateNames => null;
 
     /// <summary>Parameter groups, each with its own learning rate.</summary>
     public List<ParamGroup> Groups { get; }
@@ -125,28 +143,71 @@ public abstract class Optimizer
         return d;
     }
 
-    /// <summary>Restores what <see cref="StateDict"/> produced, for the same parameter groups.</summary>
-    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    /// <summary>
+    /// Restores what <see cref="StateDict"/> produced, for the same parameter groups. Every entry is
+    /// checked before anything changes: it must name a group and parameter that exist and state this
+    /// optimizer keeps; "step" must be a count and every other buffer must have its parameter's shape
+    /// (it is converted to the parameter's dtype and device).
+    /// </summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state) => PrepareLoad(state)();
+
+    /// <summary>Checks <paramref name="state"/> as <see cref="LoadStateDict"/> does, without changing anything; the returned action applies it.</summary>
+    internal Action PrepareLoad(IReadOnlyDictionary<string, Tensor> state)
     {
-        State.Clear();
+        string Where(string key) => $"{GetType().Name}.LoadStateDict: entry '{key}'";
+        var rates = new List<(ParamGroup Group, bool Initial, double Value)>();
+        var loaded = new Dictionary<Tensor, Dictionary<string, Tensor>>(ReferenceEqualityComparer.Instance);
         foreach (var (key, value) in state)
         {
             var parts = key.Split('.', 3);
-            if (!int.TryParse(parts[0], out int gi) || gi >= Groups.Count)
-                throw new ArgumentException($"optimizer state entry '{key}' names group {parts[0]}, but there are {Groups.Count} groups");
+            if (!int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int gi) || gi >= Groups.Count)
+                throw new ArgumentException($"{Where(key)} names group {parts[0]}, but there are {Groups.Count} groups");
+            var group = Groups[gi];
             if (parts.Length == 2)
             {
-                if (parts[1] == "lr") Groups[gi].Lr = value.Item();
-                else if (parts[1] == "initial_lr") Groups[gi].InitialLr = value.Item();
-                else throw new ArgumentException($"unknown optimizer state entry '{key}'");
+                if (parts[1] is not ("lr" or "initial_lr")) throw new ArgumentException($"{Where(key)} is unknown");
+                if (value.Numel != 1) throw new ArgumentException($"{Where(key)} must hold one number, got shape {value.Shape}");
+                double rate = value.Item();
+                ParamGroup.NonNegative(rate, parts[1] == "lr" ? "learning rate" : "initial learning rate", Where(key));
+                rates.Add((group, parts[1] == "initial_lr", rate));
                 continue;
             }
-            if (parts.Length != 3 || !int.TryParse(parts[1], out int pi) || pi >= Groups[gi].Params.Count)
-                throw new ArgumentException($"optimizer state entry '{key}' does not name a parameter of group {gi}");
-            var p = Groups[gi].Params[pi];
-            if (!State.TryGetValue(p, out var s)) State[p] = s = new Dictionary<string, Tensor>();
-            s[parts[2]] = value.Detach().Clone();
+            if (parts.Length != 3 || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int pi) || pi >= group.Params.Count)
+                throw new ArgumentException($"{Where(key)} does not name a parameter of group {gi} (it has {group.Params.Count})");
+            string name = parts[2];
+            if (StateNames is { } names && !names.Contains(name))
+                throw new ArgumentException($"{Where(key)}: {GetType().Name} keeps no state '{name}' (it keeps {string.Join(", ", names)}): the state of another optimizer?");
+            var p = group.Params[pi];
+            Tensor restored;
+            if (name == "step")
+            {
+                double count = value.Numel == 1 ? value.Item() : double.NaN;
+                if (!(count >= 0 && count == Math.Floor(count) && count <= int.MaxValue))
+                    throw new ArgumentException($"{Where(key)} must be one non-negative whole number, got {(value.Numel == 1 ? count.ToString(CultureInfo.InvariantCulture) : "shape " + value.Shape)}");
+                restored = Tensor.Scalar(count, DType.Float64);
+            }
+            else
+            {
+                if (value.Shape != p.Shape)
+                    throw new ShapeMismatchException("optimizer_state", $"{Where(key)} has shape {value.Shape}, but parameter {pi} of group {gi} has shape {p.Shape}");
+                if (!value.DType.IsFloating())
+                    throw new ArgumentException($"{Where(key)} is {value.DType.Name()}; optimizer buffers are floating point");
+                restored = value.Detach().To(p.Device).To(p.DType).Clone();
+            }
+            if (!loaded.TryGetValue(p, out var s)) loaded[p] = s = new Dictionary<string, Tensor>();
+            s[name] = restored;
         }
+        for (int gi = 0; gi < Groups.Count; gi++)
+            foreach (bool initial in (bool[])[false, true])
+                if (!rates.Any(r => r.Group == Groups[gi] && r.Initial == initial))
+                    throw new ArgumentException($"{GetType().Name}.LoadStateDict: entry '{gi}.{(initial ? "initial_lr" : "lr")}' is missing (the state of an optimizer with fewer parameter groups?)");
+        return () =>
+        {
+            State.Clear();
+            foreach (var (p, s) in loaded) State[p] = s;
+            foreach (var (group, initial, rate) in rates)
+                if (initial) group.InitialLr = rate; else group.Lr = rate;
+        };
     }
 
     /// <summary>The state tensor <paramref name="name"/>, created as zeros like <paramref name="like"/> on first use.</summary>
@@ -181,10 +242,14 @@ public sealed class Sgd : Optimizer
     /// <summary>SGD over several groups.</summary>
     public Sgd(IEnumerable<ParamGroup> groups, double momentum = 0, bool nesterov = false) : base(groups)
     {
+        ParamGroup.NonNegative(momentum, "momentum", "Sgd");
         if (nesterov && momentum <= 0) throw new ArgumentException("Sgd: Nesterov momentum needs momentum > 0");
         _momentum = momentum;
         _nesterov = nesterov;
     }
+
+    /// <inheritdoc/>
+    protected override IReadOnlyCollection<string>? StateNames => ["momentum_buffer"];
 
     /// <inheritdoc/>
     protected override bool UpdateFused(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)
@@ -230,8 +295,14 @@ public class Adam : Optimizer
     public Adam(IEnumerable<ParamGroup> groups, (double, double)? betas = null, double eps = 1e-8) : base(groups)
     {
         Betas = betas ?? (0.9, 0.999);
-        Eps = eps;
+        // β = 1 makes the bias correction 1 − βᵗ zero: every step would divide by it.
+        if (!(Betas.B1 >= 0 && Betas.B1 < 1 && Betas.B2 >= 0 && Betas.B2 < 1))
+            throw new ArgumentOutOfRangeException(nameof(betas), $"{GetType().Name}: betas must lie in [0, 1), got ({Betas.B1}, {Betas.B2})");
+        Eps = ParamGroup.NonNegative(eps, "eps", GetType().Name);
     }
+
+    /// <inheritdoc/>
+    protected override IReadOnlyCollection<string>? StateNames => ["step", "exp_avg", "exp_avg_sq"];
 
     /// <summary>Whether weight decay is decoupled from the gradient (AdamW) or added to it (Adam).</summary>
     protected virtual bool Decoupled => false;
@@ -282,10 +353,14 @@ public sealed class RmsProp : Optimizer
     /// <summary>RMSprop over several groups.</summary>
     public RmsProp(IEnumerable<ParamGroup> groups, double alpha = 0.99, double eps = 1e-8, double momentum = 0) : base(groups)
     {
+        if (!(alpha >= 0 && alpha <= 1)) throw new ArgumentOutOfRangeException(nameof(alpha), $"RmsProp: alpha must lie in [0, 1], got {alpha}");
         _alpha = alpha;
-        _eps = eps;
-        _momentum = momentum;
+        _eps = ParamGroup.NonNegative(eps, "eps", "RmsProp");
+        _momentum = ParamGroup.NonNegative(momentum, "momentum", "RmsProp");
     }
+
+    /// <inheritdoc/>
+    protected override IReadOnlyCollection<string>? StateNames => ["square_avg", "momentum_buffer"];
 
     /// <inheritdoc/>
     protected override void Update(ParamGroup group, Tensor p, Tensor grad, Dictionary<string, Tensor> state)

@@ -14,6 +14,14 @@ public abstract class LrScheduler
         Apply();
     }
 
+    // A schedule's arguments are checked before the base constructor applies its first factor
+    // (StepLr with stepSize 0 would divide by zero there; CosineLr with tMax 0 would set NaN rates).
+    private protected static Optimizer Checked(Optimizer optimizer, string? problem) =>
+        problem is null ? optimizer ?? throw new ArgumentNullException(nameof(optimizer)) : throw new ArgumentOutOfRangeException(null, problem);
+
+    private protected static string? GammaProblem(string op, double gamma) =>
+        gamma >= 0 && double.IsFinite(gamma) ? null : $"{op}: gamma must be finite and at least 0, got {gamma}";
+
     /// <summary>The optimizer whose learning rates are set.</summary>
     public Optimizer Optimizer { get; }
 
@@ -39,21 +47,23 @@ public abstract class LrScheduler
 }
 
 /// <summary>Multiply by γ every <c>stepSize</c> steps.</summary>
-public sealed class StepLr(Optimizer optimizer, int stepSize, double gamma = 0.1) : LrScheduler(optimizer)
+public sealed class StepLr(Optimizer optimizer, int stepSize, double gamma = 0.1)
+    : LrScheduler(Checked(optimizer, stepSize < 1 ? $"StepLr: stepSize must be at least 1, got {stepSize}" : GammaProblem("StepLr", gamma)))
 {
     /// <inheritdoc/>
     public override double Factor(int t) => Math.Pow(gamma, t / stepSize);
 }
 
 /// <summary>Multiply by γ every step.</summary>
-public sealed class ExponentialLr(Optimizer optimizer, double gamma) : LrScheduler(optimizer)
+public sealed class ExponentialLr(Optimizer optimizer, double gamma) : LrScheduler(Checked(optimizer, GammaProblem("ExponentialLr", gamma)))
 {
     /// <inheritdoc/>
     public override double Factor(int t) => Math.Pow(gamma, t);
 }
 
 /// <summary>Cosine annealing from the initial rate to <c>minFactor</c>·initial over <c>tMax</c> steps (Loshchilov &amp; Hutter 2017, no restarts).</summary>
-public sealed class CosineLr(Optimizer optimizer, int tMax, double minFactor = 0) : LrScheduler(optimizer)
+public sealed class CosineLr(Optimizer optimizer, int tMax, double minFactor = 0)
+    : LrScheduler(Checked(optimizer, tMax >= 1 && minFactor >= 0 && double.IsFinite(minFactor) ? null : $"CosineLr: tMax must be at least 1 and minFactor finite and at least 0, got {tMax} and {minFactor}"))
 {
     /// <inheritdoc/>
     public override double Factor(int t) =>
@@ -61,7 +71,8 @@ public sealed class CosineLr(Optimizer optimizer, int tMax, double minFactor = 0
 }
 
 /// <summary>Linear warm-up from <c>startFactor</c> to 1 over <c>warmupSteps</c>, then the optional schedule <c>after</c> (counted from the end of warm-up).</summary>
-public sealed class LinearWarmup(Optimizer optimizer, int warmupSteps, Func<int, double>? after = null, double startFactor = 0.0) : LrScheduler(optimizer)
+public sealed class LinearWarmup(Optimizer optimizer, int warmupSteps, Func<int, double>? after = null, double startFactor = 0.0)
+    : LrScheduler(Checked(optimizer, warmupSteps >= 0 && startFactor >= 0 && double.IsFinite(startFactor) ? null : $"LinearWarmup: warmupSteps and startFactor must be at least 0, got {warmupSteps} and {startFactor}"))
 {
     /// <inheritdoc/>
     public override double Factor(int t) => t < warmupSteps

@@ -66,6 +66,51 @@ public class CheckpointTests
         finally { File.Delete(path); }
     }
 
+    [Fact]
+    public void ACheckpointOfAnotherSetup_IsRefused_BeforeAnythingChanges()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"minideep-ckpt-{Guid.NewGuid():N}.ckpt");
+        try
+        {
+            var target = new CheckpointRun(5);
+            target.Step();
+            float[] parameters = target.Parameters(), optimizerState = target.OptimizerState();
+            ulong noise = target.Noise.Offset;
+            int schedulerStep = target.Scheduler.StepCount;
+            void Unchanged()
+            {
+                Assert.Equal(parameters, target.Parameters());
+                Assert.Equal(optimizerState, target.OptimizerState());
+                Assert.Equal(noise, target.Noise.Offset);
+                Assert.Equal(schedulerStep, target.Scheduler.StepCount);
+            }
+
+            // The same model trained with SGD: its momentum is not Adam's moments.
+            var sgdRun = new CheckpointRun(1);
+            var sgd = new Sgd(sgdRun.Model.Parameters(), 0.1, momentum: 0.9);
+            sgdRun.Step();
+            ((sgdRun.Model.Forward(Tensor.Ones(new Shape(2, 8))).Sum())).Backward();
+            sgd.Step();
+            Checkpoint.Save(path, sgdRun.State with { Optimizer = sgd }, 1, 0);
+            var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, target.State));
+            Assert.Contains("momentum_buffer", e.Message);
+            Unchanged();
+
+            // Saved without a schedule: the schedule's step count is not in the file.
+            var run = new CheckpointRun(1);
+            run.Step();
+            Checkpoint.Save(path, run.State with { Scheduler = null }, 1, 0);
+            Assert.Contains("scheduler.step", Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, target.State)).Message);
+            Unchanged();
+
+            // Saved without an optimizer.
+            Checkpoint.Save(path, run.State with { Optimizer = null }, 1, 0);
+            Assert.Contains("no optimizer state", Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, target.State)).Message);
+            Unchanged();
+        }
+        finally { File.Delete(path); }
+    }
+
     // ----- across processes -----
 
     // The helper process's build: same configuration, beside this test assembly's project.

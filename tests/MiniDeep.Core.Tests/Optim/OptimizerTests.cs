@@ -115,6 +115,75 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void LoadStateDict_RefusesStateOfAnotherOptimizerOrShape_AndChangesNothing()
+    {
+        var w = W(1, 2);
+        var sgd = new Sgd([w], lr: 0.1, momentum: 0.9);
+        Step(sgd, w);
+        var momentum = sgd.State[w]["momentum_buffer"].ToDoubleArray();
+        var v = W(1, 2);
+        var adam = new Adam([v], lr: 0.1);
+        Step(adam, v);
+        var adamState = adam.StateDict();
+
+        // Adam's moments are not SGD's momentum: refused, where they used to be dropped and the momentum restarted.
+        var e = Assert.Throws<ArgumentException>(() => sgd.LoadStateDict(adamState));
+        Assert.Contains("Sgd keeps no state", e.Message);
+        Assert.Contains("momentum_buffer", e.Message);
+        Assert.Equal(momentum, sgd.State[w]["momentum_buffer"].ToDoubleArray());
+
+        // A buffer of another shape (the state of another model), even one with a valid entry before it.
+        var wrong = new Dictionary<string, Tensor>(adamState) { ["0.0.exp_avg_sq"] = Tensor.Zeros(new Shape(3), DType.Float64) };
+        var before = adam.StateDict();
+        var s = Assert.Throws<ShapeMismatchException>(() => adam.LoadStateDict(wrong));
+        Assert.Contains("'0.0.exp_avg_sq' has shape (3,)", s.Message);
+        Assert.Equal(before.Keys.Order(), adam.StateDict().Keys.Order());
+        foreach (var (k, t) in before) Assert.Equal(t.ToDoubleArray(), adam.StateDict()[k].ToDoubleArray());
+
+        // A step count that is not a count, and a group's learning rate missing.
+        Assert.Throws<ArgumentException>(() => adam.LoadStateDict(new Dictionary<string, Tensor>(adamState) { ["0.0.step"] = Tensor.Scalar(1.5, DType.Float64) }));
+        var noLr = new Dictionary<string, Tensor>(adamState);
+        noLr.Remove("0.lr");
+        Assert.Contains("'0.lr' is missing", Assert.Throws<ArgumentException>(() => adam.LoadStateDict(noLr)).Message);
+
+        // Buffers of another floating dtype are converted to the parameter's, and training goes on as from the original.
+        var f = Tensor.FromArray(new float[] { 1, 2 }).RequiresGrad_();
+        var reference = new Adam([f], lr: 0.1);
+        Step(reference, f);
+        var asDouble = reference.StateDict().ToDictionary(p => p.Key, p => p.Value.Double());
+        var g = Tensor.FromArray(f.ToArray<float>()).RequiresGrad_();
+        var restored = new Adam([g], lr: 0.1);
+        restored.LoadStateDict(asDouble);
+        Assert.Equal(DType.Float32, restored.State[g]["exp_avg"].DType);
+        Step(reference, f); Step(restored, g);
+        Assert.Equal(f.ToArray<float>(), g.ToArray<float>());
+    }
+
+    [Fact]
+    public void Hyperparameters_OutOfRange_AreRefused_NamingTheValue()
+    {
+        var w = W(1);
+        Assert.Contains("learning rate", Assert.Throws<ArgumentOutOfRangeException>(() => new Sgd([w], lr: -0.1)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Adam([w], lr: double.NaN));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Sgd([w], 0.1, weightDecay: -1e-4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Sgd([w], 0.1, momentum: -0.9));
+        Assert.Contains("betas", Assert.Throws<ArgumentOutOfRangeException>(() => new Adam([w], betas: (1.0, 0.999))).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new AdamW([w], betas: (0.9, -0.1)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Adam([w], eps: -1e-8));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RmsProp([w], alpha: 1.5));
+        Assert.Contains("no parameters", Assert.Throws<ArgumentException>(() => new Adam(Array.Empty<Tensor>())).Message);
+        var o = new Sgd([w], 0.1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => o.Groups[0].Lr = double.PositiveInfinity);
+        Assert.Equal(0.1, o.Groups[0].Lr);
+        // Schedules check their arguments before they set a rate: a zero period divided by zero, a zero length set NaN.
+        Assert.Contains("stepSize", Assert.Throws<ArgumentOutOfRangeException>(() => new StepLr(o, 0)).Message);
+        Assert.Contains("tMax", Assert.Throws<ArgumentOutOfRangeException>(() => new CosineLr(o, 0)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ExponentialLr(o, -0.5));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LinearWarmup(o, -1));
+        Assert.Equal(0.1, o.Groups[0].Lr);
+    }
+
+    [Fact]
     public void Schedules_GiveTheDocumentedFactors()
     {
         var w = W(1);
