@@ -44,7 +44,7 @@ public static class Autograd
         {
             if (x.RequiresGrad)
             {
-                result.SetComputed(new Node(op, inputs, backward) { IsCustom = custom });
+                result.SetComputed(new Node(op, inputs, backward, result) { IsCustom = custom });
                 return result;
             }
         }

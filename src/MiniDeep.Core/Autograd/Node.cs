@@ -10,15 +10,21 @@ public sealed class Node
 {
     private Func<Tensor, Tensor?[]>? _backward;
 
+    // Storage versions when the op ran, of its inputs and of its output (rules such as sigmoid's and
+    // exp's read the output): a change by Backward's time means the rule would read other values.
     private readonly int[] _versions;
+    private readonly Storage _output;
+    private readonly int _outputVersion;
 
-    internal Node(string op, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
+    internal Node(string op, Tensor[] inputs, Func<Tensor, Tensor?[]> backward, Tensor output)
     {
         Op = op;
         Inputs = inputs;
         _backward = backward;
         _versions = new int[inputs.Length];
         for (int i = 0; i < inputs.Length; i++) _versions[i] = inputs[i].Storage.Version;
+        _output = output.Storage;
+        _outputVersion = _output.Version;
     }
 
     /// <summary>Name of the op, e.g. "mul".</summary>
@@ -43,6 +49,10 @@ public sealed class Node
                 throw new InvalidOperationException(
                     $"Backward through '{Op}': its input {i} (shape {Inputs[i].Shape}) was modified in place after '{Op}' used it, " +
                     "so the gradient would be computed from the wrong values. Update a copy (Clone()) instead, or update after Backward.");
+        if (_output.Version != _outputVersion)
+            throw new InvalidOperationException(
+                $"Backward through '{Op}': its output was modified in place after '{Op}' computed it (through a Detach() or a view of it, or under NoGrad), " +
+                "so the gradient would be computed from the wrong values. Update a copy (Clone()) instead, or update after Backward.");
         var grads = rule(grad);
         if (grads.Length != Inputs.Count)
             throw new InvalidOperationException($"backward of '{Op}' returned {grads.Length} gradients for {Inputs.Count} inputs");

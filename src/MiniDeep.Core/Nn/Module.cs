@@ -102,6 +102,21 @@ public abstract class Module
         return this;
     }
 
+    /// <summary>
+    /// Converts every floating-point parameter and buffer (and their gradients) to the floating
+    /// <paramref name="dtype"/> in place and returns this module, as PyTorch's module.to(dtype) and
+    /// module.double(): float64 for gradient checks and second-order work on layers that take no dtype
+    /// (Conv2d, BatchNorm). Other buffers keep their type. Convert before building the optimizer, whose
+    /// state keeps the type it was made with.
+    /// </summary>
+    public Module To(DType dtype)
+    {
+        if (!dtype.IsFloating()) throw new ArgumentException($"{Describe()}.To: parameters convert to a floating dtype only, got {dtype.Name()}");
+        foreach (var (_, p) in NamedParameters()) if (p.DType.IsFloating()) p.ConvertTo(dtype);
+        foreach (var (_, b) in NamedBuffers()) if (b.DType.IsFloating()) b.ConvertTo(dtype);
+        return this;
+    }
+
     /// <summary>Direct children, in registration order.</summary>
     public IEnumerable<(string Name, Module Module)> NamedChildren() => _children;
 

@@ -27,7 +27,7 @@ public sealed partial class Tensor
     }
 
     /// <summary>Moves this leaf tensor's elements (and its gradient) to <paramref name="device"/> in place: the
-    /// same object, so modules and optimizers that hold it keep working. Used by <see cref="Nn.Module.To"/>.</summary>
+    /// same object, so modules and optimizers that hold it keep working. Used by <see cref="Nn.Module.To(Device)"/>.</summary>
     internal void MoveTo(Device device)
     {
         if (!IsLeaf) throw new InvalidOperationException($"MoveTo: only a leaf tensor (a parameter or buffer) moves in place; this one was computed by {GradFn}");
@@ -35,6 +35,17 @@ public sealed partial class Tensor
         if (device == Device) return;
         var data = Backend.ToArray(AsView);
         Storage = device.Backend.FromArray(data);
+        Layout = Layout.Contiguous((int[])Dims.Clone());
+    }
+
+    /// <summary>Converts this leaf tensor's elements (and its gradient) to <paramref name="dtype"/> in place: the
+    /// same object, as <see cref="MoveTo"/>. Used by <see cref="Nn.Module.To(DType)"/>.</summary>
+    internal void ConvertTo(DType dtype)
+    {
+        if (!IsLeaf) throw new InvalidOperationException($"ConvertTo: only a leaf tensor (a parameter or buffer) changes type in place; this one was computed by {GradFn}");
+        Grad?.ConvertTo(dtype);
+        if (dtype == DType) return;
+        Storage = Backend.Copy(AsView, dtype);
         Layout = Layout.Contiguous((int[])Dims.Clone());
     }
 

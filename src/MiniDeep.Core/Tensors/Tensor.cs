@@ -54,8 +54,19 @@ public sealed partial class Tensor
     /// <summary>A leaf was created by the user (not computed from tensors that require grad).</summary>
     public bool IsLeaf => GradFn is null;
 
-    /// <summary>Accumulated gradient of a leaf (or of a non-leaf after <see cref="RetainGrad"/>).</summary>
-    public Tensor? Grad { get; set; }
+    /// <summary>Accumulated gradient of a leaf (or of a non-leaf after <see cref="RetainGrad"/>). One of another
+    /// shape or device is refused when assigned, not later inside an optimizer's step.</summary>
+    public Tensor? Grad
+    {
+        get => _grad;
+        set
+        {
+            if (value is not null && (!Shapes.SameShape(value.Dims, Dims) || value.Device != Device))
+                throw new ShapeMismatchException("grad", $"Grad: a gradient of shape {value.Shape} on '{value.Device}' assigned to a tensor of shape {Shape} on '{Device}'; they must match");
+            _grad = value;
+        }
+    }
+    private Tensor? _grad;
 
     internal bool RetainsGrad { get; private set; }
     internal List<Func<Tensor, Tensor?>>? Hooks;

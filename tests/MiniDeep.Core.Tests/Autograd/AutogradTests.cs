@@ -287,6 +287,39 @@ public class AutogradTests
     }
 
     [Fact]
+    public void Backward_RefusesWhenAnOutputWasModifiedInPlaceAfterTheOp()
+    {
+        // sigmoid's rule reads its output y (dy/dx = y(1 − y)); a detached alias shares y's storage and
+        // may be written to. Unchecked, the gradient came out as 3·(1 − 3) = −6 per element.
+        // The ops after the write see the new values, so only sigmoid's own check can tell.
+        var w = Param(0, 0);
+        var y = w.Sigmoid();
+        y.Detach().Fill(3);
+        var loss = (y * 1).Sum();
+        var e = Assert.Throws<InvalidOperationException>(() => loss.Backward());
+        Assert.Contains("'sigmoid': its output was modified in place", e.Message);
+        Assert.Null(w.Grad);
+
+        // The same under NoGrad, for exp (dy/dx = y).
+        var w2 = Param(0, 0);
+        var z = w2.Exp();
+        using (Autograd.NoGrad()) z.MulInPlace(2);
+        Assert.Contains("'exp': its output", Assert.Throws<InvalidOperationException>(() => z.Sum().Backward()).Message);
+    }
+
+    [Fact]
+    public void AGradientOfAnotherShape_IsRefusedWhenAssigned()
+    {
+        var w = Param(1, 2, 3);
+        var e = Assert.Throws<ShapeMismatchException>(() => w.Grad = Tensor.Ones(4));
+        Assert.Contains("shape (4,)", e.Message);
+        Assert.Contains("shape (3,)", e.Message);
+        Assert.Null(w.Grad);
+        w.Grad = Tensor.Ones(3);
+        Assert.Equal(new float[] { 1, 1, 1 }, w.Grad.ToArray<float>());
+    }
+
+    [Fact]
     public void DoubleBackward_GivesExactHessianVectorProduct()
     {
         // f(x) = Σ xᵢ³ + x₀x₁ ;  ∇f = 3x² + (x₁, x₀, 0) ;  H = diag(6x) + [[0,1,0],[1,0,0],[0,0,0]]

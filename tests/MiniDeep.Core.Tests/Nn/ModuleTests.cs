@@ -143,6 +143,26 @@ public class ModuleTests
         Assert.True(second.Passed, second.Failure);
     }
 
+    [Fact]
+    public void ToFloat64_ConvertsParametersAndBuffersInPlace_ForAFloat64GradientCheck()
+    {
+        var g = new Generator(11);
+        var model = new Sequential(new Conv2d(2, 3, (3, 3), padding: (1, 1), generator: g), new BatchNorm2d(3), Activations.Tanh(), new Flatten(), new Linear(3 * 4 * 4, 2, generator: g));
+        var x = Tensor.Randn(new Shape(2, 2, 4, 4), g);
+        float[] before = model.Forward(x).ToArray<float>();
+        var weight = model.Parameters().First();
+        Assert.Same(model, model.To(DType.Float64));
+        Assert.Same(weight, model.Parameters().First());                  // the same objects: optimizers and hooks keep them
+        Assert.All(model.Parameters().Concat(model.NamedBuffers().Select(b => b.Tensor)), p => Assert.Equal(DType.Float64, p.DType));
+        var x64 = x.Double();
+        double[] after = model.Forward(x64).ToDoubleArray();
+        Assert.Equal(before, after.Select(v => (float)v).ToArray(), (a, b) => Math.Abs(a - b) < 1e-5f);
+        // What the conversion is for: a float64 gradient check through layers that take no dtype.
+        var check = GradCheck.Check(a => model.Forward(a[0]).Square().Sum(), [x64]);
+        Assert.True(check.Passed, check.Failure);
+        Assert.Throws<ArgumentException>(() => model.To(DType.Int32));
+    }
+
     // Without recording, Sequential gives intermediate activations back to the buffer pool as soon as
     // the next layer has read them: the results must not change.
     [Fact]
