@@ -78,13 +78,15 @@ public sealed partial class Tensor
 
     /// <summary>a ^ b, elementwise.</summary>
     // y = a^b   da = g * b * a^(b-1)   db = g * y * log(a)
+    // with PyTorch's two limits: da = 0 where b = 0 (else 0 · a^(-1) = 0 · inf = NaN at a = 0), and
+    // db = 0 where a = 0 and b ≥ 0 (else 0 · log 0 = NaN).
     public static Tensor Pow(Tensor a, Tensor b)
     {
         (a, b) = Promoted("pow", a, b);
         var y = BinaryKernel<PowOp>("pow", a, b);
         return Autograd.Record(y, "pow", [a, b], g => [
-            Autograd.Needs(a) ? (g * b * Pow(a, b - 1)).SumTo(a.Dims) : null,
-            Autograd.Needs(b) ? (g * Pow(a, b) * a.Log()).SumTo(b.Dims) : null]);
+            Autograd.Needs(a) ? Where(b == 0, ScalarLike(g, 0), g * b * Pow(a, b - 1)).SumTo(a.Dims) : null,
+            Autograd.Needs(b) ? Where(LogicalAnd(a == 0, b >= 0), ScalarLike(g, 0), g * Pow(a, b) * a.Log()).SumTo(b.Dims) : null]);
     }
 
     /// <summary>x ^ p for a constant exponent.</summary>

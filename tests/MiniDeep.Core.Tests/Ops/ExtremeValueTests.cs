@@ -64,6 +64,29 @@ public class ExtremeValueTests
     }
 
     [Fact]
+    public void Pow_AtZero_HasPyTorchsGradients_NotNaN()
+    {
+        // d/dx x⁰ = 0 everywhere (not 0 · 0⁻¹); d/db 0ᵇ = 0 for b ≥ 0 (not 0 · log 0). Where the limit
+        // is a true infinity it stays one: d/dx x^0.5 at 0 is +inf, d/db 0ᵇ for b < 0 is −inf.
+        var x = Tensor.FromArray(new double[] { 0, 0, 2 }).RequiresGrad_();
+        x.Pow(0).Sum().Backward();
+        Assert.Equal(new double[] { 0, 0, 0 }, x.Grad!.ToDoubleArray());
+
+        var a = Tensor.FromArray(new double[] { 0, 0, 0, 2 }).RequiresGrad_();
+        var b = Tensor.FromArray(new double[] { 0, 2, -1, 3 }).RequiresGrad_();
+        Tensor.Pow(a, b).Sum().Backward();
+        Assert.Equal(new[] { 0, 0, double.NegativeInfinity, 12 }, a.Grad!.ToDoubleArray());
+        Assert.Equal(0, b.Grad!.ToDoubleArray()[0]);
+        Assert.Equal(0, b.Grad!.ToDoubleArray()[1]);
+        Assert.Equal(double.NegativeInfinity, b.Grad!.ToDoubleArray()[2]);   // 0⁻¹ · log 0 = inf · −inf
+        Assert.Equal(8 * Math.Log(2), b.Grad!.ToDoubleArray()[3], 12);
+
+        var r = Tensor.FromArray(new double[] { 0 }).RequiresGrad_();
+        r.Pow(0.5).Sum().Backward();
+        Assert.Equal(double.PositiveInfinity, r.Grad!.Item());
+    }
+
+    [Fact]
     public void LogSumExp_OfAllMinusInfinity_IsMinusInfinity_NotNaN()
     {
         var y = Tensor.FromArray(new[] { float.NegativeInfinity, float.NegativeInfinity }).LogSumExp();
