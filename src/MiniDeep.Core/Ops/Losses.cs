@@ -34,15 +34,23 @@ public static class Losses
 
     /// <summary>
     /// Cross-entropy of logits (N, C) against int32 class targets (N), fused: the forward pass is one
-    /// max-shifted kernel (exact for logits of 1e8), the backward is softmax(x) - onehot(t).
+    /// max-shifted kernel (exact for logits of 1e8), the backward is softmax(x) - onehot(t). Float
+    /// targets (N, C) are class probabilities (<see cref="SoftCrossEntropy"/>). With
+    /// <paramref name="labelSmoothing"/> ε the target is (1 − ε)·onehot(t) + ε/C, as in PyTorch.
     /// </summary>
     // ℓ = logsumexp(x) - x_t   dx = g * (softmax(x) - onehot(t))
-    public static Tensor CrossEntropy(Tensor logits, Tensor targets, Reduction reduction = Reduction.Mean)
+    public static Tensor CrossEntropy(Tensor logits, Tensor targets, Reduction reduction = Reduction.Mean, double labelSmoothing = 0)
     {
         if (logits.Rank != 2)
             throw new ShapeMismatchException("cross_entropy", $"cross_entropy: logits must be (N, C), got {logits.Shape}");
+        CheckSmoothing("cross_entropy", labelSmoothing);
         if (targets.DType.IsFloating())
-            return SoftCrossEntropy(logits, targets, reduction);
+        {
+            if (targets.Rank == 1)
+                throw new ShapeMismatchException("cross_entropy",
+                    $"cross_entropy: targets {targets.Shape} are {targets.DType.Name()}: class indices must be int32 (convert with .To(DType.Int32)); float targets are class probabilities of shape (N, C) = {logits.Shape}");
+            return SoftCrossEntropy(logits, targets, reduction, labelSmoothing);
+        }
         if (targets.DType != DType.Int32)
             throw new InvalidOperationException($"cross_entropy: class targets must be int32, got {targets.DType.Name()}");
         if (targets.Rank != 1 || targets.Dims[0] != logits.Dims[0])
@@ -53,7 +61,16 @@ public static class Losses
         var perRow = new Tensor(logits.Backend.CrossEntropyRows(logits.AsView, targets.AsView), [logits.Dims[0]]);
         int numClasses = logits.Dims[1];
         var y = Autograd.Record(perRow, "cross_entropy", [logits], g => [CrossEntropyGrad(logits, targets, g, numClasses)]);
+        // Against (1 − ε)·onehot(t) + ε/C the loss is (1 − ε)ℓ + ε·(logsumexp(x) − mean_c x_c).
+        if (labelSmoothing > 0)
+            y = y * (1 - labelSmoothing) + (logits.LogSumExp(1) - logits.Mean(1)) * labelSmoothing;
         return Reduce(y, reduction);
+    }
+
+    private static void CheckSmoothing(string op, double labelSmoothing)
+    {
+        if (!(labelSmoothing >= 0 && labelSmoothing <= 1))
+            throw new ArgumentOutOfRangeException(nameof(labelSmoothing), $"{op}: label smoothing must lie in [0, 1], got {labelSmoothing}");
     }
 
     // One kernel when the backward is not itself recorded; written with tensor ops when it is
@@ -65,10 +82,13 @@ public static class Losses
         return new Tensor(logits.Backend.CrossEntropyRowsBackward(logits.AsView, targets.AsView, g.AsView), [logits.Dims[0], numClasses]);
     }
 
-    /// <summary>Cross-entropy against target probabilities (N, C): -Σ p log softmax(x).</summary>
-    public static Tensor SoftCrossEntropy(Tensor logits, Tensor targetProbs, Reduction reduction = Reduction.Mean)
+    /// <summary>Cross-entropy against target probabilities (N, C): -Σ p log softmax(x); with
+    /// <paramref name="labelSmoothing"/> ε, against (1 − ε)·p + ε/C.</summary>
+    public static Tensor SoftCrossEntropy(Tensor logits, Tensor targetProbs, Reduction reduction = Reduction.Mean, double labelSmoothing = 0)
     {
         SameShape("soft_cross_entropy", logits, targetProbs);
+        CheckSmoothing("soft_cross_entropy", labelSmoothing);
+        if (labelSmoothing > 0) targetProbs = targetProbs * (1 - labelSmoothing) + labelSmoothing / logits.Size(-1);
         return Reduce(-(targetProbs * logits.LogSoftmax(-1)).Sum(-1), reduction);
     }
 

@@ -37,6 +37,7 @@ public class ErrorTests
         { "kl_div", () => Losses.KlDiv(Z(4, 3), Z(4, 1)), ["(4, 3)", "(4, 1)"] },
         { "cross_entropy", () => Losses.CrossEntropy(Z(4, 3), Tensor.Zeros(new Shape(4, 1), DType.Int32)), ["(4, 1)", "(4, 3)"] },
         { "cross_entropy", () => Losses.CrossEntropy(Z(4), Tensor.Zeros(new Shape(4), DType.Int32)), ["(4,)"] },
+        { "cross_entropy", () => Losses.CrossEntropy(Z(4, 3), Z(4)), ["(4,)", "int32", "(4, 3)"] },
         { "nll", () => Losses.Nll(Z(4, 3), Tensor.Zeros(new Shape(3), DType.Int32)), ["(3,)", "(4, 3)"] },
         { "distillation_kl", () => Losses.DistillationKl(Z(2, 3), Z(2, 4), 2), ["(2, 3)", "(2, 4)"] },
         { "Split", () => Z(5).Split([2, 2]), ["(5,)"] },

@@ -186,6 +186,31 @@ public class HandDerivedTests
     }
 
     [Fact]
+    public void CrossEntropy_WithLabelSmoothing_IsTheCrossEntropyAgainstTheSmoothedTarget()
+    {
+        // Target (1 − ε)·onehot(t) + ε/C: loss and gradient softmax(x) − target, by both routes.
+        const double eps = 0.1;
+        var logits = Tensor.FromArray(new double[] { 2, -1, 0.5, 0, 3, -2 }, 2, 3);
+        var labels = Tensor.FromArray(new[] { 0, 2 });
+        var smoothed = Tensor.OneHot(labels, 3, DType.Float64) * (1 - eps) + eps / 3;
+        var x1 = logits.Clone().RequiresGrad_();
+        var l1 = Losses.CrossEntropy(x1, labels, labelSmoothing: eps);
+        l1.Backward();
+        var x2 = logits.Clone().RequiresGrad_();
+        var l2 = Losses.SoftCrossEntropy(x2, smoothed);
+        l2.Backward();
+        Close([l2.Item()], l1, 1e-12);
+        Close(x2.Grad!.ToDoubleArray(), x1.Grad!, 1e-12);
+        Close(((logits.Softmax(1) - smoothed) / 2).ToDoubleArray(), x1.Grad!, 1e-12);
+        // Soft targets are smoothed alike, and ε = 0 is the plain loss.
+        Close([l2.Item()], Losses.CrossEntropy(logits, Tensor.OneHot(labels, 3, DType.Float64), labelSmoothing: eps), 1e-12);
+        Assert.Equal(Losses.CrossEntropy(logits, labels).Item(), Losses.CrossEntropy(logits, labels, labelSmoothing: 0).Item());
+        Assert.Throws<ArgumentOutOfRangeException>(() => Losses.CrossEntropy(logits, labels, labelSmoothing: 1.5));
+        var check = GradCheck.CheckSecondOrder(a => Losses.CrossEntropy(a[0], labels, labelSmoothing: eps), [logits]);
+        Assert.True(check.Passed, check.Failure);
+    }
+
+    [Fact]
     public void Pow_TensorExponent_DerivativeInTheExponent()
     {
         // y = aᵇ ⇒ ∂y/∂b = aᵇ ln a = 8 ln 2 for a = 2, b = 3; ∂y/∂a = b aᵇ⁻¹ = 12
