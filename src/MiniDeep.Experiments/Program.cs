@@ -40,7 +40,7 @@ train.SetAction(parse =>
             parse.GetValue(trainJson), parse.GetValue(batchSize), parse.GetValue(lr), parse.GetValue(dataset)!, parse.GetValue(trainDevice)!,
             parse.GetValue(trainSave), parse.GetValue(trainOnnx), parse.GetValue(trainCapture)), Console.Out);
     }
-    catch (Exception e) when (e is MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException or MiniDeep.Gpu.DeviceNotFoundException)
+    catch (Exception e) when (e is TrainOptionsException or MiniDeep.Data.DataNotFoundException or MiniDeep.Data.IdxFormatException or MiniDeep.Gpu.DeviceNotFoundException)
     {
         Console.Error.WriteLine(e.Message);
         return 2;

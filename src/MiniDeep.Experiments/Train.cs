@@ -10,7 +10,19 @@ namespace MiniDeep.Experiments;
 
 /// <summary>The settings of one `train` run.</summary>
 public sealed record TrainOptions(string Model, string? DataDir, int? Epochs, ulong Seed, string? JsonPath, int? BatchSize, double Lr, string Dataset = "auto", string Device = "cpu",
-    string? SavePath = null, string? OnnxPath = null, bool Capture = false);
+    string? SavePath = null, string? OnnxPath = null, bool Capture = false)
+{
+    /// <summary>Refuses options no training can run with, naming the command-line option.</summary>
+    public void Validate()
+    {
+        if (Epochs is < 1) throw new TrainOptionsException($"--epochs must be at least 1, got {Epochs}");
+        if (BatchSize is < 1) throw new TrainOptionsException($"--batch-size must be at least 1, got {BatchSize}");
+        if (!(Lr > 0 && double.IsFinite(Lr))) throw new TrainOptionsException($"--lr must be positive and finite, got {Lr}");
+    }
+}
+
+/// <summary>An option of `train` that no training can run with; the message names it.</summary>
+public sealed class TrainOptionsException(string message) : Exception(message);
 
 /// <summary>
 /// `train mlp|cnn`: the first real results. Trains the MLP 784-256-128-10 or the CNN
@@ -66,6 +78,7 @@ public static class Train
 
     public static int Run(TrainOptions o, TextWriter log)
     {
+        o.Validate();
         var clock = Stopwatch.StartNew();
         var device = MiniDeep.Gpu.GpuDevices.Get(o.Device);
         var raw = LoadData(o.DataDir, o.Seed, log, o.Dataset);
@@ -79,6 +92,8 @@ public static class Train
         var model = Build(o.Model, g).To(device);
         var optimizer = new Adam(model.Parameters(), o.Lr);
         var loader = new DataLoader(data.Train, batch, shuffle: true, seed: o.Seed, dropLast: true);
+        if (loader.BatchesPerEpoch == 0)
+            throw new TrainOptionsException($"--batch-size {batch} is larger than the {data.Train.Count:N0} training images (a short last batch is dropped, so an epoch would have none)");
         var schedule = new CosineLr(optimizer, epochs * loader.BatchesPerEpoch);
         log.WriteLine($"{o.Model}: {model.ParameterCount():N0} parameters; {data.Name}: {data.Train.Count:N0} train / {data.Test.Count:N0} test images; " +
                       $"Adam lr {o.Lr} with cosine decay, batch {batch}, {epochs} epochs, seed {o.Seed}, on {device}" +

@@ -10,6 +10,18 @@ namespace MiniDeep.Tests.Lab;
 /// <summary>`train --save --onnx`: the files it writes hold the model it trained.</summary>
 public class TrainExportTests(ITestOutputHelper output)
 {
+    [Theory]
+    [InlineData(0, null, 1e-3, "--epochs must be at least 1, got 0")]
+    [InlineData(null, -4, 1e-3, "--batch-size must be at least 1, got -4")]
+    [InlineData(null, null, 0.0, "--lr must be positive")]
+    [InlineData(null, null, double.NaN, "--lr must be positive")]
+    [InlineData(1, 70_000, 1e-3, "--batch-size 70000 is larger than the 60,000 training images")]
+    public void Train_RefusesOptionsNoTrainingCanRunWith_NamingTheOption(int? epochs, int? batch, double lr, string message)
+    {
+        var e = Assert.Throws<TrainOptionsException>(() => Train.Run(new TrainOptions("mlp", null, epochs, 0, null, batch, lr, "synthdigits"), TextWriter.Null));
+        Assert.Contains(message, e.Message);
+    }
+
     [Fact]
     public void TrainedModel_SavedAsSafetensors_AndExportedToOnnx_PredictTheSame()
     {
