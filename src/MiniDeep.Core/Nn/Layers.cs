@@ -60,11 +60,14 @@ public sealed class Conv2d : Module
     public Conv2d(int inChannels, int outChannels, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null,
         (int H, int W)? dilation = null, int groups = 1, bool bias = true, Generator? generator = null)
     {
-        if (inChannels % groups != 0 || outChannels % groups != 0)
-            throw new ArgumentException($"Conv2d: groups={groups} must divide in_channels {inChannels} and out_channels {outChannels}");
+        if (inChannels < 1 || outChannels < 1 || groups < 1 || inChannels % groups != 0 || outChannels % groups != 0)
+            throw new ArgumentException($"Conv2d: groups={groups} must divide in_channels {inChannels} and out_channels {outChannels}, all positive");
         _stride = stride ?? (1, 1);
         _padding = padding ?? (0, 0);
         _dilation = dilation ?? (1, 1);
+        // Checked here, not at the first Forward: an empty kernel makes the initialization bound 1/√0 and every weight NaN.
+        if (kernel.H < 1 || kernel.W < 1 || _stride.Item1 < 1 || _stride.Item2 < 1 || _dilation.Item1 < 1 || _dilation.Item2 < 1 || _padding.Item1 < 0 || _padding.Item2 < 0)
+            throw new ArgumentOutOfRangeException(nameof(kernel), $"Conv2d: kernel {kernel}, stride {_stride} and dilation {_dilation} must be positive and padding {_padding} non-negative");
         _groups = groups;
         double bound = 1 / Math.Sqrt(inChannels / groups * kernel.H * kernel.W);
         Weight = RegisterParameter("weight", Tensor.Rand(new Shape(outChannels, inChannels / groups, kernel.H, kernel.W), generator, -bound, bound));

@@ -79,6 +79,8 @@ public sealed partial class Tensor
             throw new ShapeMismatchException("conv2d", $"conv2d: groups={groups} must divide input channels {c} and output channels {o} (input {x.Shape}, weight {weight.Shape})");
         if (cg != c / groups)
             throw new ShapeMismatchException("conv2d", $"conv2d: weight {weight.Shape} expects {cg * groups} input channels, input {x.Shape} has {c} (groups={groups})");
+        if (kh < 1 || kw < 1)
+            throw new ShapeMismatchException("conv2d", $"conv2d: the kernel of weight {weight.Shape} is empty ({kh}, {kw})");
         if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || ph < 0 || pw < 0)
             throw new ArgumentException($"conv2d: stride ({sh}, {sw}) and dilation ({dh}, {dw}) must be positive and padding ({ph}, {pw}) non-negative");
         var geo = new WindowGeometry(c, h, w, kh, kw, sh, sw, ph, pw, dh, dw);

@@ -50,6 +50,7 @@ public class ErrorTests
         { "linear", () => Tensor.Linear(Z(8, 5), Z(4, 5), Z(3)), ["(3,)", "4"] },
         { "conv2d", () => Tensor.Conv2d(Z(1, 4, 8, 8), Z(4, 2, 3, 3), groups: 3), ["(1, 4, 8, 8)", "(4, 2, 3, 3)"] },
         { "conv2d", () => Tensor.Conv2d(Z(1, 2, 8, 8), Z(4, 2, 3, 3), Z(5)), ["(5,)", "4"] },
+        { "conv2d", () => Tensor.Conv2d(Z(1, 1, 5, 5), Z(1, 1, 0, 3)), ["(1, 1, 0, 3)", "empty"] },
         { "unfold", () => Tensor.Unfold(Z(1, 2, 5, 5), new WindowGeometry(3, 5, 5, 2, 2, 1, 1, 0, 0, 1, 1)), ["(1, 2, 5, 5)"] },
         { "fold", () => Tensor.Fold(Z(1, 7, 16), new WindowGeometry(3, 5, 5, 2, 2, 1, 1, 0, 0, 1, 1)), ["(1, 7, 16)"] },
         { "avg_pool2d", () => Tensor.AvgPool2d(Z(1, 1, 2, 2), (3, 3)), ["(1, 1, 2, 2)"] },
@@ -64,6 +65,16 @@ public class ErrorTests
     [Theory]
     [MemberData(nameof(Cases))]
     public void ShapeErrors_NameTheOpAndTheShapes(string op, Action act, string[] shapes) => Refuses(act, op, shapes);
+
+    [Fact]
+    public void Conv2dLayer_RefusesAnEmptyKernelOrStride_WhenBuilt()
+    {
+        // An empty kernel made the initialization bound 1/√0 and every weight NaN, with no error.
+        Assert.Contains("kernel (0, 3)", Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.Conv2d(1, 1, (0, 3))).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.Conv2d(1, 1, (3, 3), stride: (0, 1)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.Conv2d(1, 1, (3, 3), padding: (-1, 0)));
+        Assert.Throws<ArgumentException>(() => new Nn.Conv2d(0, 1, (3, 3)));
+    }
 
     [Fact]
     public void Losses_RefuseToBroadcastNx1AgainstN()
