@@ -77,6 +77,15 @@ public class ErrorTests
     }
 
     [Fact]
+    public void NormalizationLayers_RefuseANegativeEpsOrAMomentumOutside01()
+    {
+        Assert.Contains("eps", Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.BatchNorm1d(2, eps: -1e-5)).Message);
+        Assert.Contains("momentum", Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.BatchNorm2d(2, momentum: 1.5)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.LayerNorm(3, eps: double.NaN));
+        Assert.Equal(0.0, new Nn.BatchNorm1d(2, eps: 0, momentum: 1).Eps);   // the edges are allowed, as in PyTorch
+    }
+
+    [Fact]
     public void Losses_RefuseToBroadcastNx1AgainstN()
     {
         var e = Assert.Throws<ShapeMismatchException>(() => Losses.Mse(Z(8, 1), Z(8)));
