@@ -196,6 +196,7 @@ public sealed partial class Tensor
     public Tensor Slice(int axis, int? start = null, int? end = null, int step = 1)
     {
         int ax = Shapes.NormalizeAxis(axis, Rank, "Slice");
+        if (step < 1) throw new ArgumentException($"Slice: step must be positive, got {step}");
         int size = Dims[ax];
         int s = start ?? 0, e = end ?? size;
         if (s < 0) s += size;
@@ -211,6 +212,8 @@ public sealed partial class Tensor
     {
         int ax = Shapes.NormalizeAxis(axis, Rank, "Select");
         int i = index < 0 ? index + Dims[ax] : index;
+        if (i < 0 || i >= Dims[ax])
+            throw new ArgumentOutOfRangeException(nameof(index), $"Select: index {index} is out of range for axis {axis} of size {Dims[ax]} (shape {Shape})");
         return Narrow(ax, i, 1).Squeeze(ax);
     }
 
@@ -324,6 +327,7 @@ public sealed partial class Tensor
     public Tensor[] Chunk(int chunks, int axis = 0)
     {
         int ax = Shapes.NormalizeAxis(axis, Rank, "Chunk");
+        if (chunks < 1) throw new ArgumentOutOfRangeException(nameof(chunks), $"Chunk: the number of chunks must be at least 1, got {chunks}");
         return Split(Math.Max(1, (Dims[ax] + chunks - 1) / chunks), ax);
     }
 }

@@ -77,6 +77,17 @@ public class ErrorTests
     }
 
     [Fact]
+    public void ViewsAndSplits_RefuseAZeroStepOrCountOrAnIndexOutOfRange_NamingTheOp()
+    {
+        // These divided by zero, or named Narrow, which the caller never called.
+        Assert.Contains("Slice: step", Assert.Throws<ArgumentException>(() => Tensor.Arange(5).Slice(0, 0, 5, 0)).Message);
+        Assert.Contains("Chunk", Assert.Throws<ArgumentOutOfRangeException>(() => Tensor.Arange(5).Chunk(0)).Message);
+        Assert.Contains("Select: index 2", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).Select(0, 2)).Message);
+        Assert.Contains("Select: index -3", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).Select(0, -3)).Message);
+        Assert.Equal(new[] { 3 }, Z(2, 3).Select(0, -1).Shape.ToArray());
+    }
+
+    [Fact]
     public void NormalizationLayers_RefuseANegativeEpsOrAMomentumOutside01()
     {
         Assert.Contains("eps", Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.BatchNorm1d(2, eps: -1e-5)).Message);
