@@ -9,7 +9,7 @@ public sealed partial class Tensor
     // y = softmax(x)   dx = y * (g - Σ g y)
     public Tensor Softmax(int axis = -1)
     {
-        if (Rank > 0 && Size(axis) == 0) return this * 1.0;
+        if (Rank > 0 && Dims[Shapes.NormalizeAxis(axis, Rank, "softmax")] == 0) return this * 1.0;
         var e = (this - Max(axis, keepDim: true).Detach()).Exp();
         return e / e.Sum(axis, keepDim: true);
     }
@@ -18,7 +18,7 @@ public sealed partial class Tensor
     // y = x - logsumexp(x)   dx = g - softmax(x) Σ g
     public Tensor LogSoftmax(int axis = -1)
     {
-        if (Rank > 0 && Size(axis) == 0) return this * 1.0;
+        if (Rank > 0 && Dims[Shapes.NormalizeAxis(axis, Rank, "log_softmax")] == 0) return this * 1.0;
         var m = Max(axis, keepDim: true).Detach();
         m = Where(m.IsFinite(), m, ScalarLike(m, 0));
         var shifted = this - m;

@@ -85,6 +85,8 @@ public class ErrorTests
         Assert.Contains("Select: index 2", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).Select(0, 2)).Message);
         Assert.Contains("Select: index -3", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).Select(0, -3)).Message);
         Assert.Equal(new[] { 3 }, Z(2, 3).Select(0, -1).Shape.ToArray());
+        Assert.Contains("softmax: axis 2", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).Softmax(2)).Message);
+        Assert.Contains("log_softmax: axis -3", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).LogSoftmax(-3)).Message);
     }
 
     [Fact]
