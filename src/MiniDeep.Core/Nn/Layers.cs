@@ -66,8 +66,8 @@ public sealed class Conv2d : Module
         _padding = padding ?? (0, 0);
         _dilation = dilation ?? (1, 1);
         // Checked here, not at the first Forward: an empty kernel makes the initialization bound 1/√0 and every weight NaN.
-        if (kernel.H < 1 || kernel.W < 1 || _stride.Item1 < 1 || _stride.Item2 < 1 || _dilation.Item1 < 1 || _dilation.Item2 < 1 || _padding.Item1 < 0 || _padding.Item2 < 0)
-            throw new ArgumentOutOfRangeException(nameof(kernel), $"Conv2d: kernel {kernel}, stride {_stride} and dilation {_dilation} must be positive and padding {_padding} non-negative");
+        if (kernel.H < 1 || kernel.W < 1) throw new ArgumentOutOfRangeException(nameof(kernel), $"Conv2d: kernel {kernel} is empty");
+        Tensor.CheckConvArguments("Conv2d", _stride, _padding, _dilation);
         _groups = groups;
         double bound = 1 / Math.Sqrt(inChannels / groups * kernel.H * kernel.W);
         Weight = RegisterParameter("weight", Tensor.Rand(new Shape(outChannels, inChannels / groups, kernel.H, kernel.W), generator, -bound, bound));

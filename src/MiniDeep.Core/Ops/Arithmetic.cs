@@ -90,7 +90,15 @@ public sealed partial class Tensor
     }
 
     /// <summary>x ^ p for a constant exponent.</summary>
-    public Tensor Pow(double p) => Pow(this, ScalarLike(this, p));
+    // y = x^p   dx = g * p * x^(p-1), and 0 for p = 0
+    // The tensor form's masks reduce to one test of the constant, made once here rather than as a
+    // compare and a select over every element of each backward (x.Pow(2) in a penalty is common).
+    public Tensor Pow(double p)
+    {
+        var (a, b) = Promoted("pow", this, ScalarLike(this, p));
+        var y = BinaryKernel<PowOp>("pow", a, b);
+        return Autograd.Record(y, "pow", [a], g => [p == 0 ? ZerosLike(g) : g * b * Pow(a, b - 1)]);
+    }
 
     /// <summary>Elementwise maximum. At ties the gradient is split equally, as in PyTorch.</summary>
     // y = max(a, b)   da = g * ([a > b] + ½[a = b])   db = g * ([b > a] + ½[a = b])

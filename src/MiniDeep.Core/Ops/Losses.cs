@@ -61,9 +61,10 @@ public static class Losses
         var perRow = new Tensor(logits.Backend.CrossEntropyRows(logits.AsView, targets.AsView), [logits.Dims[0]]);
         int numClasses = logits.Dims[1];
         var y = Autograd.Record(perRow, "cross_entropy", [logits], g => [CrossEntropyGrad(logits, targets, g, numClasses)]);
-        // Against (1 − ε)·onehot(t) + ε/C the loss is (1 − ε)ℓ + ε·(logsumexp(x) − mean_c x_c).
+        // Against (1 − ε)·onehot(t) + ε/C the loss is (1 − ε)ℓ + ε·(logsumexp(x) − mean_c x_c)
+        // = ℓ + ε·(x_t − mean_c x_c): the fused row's logsumexp serves both terms.
         if (labelSmoothing > 0)
-            y = y * (1 - labelSmoothing) + (logits.LogSumExp(1) - logits.Mean(1)) * labelSmoothing;
+            y = y + (logits.Gather(1, targets.Unsqueeze(1)).Squeeze(1) - logits.Mean(1)) * labelSmoothing;
         return Reduce(y, reduction);
     }
 

@@ -65,6 +65,14 @@ public sealed partial class Tensor
         (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null, int groups = 1) =>
         Conv2dCore(x, weight, bias, stride, padding, dilation, groups, relu: true);
 
+    // Stride and dilation of at least 1 and padding of at least 0: checked on every call, and by the
+    // Conv2d layer when it is built.
+    internal static void CheckConvArguments(string op, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation)
+    {
+        if (stride.H < 1 || stride.W < 1 || dilation.H < 1 || dilation.W < 1 || padding.H < 0 || padding.W < 0)
+            throw new ArgumentException($"{op}: stride {stride} and dilation {dilation} must be positive and padding {padding} non-negative");
+    }
+
     private static Tensor Conv2dCore(Tensor x, Tensor weight, Tensor? bias,
         (int H, int W)? stride, (int H, int W)? padding, (int H, int W)? dilation, int groups, bool relu)
     {
@@ -81,8 +89,7 @@ public sealed partial class Tensor
             throw new ShapeMismatchException("conv2d", $"conv2d: weight {weight.Shape} expects {cg * groups} input channels, input {x.Shape} has {c} (groups={groups})");
         if (kh < 1 || kw < 1)
             throw new ShapeMismatchException("conv2d", $"conv2d: the kernel of weight {weight.Shape} is empty ({kh}, {kw})");
-        if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || ph < 0 || pw < 0)
-            throw new ArgumentException($"conv2d: stride ({sh}, {sw}) and dilation ({dh}, {dw}) must be positive and padding ({ph}, {pw}) non-negative");
+        CheckConvArguments("conv2d", (sh, sw), (ph, pw), (dh, dw));
         var geo = new WindowGeometry(c, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
         if (geo.OutH <= 0 || geo.OutW <= 0)
             throw new ShapeMismatchException("conv2d", $"conv2d: kernel ({kh}, {kw}) with dilation ({dh}, {dw}) does not fit the padded input {x.Shape} (padding ({ph}, {pw}))");

@@ -7,8 +7,13 @@ using Xunit;
 
 namespace MiniDeep.Tests.IO;
 
-public class CheckpointTests
+public class CheckpointTests : IDisposable
 {
+    // One file per test (xunit makes a new instance for each), deleted after it.
+    private readonly string _path = Path.Combine(Path.GetTempPath(), $"minideep-ckpt-{Guid.NewGuid():N}.ckpt");
+
+    public void Dispose() => File.Delete(_path);
+
     [Fact]
     public void Resuming_GivesTheSameBits_AsNeverStopping()
     {
@@ -16,99 +21,84 @@ public class CheckpointTests
         var straight = new CheckpointRun(1);
         var losses = Enumerable.Range(0, total).Select(_ => straight.Step()).ToArray();
 
-        var path = Path.Combine(Path.GetTempPath(), $"minideep-ckpt-{Guid.NewGuid():N}.ckpt");
-        try
-        {
-            var first = new CheckpointRun(1);
-            for (int s = 0; s < stop; s++) Assert.Equal(losses[s], first.Step());
-            Checkpoint.Save(path, first.State, step: stop, epoch: first.Loader.Epoch, extra: new Dictionary<string, string> { ["note"] = "mid-epoch" });
+        var first = new CheckpointRun(1);
+        for (int s = 0; s < stop; s++) Assert.Equal(losses[s], first.Step());
+        Checkpoint.Save(_path, first.State, step: stop, epoch: first.Loader.Epoch, extra: new Dictionary<string, string> { ["note"] = "mid-epoch" });
 
-            // Fresh objects, built from another seed: everything they need comes from the file.
-            var resumed = new CheckpointRun(77);
-            var (step, epoch, extra) = Checkpoint.Load(path, resumed.State);
-            Assert.Equal(stop, step);
-            Assert.Equal(1, epoch);
-            Assert.Equal("mid-epoch", extra["note"]);
-            for (int s = stop; s < total; s++) Assert.Equal(losses[s], resumed.Step());
-            Assert.Equal(straight.Parameters(), resumed.Parameters());
-            Assert.Equal(straight.OptimizerState(), resumed.OptimizerState());
-            Assert.Equal(straight.Noise.Offset, resumed.Noise.Offset);
-        }
-        finally { File.Delete(path); }
+        // Fresh objects, built from another seed: everything they need comes from the file.
+        var resumed = new CheckpointRun(77);
+        var (step, epoch, extra) = Checkpoint.Load(_path, resumed.State);
+        Assert.Equal(stop, step);
+        Assert.Equal(1, epoch);
+        Assert.Equal("mid-epoch", extra["note"]);
+        for (int s = stop; s < total; s++) Assert.Equal(losses[s], resumed.Step());
+        Assert.Equal(straight.Parameters(), resumed.Parameters());
+        Assert.Equal(straight.OptimizerState(), resumed.OptimizerState());
+        Assert.Equal(straight.Noise.Offset, resumed.Noise.Offset);
     }
 
     [Fact]
     public void ADamagedOrMismatchedCheckpoint_IsRefused_AndChangesNothing()
     {
-        var path = Path.Combine(Path.GetTempPath(), $"minideep-ckpt-{Guid.NewGuid():N}.ckpt");
-        try
-        {
-            var run = new CheckpointRun(1);
-            run.Step();
-            Checkpoint.Save(path, run.State, 1, 0);
-            var bytes = File.ReadAllBytes(path);
-            // One flipped bit in the data buffer: still a valid safetensors file, caught by the checksum.
-            bytes[^3] ^= 0x10;
-            File.WriteAllBytes(path, bytes);
-            var target = new CheckpointRun(5);
-            var before = target.Parameters();
-            var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, target.State));
-            Assert.Contains("checksum", e.Message);
-            Assert.Equal(before, target.Parameters());
-            // Truncated: not a valid file at all.
-            File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
-            Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, target.State));
-            // Another model's checkpoint.
-            var other = new TrainingState(new Sequential(new Linear(8, 4), Activations.ReLU(), new Linear(4, 3)));
-            Checkpoint.Save(path, other, 0, 0);
-            Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, new TrainingState(run.Model)));
-        }
-        finally { File.Delete(path); }
+        var run = new CheckpointRun(1);
+        run.Step();
+        Checkpoint.Save(_path, run.State, 1, 0);
+        var bytes = File.ReadAllBytes(_path);
+        // One flipped bit in the data buffer: still a valid safetensors file, caught by the checksum.
+        bytes[^3] ^= 0x10;
+        File.WriteAllBytes(_path, bytes);
+        var target = new CheckpointRun(5);
+        var before = target.Parameters();
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(_path, target.State));
+        Assert.Contains("checksum", e.Message);
+        Assert.Equal(before, target.Parameters());
+        // Truncated: not a valid file at all.
+        File.WriteAllBytes(_path, bytes[..(bytes.Length / 2)]);
+        Assert.Throws<CheckpointException>(() => Checkpoint.Load(_path, target.State));
+        // Another model's checkpoint.
+        var other = new TrainingState(new Sequential(new Linear(8, 4), Activations.ReLU(), new Linear(4, 3)));
+        Checkpoint.Save(_path, other, 0, 0);
+        Assert.Throws<CheckpointException>(() => Checkpoint.Load(_path, new TrainingState(run.Model)));
     }
 
     [Fact]
     public void ACheckpointOfAnotherSetup_IsRefused_BeforeAnythingChanges()
     {
-        var path = Path.Combine(Path.GetTempPath(), $"minideep-ckpt-{Guid.NewGuid():N}.ckpt");
-        try
+        var target = new CheckpointRun(5);
+        target.Step();
+        float[] parameters = target.Parameters(), optimizerState = target.OptimizerState();
+        ulong noise = target.Noise.Offset;
+        int schedulerStep = target.Scheduler.StepCount;
+        void Unchanged()
         {
-            var target = new CheckpointRun(5);
-            target.Step();
-            float[] parameters = target.Parameters(), optimizerState = target.OptimizerState();
-            ulong noise = target.Noise.Offset;
-            int schedulerStep = target.Scheduler.StepCount;
-            void Unchanged()
-            {
-                Assert.Equal(parameters, target.Parameters());
-                Assert.Equal(optimizerState, target.OptimizerState());
-                Assert.Equal(noise, target.Noise.Offset);
-                Assert.Equal(schedulerStep, target.Scheduler.StepCount);
-            }
-
-            // The same model trained with SGD: its momentum is not Adam's moments.
-            var sgdRun = new CheckpointRun(1);
-            var sgd = new Sgd(sgdRun.Model.Parameters(), 0.1, momentum: 0.9);
-            sgdRun.Step();
-            ((sgdRun.Model.Forward(Tensor.Ones(new Shape(2, 8))).Sum())).Backward();
-            sgd.Step();
-            Checkpoint.Save(path, sgdRun.State with { Optimizer = sgd }, 1, 0);
-            var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, target.State));
-            Assert.Contains("momentum_buffer", e.Message);
-            Unchanged();
-
-            // Saved without a schedule: the schedule's step count is not in the file.
-            var run = new CheckpointRun(1);
-            run.Step();
-            Checkpoint.Save(path, run.State with { Scheduler = null }, 1, 0);
-            Assert.Contains("scheduler.step", Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, target.State)).Message);
-            Unchanged();
-
-            // Saved without an optimizer.
-            Checkpoint.Save(path, run.State with { Optimizer = null }, 1, 0);
-            Assert.Contains("no optimizer state", Assert.Throws<CheckpointException>(() => Checkpoint.Load(path, target.State)).Message);
-            Unchanged();
+            Assert.Equal(parameters, target.Parameters());
+            Assert.Equal(optimizerState, target.OptimizerState());
+            Assert.Equal(noise, target.Noise.Offset);
+            Assert.Equal(schedulerStep, target.Scheduler.StepCount);
         }
-        finally { File.Delete(path); }
+
+        // The same model trained with SGD: its momentum is not Adam's moments.
+        var sgdRun = new CheckpointRun(1);
+        var sgd = new Sgd(sgdRun.Model.Parameters(), 0.1, momentum: 0.9);
+        sgdRun.Step();
+        sgdRun.Model.Forward(Tensor.Ones(new Shape(2, 8))).Sum().Backward();
+        sgd.Step();
+        Checkpoint.Save(_path, sgdRun.State with { Optimizer = sgd }, 1, 0);
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(_path, target.State));
+        Assert.Contains("momentum_buffer", e.Message);
+        Unchanged();
+
+        // Saved without a schedule: the schedule's step count is not in the file.
+        var run = new CheckpointRun(1);
+        run.Step();
+        Checkpoint.Save(_path, run.State with { Scheduler = null }, 1, 0);
+        Assert.Contains("scheduler.step", Assert.Throws<CheckpointException>(() => Checkpoint.Load(_path, target.State)).Message);
+        Unchanged();
+
+        // Saved without an optimizer.
+        Checkpoint.Save(_path, run.State with { Optimizer = null }, 1, 0);
+        Assert.Contains("no optimizer state", Assert.Throws<CheckpointException>(() => Checkpoint.Load(_path, target.State)).Message);
+        Unchanged();
     }
 
     // ----- across processes -----
@@ -143,17 +133,12 @@ public class CheckpointTests
     [Fact]
     public void Resuming_InANewProcess_GivesTheSameBits()
     {
-        var path = Path.Combine(Path.GetTempPath(), $"minideep-ckpt-{Guid.NewGuid():N}.ckpt");
-        try
-        {
-            var straight = Lines("train", "20");
-            var first = Lines("train", "20", "--save-at", "11", path);
-            var second = Lines("train", "20", "--resume", path);
-            Assert.Equal(straight[..11], first);
-            Assert.Equal(straight[11..], second);   // steps 11–19 and the final parameters, bit for bit
-            Assert.StartsWith("params ", second[^1]);
-        }
-        finally { File.Delete(path); }
+        var straight = Lines("train", "20");
+        var first = Lines("train", "20", "--save-at", "11", _path);
+        var second = Lines("train", "20", "--resume", _path);
+        Assert.Equal(straight[..11], first);
+        Assert.Equal(straight[11..], second);   // steps 11–19 and the final parameters, bit for bit
+        Assert.StartsWith("params ", second[^1]);
     }
 
     [Fact]

@@ -71,8 +71,8 @@ public class ErrorTests
     {
         // An empty kernel made the initialization bound 1/√0 and every weight NaN, with no error.
         Assert.Contains("kernel (0, 3)", Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.Conv2d(1, 1, (0, 3))).Message);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.Conv2d(1, 1, (3, 3), stride: (0, 1)));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.Conv2d(1, 1, (3, 3), padding: (-1, 0)));
+        Assert.Contains("Conv2d: stride (0, 1)", Assert.Throws<ArgumentException>(() => new Nn.Conv2d(1, 1, (3, 3), stride: (0, 1))).Message);
+        Assert.Throws<ArgumentException>(() => new Nn.Conv2d(1, 1, (3, 3), padding: (-1, 0)));
         Assert.Throws<ArgumentException>(() => new Nn.Conv2d(0, 1, (3, 3)));
     }
 
