@@ -83,9 +83,17 @@ public sealed class DataLoader
     /// <summary>The order policy.</summary>
     public ISampler Sampler { get; }
     /// <summary>The epoch the next batch belongs to.</summary>
-    public int Epoch { get; set; }
+    public int Epoch
+    {
+        get;
+        set => field = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(Epoch), $"DataLoader.Epoch: must be non-negative, got {value}");
+    }
     /// <summary>Batches of the current epoch already handed out.</summary>
-    public int Position { get; set; }
+    public int Position
+    {
+        get;
+        set => field = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(Position), $"DataLoader.Position: must be non-negative, got {value}");
+    }
 
     /// <summary>Batches per epoch.</summary>
     public int BatchesPerEpoch => DropLast ? Dataset.Count / BatchSize : (Dataset.Count + BatchSize - 1) / BatchSize;
@@ -95,6 +103,10 @@ public sealed class DataLoader
     {
         var order = Sampler.Order(Epoch, Dataset.Count);
         int batches = DropLast ? order.Length / BatchSize : (order.Length + BatchSize - 1) / BatchSize;
+        // A position past the end would hand out nothing and still count the epoch as done: a resumed run
+        // that silently skips an epoch.
+        if (Position > batches)
+            throw new InvalidOperationException($"DataLoader: position {Position} is past the {batches} batches of epoch {Epoch} (a checkpoint from another dataset or batch size?)");
         while (Position < batches)
         {
             int start = Position * BatchSize;

@@ -57,7 +57,8 @@ public static class Dataset
     }
 
     /// <summary>The first <paramref name="count"/> examples.</summary>
-    public static IDataset Take(IDataset source, int count) => Subset(source, Enumerable.Range(0, Math.Min(count, source.Count)).ToArray());
+    public static IDataset Take(IDataset source, int count) =>
+        count < 0 ? throw new ArgumentOutOfRangeException(nameof(count), $"Take: count must be non-negative, got {count}") : Subset(source, Enumerable.Range(0, Math.Min(count, source.Count)).ToArray());
 
     /// <summary>The datasets one after another.</summary>
     public static IDataset Concat(params IDataset[] parts) => new ConcatDataset(parts);

@@ -92,6 +92,15 @@ public static class Idx
     /// <summary>Writes an IDX file of unsigned bytes (for tests and tools); gzip when the name ends in .gz.</summary>
     public static void WriteUBytes(string path, int[] shape, byte[] values)
     {
+        if (shape.Length is 0 or > 255) throw new ArgumentException($"Idx.WriteUBytes: 1 to 255 dimensions, got {shape.Length}");
+        long count = 1;
+        foreach (var d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"Idx.WriteUBytes: dimension {d} in ({string.Join(", ", shape)}) is negative");
+            count *= d;
+        }
+        if (count != values.Length)
+            throw new ArgumentException($"Idx.WriteUBytes: dimensions ({string.Join(", ", shape)}) hold {count} values, {values.Length} were given");
         using var ms = new MemoryStream();
         ms.Write([0, 0, 0x08, (byte)shape.Length]);
         Span<byte> four = stackalloc byte[4];
@@ -104,6 +113,6 @@ public static class Idx
             using (var gz = new GZipStream(outMs, CompressionLevel.Fastest, leaveOpen: true)) gz.Write(bytes);
             bytes = outMs.ToArray();
         }
-        File.WriteAllBytes(path, bytes);
+        MiniDeep.IO.AtomicFile.WriteAllBytes(path, bytes);
     }
 }

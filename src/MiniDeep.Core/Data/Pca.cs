@@ -39,6 +39,11 @@ public sealed class Pca
             throw new ArgumentOutOfRangeException(nameof(components), $"pca: {components} components of {n} examples in {d} dimensions");
         using var _ = Autograd.NoGrad();
         var xd = x.Detach().Double();
+        // One NaN would turn every component into NaN with no error (the covariance mixes all the rows).
+        var values = xd.ToArray<double>();
+        for (int i = 0; i < values.Length; i++)
+            if (!double.IsFinite(values[i]))
+                throw new ArgumentException($"pca: the data hold {values[i]} at row {i / d}, column {i % d}");
         var mean = xd.Mean(0);
         var centered = xd - mean;
         var cov = Tensor.MatMul(centered.mT, centered) / Math.Max(1, n - 1);          // (d, d)

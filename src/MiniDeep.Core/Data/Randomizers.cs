@@ -12,6 +12,12 @@ public static class Randomizers
     public static TensorDataset CorruptLabels(TensorDataset d, double p, int classes, Generator g)
     {
         if (!(p >= 0 && p <= 1)) throw new ArgumentOutOfRangeException(nameof(p), $"CorruptLabels: p must lie in [0, 1], got {p}");
+        if (classes < 1) throw new ArgumentOutOfRangeException(nameof(classes), $"CorruptLabels: at least one class, got {classes}");
+        if (d.Y.DType != DType.Int32) throw new ArgumentException($"CorruptLabels: class labels must be int32, got {d.Y.DType.Name()}");
+        // Checked before drawing, so that a bad call leaves the generator where it was.
+        foreach (int label in d.Y.ToArray<int>())
+            if ((uint)label >= (uint)classes)
+                throw new ArgumentOutOfRangeException(nameof(classes), $"CorruptLabels: label {label} lies outside the {classes} classes [0, {classes})");
         var replace = Tensor.Bernoulli(d.Y.Shape, p, g, DType.Bool);
         var random = Tensor.Randint(0, classes, d.Y.Shape, g);
         var y = d.Y.ToArray<int>();
@@ -28,6 +34,13 @@ public static class Randomizers
         int features = d.X.Numel / Math.Max(d.Count, 1);
         if (permutation.Length != features)
             throw new ArgumentException($"ShufflePixels: a permutation of {permutation.Length} for images of {features} pixels");
+        var seen = new bool[features];
+        foreach (int i in permutation)
+        {
+            if ((uint)i >= (uint)features) throw new ArgumentException($"ShufflePixels: pixel {i} in the permutation lies outside [0, {features})");
+            if (seen[i]) throw new ArgumentException($"ShufflePixels: pixel {i} appears twice in the permutation (a duplicate drops another pixel)");
+            seen[i] = true;
+        }
         var flat = d.X.Reshape(d.Count, features);
         var shuffled = flat.IndexSelect(1, Tensor.FromArray(permutation));
         return new TensorDataset(shuffled.Reshape(d.X.Shape.ToArray()), d.Y);

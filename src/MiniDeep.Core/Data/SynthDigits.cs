@@ -20,6 +20,8 @@ public static class SynthDigits
     /// <summary>Images (n, 1, 28, 28) in [0, 1] and labels (n) for one split; labels cycle 0..9 so every class has n/10 images.</summary>
     public static TensorDataset Generate(ulong seed, int split, int count)
     {
+        if (count < 0 || count > int.MaxValue / (Size * Size))
+            throw new ArgumentOutOfRangeException(nameof(count), $"SynthDigits.Generate: count must lie in [0, {int.MaxValue / (Size * Size):N0}], got {count}");
         var pixels = new float[count * Size * Size];
         var labels = new int[count];
         Parallelism.ForRange(count, 512, (s, e) =>

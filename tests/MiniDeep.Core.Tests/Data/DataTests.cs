@@ -76,6 +76,15 @@ public class IdxTests : IDisposable
     }
 
     [Fact]
+    public void WriteUBytes_RefusesValuesThatDisagreeWithTheShape_AndWritesNothing()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Idx.WriteUBytes(P("bad.idx"), [3, 2], new byte[5]));
+        Assert.Contains("hold 6 values, 5 were given", e.Message);
+        Assert.Contains("negative", Assert.Throws<ArgumentException>(() => Idx.WriteUBytes(P("bad.idx"), [-1], new byte[0])).Message);
+        Assert.False(File.Exists(P("bad.idx")));
+    }
+
+    [Fact]
     public void LoadPair_RefusesImagesAndLabelsOfDifferentCounts()
     {
         Idx.WriteUBytes(P("img"), [3, 2, 2], new byte[12]);
@@ -203,4 +212,63 @@ public class SynthDigitsTests
         // the digit has ink: mean brightness is well above the noise floor
         Assert.InRange(d.X.Mean().Item(), 0.05, 0.4);
     }
+}
+
+public class DataInputCheckTests
+{
+    private static TensorDataset Images(int n = 6) =>
+        new(Tensor.Rand(new Shape(n, 1, 2, 2), new Generator(1)), Tensor.FromArray(Enumerable.Range(0, n).Select(i => i % 3).ToArray()));
+
+    [Fact]
+    public void Loader_RefusesANegativeEpochOrPosition_AndAPositionPastTheEpoch()
+    {
+        var loader = new DataLoader(Images(), 4);
+        Assert.Contains("Position", Assert.Throws<ArgumentOutOfRangeException>(() => loader.Position = -1).Message);
+        Assert.Contains("Epoch", Assert.Throws<ArgumentOutOfRangeException>(() => loader.Epoch = -1).Message);
+        // 6 examples in batches of 4 make 2 batches: position 2 is the end of the epoch, 3 is past it.
+        loader.Position = 2;
+        Assert.Empty(loader.NextEpoch());
+        Assert.Equal(1, loader.Epoch);
+        loader.Position = 3;
+        var e = Assert.Throws<InvalidOperationException>(() => loader.NextEpoch().ToList());
+        Assert.Contains("position 3 is past the 2 batches", e.Message);
+        Assert.Equal(1, loader.Epoch);   // the epoch is not counted as done
+    }
+
+    [Fact]
+    public void Take_RefusesANegativeCount() =>
+        Assert.Contains("Take", Assert.Throws<ArgumentOutOfRangeException>(() => Dataset.Take(Images(), -1)).Message);
+
+    [Fact]
+    public void CorruptLabels_RefusesLabelsOutsideTheClasses_AndNoClasses()
+    {
+        var d = Images();   // labels 0, 1, 2
+        var g = new Generator(3);
+        var before = g.Offset;
+        Assert.Contains("label 2 lies outside the 2 classes", Assert.Throws<ArgumentOutOfRangeException>(() => Randomizers.CorruptLabels(d, 0.5, 2, g)).Message);
+        Assert.Contains("at least one class", Assert.Throws<ArgumentOutOfRangeException>(() => Randomizers.CorruptLabels(d, 0.5, 0, g)).Message);
+        Assert.Equal(before, g.Offset);   // refused before drawing anything
+    }
+
+    [Fact]
+    public void ShufflePixels_RefusesAnOrderThatIsNotAPermutation()
+    {
+        var d = Images();
+        Assert.Contains("appears twice", Assert.Throws<ArgumentException>(() => Randomizers.ShufflePixels(d, [0, 0, 1, 2])).Message);
+        Assert.Contains("pixel 7", Assert.Throws<ArgumentException>(() => Randomizers.ShufflePixels(d, [0, 1, 2, 7])).Message);
+        var flipped = Randomizers.ShufflePixels(d, [3, 2, 1, 0]).X.Reshape(6, 4).ToFloatArray();
+        var plain = d.X.Reshape(6, 4).ToFloatArray();
+        Assert.Equal(plain[3], flipped[0]);
+    }
+
+    [Fact]
+    public void Pca_RefusesNonFiniteData_NamingTheEntry()
+    {
+        var x = Tensor.FromArray(new float[] { 1, 2, 3, 4, float.NaN, 6, 7, 8, 9 }, [3, 3]);
+        Assert.Contains("NaN at row 1, column 1", Assert.Throws<ArgumentException>(() => Pca.Fit(x, 2, new Generator(0))).Message);
+    }
+
+    [Fact]
+    public void SynthDigits_RefusesANegativeCount() =>
+        Assert.Contains("SynthDigits.Generate", Assert.Throws<ArgumentOutOfRangeException>(() => SynthDigits.Generate(0, 0, -1)).Message);
 }
