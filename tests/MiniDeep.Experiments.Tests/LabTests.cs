@@ -263,7 +263,7 @@ public class SplitExplorerTests
     private static readonly Lazy<LabContext> Smoke = new(() =>
         LabRunner.ExploreContext(Budget.Smoke, 0, null, TextWriter.Null));
 
-    private static readonly SplitSetup Quick = new() { PerTask = 200, ValidationPerTask = 100, Epochs = 2, Hidden = 32, FisherSamples = 50, Lambdas = [10, 1_000] };
+    private static readonly SplitSetup Quick = new() { PerTask = 200, ValidationPerTask = 100, Epochs = 2, Batch = 8, Hidden = 32, FisherSamples = 50, Lambdas = [10, 1_000] };
 
     [Fact]
     public void EwcForm_ChangesTheEwcRunsOnly()

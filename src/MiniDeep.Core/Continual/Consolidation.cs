@@ -28,6 +28,7 @@ public sealed class QuadraticAnchors
     public QuadraticAnchors(IEnumerable<Tensor> parameters)
     {
         _parameters = parameters.ToList();
+        if (_parameters.Count == 0) throw new ArgumentException("QuadraticAnchors: no parameters to anchor");
         _weight = _parameters.Select(p => Tensor.ZerosLike(p).Detach()).ToArray();
         _weightedAnchor = _parameters.Select(p => Tensor.ZerosLike(p).Detach()).ToArray();
         _weightedAnchorSq = _parameters.Select(p => Tensor.ZerosLike(p).Detach()).ToArray();
@@ -45,11 +46,21 @@ public sealed class QuadraticAnchors
         if (importance is not null && importance.Count != _parameters.Count)
             throw new ArgumentException($"QuadraticAnchors.Consolidate: {importance.Count} importance tensors for {_parameters.Count} parameters");
         using var _ = Autograd.NoGrad();
+        // Every importance is checked before any sum changes, so a refused call anchors nothing. A negative
+        // one would turn the anchor into a push away from θ*, and a NaN would make the penalty NaN.
+        for (int i = 0; importance is not null && i < _parameters.Count; i++)
+        {
+            if (importance[i].Shape != _parameters[i].Shape)
+                throw new ArgumentException($"QuadraticAnchors.Consolidate: importance {i} has shape {importance[i].Shape}, its parameter {_parameters[i].Shape}");
+            var values = importance[i].ToDoubleArray();
+            int bad = Array.FindIndex(values, v => !(v >= 0 && double.IsFinite(v)));
+            if (bad >= 0)
+                throw new ArgumentOutOfRangeException(nameof(importance), $"QuadraticAnchors.Consolidate: importance {i} holds {values[bad]} at flat index {bad}; importances must be finite and non-negative");
+        }
         for (int i = 0; i < _parameters.Count; i++)
         {
             var theta = _parameters[i].Detach();
             var f = importance is null ? Tensor.OnesLike(theta) : importance[i].Detach();
-            if (f.Shape != theta.Shape) throw new ArgumentException($"QuadraticAnchors.Consolidate: importance {i} has shape {f.Shape}, its parameter {theta.Shape}");
             _weight[i].AddInPlace(f);
             _weightedAnchor[i].AddInPlace(f * theta);
             _weightedAnchorSq[i].AddInPlace(f * theta * theta);
@@ -80,7 +91,7 @@ public sealed class QuadraticAnchors
     /// </summary>
     public Tensor PenaltyTerm(double lambda)
     {
-        if (!(lambda >= 0)) throw new ArgumentOutOfRangeException(nameof(lambda), $"QuadraticAnchors.PenaltyTerm: λ must be non-negative, got {lambda}");
+        if (!(lambda >= 0 && double.IsFinite(lambda))) throw new ArgumentOutOfRangeException(nameof(lambda), $"QuadraticAnchors.PenaltyTerm: λ must be finite and non-negative, got {lambda}");
         Tensor? total = null;
         for (int i = 0; i < _parameters.Count; i++)
         {
@@ -98,7 +109,7 @@ public sealed class QuadraticAnchors
     /// </summary>
     public IDisposable Attach(Optimizer optimizer, double lambda)
     {
-        if (!(lambda >= 0)) throw new ArgumentOutOfRangeException(nameof(lambda), $"QuadraticAnchors.Attach: λ must be non-negative, got {lambda}");
+        if (!(lambda >= 0 && double.IsFinite(lambda))) throw new ArgumentOutOfRangeException(nameof(lambda), $"QuadraticAnchors.Attach: λ must be finite and non-negative, got {lambda}");
         var index = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < _parameters.Count; i++) index[_parameters[i]] = i;
         // θ ← (θ + c·ΣFθ*)·1/(1 + c·ΣF) with c = ηλ: the two factors change only when a task is

@@ -39,6 +39,11 @@ public sealed class HatMlp : Module, ITaskConditioned
     public HatMlp(int inputs, int[] hidden, int[] headClasses, Generator generator, Module? input = null, double sMax = 400)
     {
         if (hidden.Length == 0 || headClasses.Length == 0) throw new ArgumentException("HatMlp: at least one hidden layer and one task");
+        if (inputs < 1) throw new ArgumentOutOfRangeException(nameof(inputs), $"HatMlp: at least one input, got {inputs}");
+        for (int l = 0; l < hidden.Length; l++)
+            if (hidden[l] < 1) throw new ArgumentOutOfRangeException(nameof(hidden), $"HatMlp: hidden layer {l + 1} needs at least one unit, got {hidden[l]}");
+        for (int t = 0; t < headClasses.Length; t++)
+            if (headClasses[t] < 1) throw new ArgumentOutOfRangeException(nameof(headClasses), $"HatMlp: task {t}'s head needs at least one class, got {headClasses[t]}");
         SMax = sMax > 1 ? sMax : throw new ArgumentOutOfRangeException(nameof(sMax), $"HatMlp: s_max must exceed 1, got {sMax}");
         if (input is not null) _input = RegisterModule("input", input);
         _layers = new Linear[hidden.Length];
@@ -63,8 +68,13 @@ public sealed class HatMlp : Module, ITaskConditioned
     /// <summary>The largest scale, used at test time (400 in the paper).</summary>
     public double SMax { get; }
 
-    /// <summary>The gate scale s of the next forward pass.</summary>
-    public double Scale { get; set; }
+    /// <summary>The gate scale s of the next forward pass, in (0, ∞) (annealed from 1/s_max to s_max in training).</summary>
+    public double Scale
+    {
+        get;
+        set => field = double.IsFinite(value) && value > 0 ? value
+            : throw new ArgumentOutOfRangeException(nameof(Scale), $"HatMlp.Scale: the gate scale must be finite and positive, got {value}");
+    }
 
     /// <summary>The task (head and embeddings) of the next forward pass.</summary>
     public int ActiveTask
@@ -143,6 +153,7 @@ public sealed class HatMlp : Module, ITaskConditioned
     /// <summary>Keeps the embeddings within ±<paramref name="limit"/> (6 in the paper's code: σ(400·6) is 1 in float32 already).</summary>
     public void ClampEmbeddings(double limit = 6)
     {
+        if (!(limit >= 0)) throw new ArgumentOutOfRangeException(nameof(limit), $"HatMlp.ClampEmbeddings: the limit must be non-negative, got {limit}");
         using var _ = Autograd.NoGrad();
         foreach (var e in _embeddings) e.CopyFrom(e.Detach().Clamp(-limit, limit));
     }
@@ -200,6 +211,8 @@ public sealed class HatMlp : Module, ITaskConditioned
     public HatTaskResult TrainTask(int task, DataLoader loader, int epochs, double lr, double c = 0.75, double clipNorm = 10_000, Action<int>? afterEpoch = null,
         IDataset? keepBestOn = null)
     {
+        if (epochs < 1) throw new ArgumentOutOfRangeException(nameof(epochs), $"HatMlp.TrainTask: at least one epoch, got {epochs} (no epoch would fold untrained gates into the held units)");
+        if (!(c >= 0 && double.IsFinite(c))) throw new ArgumentOutOfRangeException(nameof(c), $"HatMlp.TrainTask: the regularizer's weight c must be finite and non-negative, got {c}");
         ActiveTask = task;
         var best = keepBestOn is null ? null : new BestEpoch(this);
         var validation = new List<(double Loss, double Accuracy)>();

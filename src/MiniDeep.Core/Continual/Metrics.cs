@@ -19,8 +19,15 @@ public sealed class AccuracyMatrix
     /// <summary>Number of tasks.</summary>
     public int Tasks => _r.GetLength(0);
 
-    /// <summary>Accuracy on task <paramref name="j"/> after training through task <paramref name="i"/>.</summary>
-    public double this[int i, int j] { get => _r[i, j]; set => _r[i, j] = value; }
+    /// <summary>Accuracy on task <paramref name="j"/> after training through task <paramref name="i"/>, a fraction in [0, 1].</summary>
+    public double this[int i, int j]
+    {
+        get => _r[i, j];
+        // A percentage (98.5) stored as if it were a fraction would make every summary, and the
+        // forgetting ratio against a random classifier's fraction, wrong without any error.
+        set => _r[i, j] = value is >= 0 and <= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), $"AccuracyMatrix[{i}, {j}]: an accuracy is a fraction in [0, 1], got {value}");
+    }
 
     /// <summary>A copy of the matrix (rows: after training task i; columns: tested on task j).</summary>
     public double[,] ToArray() => (double[,])_r.Clone();
@@ -55,6 +62,15 @@ public sealed class AccuracyMatrix
     {
         if (final.Count == 0 || joint.Count != final.Count || random.Count != final.Count)
             throw new ArgumentException($"AccuracyMatrix.ForgettingRatio: {joint.Count} joint and {random.Count} random accuracies for {final.Count} tasks");
+        for (int t = 0; t < final.Count; t++)
+        {
+            foreach (var (name, value) in new[] { ("final", final[t]), ("joint", joint[t]), ("random", random[t]) })
+                if (!(value is >= 0 and <= 1))
+                    throw new ArgumentOutOfRangeException(name, $"AccuracyMatrix.ForgettingRatio: the {name} accuracy of task {t} must be a fraction in [0, 1], got {value}");
+            // The ratio is measured against the gap joint training opens over chance; with no gap it is undefined.
+            if (!(joint[t] > random[t]))
+                throw new ArgumentException($"AccuracyMatrix.ForgettingRatio: task {t}'s joint accuracy {joint[t]} does not exceed the random classifier's {random[t]}, so the ratio is undefined");
+        }
         return Enumerable.Range(0, final.Count).Average(t => (final[t] - random[t]) / (joint[t] - random[t]) - 1);
     }
 

@@ -55,8 +55,16 @@ public static class TaskSequences
         if (validationPerTask < 0 || (validationPerTask > 0 && trainPerTask is null))
             throw new ArgumentOutOfRangeException(nameof(validationPerTask), $"TaskSequences.Split: {validationPerTask} validation images per task need a trainPerTask");
         var seen = new HashSet<int>();
-        foreach (var c in classGroups.SelectMany(g => g))
-            if (c < 0 || c >= data.Classes || !seen.Add(c)) throw new ArgumentException($"TaskSequences.Split: class {c} is out of range or in two groups");
+        if (classGroups.Count == 0) throw new ArgumentException("TaskSequences.Split: no class groups");
+        for (int t = 0; t < classGroups.Count; t++)
+        {
+            if (classGroups[t].Length == 0) throw new ArgumentException($"TaskSequences.Split: group {t} has no classes");
+            foreach (var c in classGroups[t])
+            {
+                if (c < 0 || c >= data.Classes) throw new ArgumentException($"TaskSequences.Split: class {c} in group {t} lies outside the data's {data.Classes} classes");
+                if (!seen.Add(c)) throw new ArgumentException($"TaskSequences.Split: class {c} appears twice (second time in group {t}); each class belongs to one task");
+            }
+        }
         var result = new List<ContinualTask>();
         foreach (var group in classGroups)
         {
@@ -173,6 +181,19 @@ public sealed class ReplayBuffer(int perTask, Generator generator)
     /// <summary>Stores <see cref="PerTask"/> random examples of <paramref name="data"/> (all of them when it has fewer).</summary>
     public void Add(int task, TensorDataset data)
     {
+        if (task < 0) throw new ArgumentOutOfRangeException(nameof(task), $"ReplayBuffer.Add: task must be non-negative, got {task}");
+        if (_stored.Any(s => s.Task == task))
+            throw new ArgumentException($"ReplayBuffer.Add: task {task} is already stored (adding it again would give it twice the share of every replayed batch)");
+        if (data.Count == 0) throw new ArgumentException($"ReplayBuffer.Add: task {task} has no examples");
+        if (_stored.Count > 0)
+        {
+            var first = _stored[0].Data;
+            // Checked here, not when a later batch is drawn, so the error names the task that does not fit.
+            if (!data.X.Shape.ToArray().AsSpan(1).SequenceEqual(first.X.Shape.ToArray().AsSpan(1)) || data.X.DType != first.X.DType
+                || !data.Y.Shape.ToArray().AsSpan(1).SequenceEqual(first.Y.Shape.ToArray().AsSpan(1)) || data.Y.DType != first.Y.DType)
+                throw new ShapeMismatchException("ReplayBuffer.Add",
+                    $"ReplayBuffer.Add: task {task}'s examples {data.X.Shape} {data.X.DType.Name()} and targets {data.Y.Shape} {data.Y.DType.Name()} do not match the stored ones {first.X.Shape} {first.X.DType.Name()} and {first.Y.Shape} {first.Y.DType.Name()} beyond axis 0");
+        }
         int n = Math.Min(PerTask, data.Count);
         var pick = Tensor.RandPerm(data.Count, generator).Narrow(0, 0, n);
         _stored.Add((task, new TensorDataset(data.X.IndexSelect(0, pick), data.Y.IndexSelect(0, pick))));
@@ -184,6 +205,7 @@ public sealed class ReplayBuffer(int perTask, Generator generator)
     /// <summary><paramref name="count"/> stored examples drawn uniformly with replacement, with their tasks; null when empty.</summary>
     public (Tensor X, Tensor Y, int[] Tasks)? Sample(int count)
     {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), $"ReplayBuffer.Sample: count must be non-negative, got {count}");
         int total = Count;
         if (total == 0) return null;
         _joined ??= (Tensor.Concat(_stored.Select(s => s.Data.X).ToList()), Tensor.Concat(_stored.Select(s => s.Data.Y).ToList()),

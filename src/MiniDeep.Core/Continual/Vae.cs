@@ -16,7 +16,11 @@ public sealed class Vae : Module
     /// <summary>A VAE for images of the given shape (e.g. [1, 28, 28]), with one hidden layer each way.</summary>
     public Vae(int[] imageShape, int hidden, int latent, Generator generator)
     {
-        _imageShape = imageShape;
+        if (imageShape.Length == 0 || imageShape.Any(d => d < 1))
+            throw new ArgumentException($"Vae: the image shape must have positive sizes, got [{string.Join(", ", imageShape)}]");
+        if (hidden < 1) throw new ArgumentOutOfRangeException(nameof(hidden), $"Vae: at least one hidden unit, got {hidden}");
+        if (latent < 1) throw new ArgumentOutOfRangeException(nameof(latent), $"Vae: at least one latent dimension, got {latent}");
+        _imageShape = (int[])imageShape.Clone();
         int pixels = imageShape.Aggregate(1, (a, b) => a * b);
         Latent = latent;
         _enc = RegisterModule("enc", new Linear(pixels, hidden, generator: generator));
@@ -49,6 +53,16 @@ public sealed class Vae : Module
     /// </summary>
     public Tensor Loss(Tensor x, Generator generator)
     {
+        if (x.Rank != _imageShape.Length + 1 || !x.Shape.ToArray().AsSpan(1).SequenceEqual(_imageShape))
+            throw new ShapeMismatchException("Vae.Loss", $"Vae.Loss: images must be (n, {string.Join(", ", _imageShape)}), got {x.Shape}");
+        // The reconstruction term is a Bernoulli likelihood: standardized or 0–255 pixels give a number that
+        // is no likelihood at all, with no error from the loss itself.
+        if (x.Numel > 0)
+        {
+            double min = x.Min().Item(), max = x.Max().Item();
+            if (!(min >= 0 && max <= 1))
+                throw new ArgumentOutOfRangeException(nameof(x), $"Vae.Loss: pixels must lie in [0, 1] (Bernoulli likelihood), got values in [{min}, {max}]");
+        }
         var (mu, logVar) = Encode(x);
         var eps = Tensor.Randn(mu.Shape, generator, dtype: mu.DType);
         var z = mu + (logVar * 0.5).Exp() * eps;
@@ -61,6 +75,7 @@ public sealed class Vae : Module
     /// <summary><paramref name="count"/> images decoded from codes drawn from N(0, I) (pixel probabilities).</summary>
     public Tensor Sample(int count, Generator generator)
     {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), $"Vae.Sample: count must be non-negative, got {count}");
         using var _ = Autograd.NoGrad();
         return DecodeLogits(Tensor.Randn(new Shape(count, Latent), generator)).Sigmoid();
     }

@@ -487,3 +487,89 @@ public class VaeTests
         Assert.True(solver.IsTraining);
     }
 }
+
+public class ContinualInputCheckTests
+{
+    private static readonly ImageClassification Data = SynthDigits.Load(1, trainCount: 200, testCount: 100);
+
+    [Fact]
+    public void AccuracyMatrix_RefusesPercentagesAndNaN_AndTheRatioWithNoGapOverChance()
+    {
+        var r = new AccuracyMatrix(2);
+        Assert.Contains("fraction in [0, 1], got 98.5", Assert.Throws<ArgumentOutOfRangeException>(() => r[1, 0] = 98.5).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => r[1, 0] = double.NaN);
+        r[1, 0] = 1; r[1, 1] = 0;   // the ends of the range are accuracies
+        Assert.Contains("joint accuracy 0.5 does not exceed", Assert.Throws<ArgumentException>(() => AccuracyMatrix.ForgettingRatio([0.6], [0.5], [0.5])).Message);
+        Assert.Contains("the joint accuracy of task 0", Assert.Throws<ArgumentOutOfRangeException>(() => AccuracyMatrix.ForgettingRatio([0.6], [90.0], [0.5])).Message);
+    }
+
+    [Fact]
+    public void ReplayBuffer_RefusesATaskTwice_ANegativeTask_AndExamplesOfAnotherShape_WhenAdded()
+    {
+        var buffer = new ReplayBuffer(5, new Generator(1));
+        var a = new TensorDataset(Tensor.Ones(8, 3), Tensor.Zeros(new Shape(8), dtype: DType.Int32));
+        buffer.Add(0, a);
+        Assert.Contains("already stored", Assert.Throws<ArgumentException>(() => buffer.Add(0, a)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => buffer.Add(-1, a));
+        var wide = new TensorDataset(Tensor.Ones(8, 7), Tensor.Zeros(new Shape(8), dtype: DType.Int32));
+        Assert.Contains("task 1's examples (8, 7)", Assert.Throws<ShapeMismatchException>(() => buffer.Add(1, wide)).Message);
+        Assert.Equal(5, buffer.Count);   // nothing was added by the refused calls
+        Assert.Contains("Sample", Assert.Throws<ArgumentOutOfRangeException>(() => buffer.Sample(-1)).Message);
+    }
+
+    [Fact]
+    public void Split_RefusesAnEmptyGroup_AndSaysWhetherAClassIsOutOfRangeOrRepeated()
+    {
+        Assert.Contains("group 1 has no classes", Assert.Throws<ArgumentException>(() => TaskSequences.Split(Data, [[0, 1], []])).Message);
+        Assert.Contains("lies outside the data's 10 classes", Assert.Throws<ArgumentException>(() => TaskSequences.Split(Data, [[0, 12]])).Message);
+        Assert.Contains("class 1 appears twice", Assert.Throws<ArgumentException>(() => TaskSequences.Split(Data, [[1, 1]])).Message);
+    }
+
+    [Fact]
+    public void Hat_RefusesEmptyLayers_ABadScaleOrLimit_AndTrainingForNoEpochs()
+    {
+        var g = new Generator(2);
+        Assert.Contains("hidden layer 2", Assert.Throws<ArgumentOutOfRangeException>(() => new HatMlp(4, [3, 0], [2], g)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new HatMlp(4, [3], [0], g));
+        var hat = new HatMlp(4, [3], [2], g);
+        Assert.Contains("Scale", Assert.Throws<ArgumentOutOfRangeException>(() => hat.Scale = double.NaN).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => hat.Scale = 0);
+        Assert.Throws<ArgumentOutOfRangeException>(() => hat.ClampEmbeddings(-1));
+        var loader = new DataLoader(new TensorDataset(Tensor.Ones(4, 4), Tensor.Zeros(new Shape(4), dtype: DType.Int32)), 2);
+        var gatesBefore = hat.UnitsInUse();
+        Assert.Contains("at least one epoch", Assert.Throws<ArgumentOutOfRangeException>(() => hat.TrainTask(0, loader, 0, 0.1)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => hat.TrainTask(0, loader, 1, 0.1, c: -1));
+        Assert.Equal(gatesBefore, hat.UnitsInUse());   // no untrained gates were folded in
+    }
+
+    [Fact]
+    public void Anchors_RefuseNegativeOrNaNImportance_BeforeChangingAnything_AndAnInfiniteLambda()
+    {
+        var p = Tensor.FromArray(new float[] { 1, 2, 3 }).RequiresGrad_();
+        var q = Tensor.FromArray(new float[] { 4, 5 }).RequiresGrad_();
+        var anchors = new QuadraticAnchors([p, q]);
+        var bad = Tensor.FromArray(new float[] { 1, float.NaN });
+        Assert.Contains("importance 1 holds NaN", Assert.Throws<ArgumentOutOfRangeException>(() => anchors.Consolidate([Tensor.Ones(3), bad])).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => anchors.Consolidate([-Tensor.Ones(3), Tensor.Ones(2)]));
+        Assert.Equal(0, anchors.Tasks);
+        // Nothing was half-consolidated: anchoring now and moving p gives exactly the penalty of one task.
+        anchors.Consolidate();
+        using (Autograd.NoGrad()) p.AddInPlace(Tensor.Ones(3));
+        Assert.Equal(1.5, anchors.Penalty(), 12);
+        Assert.Throws<ArgumentOutOfRangeException>(() => anchors.PenaltyTerm(double.PositiveInfinity));
+        Assert.Throws<ArgumentException>(() => new QuadraticAnchors([]));
+    }
+
+    [Fact]
+    public void Vae_RefusesAnEmptyCode_ImagesOfAnotherShape_AndPixelsOutsideTheUnitRange()
+    {
+        var g = new Generator(3);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Vae([1, 2, 2], 4, 0, g));
+        var vae = new Vae([1, 2, 2], 4, 2, g);
+        Assert.Contains("(n, 1, 2, 2)", Assert.Throws<ShapeMismatchException>(() => vae.Loss(Tensor.Rand(new Shape(3, 4), g), g)).Message);
+        var standardized = Tensor.Randn(new Shape(3, 1, 2, 2), g);
+        Assert.Contains("[0, 1]", Assert.Throws<ArgumentOutOfRangeException>(() => vae.Loss(standardized, g)).Message);
+        Assert.True(double.IsFinite(vae.Loss(Tensor.Rand(new Shape(3, 1, 2, 2), g), g).Item()));
+        Assert.Throws<ArgumentOutOfRangeException>(() => vae.Sample(-1, g));
+    }
+}

@@ -474,7 +474,10 @@ public sealed class ForgettingClaim : IClaim
                             Trainer.Fit(net, opt, loader, epochs, test: tasks[t].Validation, keepBest: best);
                     kept[m][t] = best.Epoch;
                     for (int j = 0; j < T; j++) { net.ActiveTask = j; r[t, j] = Accuracy(net, tasks[j].Test); }
-                    if (lambda > 0)
+                    // A diverged network (the penalty form's step at large λ; its weights are NaN) has no Fisher
+                    // information to anchor: it stays NaN through every later step whatever the anchors hold, and its
+                    // accuracies are what the matrix records.
+                    if (lambda > 0 && !Diverged(net))
                     {
                         net.ActiveTask = t;
                         // The Fisher's sampled labels are drawn from a generator of this λ's own, so that changing the sweep leaves the other λ's runs as they were.
@@ -497,6 +500,8 @@ public sealed class ForgettingClaim : IClaim
 
         return new SplitResults([.. names], results, rho, rhoValidation, finalValidation, joint, random, kept, hatByEpoch, lambdas);
     }
+
+    private static bool Diverged(Module net) => net.Parameters().Any(p => !double.IsFinite(p.Sum().Item()));
 
     // A fraction as points of accuracy with one decimal ("-2.9 points"; never "-0.0").
     private static string Points(double x) => Report.Num(100 * x, "F1") + " points";
