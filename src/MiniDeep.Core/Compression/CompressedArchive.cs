@@ -48,12 +48,12 @@ public sealed class CompressedTensor
 
     /// <summary>Every entry as a float (biases, layers left uncompressed).</summary>
     public static CompressedTensor Dense(Tensor t) =>
-        new(t.Shape.ToArray(), StorageKind.Dense, 0, [], t.ToFloatArray().Select(BitConverter.SingleToInt32Bits).ToArray(), [], 32);
+        new(t.Shape.ToArray(), StorageKind.Dense, 0, [], Float32Values("Dense", t).Select(BitConverter.SingleToInt32Bits).ToArray(), [], 32);
 
     /// <summary>The non-zero entries of <paramref name="t"/> with their float values (pruning without weight sharing).</summary>
     public static CompressedTensor Sparse(Tensor t, int indexBits = 5)
     {
-        var data = t.ToFloatArray();
+        var data = Float32Values("Sparse", t);
         var (gaps, entries) = EncodePositions("Sparse", data.Length, i => data[i] != 0, indexBits);
         return new(t.Shape.ToArray(), StorageKind.Sparse, indexBits, gaps, entries.Select(i => BitConverter.SingleToInt32Bits(data[i])).ToArray(), [], 32);
     }
@@ -91,6 +91,11 @@ public sealed class CompressedTensor
         }
         return Tensor.FromArray(data, Shape);
     }
+
+    // The archive stores float32, and ToTensor gives float32 back: anything else would come back
+    // rounded (float64) or as another type (int32, bool) without a word.
+    private static float[] Float32Values(string op, Tensor t) => t.DType == DType.Float32 ? t.ToFloatArray()
+        : throw new ArgumentException($"CompressedTensor.{op}: the archive stores float32 tensors, got {t.DType.Name()} (convert with To(DType.Float32) if rounding is intended)");
 
     internal static CompressedTensor Create(int[] shape, StorageKind kind, int indexBits, int[] gaps, int[] values, float[] codebook, int codeBits) =>
         new(shape, kind, indexBits, gaps, values, codebook, codeBits);
@@ -137,6 +142,12 @@ public static class CompressedArchive
     /// <summary>The archive's bytes.</summary>
     public static byte[] Encode(IReadOnlyList<(string Name, CompressedTensor Tensor)> tensors, bool huffman)
     {
+        var names = new HashSet<string>();
+        foreach (var (name, _) in tensors)
+        {
+            if (string.IsNullOrEmpty(name)) throw new ArgumentException("CompressedArchive.Encode: a tensor name cannot be empty");
+            if (!names.Add(name)) throw new ArgumentException($"CompressedArchive.Encode: the name '{name}' appears twice (a reader keyed by name would keep one and lose the other)");
+        }
         var ms = new MemoryStream();
         var w = new BinaryWriter(ms);
         w.Write(Magic); w.Write(Version); w.Write((byte)(huffman ? 1 : 0));

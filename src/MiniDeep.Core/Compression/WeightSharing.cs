@@ -42,8 +42,16 @@ public sealed class SharedWeights
         if (clusters < 1 || clusters > 65_536) throw new ArgumentOutOfRangeException(nameof(clusters), $"SharedWeights.Cluster: clusters must lie in [1, 65536], got {clusters}");
         if (mask is not null && mask.Shape != weight.Shape)
             throw new ArgumentException($"SharedWeights.Cluster: mask shape {mask.Shape} differs from the weight's {weight.Shape}");
+        if (!weight.DType.IsFloating())
+            throw new ArgumentException($"SharedWeights.Cluster: the weight must be floating point, got {weight.DType.Name()} (the shared values would be truncated on write-back)");
+        if (iterations < 0) throw new ArgumentOutOfRangeException(nameof(iterations), $"SharedWeights.Cluster: iterations must be non-negative, got {iterations}");
         var w = weight.ToFloatArray();
         var live = mask is null ? w.Select(v => v != 0).ToArray() : mask.ToFloatArray().Select(m => m != 0).ToArray();
+        // One NaN or infinity among the live weights becomes an endpoint of the linear start and drags
+        // every centroid to it: the whole layer would be written back as NaN or ±∞.
+        for (int i = 0; i < w.Length; i++)
+            if (live[i] && !float.IsFinite(w[i]))
+                throw new ArgumentException($"SharedWeights.Cluster: the weight of shape {weight.Shape} holds {w[i]} at flat index {i}");
         var values = w.Where((_, i) => live[i]).ToArray();
         if (values.Length == 0) throw new ArgumentException($"SharedWeights.Cluster: every entry of the weight of shape {weight.Shape} is pruned");
 
@@ -108,6 +116,7 @@ public sealed class SharedWeights
     /// <summary>One SGD step on the centroids, c ← c − lr·∂L/∂c, written back into the weight.</summary>
     public void StepCentroids(double lr)
     {
+        if (!(lr >= 0 && double.IsFinite(lr))) throw new ArgumentOutOfRangeException(nameof(lr), $"SharedWeights.StepCentroids: the learning rate must be finite and non-negative, got {lr}");
         var g = CentroidGradients();
         for (int k = 0; k < Centroids.Length; k++) Centroids[k] = (float)(Centroids[k] - lr * g[k]);
         WriteBack();

@@ -356,3 +356,43 @@ public class DistillationTests
         for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 5);
     }
 }
+
+public class CompressionInputCheckTests
+{
+    [Fact]
+    public void Cluster_RefusesNonFiniteLiveWeights_LeavingTheWeightAsItWas()
+    {
+        var w = Tensor.FromArray(new float[] { 1, float.NaN, 2, 3 });
+        var e = Assert.Throws<ArgumentException>(() => SharedWeights.Cluster(w, 2));
+        Assert.Contains("NaN at flat index 1", e.Message);
+        Assert.Equal(new float[] { 2, 3 }, w.ToFloatArray()[2..]);
+        Assert.Throws<ArgumentException>(() => SharedWeights.Cluster(Tensor.FromArray(new float[] { 1, float.PositiveInfinity }), 2));
+        // A pruned entry is not clustered, so a NaN under the mask is no obstacle.
+        var masked = SharedWeights.Cluster(Tensor.FromArray(new float[] { 1, float.NaN, 2, 3 }), 2, Tensor.FromArray(new float[] { 1, 0, 1, 1 }));
+        Assert.Equal(-1, masked.Codes[1]);
+    }
+
+    [Fact]
+    public void Cluster_RefusesIntegerWeights_AndNegativeIterations()
+    {
+        Assert.Contains("floating point", Assert.Throws<ArgumentException>(() => SharedWeights.Cluster(Tensor.FromArray(new[] { 1, 2, 3 }), 2)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => SharedWeights.Cluster(Tensor.FromArray(new float[] { 1, 2, 3 }), 2, iterations: -1));
+    }
+
+    [Fact]
+    public void CompressedTensor_StoresFloat32Only()
+    {
+        var doubles = Tensor.FromArray(new double[] { 0.1, 0, 0.3 });
+        Assert.Contains("got float64", Assert.Throws<ArgumentException>(() => CompressedTensor.Dense(doubles)).Message);
+        Assert.Contains("got int32", Assert.Throws<ArgumentException>(() => CompressedTensor.Sparse(Tensor.FromArray(new[] { 1, 0, 2 }))).Message);
+        Assert.Equal(new float[] { 0.1f, 0, 0.3f }, CompressedTensor.Sparse(doubles.To(DType.Float32)).ToTensor().ToFloatArray());
+    }
+
+    [Fact]
+    public void Archive_RefusesARepeatedOrEmptyName()
+    {
+        var t = CompressedTensor.Dense(Tensor.Ones(2));
+        Assert.Contains("'a' appears twice", Assert.Throws<ArgumentException>(() => CompressedArchive.Encode([("a", t), ("a", t)], huffman: true)).Message);
+        Assert.Throws<ArgumentException>(() => CompressedArchive.Encode([("", t)], huffman: false));
+    }
+}
