@@ -20,8 +20,9 @@ public static class Hessian
     // differentiated again.
     public static Tensor VectorProduct(Func<Tensor> loss, IReadOnlyList<Tensor> parameters, Tensor v)
     {
+        ParameterVector.RequireAny(parameters, "Hessian.VectorProduct");
+        var vs = ParameterVector.Unflatten(v.Detach(), parameters, "Hessian.VectorProduct");
         var grads = Gradient(loss(), parameters, createGraph: true);
-        var vs = ParameterVector.Unflatten(v.Detach(), parameters);
         Tensor? dot = null;
         for (int i = 0; i < grads.Length; i++)
         {
@@ -42,6 +43,7 @@ public static class Hessian
     /// </summary>
     public static double[,] Full(Func<Tensor> loss, IReadOnlyList<Tensor> parameters)
     {
+        ParameterVector.RequireAny(parameters, "Hessian.Full");
         int n = ParameterVector.Count(parameters);
         var grads = Gradient(loss(), parameters, createGraph: true);
         var flat = Tensor.Concat(grads.Select(g => g.Reshape(g.Numel)).ToList());
@@ -65,6 +67,9 @@ public static class Hessian
     {
         if (eigenvalues.Count == 0) throw new ArgumentException("Hessian.Index: no eigenvalues");
         if (!(tolerance >= 0)) throw new ArgumentOutOfRangeException(nameof(tolerance), "Hessian.Index: the tolerance must be non-negative");
+        // A NaN compares false with everything, so it would silently count as a flat direction.
+        for (int i = 0; i < eigenvalues.Count; i++)
+            if (double.IsNaN(eigenvalues[i])) throw new ArgumentException($"Hessian.Index: eigenvalue {i} is NaN");
         return eigenvalues.Count(l => l < -tolerance) / (double)eigenvalues.Count;
     }
 
@@ -80,6 +85,7 @@ public static class Hessian
     /// </code></example>
     public static double[] Lanczos(Func<Tensor> loss, IReadOnlyList<Tensor> parameters, int steps, Generator generator)
     {
+        ParameterVector.RequireAny(parameters, "Hessian.Lanczos");
         var like = parameters[0];
         int n = ParameterVector.Count(parameters);
         return Lanczos(v =>

@@ -23,6 +23,7 @@ public static class Directions
     /// </code></example>
     public static Tensor FilterNormalized(IReadOnlyList<Tensor> parameters, Generator generator, bool includeVectors = false)
     {
+        ParameterVector.RequireAny(parameters, "Directions.FilterNormalized");
         using var _ = Autograd.NoGrad();
         var parts = new List<Tensor>(parameters.Count);
         foreach (var p in parameters)

@@ -25,21 +25,29 @@ public static class ParameterVector
         return (int)n;
     }
 
+    internal static void RequireAny(IReadOnlyList<Tensor> parameters, string op)
+    {
+        if (parameters.Count == 0) throw new ArgumentException($"{op}: no parameters");
+    }
+
     /// <summary>A copy of the parameters as one 1-D tensor (their dtype and device; not recorded).</summary>
     public static Tensor Flatten(IReadOnlyList<Tensor> parameters)
     {
-        if (parameters.Count == 0) throw new ArgumentException("ParameterVector.Flatten: no parameters");
+        RequireAny(parameters, "ParameterVector.Flatten");
         using var _ = Autograd.NoGrad();
         return Tensor.Concat(parameters.Select(p => p.Detach().Contiguous().Reshape(p.Numel)).ToList()).Contiguous();
     }
 
     /// <summary>Pieces of a flat vector shaped like <paramref name="like"/>: views, so that a recorded
     /// <paramref name="flat"/> stays differentiable through them.</summary>
-    public static Tensor[] Unflatten(Tensor flat, IReadOnlyList<Tensor> like)
+    public static Tensor[] Unflatten(Tensor flat, IReadOnlyList<Tensor> like) => Unflatten(flat, like, "ParameterVector.Unflatten");
+
+    // The same, with the public op that called it named in the error.
+    internal static Tensor[] Unflatten(Tensor flat, IReadOnlyList<Tensor> like, string op)
     {
         int n = Count(like);
         if (flat.Rank != 1 || flat.Numel != n)
-            throw new ShapeMismatchException("unflatten", $"unflatten: a vector of {n} elements was expected for {like.Count} parameters, got {flat.Shape}");
+            throw new ShapeMismatchException(op, $"{op}: a vector of {n} elements (the {like.Count} parameters, flattened) was expected, got {flat.Shape}");
         var parts = new Tensor[like.Count];
         int offset = 0;
         for (int i = 0; i < like.Count; i++)
@@ -55,7 +63,7 @@ public static class ParameterVector
     /// so a graph recorded before cannot be back-propagated through by mistake).</summary>
     public static void Assign(IReadOnlyList<Tensor> parameters, Tensor flat)
     {
-        var parts = Unflatten(flat, parameters);
+        var parts = Unflatten(flat, parameters, "ParameterVector.Assign");
         using var _ = Autograd.NoGrad();
         for (int i = 0; i < parameters.Count; i++) parameters[i].CopyFrom(parts[i]);
     }

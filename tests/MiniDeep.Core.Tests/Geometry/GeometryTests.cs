@@ -314,3 +314,26 @@ public class CholeskyTests
         Assert.Contains("not positive definite", Assert.Throws<InvalidOperationException>(() => Cholesky.Solve(indefinite, new double[] { 1, 1 })).Message);
     }
 }
+
+public class GeometryInputCheckTests
+{
+    [Fact]
+    public void NoParameters_IsRefusedByTheToolThatWasCalled()
+    {
+        var p = Tensor.Ones(3).RequiresGrad_();
+        Func<Tensor> loss = () => (p * p).Sum();
+        Assert.Contains("Hessian.Full: no parameters", Assert.Throws<ArgumentException>(() => Hessian.Full(loss, [])).Message);
+        Assert.Contains("Hessian.VectorProduct: no parameters", Assert.Throws<ArgumentException>(() => Hessian.VectorProduct(loss, [], Tensor.Ones(3))).Message);
+        Assert.Contains("Hessian.Lanczos: no parameters", Assert.Throws<ArgumentException>(() => Hessian.Lanczos(loss, [], 2, new Generator(0))).Message);
+        Assert.Contains("Directions.FilterNormalized: no parameters", Assert.Throws<ArgumentException>(() => Directions.FilterNormalized([], new Generator(0))).Message);
+    }
+
+    [Fact]
+    public void VectorProduct_NamesItselfForAVectorOfTheWrongLength_AndIndexRefusesNaN()
+    {
+        var p = Tensor.Ones(3).RequiresGrad_();
+        var e = Assert.Throws<ShapeMismatchException>(() => Hessian.VectorProduct(() => (p * p).Sum(), [p], Tensor.Ones(5)));
+        Assert.StartsWith("Hessian.VectorProduct: a vector of 3 elements", e.Message);
+        Assert.Contains("eigenvalue 1 is NaN", Assert.Throws<ArgumentException>(() => Hessian.Index([-1.0, double.NaN, 2.0], 1e-6)).Message);
+    }
+}
