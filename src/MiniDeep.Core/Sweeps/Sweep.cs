@@ -10,8 +10,25 @@ namespace MiniDeep.Sweeps;
 /// has k mod n = i. A cluster's job array runs n processes with i = 0 … n−1 (Slurm's
 /// SLURM_ARRAY_TASK_ID, a Kubernetes indexed job's JOB_COMPLETION_INDEX) and a final merge.
 /// </summary>
-public readonly record struct Shard(int Index, int Count)
+public readonly record struct Shard
 {
+    /// <summary>Shard <paramref name="index"/> of <paramref name="count"/>, with 0 ≤ index &lt; count.</summary>
+    public Shard(int index, int count)
+    {
+        // Shard(5, 2) would hold no unit at all: its process would finish at once and the merge would
+        // then report units missing with no hint of why.
+        if (count < 1 || index < 0 || index >= count)
+            throw new ArgumentOutOfRangeException(nameof(index), $"Shard: expected 0 ≤ index < count, got {index}/{count}");
+        Index = index;
+        Count = count;
+    }
+
+    /// <summary>Position of this shard among the others, from 0.</summary>
+    public int Index { get; }
+
+    /// <summary>Number of shards.</summary>
+    public int Count { get; }
+
     /// <summary>The whole sweep in one process.</summary>
     public static Shard All => new(0, 1);
 
@@ -26,7 +43,8 @@ public readonly record struct Shard(int Index, int Count)
     }
 
     /// <summary>Whether the unit at position <paramref name="k"/> belongs to this shard.</summary>
-    public bool Contains(int k) => k % Count == Index;
+    public bool Contains(int k) => Count > 0 ? k % Count == Index
+        : throw new InvalidOperationException("Shard: default(Shard) is not a shard; use Shard.All or new Shard(i, n)");
 
     /// <inheritdoc/>
     public override string ToString() => $"{Index}/{Count}";

@@ -73,3 +73,17 @@ public sealed class SweepTests : IDisposable
     public void DuplicateUnits_AreRefused() =>
         Assert.Contains("appears 2 times", Assert.Throws<ArgumentException>(() => new Sweep<int>("s", ["a", "b", "a"], _ => 0)).Message);
 }
+
+public class ShardTests
+{
+    [Theory]
+    [InlineData(5, 2)]
+    [InlineData(-1, 2)]
+    [InlineData(0, 0)]
+    public void AShardThatHoldsNoUnit_IsRefusedWhenMade(int index, int count) =>
+        Assert.Contains($"got {index}/{count}", Assert.Throws<ArgumentOutOfRangeException>(() => new Shard(index, count)).Message);
+
+    [Fact]
+    public void TheDefaultShard_IsRefusedWhenUsed() =>
+        Assert.Contains("Shard.All", Assert.Throws<InvalidOperationException>(() => default(Shard).Contains(0)).Message);
+}
