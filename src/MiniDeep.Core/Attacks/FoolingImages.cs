@@ -59,9 +59,11 @@ public static class FoolingImages
         if (start.Rank < 2 || start.Size(0) != targets.Length)
             throw new ShapeMismatchException("FoolingImages.GradientAscent", $"FoolingImages.GradientAscent: starts {start.Shape} and {targets.Length} targets must agree on N");
         if (steps < 0 || !(stepSize > 0)) throw new ArgumentException($"FoolingImages.GradientAscent: steps must be ≥ 0 and stepSize > 0, got {steps}, {stepSize}");
+        CheckGoalAndBox("GradientAscent", start, goal, lo, hi);
         int n = targets.Length;
         var y = Tensor.FromArray(targets, [n]);
         var x = start.Detach().Float();
+        if (n > 0) CheckTargets("GradientAscent", targets, ClassCount(model, x));
         var cost = Enumerable.Repeat((long)steps, n).ToArray();
         var reached = new bool[n];
         for (int t = 0; t <= steps; t++)
@@ -89,11 +91,14 @@ public static class FoolingImages
         var o = options ?? new();
         CheckSingle("Nes", start);
         if (o.Pairs < 1 || !(o.Sigma > 0) || !(o.StepSize > 0)) throw new ArgumentException($"FoolingImages.Nes: invalid options {o}");
+        CheckGoalAndBox("Nes", start, o.Goal, lo, hi);
         long begin = oracle.Queries;
         var x = start.Detach().Float();
         var probeShape = x.Shape.ToArray();
         probeShape[0] = o.Pairs;
-        double p = oracle.Probabilities(x).Select(1, target).Item();
+        var first = oracle.Probabilities(x);
+        CheckTargets("Nes", [target], first.Size(1));
+        double p = first.Select(1, target).Item();
         while (p < o.Goal && oracle.Queries - begin + 2 * o.Pairs + 1 <= o.MaxQueries)
         {
             using var _ = Autograd.NoGrad();
@@ -123,11 +128,14 @@ public static class FoolingImages
         CheckSingle("OnePlusLambda", start);
         if (o.Children < 1 || !(o.MutationRate > 0 && o.MutationRate <= 1) || !(o.Sigma > 0))
             throw new ArgumentException($"FoolingImages.OnePlusLambda: invalid options {o}");
+        CheckGoalAndBox("OnePlusLambda", start, o.Goal, lo, hi);
         long begin = oracle.Queries;
         var parent = start.Detach().Float();
         var childShape = parent.Shape.ToArray();
         childShape[0] = o.Children;
-        double p = oracle.Probabilities(parent).Select(1, target).Item();
+        var first = oracle.Probabilities(parent);
+        CheckTargets("OnePlusLambda", [target], first.Size(1));
+        double p = first.Select(1, target).Item();
         while (p < o.Goal && oracle.Queries - begin + o.Children <= o.MaxQueries)
         {
             using var _ = Autograd.NoGrad();
@@ -157,6 +165,34 @@ public static class FoolingImages
         {
             model.Train(wasTraining);
         }
+    }
+
+    // A goal above 1 is never reached (the search would spend its whole budget), and a start outside the
+    // box would be moved into it by the first clip, so the cost would not be the search's.
+    private static void CheckGoalAndBox(string op, Tensor start, double goal, double lo, double hi)
+    {
+        if (!(goal > 0 && goal <= 1)) throw new ArgumentOutOfRangeException(nameof(goal), $"FoolingImages.{op}: the goal is a probability in (0, 1], got {goal}");
+        if (!(lo < hi)) throw new ArgumentException($"FoolingImages.{op}: the box [lo, hi] = [{lo}, {hi}] is empty");
+        if (start.Numel == 0) return;
+        double min = start.Min().Item(), max = start.Max().Item();
+        if (!(min >= lo && max <= hi))
+            throw new ArgumentOutOfRangeException(nameof(start), $"FoolingImages.{op}: the start lies in [{min:G4}, {max:G4}], outside the box [{lo}, {hi}]");
+    }
+
+    private static void CheckTargets(string op, int[] targets, int classes)
+    {
+        for (int i = 0; i < targets.Length; i++)
+            if ((uint)targets[i] >= (uint)classes)
+                throw new ArgumentOutOfRangeException(nameof(targets), $"FoolingImages.{op}: target {targets[i]} lies outside the model's {classes} classes");
+    }
+
+    private static int ClassCount(Module model, Tensor x)
+    {
+        using var _ = Autograd.NoGrad();
+        bool wasTraining = model.IsTraining;
+        model.Eval();
+        try { return model.Forward(x.Narrow(0, 0, 1)).Size(1); }
+        finally { model.Train(wasTraining); }
     }
 
     private static void CheckSingle(string op, Tensor start)

@@ -34,7 +34,7 @@ public static class GradientAttacks
     /// </summary>
     public static Tensor Fgsm(Module model, Tensor x, Tensor labels, double epsilon, double lo = 0, double hi = 1, Func<Tensor, Tensor, Tensor>? loss = null)
     {
-        CheckEpsilon(epsilon);
+        CheckArguments("Fgsm", x, epsilon, lo, hi);
         var g = InputGradient(model, x, labels, loss);
         using var _ = Autograd.NoGrad();
         return (x.Detach() + g.Sign() * epsilon).Clamp(lo, hi);
@@ -48,7 +48,7 @@ public static class GradientAttacks
     public static Tensor PgdLinf(Module model, Tensor x, Tensor labels, double epsilon, int steps, double stepSize,
         Generator? randomStart = null, double lo = 0, double hi = 1, Func<Tensor, Tensor, Tensor>? loss = null)
     {
-        CheckEpsilon(epsilon);
+        CheckArguments("PgdLinf", x, epsilon, lo, hi, steps, stepSize);
         var x0 = x.Detach();
         Tensor adv;
         using (Autograd.NoGrad())
@@ -69,7 +69,7 @@ public static class GradientAttacks
     public static Tensor PgdL2(Module model, Tensor x, Tensor labels, double epsilon, int steps, double stepSize,
         double lo = 0, double hi = 1, Func<Tensor, Tensor, Tensor>? loss = null)
     {
-        CheckEpsilon(epsilon);
+        CheckArguments("PgdL2", x, epsilon, lo, hi, steps, stepSize);
         var x0 = x.Detach();
         var adv = x0;
         for (int i = 0; i < steps; i++)
@@ -94,8 +94,20 @@ public static class GradientAttacks
     private static Tensor ProjectLinf(Tensor x, Tensor center, double epsilon) =>
         Tensor.Minimum(Tensor.Maximum(x, center - epsilon), center + epsilon);
 
-    private static void CheckEpsilon(double epsilon)
+    private static void CheckArguments(string op, Tensor x, double epsilon, double lo, double hi, int steps = 0, double stepSize = 1)
     {
-        if (!(epsilon >= 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"attack: epsilon must be non-negative, got {epsilon}");
+        if (!(epsilon >= 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"{op}: epsilon must be non-negative, got {epsilon}");
+        if (!(lo < hi)) throw new ArgumentException($"{op}: the box [lo, hi] = [{lo}, {hi}] is empty");
+        if (steps < 0) throw new ArgumentOutOfRangeException(nameof(steps), $"{op}: steps must be non-negative, got {steps}");
+        if (!(stepSize > 0 && double.IsFinite(stepSize)))
+            throw new ArgumentOutOfRangeException(nameof(stepSize), $"{op}: the step size must be finite and positive, got {stepSize}");
+        // Every result is clipped to the box, so inputs outside it (standardized images against the default
+        // [0, 1]) would come back clipped, perturbed by far more than epsilon, with no error.
+        if (x.Numel > 0)
+        {
+            double min = x.Min().Item(), max = x.Max().Item();
+            if (!(min >= lo && max <= hi))
+                throw new ArgumentOutOfRangeException(nameof(x), $"{op}: inputs lie in [{min:G4}, {max:G4}], outside the box [{lo}, {hi}]; pass the data's range as lo and hi");
+        }
     }
 }

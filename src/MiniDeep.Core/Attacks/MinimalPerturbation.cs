@@ -59,10 +59,20 @@ public static class MinimalPerturbation
             throw new ShapeMismatchException("MinimalPerturbation", $"MinimalPerturbation: images {x.Shape} and {classes.Length} classes must agree on N");
         if (o.SearchSteps < 1 || o.Iterations < 1 || !(o.LearningRate > 0) || !(o.InitialC > 0))
             throw new ArgumentException($"MinimalPerturbation: SearchSteps and Iterations must be ≥ 1, LearningRate and InitialC > 0; got {o}");
+        if (!(o.Lo < o.Hi)) throw new ArgumentException($"MinimalPerturbation: the box [Lo, Hi] = [{o.Lo}, {o.Hi}] is empty");
         int n = x.Size(0), features = x.Numel / n;
         var x0 = x.Detach().Float();
+        // Outside the box the projection would move the image itself, and the "perturbation" measured
+        // from it would include that move.
+        double min = x0.Min().Item(), max = x0.Max().Item();
+        if (!(min >= o.Lo && max <= o.Hi))
+            throw new ArgumentOutOfRangeException(nameof(x), $"MinimalPerturbation: images lie in [{min:G4}, {max:G4}], outside the box [{o.Lo}, {o.Hi}]; set Lo and Hi to the data's range");
+        int classCount = ClassCount(model, x0);
+        for (int i = 0; i < n; i++)
+            if ((uint)classes[i] >= (uint)classCount)
+                throw new ArgumentOutOfRangeException(nameof(classes), $"MinimalPerturbation: class {classes[i]} of image {i} lies outside the model's {classCount} classes");
         var classT = Tensor.FromArray(classes, [n]);
-        var classMask = Tensor.OneHot(classT, ClassCount(model, x0)) > 0.5;
+        var classMask = Tensor.OneHot(classT, classCount) > 0.5;
         var cShape = new int[x.Rank];
         Array.Fill(cShape, 1);
         cShape[0] = n;

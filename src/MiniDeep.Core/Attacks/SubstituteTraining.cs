@@ -51,6 +51,12 @@ public static class SubstituteTraining
             throw new ShapeMismatchException("SubstituteTraining", $"SubstituteTraining: seeds must be a non-empty batch (N, ...), got {seeds.Shape}");
         if (seeds.Size(0) > o.MaxQueries)
             throw new ArgumentException($"SubstituteTraining: {seeds.Size(0)} seeds exceed the query budget of {o.MaxQueries}");
+        // Checked together, before the first query: a bad option found after the oracle answered would
+        // have spent queries on a run that cannot go on.
+        if (o.Augmentations < 0 || o.Tau < 1 || !(o.Lambda > 0 && double.IsFinite(o.Lambda)) || o.EpochsPerRound < 1 || o.BatchSize < 1
+            || !(o.LearningRate > 0 && double.IsFinite(o.LearningRate)))
+            throw new ArgumentException($"SubstituteTraining: Augmentations must be ≥ 0, Tau, EpochsPerRound and BatchSize ≥ 1, Lambda and LearningRate finite and > 0; got {o}");
+        if (!(lo < hi)) throw new ArgumentException($"SubstituteTraining: the box [lo, hi] = [{lo}, {hi}] is empty");
         long begin = oracle.Queries;
         var x = seeds.Detach().Float();
         var y = Tensor.FromArray(oracle.Labels(x), [x.Size(0)]);
@@ -62,7 +68,7 @@ public static class SubstituteTraining
             Trainer.Fit(substitute, optimizer, loader, o.EpochsPerRound);
             rounds++;
             if (rho == o.Augmentations || oracle.Queries - begin + x.Size(0) > o.MaxQueries) break;
-            double lambda = o.Lambda * ((rho / Math.Max(o.Tau, 1)) % 2 == 0 ? 1 : -1);
+            double lambda = o.Lambda * ((rho / o.Tau) % 2 == 0 ? 1 : -1);
             var g = GradientAttacks.InputGradient(substitute, x, y);
             Tensor fresh;
             using (Autograd.NoGrad()) fresh = (x - g.Sign() * lambda).Clamp(lo, hi);

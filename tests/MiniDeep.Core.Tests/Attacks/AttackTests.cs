@@ -121,3 +121,67 @@ public class ProbeTests
         Assert.True(recorder.Latest["1"].Min >= 0);
     }
 }
+
+public class AttackInputCheckTests
+{
+    private static (Module Model, Tensor X, Tensor Y) Setup()
+    {
+        var g = new Generator(4);
+        var model = new Sequential(new Flatten(), new Linear(4, 3, generator: g));
+        return (model, Tensor.Rand(new Shape(2, 1, 2, 2), g), Tensor.FromArray(new[] { 0, 2 }));
+    }
+
+    [Fact]
+    public void GradientAttacks_RefuseInputsOutsideTheBox_AnEmptyBox_AndBadSteps()
+    {
+        var (model, x, y) = Setup();
+        var standardized = x * 4 - 2;
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => GradientAttacks.Fgsm(model, standardized, y, 0.1));
+        Assert.Contains("Fgsm: inputs lie in", e.Message);
+        Assert.Contains("outside the box [0, 1]", e.Message);
+        // With the data's range given, the same inputs are attacked (and stay within it).
+        var adv = GradientAttacks.Fgsm(model, standardized, y, 0.1, lo: -2, hi: 2);
+        Assert.InRange(GradientAttacks.PerExampleNorm(adv - standardized).Max().Item(), 0.01, 0.2 * 2 + 1e-6);
+        Assert.Contains("is empty", Assert.Throws<ArgumentException>(() => GradientAttacks.Fgsm(model, x, y, 0.1, lo: 1, hi: 0)).Message);
+        Assert.Contains("steps", Assert.Throws<ArgumentOutOfRangeException>(() => GradientAttacks.PgdLinf(model, x, y, 0.1, -1, 0.01)).Message);
+        Assert.Contains("step size", Assert.Throws<ArgumentOutOfRangeException>(() => GradientAttacks.PgdL2(model, x, y, 0.1, 3, -0.01)).Message);
+        Assert.Contains("PgdLinf: epsilon", Assert.Throws<ArgumentOutOfRangeException>(() => GradientAttacks.PgdLinf(model, x, y, double.NaN, 3, 0.01)).Message);
+    }
+
+    [Fact]
+    public void MinimalPerturbation_RefusesAClassTheModelDoesNotHave_AndImagesOutsideTheBox()
+    {
+        var (model, x, _) = Setup();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => MinimalPerturbation.Targeted(model, x, [1, 9]));
+        Assert.Contains("class 9 of image 1 lies outside the model's 3 classes", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => MinimalPerturbation.Untargeted(model, x * 3, [0, 1]));
+        Assert.Throws<ArgumentException>(() => MinimalPerturbation.Targeted(model, x, [1, 0], new MinimalPerturbationOptions { Lo = 1, Hi = 0 }));
+    }
+
+    [Fact]
+    public void FoolingSearches_RefuseATargetOutsideTheClasses_AndAGoalNoProbabilityReaches()
+    {
+        var (model, x, _) = Setup();
+        var start = x.Narrow(0, 0, 1);
+        var oracle = new QueryOracle(model, labelsOnly: false, budget: 1_000);
+        Assert.Contains("target 5 lies outside the model's 3 classes",
+            Assert.Throws<ArgumentOutOfRangeException>(() => FoolingImages.Nes(oracle, start, 5, new Generator(1))).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => FoolingImages.OnePlusLambda(oracle, start, -1, new Generator(1)));
+        long spent = oracle.Queries;
+        Assert.Contains("goal is a probability", Assert.Throws<ArgumentOutOfRangeException>(() =>
+            FoolingImages.Nes(oracle, start, 1, new Generator(1), new NesOptions { Goal = 2 })).Message);
+        Assert.Equal(spent, oracle.Queries);   // refused before asking the oracle anything
+        Assert.Contains("target 4", Assert.Throws<ArgumentOutOfRangeException>(() => FoolingImages.GradientAscent(model, x, [1, 4], 3, 0.1)).Message);
+    }
+
+    [Fact]
+    public void SubstituteTraining_RefusesBadOptions_BeforeTheFirstQuery()
+    {
+        var (model, x, _) = Setup();
+        var oracle = new QueryOracle(model, labelsOnly: true);
+        var substitute = new Sequential(new Flatten(), new Linear(4, 3, generator: new Generator(5)));
+        foreach (var o in new[] { new SubstituteOptions { Tau = 0 }, new SubstituteOptions { Lambda = double.NaN }, new SubstituteOptions { BatchSize = 0 } })
+            Assert.Throws<ArgumentException>(() => SubstituteTraining.Train(oracle, x, substitute, new Generator(6), o));
+        Assert.Equal(0, oracle.Queries);
+    }
+}

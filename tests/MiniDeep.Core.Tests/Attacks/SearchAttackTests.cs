@@ -146,9 +146,9 @@ public class FoolingImageTests
         var oracle = new QueryOracle(model, labelsOnly: false);
         var start = Tensor.Full(new Shape(1, 16), 0.5);
         double before = oracle.Probabilities(start).Select(1, 1).Item();
-        var result = FoolingImages.OnePlusLambda(oracle, start, 1, new Generator(7), new EvolutionOptions { Children = 8, MaxQueries = 400, Goal = 1.1 });
+        var result = FoolingImages.OnePlusLambda(oracle, start, 1, new Generator(7), new EvolutionOptions { Children = 8, MaxQueries = 400, Goal = 1 });
         Assert.True(result.Confidence[0] >= before);
-        Assert.False(result.Reached[0]);   // a goal above 1 is never reached: the budget stops it
+        Assert.False(result.Reached[0]);   // p stays below 1 here (the hyperplane's softmax does not saturate in 400 queries): the budget stops it
         Assert.InRange(result.Cost[0], 390, 401);
     }
 }
