@@ -47,6 +47,16 @@ public static class Init
         return (weight.Size(1) * receptive, weight.Size(0) * receptive);
     }
 
+    // A fan of 0 divides by zero (an infinite bound) and a negative gain flips the interval; both are
+    // refused in the name of the scheme that was called.
+    private static (int FanIn, int FanOut) CheckedFans(string scheme, Tensor weight, double gain)
+    {
+        var (fi, fo) = Fans(weight);
+        if (fi == 0 || fo == 0) throw new ArgumentException($"Init.{scheme}: the weight {weight.Shape} has fan_in {fi} and fan_out {fo}; both must be positive");
+        if (!(gain >= 0 && double.IsFinite(gain))) throw new ArgumentOutOfRangeException(nameof(gain), $"Init.{scheme}: the gain must be finite and non-negative, got {gain}");
+        return (fi, fo);
+    }
+
     /// <summary>The gain recommended for a nonlinearity (PyTorch's calculate_gain): relu √2, tanh 5/3,
     /// leaky_relu √(2/(1+slope²)), linear/sigmoid 1, selu 3/4.</summary>
     public static double Gain(string nonlinearity, double slope = 0.01) => nonlinearity.ToLowerInvariant() switch
@@ -76,7 +86,7 @@ public static class Init
     /// <summary>Glorot uniform.</summary>
     public static Tensor XavierUniform(Tensor t, double gain = 1, Generator? g = null)
     {
-        var (fi, fo) = Fans(t);
+        var (fi, fo) = CheckedFans("XavierUniform", t, gain);
         double a = gain * Math.Sqrt(6.0 / (fi + fo));
         return Uniform(t, -a, a, g);
     }
@@ -84,14 +94,14 @@ public static class Init
     /// <summary>Glorot normal.</summary>
     public static Tensor XavierNormal(Tensor t, double gain = 1, Generator? g = null)
     {
-        var (fi, fo) = Fans(t);
+        var (fi, fo) = CheckedFans("XavierNormal", t, gain);
         return Normal(t, 0, gain * Math.Sqrt(2.0 / (fi + fo)), g);
     }
 
     /// <summary>He uniform: bound gain·√(3/fan).</summary>
     public static Tensor KaimingUniform(Tensor t, double gain = 1.4142135623730951, FanMode mode = FanMode.FanIn, Generator? g = null)
     {
-        var (fi, fo) = Fans(t);
+        var (fi, fo) = CheckedFans("KaimingUniform", t, gain);
         double bound = gain * Math.Sqrt(3.0 / (mode == FanMode.FanIn ? fi : fo));
         return Uniform(t, -bound, bound, g);
     }
@@ -99,7 +109,7 @@ public static class Init
     /// <summary>He normal: std gain/√fan.</summary>
     public static Tensor KaimingNormal(Tensor t, double gain = 1.4142135623730951, FanMode mode = FanMode.FanIn, Generator? g = null)
     {
-        var (fi, fo) = Fans(t);
+        var (fi, fo) = CheckedFans("KaimingNormal", t, gain);
         return Normal(t, 0, gain / Math.Sqrt(mode == FanMode.FanIn ? fi : fo), g);
     }
 

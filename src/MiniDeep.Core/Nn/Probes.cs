@@ -6,6 +6,7 @@ public sealed record TensorStats(double Mean, double Std, double Min, double Max
     /// <summary>The statistics of <paramref name="t"/>, computed without recording.</summary>
     public static TensorStats Of(Tensor t)
     {
+        if (t.Numel == 0) throw new ArgumentException($"TensorStats.Of: the tensor {t.Shape} is empty; it has no statistics");
         using var _ = Autograd.NoGrad();
         var x = t.Detach().Double();
         return new(x.Mean().Item(), x.Numel > 1 ? x.Std(correction: 0).Item() : 0, x.Min().Item(), x.Max().Item(),

@@ -105,6 +105,14 @@ public static class Trainer
     {
         if (keepBest is not null && test is null) throw new ArgumentException("Trainer.Fit: keepBest needs a validation set to choose the epoch by (test)", nameof(keepBest));
         if (keepBest is not null && keepBest.Model != model) throw new ArgumentException("Trainer.Fit: keepBest watches another model than the one trained", nameof(keepBest));
+        if (epochs < 0) throw new ArgumentOutOfRangeException(nameof(epochs), $"Trainer.Fit: epochs must be non-negative, got {epochs}");
+        if (epochs > 0 && train.BatchesPerEpoch == 0)
+            throw new ArgumentException($"Trainer.Fit: the loader yields no batch ({train.Dataset.Count} examples, batch size {train.BatchSize}{(train.DropLast ? ", the short last batch dropped" : "")}); every epoch would report a loss of 0", nameof(train));
+        // An optimizer made for another model steps nothing this model computes: the epochs would run,
+        // and report, without the model learning anything.
+        var owned = new HashSet<Tensor>(model.Parameters(), ReferenceEqualityComparer.Instance);
+        if (!optimizer.Groups.SelectMany(g => g.Params).Any(owned.Contains))
+            throw new ArgumentException("Trainer.Fit: the optimizer updates none of the model's parameters (was it made for another model?)", nameof(optimizer));
         loss ??= CrossEntropy;
         var history = new List<EpochStats>();
         CapturedStep? step = null;
@@ -176,6 +184,8 @@ public static class Trainer
     /// sizes the buffer pool recycles.</summary>
     public static (double Loss, double Accuracy) Evaluate(Module model, IDataset data, int batchSize = 250, Func<Tensor, Tensor, Tensor>? loss = null)
     {
+        // With no examples there is no mean: (0, 0) would read as a perfect loss and a zero accuracy.
+        if (data.Count == 0) throw new ArgumentException("Trainer.Evaluate: the dataset is empty", nameof(data));
         loss ??= CrossEntropy;
         bool wasTraining = model.IsTraining;
         model.Eval();

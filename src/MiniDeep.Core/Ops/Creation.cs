@@ -117,12 +117,24 @@ public sealed partial class Tensor
     }
 
     /// <summary>Uniform on [low, high).</summary>
-    public static Tensor Rand(Shape shape, Generator? generator = null, double low = 0, double high = 1, DType dtype = DType.Float32, Device? device = null) =>
-        RandomCore(RandomKind.Uniform, shape, low, high, dtype, generator, device);
+    public static Tensor Rand(Shape shape, Generator? generator = null, double low = 0, double high = 1, DType dtype = DType.Float32, Device? device = null)
+    {
+        // low = high is allowed (a constant, e.g. a random start of radius 0); low > high would silently
+        // draw from [high, low).
+        if (!(low <= high && double.IsFinite(low) && double.IsFinite(high)))
+            throw new ArgumentException($"Rand: the interval [low, high) = [{low}, {high}) must be finite with low ≤ high");
+        if (!dtype.IsFloating()) throw new ArgumentException($"Rand: needs a floating dtype, got {dtype.Name()} (Randint draws integers)");
+        return RandomCore(RandomKind.Uniform, shape, low, high, dtype, generator, device);
+    }
 
     /// <summary>Normal with the given mean and standard deviation.</summary>
-    public static Tensor Randn(Shape shape, Generator? generator = null, double mean = 0, double std = 1, DType dtype = DType.Float32, Device? device = null) =>
-        RandomCore(RandomKind.Normal, shape, mean, std, dtype, generator, device);
+    public static Tensor Randn(Shape shape, Generator? generator = null, double mean = 0, double std = 1, DType dtype = DType.Float32, Device? device = null)
+    {
+        if (!(std >= 0 && double.IsFinite(std) && double.IsFinite(mean)))
+            throw new ArgumentException($"Randn: the mean must be finite and the standard deviation finite and non-negative, got mean {mean}, std {std}");
+        if (!dtype.IsFloating()) throw new ArgumentException($"Randn: needs a floating dtype, got {dtype.Name()}");
+        return RandomCore(RandomKind.Normal, shape, mean, std, dtype, generator, device);
+    }
 
     /// <summary>Integers uniform on [low, high), int32.</summary>
     public static Tensor Randint(int low, int high, Shape shape, Generator? generator = null, Device? device = null)

@@ -280,3 +280,41 @@ public class ModuleTests
         Assert.Equal((32 * 9, 64 * 9), Init.Fans(conv));
     }
 }
+
+public class InitAndTrainerInputCheckTests
+{
+    [Fact]
+    public void RandomDraws_RefuseAReversedIntervalANegativeStdAndIntegerTypes()
+    {
+        Assert.Contains("low ≤ high", Assert.Throws<ArgumentException>(() => Tensor.Rand(new Shape(3), new Generator(0), 1, 0)).Message);
+        Assert.Contains("std -1", Assert.Throws<ArgumentException>(() => Tensor.Randn(new Shape(3), new Generator(0), 0, -1)).Message);
+        Assert.Contains("int32", Assert.Throws<ArgumentException>(() => Tensor.Randn(new Shape(3), new Generator(0), dtype: DType.Int32)).Message);
+        Assert.Equal(new float[] { 0.5f, 0.5f }, Tensor.Rand(new Shape(2), new Generator(0), 0.5, 0.5).ToFloatArray());   // an empty interval is a constant
+        Assert.Equal(new float[] { 2, 2 }, Tensor.Randn(new Shape(2), new Generator(0), 2, 0).ToFloatArray());
+    }
+
+    [Fact]
+    public void Init_RefusesAnEmptyFanAndANegativeGain_NamingTheScheme()
+    {
+        Assert.Contains("Init.KaimingNormal: the weight (3, 0) has fan_in 0", Assert.Throws<ArgumentException>(() => Init.KaimingNormal(Tensor.Zeros(3, 0))).Message);
+        Assert.Contains("Init.XavierUniform: the gain", Assert.Throws<ArgumentOutOfRangeException>(() => Init.XavierUniform(Tensor.Zeros(3, 3), -1)).Message);
+    }
+
+    [Fact]
+    public void Fit_RefusesAnOptimizerOfAnotherModel_NegativeEpochs_AndALoaderWithNoBatch()
+    {
+        var g = new Generator(7);
+        var model = new Linear(4, 3, generator: g);
+        var data = new Data.TensorDataset(Tensor.Rand(new Shape(6, 4), g), Tensor.FromArray(new[] { 0, 1, 2, 0, 1, 2 }));
+        var loader = new Data.DataLoader(data, 4);
+        var before = model.Weight.ToFloatArray();
+        var other = new Optim.Sgd(new Linear(4, 3, generator: g).Parameters(), 0.1);
+        Assert.Contains("none of the model's parameters", Assert.Throws<ArgumentException>(() => Trainer.Fit(model, other, loader, 1)).Message);
+        var own = new Optim.Sgd(model.Parameters(), 0.1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Trainer.Fit(model, own, loader, -1));
+        Assert.Contains("yields no batch", Assert.Throws<ArgumentException>(() => Trainer.Fit(model, own, new Data.DataLoader(data, 8, dropLast: true), 1)).Message);
+        Assert.Equal(before, model.Weight.ToFloatArray());
+        Assert.Contains("empty", Assert.Throws<ArgumentException>(() => Trainer.Evaluate(model, Data.Dataset.Take(data, 0))).Message);
+        Assert.Contains("empty", Assert.Throws<ArgumentException>(() => TensorStats.Of(Tensor.Zeros(new Shape(0)))).Message);
+    }
+}
