@@ -128,20 +128,31 @@ public abstract class Module
             foreach (var m in child.NamedModules(Join(prefix, name))) yield return m;
     }
 
-    /// <summary>Every parameter of this module and its descendants, with dotted names such as "0.weight".</summary>
-    public IEnumerable<(string Name, Tensor Tensor)> NamedParameters(string prefix = "")
+    /// <summary>
+    /// Every parameter of this module and its descendants, with dotted names such as "0.weight". A
+    /// parameter shared by two places (a module used twice, tied weights) comes once, under its first
+    /// name, as in PyTorch: an optimizer given it twice would step it twice.
+    /// </summary>
+    public IEnumerable<(string Name, Tensor Tensor)> NamedParameters(string prefix = "") =>
+        FirstOfEach(AllNamed(prefix, m => m._parameters));
+
+    /// <summary>Every buffer, with dotted names (a shared one once, under its first name).</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> NamedBuffers(string prefix = "") =>
+        FirstOfEach(AllNamed(prefix, m => m._buffers));
+
+    // Every (name, tensor) pair, a shared tensor under each of its names: what a state dict holds.
+    private IEnumerable<(string Name, Tensor Tensor)> AllNamed(string prefix, Func<Module, List<(string, Tensor)>> own)
     {
-        foreach (var (name, p) in _parameters) yield return (Join(prefix, name), p);
+        foreach (var (name, t) in own(this)) yield return (Join(prefix, name), t);
         foreach (var (name, child) in _children)
-            foreach (var p in child.NamedParameters(Join(prefix, name))) yield return p;
+            foreach (var x in child.AllNamed(Join(prefix, name), own)) yield return x;
     }
 
-    /// <summary>Every buffer, with dotted names.</summary>
-    public IEnumerable<(string Name, Tensor Tensor)> NamedBuffers(string prefix = "")
+    private static IEnumerable<(string Name, Tensor Tensor)> FirstOfEach(IEnumerable<(string Name, Tensor Tensor)> named)
     {
-        foreach (var (name, b) in _buffers) yield return (Join(prefix, name), b);
-        foreach (var (name, child) in _children)
-            foreach (var b in child.NamedBuffers(Join(prefix, name))) yield return b;
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var x in named)
+            if (seen.Add(x.Tensor)) yield return x;
     }
 
     /// <summary>Every parameter, in a fixed order (registration order, depth first).</summary>
@@ -182,8 +193,10 @@ public abstract class Module
         var d = new Dictionary<string, Tensor>();
         using (Autograd.NoGrad())
         {
-            foreach (var (n, p) in NamedParameters()) d[n] = p.Detach().Clone();
-            foreach (var (n, b) in NamedBuffers()) d[n] = b.Detach().Clone();
+            // Every name, a shared tensor under each of its own (as PyTorch's state_dict), so that a model
+            // built the same way finds all of its entries.
+            foreach (var (n, p) in AllNamed("", m => m._parameters)) d[n] = p.Detach().Clone();
+            foreach (var (n, b) in AllNamed("", m => m._buffers)) d[n] = b.Detach().Clone();
         }
         return d;
     }
@@ -194,7 +207,7 @@ public abstract class Module
     /// </summary>
     public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, bool strict = true)
     {
-        var own = NamedParameters().Concat(NamedBuffers()).ToDictionary(x => x.Name, x => x.Tensor);
+        var own = AllNamed("", m => m._parameters).Concat(AllNamed("", m => m._buffers)).ToDictionary(x => x.Name, x => x.Tensor);
         var problems = new List<string>();
         foreach (var name in own.Keys.Where(k => !state.ContainsKey(k))) problems.Add($"missing entry '{name}'");
         foreach (var name in state.Keys.Where(k => !own.ContainsKey(k))) problems.Add($"unexpected entry '{name}'");

@@ -47,8 +47,12 @@ public abstract class Optimizer
         var all = Groups.SelectMany(g => g.Params).ToList();
         // Usually a model's Parameters() enumerated twice, or a filter that kept nothing: Step would do nothing.
         if (all.Count == 0) throw new ArgumentException($"{GetType().Name}: no parameters to optimize (an empty parameter list)");
-        if (all.Count != all.Distinct(ReferenceEqualityComparer.Instance).Count())
-            throw new ArgumentException("a parameter appears in more than one parameter group");
+        // Stepped twice per step otherwise (twice the rate for SGD, moments updated twice for Adam).
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        for (int gi = 0; gi < Groups.Count; gi++)
+            for (int pi = 0; pi < Groups[gi].Params.Count; pi++)
+                if (!seen.Add(Groups[gi].Params[pi]))
+                    throw new ArgumentException($"{GetType().Name}: parameter {pi} of group {gi} (shape {Groups[gi].Params[pi].Shape}) is already in the optimizer; it would be stepped twice per step");
     }
 
     /// <summary>

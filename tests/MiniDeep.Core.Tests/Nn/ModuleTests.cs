@@ -318,3 +318,41 @@ public class InitAndTrainerInputCheckTests
         Assert.Contains("empty", Assert.Throws<ArgumentException>(() => TensorStats.Of(Tensor.Zeros(new Shape(0)))).Message);
     }
 }
+
+public class SharedParameterTests
+{
+    [Fact]
+    public void AModuleUsedTwice_ListsItsParametersOnce_TrainsAtTheGivenRate_AndItsStateDictKeepsEveryName()
+    {
+        var g = new Generator(8);
+        var shared = new Linear(3, 3, generator: g);
+        var model = new Sequential(shared, Activations.Tanh(), shared);
+        Assert.Equal(2, model.Parameters().Count);
+        Assert.Equal(12, model.ParameterCount());
+        Assert.Equal(["0.weight", "0.bias"], model.NamedParameters().Select(p => p.Name));
+        // Before, both copies went to the optimizer, which refused them; stepped twice they would move at twice the rate.
+        var opt = new Optim.Sgd(model.Parameters(), 0.1);
+        var x = Tensor.Rand(new Shape(4, 3), g);
+        var before = shared.Weight.ToFloatArray();
+        var loss = model.Forward(x).Square().Sum();
+        loss.Backward();
+        var grad = shared.Weight.Grad!.ToFloatArray();
+        opt.Step();
+        var after = shared.Weight.ToFloatArray();
+        for (int i = 0; i < after.Length; i++) Assert.Equal(before[i] - 0.1f * grad[i], after[i], 6);
+        var state = model.StateDict();
+        Assert.Equal(["0.bias", "0.weight", "2.bias", "2.weight"], state.Keys.Order());
+        var twin = new Linear(3, 3, generator: new Generator(9));
+        var copy = new Sequential(twin, Activations.Tanh(), twin);
+        copy.LoadStateDict(state);
+        Assert.Equal(after, twin.Weight.ToFloatArray());
+    }
+
+    [Fact]
+    public void AnOptimizerGivenAParameterTwice_SaysWhereTheSecondOneIs()
+    {
+        var w = Tensor.Ones(2, 2).RequiresGrad_();
+        var e = Assert.Throws<ArgumentException>(() => new Optim.Adam([w, Tensor.Ones(3).RequiresGrad_(), w], 1e-3));
+        Assert.Contains("Adam: parameter 2 of group 0 (shape (2, 2)) is already in the optimizer", e.Message);
+    }
+}
