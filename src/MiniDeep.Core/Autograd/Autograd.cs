@@ -188,6 +188,9 @@ public static class Autograd
                     if (replaced is null) continue;
                     if (replaced.Shape != g.Shape)
                         throw new ShapeMismatchException("hook", $"hook: replacement gradient has shape {replaced.Shape}, expected {g.Shape}");
+                    // Another dtype or device would become .Grad as it is and fail, or round, in the optimizer.
+                    if (replaced.DType != g.DType || replaced.Device != g.Device)
+                        throw new InvalidOperationException($"hook: replacement gradient is {replaced.DType.Name()} on {replaced.Device}, expected {g.DType.Name()} on {g.Device}");
                     g = replaced;
                     ownership.Expose(g);
                 }

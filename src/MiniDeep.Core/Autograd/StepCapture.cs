@@ -66,6 +66,10 @@ public static class StepCapture
         }
         if (output.Device != Device.Cpu) throw new NotSupportedException($"StepCapture: the step returned a tensor on '{output.Device}'");
         var grads = ps.Where(p => p.Grad is not null).Select(p => (p, p.Grad!)).ToArray();
+        // Parameters were given but the step left every gradient empty: replays would compute the loss and
+        // an optimizer stepping after them would do nothing.
+        if (ps.Length > 0 && grads.Length == 0)
+            throw new InvalidOperationException($"StepCapture: the step computed no gradient for any of the {ps.Length} parameters given (did it call Backward?); capture a step without one with no parameters");
         return new CapturedStep(backend.Entries.ToArray(), backend.Tape, output, grads);
     }
 }

@@ -460,3 +460,25 @@ public class GradientRecyclingTests
         for (int i = 0; i < N; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"element {i}: {expected[i]} vs {actual[i]}");
     }
 }
+
+public class HookAndCaptureCheckTests
+{
+    [Fact]
+    public void AHookReturningAnotherDtype_IsRefused()
+    {
+        var w = Tensor.Ones(2).RequiresGrad_();
+        using var _ = w.RegisterHook(_ => Tensor.FromArray(new[] { 1, 2 }));
+        Assert.Contains("int32", Assert.Throws<InvalidOperationException>(() => (w * 3).Sum().Backward()).Message);
+    }
+
+    [Fact]
+    public void CapturingAStepThatComputesNoGradient_IsRefused()
+    {
+        var lin = new Linear(3, 2, generator: new Generator(1));
+        var x = Tensor.Rand(new Shape(4, 3), new Generator(2));
+        var e = Assert.Throws<InvalidOperationException>(() => StepCapture.Capture(lin.Parameters(), () => lin.Forward(x).Sum()));
+        Assert.Contains("did it call Backward?", e.Message);
+        // Without parameters a forward-only step is a legitimate capture.
+        Assert.Equal(lin.Forward(x).Sum().Item(), StepCapture.Capture([], () => lin.Forward(x).Sum()).Replay().Item());
+    }
+}
