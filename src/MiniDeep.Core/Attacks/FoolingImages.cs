@@ -63,7 +63,7 @@ public static class FoolingImages
         int n = targets.Length;
         var y = Tensor.FromArray(targets, [n]);
         var x = start.Detach().Float();
-        if (n > 0) CheckTargets("GradientAscent", targets, ClassCount(model, x));
+        if (n > 0) AttackChecks.Classes("FoolingImages.GradientAscent", targets, AttackChecks.ClassCount(model, x), "target");
         var cost = Enumerable.Repeat((long)steps, n).ToArray();
         var reached = new bool[n];
         for (int t = 0; t <= steps; t++)
@@ -97,7 +97,7 @@ public static class FoolingImages
         var probeShape = x.Shape.ToArray();
         probeShape[0] = o.Pairs;
         var first = oracle.Probabilities(x);
-        CheckTargets("Nes", [target], first.Size(1));
+        AttackChecks.Classes("FoolingImages.Nes", [target], first.Size(1), "target");
         double p = first.Select(1, target).Item();
         while (p < o.Goal && oracle.Queries - begin + 2 * o.Pairs + 1 <= o.MaxQueries)
         {
@@ -134,7 +134,7 @@ public static class FoolingImages
         var childShape = parent.Shape.ToArray();
         childShape[0] = o.Children;
         var first = oracle.Probabilities(parent);
-        CheckTargets("OnePlusLambda", [target], first.Size(1));
+        AttackChecks.Classes("FoolingImages.OnePlusLambda", [target], first.Size(1), "target");
         double p = first.Select(1, target).Item();
         while (p < o.Goal && oracle.Queries - begin + o.Children <= o.MaxQueries)
         {
@@ -167,32 +167,11 @@ public static class FoolingImages
         }
     }
 
-    // A goal above 1 is never reached (the search would spend its whole budget), and a start outside the
-    // box would be moved into it by the first clip, so the cost would not be the search's.
+    // A goal above 1 is never reached: the search would spend its whole budget.
     private static void CheckGoalAndBox(string op, Tensor start, double goal, double lo, double hi)
     {
         if (!(goal > 0 && goal <= 1)) throw new ArgumentOutOfRangeException(nameof(goal), $"FoolingImages.{op}: the goal is a probability in (0, 1], got {goal}");
-        if (!(lo < hi)) throw new ArgumentException($"FoolingImages.{op}: the box [lo, hi] = [{lo}, {hi}] is empty");
-        if (start.Numel == 0) return;
-        double min = start.Min().Item(), max = start.Max().Item();
-        if (!(min >= lo && max <= hi))
-            throw new ArgumentOutOfRangeException(nameof(start), $"FoolingImages.{op}: the start lies in [{min:G4}, {max:G4}], outside the box [{lo}, {hi}]");
-    }
-
-    private static void CheckTargets(string op, int[] targets, int classes)
-    {
-        for (int i = 0; i < targets.Length; i++)
-            if ((uint)targets[i] >= (uint)classes)
-                throw new ArgumentOutOfRangeException(nameof(targets), $"FoolingImages.{op}: target {targets[i]} lies outside the model's {classes} classes");
-    }
-
-    private static int ClassCount(Module model, Tensor x)
-    {
-        using var _ = Autograd.NoGrad();
-        bool wasTraining = model.IsTraining;
-        model.Eval();
-        try { return model.Forward(x.Narrow(0, 0, 1)).Size(1); }
-        finally { model.Train(wasTraining); }
+        AttackChecks.Box($"FoolingImages.{op}", start, lo, hi, "the start's pixels");
     }
 
     private static void CheckSingle(string op, Tensor start)

@@ -97,17 +97,9 @@ public static class GradientAttacks
     private static void CheckArguments(string op, Tensor x, double epsilon, double lo, double hi, int steps = 0, double stepSize = 1)
     {
         if (!(epsilon >= 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"{op}: epsilon must be non-negative, got {epsilon}");
-        if (!(lo < hi)) throw new ArgumentException($"{op}: the box [lo, hi] = [{lo}, {hi}] is empty");
         if (steps < 0) throw new ArgumentOutOfRangeException(nameof(steps), $"{op}: steps must be non-negative, got {steps}");
         if (!(stepSize > 0 && double.IsFinite(stepSize)))
             throw new ArgumentOutOfRangeException(nameof(stepSize), $"{op}: the step size must be finite and positive, got {stepSize}");
-        // Every result is clipped to the box, so inputs outside it (standardized images against the default
-        // [0, 1]) would come back clipped, perturbed by far more than epsilon, with no error.
-        if (x.Numel > 0)
-        {
-            double min = x.Min().Item(), max = x.Max().Item();
-            if (!(min >= lo && max <= hi))
-                throw new ArgumentOutOfRangeException(nameof(x), $"{op}: inputs lie in [{min:G4}, {max:G4}], outside the box [{lo}, {hi}]; pass the data's range as lo and hi");
-        }
+        AttackChecks.Box(op, x, lo, hi);
     }
 }

@@ -59,18 +59,13 @@ public static class MinimalPerturbation
             throw new ShapeMismatchException("MinimalPerturbation", $"MinimalPerturbation: images {x.Shape} and {classes.Length} classes must agree on N");
         if (o.SearchSteps < 1 || o.Iterations < 1 || !(o.LearningRate > 0) || !(o.InitialC > 0))
             throw new ArgumentException($"MinimalPerturbation: SearchSteps and Iterations must be ≥ 1, LearningRate and InitialC > 0; got {o}");
-        if (!(o.Lo < o.Hi)) throw new ArgumentException($"MinimalPerturbation: the box [Lo, Hi] = [{o.Lo}, {o.Hi}] is empty");
         int n = x.Size(0), features = x.Numel / n;
         var x0 = x.Detach().Float();
-        // Outside the box the projection would move the image itself, and the "perturbation" measured
-        // from it would include that move.
-        double min = x0.Min().Item(), max = x0.Max().Item();
-        if (!(min >= o.Lo && max <= o.Hi))
-            throw new ArgumentOutOfRangeException(nameof(x), $"MinimalPerturbation: images lie in [{min:G4}, {max:G4}], outside the box [{o.Lo}, {o.Hi}]; set Lo and Hi to the data's range");
-        int classCount = ClassCount(model, x0);
-        for (int i = 0; i < n; i++)
-            if ((uint)classes[i] >= (uint)classCount)
-                throw new ArgumentOutOfRangeException(nameof(classes), $"MinimalPerturbation: class {classes[i]} of image {i} lies outside the model's {classCount} classes");
+        // Outside the box the projection would move the image itself, and the perturbation measured from
+        // it would include that move.
+        AttackChecks.Box("MinimalPerturbation", x0, o.Lo, o.Hi, "images");
+        int classCount = AttackChecks.ClassCount(model, x0);
+        AttackChecks.Classes("MinimalPerturbation", classes, classCount, "class");
         var classT = Tensor.FromArray(classes, [n]);
         var classMask = Tensor.OneHot(classT, classCount) > 0.5;
         var cShape = new int[x.Rank];
@@ -160,14 +155,5 @@ public static class MinimalPerturbation
             rFlat ??= r.Contiguous().ToArray<float>();
             for (int k = i * features; k < (i + 1) * features; k++) best[k] = x0Flat[k] + rFlat[k];
         }
-    }
-
-    private static int ClassCount(Module model, Tensor x0)
-    {
-        using var _ = Autograd.NoGrad();
-        bool wasTraining = model.IsTraining;
-        model.Eval();
-        try { return model.Forward(x0.Narrow(0, 0, 1)).Size(1); }
-        finally { model.Train(wasTraining); }
     }
 }

@@ -164,7 +164,7 @@ public class AttackInputCheckTests
         var (model, x, _) = Setup();
         var start = x.Narrow(0, 0, 1);
         var oracle = new QueryOracle(model, labelsOnly: false, budget: 1_000);
-        Assert.Contains("target 5 lies outside the model's 3 classes",
+        Assert.Contains("target 5 of image 0 lies outside the model's 3 classes",
             Assert.Throws<ArgumentOutOfRangeException>(() => FoolingImages.Nes(oracle, start, 5, new Generator(1))).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => FoolingImages.OnePlusLambda(oracle, start, -1, new Generator(1)));
         long spent = oracle.Queries;
