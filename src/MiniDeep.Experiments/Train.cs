@@ -18,6 +18,13 @@ public sealed record TrainOptions(string Model, string? DataDir, int? Epochs, ul
         if (Epochs is < 1) throw new TrainOptionsException($"--epochs must be at least 1, got {Epochs}");
         if (BatchSize is < 1) throw new TrainOptionsException($"--batch-size must be at least 1, got {BatchSize}");
         if (!(Lr > 0 && double.IsFinite(Lr))) throw new TrainOptionsException($"--lr must be positive and finite, got {Lr}");
+        try
+        {
+            OutputPaths.WritableFile("--json", JsonPath);
+            OutputPaths.WritableFile("--save", SavePath);
+            OutputPaths.WritableFile("--onnx", OnnxPath);
+        }
+        catch (ArgumentException e) { throw new TrainOptionsException(e.Message); }
     }
 }
 

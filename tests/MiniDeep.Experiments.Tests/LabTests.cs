@@ -132,6 +132,24 @@ public class LabRunnerTests
     }
 
     [Fact]
+    public void Run_RefusesAnOutputPathThatIsAFile_BeforeRunningAnyClaim()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            var log = new StringWriter();
+            var ex = Assert.Throws<ArgumentException>(() => LabRunner.Run(new LabOptions(["tricks"], Budget.Smoke, 0, null, file, "cpu", null), log));
+            Assert.Contains($"--out: '{file}' is a file, not a directory", ex.Message);
+            Assert.Equal("", log.ToString());   // refused before the data was loaded or a claim ran
+            var dir = Directory.CreateTempSubdirectory("minideep-json-dir").FullName;
+            ex = Assert.Throws<ArgumentException>(() => LabRunner.Run(new LabOptions(["tricks"], Budget.Smoke, 0, null, Path.GetTempPath(), "cpu", dir), log));
+            Assert.Contains("--json", ex.Message);
+            Directory.Delete(dir);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
     public void Check_ComparesAsStated_AndNaNNeverPasses()
     {
         Assert.True(new Check("a", "a", 0.95, Comparison.AtLeast, 0.95, "").Passed);

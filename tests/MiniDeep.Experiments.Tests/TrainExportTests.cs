@@ -23,6 +23,14 @@ public class TrainExportTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Train_RefusesASavePathThatIsADirectory_BeforeTraining()
+    {
+        var e = Assert.Throws<TrainOptionsException>(() => Train.Run(new TrainOptions("mlp", null, 1, 0, null, null, 1e-3, "synthdigits", "cpu", SavePath: Path.GetTempPath()), TextWriter.Null));
+        Assert.Contains("--save:", e.Message);
+        Assert.Contains("is a directory, not a file", e.Message);
+    }
+
+    [Fact]
     public void TrainedModel_SavedAsSafetensors_AndExportedToOnnx_PredictTheSame()
     {
         var dir = Directory.CreateTempSubdirectory("minideep-train-");

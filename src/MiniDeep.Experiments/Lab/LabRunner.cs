@@ -69,6 +69,8 @@ public static class LabRunner
     {
         if (o.Device != "cpu")
             throw new ArgumentException($"lab run: device '{o.Device}' is not available in this build; the lab runs on 'cpu'");
+        OutputPaths.WritableDirectory("--out", o.OutRoot);
+        OutputPaths.WritableFile("--json", o.JsonPath);
         if (o.Shard is { } shard) return RunShard(o, shard, log);
         var total = Stopwatch.StartNew();
         var claims = Resolve(string.Join(',', o.Ids));

@@ -18,6 +18,7 @@ public static class SplitExplorer
     public static SplitResults Run(SplitSetup setup, Budget budget, ulong seed, string? dataDir, string? json, TextWriter log)
     {
         setup.Validate();
+        OutputPaths.WritableFile("--json", json);
         var clock = Stopwatch.StartNew();
         var ctx = LabRunner.ExploreContext(budget, seed, dataDir, log);
         var data = ctx.Data;
