@@ -72,6 +72,13 @@ public sealed partial class Tensor
         if (Autograd.IsGradEnabled && RequiresGrad)
             throw new InvalidOperationException(
                 $"{op}: in-place update of a tensor that requires grad while recording; wrap it in Autograd.NoGrad() (as optimizers do)");
+        // An expanded view has elements that share one memory location (stride 0): a write through it
+        // lands there more than once (AddInPlace adds twice), or the last copy wins. PyTorch refuses too.
+        var strides = Layout.Strides;
+        for (int d = 0; d < strides.Length; d++)
+            if (strides[d] == 0 && Dims[d] > 1)
+                throw new InvalidOperationException(
+                    $"{op}: the tensor of shape {Shape} is an expanded view (strides ({string.Join(", ", strides)})): several of its elements share one memory location; write into Contiguous() or Clone() instead");
     }
 
     /// <summary>this = src (broadcast to this shape), in place.</summary>
@@ -110,6 +117,7 @@ public sealed partial class Tensor
     public Tensor MulInPlace(double factor)
     {
         CheckInPlace("MulInPlace");
+        CheckRepresentable("MulInPlace", factor, DType);
         Backend.BinaryInPlace<MulOp>(AsView, InPlaceOperand("MulInPlace", ScalarLike(this, factor)));
         Storage.BumpVersion();
         return this;
@@ -141,6 +149,7 @@ public sealed partial class Tensor
     public Tensor Fill(double value)
     {
         CheckInPlace("Fill");
+        CheckRepresentable("Fill", value, DType);
         return CopyFrom(ScalarLike(this, value));
     }
 

@@ -9,9 +9,23 @@ public sealed partial class Tensor
     /// <summary>A tensor with every element equal to <paramref name="value"/>.</summary>
     public static Tensor Full(Shape shape, double value, DType dtype = DType.Float32, Device? device = null)
     {
+        CheckRepresentable("Full", value, dtype);
         var dims = shape.ToArray();
         return new Tensor(Dev(device).Backend.Full(dtype, Shapes.Numel(dims), value), dims);
     }
+
+    // An int32 or bool tensor cannot hold NaN, 2.5 or 1e20: the fill would truncate or saturate without a word.
+    internal static void CheckRepresentable(string op, double value, DType dtype)
+    {
+        if (!Representable(value, dtype)) throw new ArgumentException($"{op}: {value} is not a {dtype.Name()} value");
+    }
+
+    private static bool Representable(double value, DType dtype) => dtype switch
+    {
+        DType.Int32 => value == Math.Floor(value) && value >= int.MinValue && value <= int.MaxValue,
+        DType.Bool => value is 0 or 1,
+        _ => true,
+    };
 
     /// <summary>All zeros.</summary>
     public static Tensor Zeros(params int[] shape) => Full(shape, 0);
@@ -32,12 +46,18 @@ public sealed partial class Tensor
     public static Tensor Scalar(double value, DType dtype = DType.Float32, Device? device = null) => Full(new Shape(), value, dtype, device);
 
     /// <summary>A rank-0 tensor of the same dtype and device as <paramref name="like"/>: how ops make constants.</summary>
-    internal static Tensor ScalarLike(Tensor like, double value) => Full(new Shape(), value, like.DType, like.Device);
+    // A scalar operand for an op with `like`: of its dtype when the value fits, else float32, so that an
+    // int32 tensor divided by 2.5 or compared with 2.5 is promoted (as in PyTorch), not met by a truncated 2.
+    internal static Tensor ScalarLike(Tensor like, double value) =>
+        Full(new Shape(), value, Representable(value, like.DType) ? like.DType : DType.Float32, like.Device);
 
     /// <summary>Values start, start+step, ... below end (above end for a negative step).</summary>
     public static Tensor Arange(double start, double end, double step = 1, DType dtype = DType.Float32, Device? device = null)
     {
-        if (step == 0 || double.IsNaN(step)) throw new ArgumentException($"Arange: step must be non-zero, got {step}");
+        if (step == 0 || !double.IsFinite(step)) throw new ArgumentException($"Arange: step must be finite and non-zero, got {step}");
+        if (!double.IsFinite(start) || !double.IsFinite(end)) throw new ArgumentException($"Arange: the bounds must be finite, got [{start}, {end})");
+        // PyTorch refuses a step that points away from end, rather than returning nothing.
+        if ((end - start) * step < 0) throw new ArgumentException($"Arange: step {step} points away from end: [{start}, {end}) would be empty");
         int n = (int)Math.Max(0, Math.Ceiling((end - start) / step));
         var v = new double[n];
         for (int i = 0; i < n; i++) v[i] = start + i * step;
@@ -61,6 +81,7 @@ public sealed partial class Tensor
     public static Tensor Eye(int n, int? m = null, DType dtype = DType.Float32, Device? device = null)
     {
         int cols = m ?? n;
+        if (n < 0 || cols < 0) throw new ArgumentException($"Eye: sizes must be non-negative, got {n} × {cols}");
         var v = new double[n * cols];
         for (int i = 0; i < Math.Min(n, cols); i++) v[i * cols + i] = 1;
         return FromArray(v, [n, cols]).To(dtype).To(Dev(device));
@@ -100,6 +121,9 @@ public sealed partial class Tensor
 
     private static Tensor FromArrayCore(Array data, int[] shape, Device? device)
     {
+        // Checked before the count: two negative sizes multiply to a positive one.
+        foreach (int d in shape)
+            if (d < 0) throw new ShapeMismatchException("FromArray", $"FromArray: negative dimension {d} in {Shapes.Format(shape)}");
         if (Shapes.Numel(shape) != data.Length)
             throw new ShapeMismatchException("FromArray", $"FromArray: {data.Length} values do not fill shape {Shapes.Format(shape)} ({Shapes.Numel(shape)} elements)");
         return new Tensor(Dev(device).Backend.FromArray((Array)data.Clone()), (int[])shape.Clone());

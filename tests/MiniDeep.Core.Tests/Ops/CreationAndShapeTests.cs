@@ -274,3 +274,59 @@ public class PhiloxTests
         }
     }
 }
+
+public class CreationInputCheckTests
+{
+    [Fact]
+    public void Arange_RefusesAStepThatPointsAwayFromEnd_AndNonFiniteBounds()
+    {
+        Assert.Contains("points away from end", Assert.Throws<ArgumentException>(() => Tensor.Arange(0, 5, -1)).Message);
+        Assert.Contains("finite", Assert.Throws<ArgumentException>(() => Tensor.Arange(0, double.NaN, 1)).Message);
+        Assert.Equal(new float[] { 5, 4, 3 }, Tensor.Arange(5, 2, -1).ToFloatArray());
+        Assert.Equal(0, Tensor.Arange(3, 3, 1).Numel);   // an empty range in the step's direction is fine
+    }
+
+    [Fact]
+    public void NegativeSizes_AreRefused_EvenWhenTheyMultiplyToTheDataLength()
+    {
+        Assert.Contains("Eye", Assert.Throws<ArgumentException>(() => Tensor.Eye(-1)).Message);
+        Assert.Contains("negative dimension -1", Assert.Throws<ShapeMismatchException>(() => Tensor.FromArray(new float[1], [-1, -1])).Message);
+    }
+
+    [Fact]
+    public void IntegerAndBoolTensors_AreNotFilledWithValuesTheyCannotHold()
+    {
+        Assert.Contains("2.5 is not a int32 value", Assert.Throws<ArgumentException>(() => Tensor.Full(new Shape(2), 2.5, DType.Int32)).Message);
+        Assert.Throws<ArgumentException>(() => Tensor.Full(new Shape(2), double.NaN, DType.Int32));
+        Assert.Throws<ArgumentException>(() => Tensor.Full(new Shape(2), 1e20, DType.Int32));
+        Assert.Throws<ArgumentException>(() => Tensor.Full(new Shape(2), 0.5, DType.Bool));
+        var ints = Tensor.FromArray(new[] { 1, 2, 5 });
+        Assert.Throws<ArgumentException>(() => ints.Clone().Fill(2.5));
+        Assert.Throws<ArgumentException>(() => ints.Clone().MulInPlace(0.5));
+        Assert.Equal(new[] { 3, 3, 3 }, ints.Clone().Fill(3).ToArray<int>());
+    }
+
+    [Fact]
+    public void AnIntegerTensorMetByAFractionalScalar_IsPromoted_NotTruncated()
+    {
+        var ints = Tensor.FromArray(new[] { 1, 2, 5 });
+        // Before, 2.5 became the int32 scalar 2: 2 == 2.5 and 2 >= 2.5 held, and the division was refused as integer arithmetic.
+        Assert.Equal(new[] { 0.4f, 0.8f, 2f }, (ints / 2.5).ToFloatArray());
+        Assert.Equal(new[] { false, false, false }, (ints == 2.5).ToArray<bool>());
+        Assert.Equal(new[] { false, false, true }, (ints >= 2.5).ToArray<bool>());
+        Assert.Equal(new[] { false, true, false }, (ints == 2).ToArray<bool>());   // a scalar the tensor's type holds is compared as it is
+    }
+
+    [Fact]
+    public void InPlaceWritesIntoAnExpandedView_AreRefused()
+    {
+        var row = Tensor.Zeros(1, 3);
+        var e = Assert.Throws<InvalidOperationException>(() => row.Expand(2, 3).AddInPlace(Tensor.Ones(2, 3)));
+        Assert.Contains("expanded view", e.Message);
+        Assert.Equal(new float[] { 0, 0, 0 }, row.ToFloatArray());   // before, each element was added twice
+        Assert.Throws<InvalidOperationException>(() => row.Expand(2, 3).CopyFrom(Tensor.Ones(2, 3)));
+        Assert.Throws<InvalidOperationException>(() => row.Expand(2, 3).Fill(1));
+        row.Expand(1, 3).Fill(1);   // a size-1 axis shares nothing
+        Assert.Equal(new float[] { 1, 1, 1 }, row.ToFloatArray());
+    }
+}
