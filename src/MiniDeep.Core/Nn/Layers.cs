@@ -18,6 +18,10 @@ public sealed class Linear : Module
     /// <paramref name="dtype"/> (float64 for second-order experiments on small models).</summary>
     public Linear(int inFeatures, int outFeatures, bool bias = true, Generator? generator = null, DType dtype = DType.Float32)
     {
+        // A negative size failed inside Shape, naming neither the layer nor the argument. Zero inputs is
+        // allowed, as in PyTorch (the output is the bias).
+        if (inFeatures < 0 || outFeatures < 0)
+            throw new ArgumentOutOfRangeException(inFeatures < 0 ? nameof(inFeatures) : nameof(outFeatures), $"Linear: features must be non-negative, got {inFeatures} in and {outFeatures} out");
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         double bound = 1 / Math.Sqrt(Math.Max(inFeatures, 1));
@@ -451,8 +455,12 @@ public sealed class Embedding : Module
     /// <summary>(num, dim).</summary>
     public Tensor Weight { get; }
     /// <summary>A table of <paramref name="num"/> vectors of size <paramref name="dim"/>.</summary>
-    public Embedding(int num, int dim, Generator? generator = null) =>
+    public Embedding(int num, int dim, Generator? generator = null)
+    {
+        // A table with no rows has nothing to look up: every forward would fail on its first id.
+        if (num < 1 || dim < 1) throw new ArgumentOutOfRangeException(num < 1 ? nameof(num) : nameof(dim), $"Embedding: the table needs at least one row and one column, got {num} × {dim}");
         Weight = RegisterParameter("weight", Tensor.Randn(new Shape(num, dim), generator));
+    }
     /// <inheritdoc/>
     public override string Describe() => $"Embedding({Weight.Size(0)}, {Weight.Size(1)})";
     /// <inheritdoc/>

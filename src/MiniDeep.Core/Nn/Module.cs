@@ -22,6 +22,7 @@ public abstract class Module
     /// <summary>Runs the module on <paramref name="input"/>, then every forward hook.</summary>
     public Tensor Forward(Tensor input)
     {
+        ArgumentNullException.ThrowIfNull(input);
         var output = ForwardImpl(input);
         foreach (var hook in _forwardHooks) hook(this, input, output);
         return output;

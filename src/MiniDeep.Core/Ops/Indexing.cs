@@ -60,7 +60,14 @@ public sealed partial class Tensor
     public static Tensor Embedding(Tensor indices, Tensor weight)
     {
         if (weight.Rank != 2) throw new ShapeMismatchException("embedding", $"embedding: weight must be (num_embeddings, dim), got {weight.Shape}");
-        var rows = weight.IndexSelect(0, indices.Reshape(-1));
+        CheckIndex("embedding", indices);
+        Tensor rows;
+        try { rows = weight.IndexSelect(0, indices.Reshape(-1)); }
+        catch (IndexOutOfRangeException e)
+        {
+            // The range is checked where the ids are read; the caller called embedding, not gather.
+            throw new IndexOutOfRangeException($"embedding: an id lies outside the table's {weight.Dims[0]} rows ({e.Message})", e);
+        }
         return rows.Reshape([.. indices.Dims, weight.Dims[1]]);
     }
 

@@ -356,3 +356,16 @@ public class SharedParameterTests
         Assert.Contains("Adam: parameter 2 of group 0 (shape (2, 2)) is already in the optimizer", e.Message);
     }
 }
+
+public class LayerInputCheckTests
+{
+    [Fact]
+    public void Linear_AndEmbedding_NameThemselvesForBadSizes_AndEmbeddingForAnIdOutsideItsTable()
+    {
+        Assert.Contains("Linear: features must be non-negative", Assert.Throws<ArgumentOutOfRangeException>(() => new Linear(3, -2)).Message);
+        Assert.Contains("Embedding: the table needs at least one row", Assert.Throws<ArgumentOutOfRangeException>(() => new Embedding(0, 2)).Message);
+        var e = Assert.Throws<IndexOutOfRangeException>(() => new Embedding(3, 2, new Generator(1)).Forward(Tensor.FromArray(new[] { 1, 5 })));
+        Assert.StartsWith("embedding: an id lies outside the table's 3 rows", e.Message);
+        Assert.Throws<ArgumentNullException>(() => new Linear(3, 2).Forward(null!));
+    }
+}
