@@ -102,10 +102,18 @@ public sealed partial class Tensor
         return this;
     }
 
+    // As out of place: an int32 tensor += 0.6 left it unchanged (the kernel truncated), with no error.
+    private void CheckFloating(string op)
+    {
+        if (!DType.IsFloating())
+            throw new InvalidOperationException($"{op}: in-place arithmetic needs a floating tensor, got {DType.Name()}; convert with .Float()");
+    }
+
     /// <summary>this += alpha * other, in place (other broadcast to this shape).</summary>
     public Tensor AddInPlace(Tensor other, double alpha = 1)
     {
         CheckInPlace("AddInPlace");
+        CheckFloating("AddInPlace");
         if (other.Device != Device) throw DeviceMismatch("AddInPlace", this, other);
         var src = InPlaceOperand("AddInPlace", other);
         Backend.Axpy(AsView, alpha, src);
@@ -117,7 +125,7 @@ public sealed partial class Tensor
     public Tensor MulInPlace(double factor)
     {
         CheckInPlace("MulInPlace");
-        CheckRepresentable("MulInPlace", factor, DType);
+        CheckFloating("MulInPlace");
         Backend.BinaryInPlace<MulOp>(AsView, InPlaceOperand("MulInPlace", ScalarLike(this, factor)));
         Storage.BumpVersion();
         return this;
@@ -130,6 +138,7 @@ public sealed partial class Tensor
     internal Tensor BinaryInPlace<TOp>(string op, Tensor other) where TOp : IBinaryOp
     {
         CheckInPlace(op);
+        CheckFloating(op);
         if (other.Device != Device) throw DeviceMismatch(op, this, other);
         Backend.BinaryInPlace<TOp>(AsView, InPlaceOperand(op, other));
         Storage.BumpVersion();

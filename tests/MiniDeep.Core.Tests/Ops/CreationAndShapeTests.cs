@@ -302,7 +302,10 @@ public class CreationInputCheckTests
         Assert.Throws<ArgumentException>(() => Tensor.Full(new Shape(2), 0.5, DType.Bool));
         var ints = Tensor.FromArray(new[] { 1, 2, 5 });
         Assert.Throws<ArgumentException>(() => ints.Clone().Fill(2.5));
-        Assert.Throws<ArgumentException>(() => ints.Clone().MulInPlace(0.5));
+        // In-place arithmetic on int32 is refused, as out-of-place arithmetic is: += 0.6 left the tensor unchanged.
+        Assert.Contains("AddInPlace: in-place arithmetic needs a floating tensor", Assert.Throws<InvalidOperationException>(() => ints.Clone().AddInPlace(Tensor.FromArray(new[] { 0.6f, 0.6f, 0.6f }))).Message);
+        Assert.Throws<InvalidOperationException>(() => ints.Clone().AddInPlace(ints, 0.5));
+        Assert.Contains("MulInPlace", Assert.Throws<InvalidOperationException>(() => ints.Clone().MulInPlace(0.5)).Message);
         Assert.Equal(new[] { 3, 3, 3 }, ints.Clone().Fill(3).ToArray<int>());
     }
 
