@@ -56,7 +56,7 @@ public static class SubstituteTraining
         if (o.Augmentations < 0 || o.Tau < 1 || !(o.Lambda > 0 && double.IsFinite(o.Lambda)) || o.EpochsPerRound < 1 || o.BatchSize < 1
             || !(o.LearningRate > 0 && double.IsFinite(o.LearningRate)))
             throw new ArgumentException($"SubstituteTraining: Augmentations must be ≥ 0, Tau, EpochsPerRound and BatchSize ≥ 1, Lambda and LearningRate finite and > 0; got {o}");
-        if (!(lo < hi)) throw new ArgumentException($"SubstituteTraining: the box [lo, hi] = [{lo}, {hi}] is empty");
+        AttackChecks.Box("SubstituteTraining", seeds, lo, hi, "seeds");
         long begin = oracle.Queries;
         var x = seeds.Detach().Float();
         var y = Tensor.FromArray(oracle.Labels(x), [x.Size(0)]);

@@ -116,7 +116,7 @@ public sealed class SharedWeights
     /// <summary>One SGD step on the centroids, c ← c − lr·∂L/∂c, written back into the weight.</summary>
     public void StepCentroids(double lr)
     {
-        if (!(lr >= 0 && double.IsFinite(lr))) throw new ArgumentOutOfRangeException(nameof(lr), $"SharedWeights.StepCentroids: the learning rate must be finite and non-negative, got {lr}");
+        Checks.NonNegative(lr, "learning rate", "SharedWeights.StepCentroids");
         var g = CentroidGradients();
         for (int k = 0; k < Centroids.Length; k++) Centroids[k] = (float)(Centroids[k] - lr * g[k]);
         WriteBack();

@@ -91,7 +91,7 @@ public sealed class QuadraticAnchors
     /// </summary>
     public Tensor PenaltyTerm(double lambda)
     {
-        if (!(lambda >= 0 && double.IsFinite(lambda))) throw new ArgumentOutOfRangeException(nameof(lambda), $"QuadraticAnchors.PenaltyTerm: λ must be finite and non-negative, got {lambda}");
+        Checks.NonNegative(lambda, "λ", "QuadraticAnchors.PenaltyTerm");
         Tensor? total = null;
         for (int i = 0; i < _parameters.Count; i++)
         {
@@ -109,7 +109,7 @@ public sealed class QuadraticAnchors
     /// </summary>
     public IDisposable Attach(Optimizer optimizer, double lambda)
     {
-        if (!(lambda >= 0 && double.IsFinite(lambda))) throw new ArgumentOutOfRangeException(nameof(lambda), $"QuadraticAnchors.Attach: λ must be finite and non-negative, got {lambda}");
+        Checks.NonNegative(lambda, "λ", "QuadraticAnchors.Attach");
         var index = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < _parameters.Count; i++) index[_parameters[i]] = i;
         // θ ← (θ + c·ΣFθ*)·1/(1 + c·ΣF) with c = ηλ: the two factors change only when a task is

@@ -212,11 +212,13 @@ public sealed class HatMlp : Module, ITaskConditioned
         IDataset? keepBestOn = null)
     {
         if (epochs < 1) throw new ArgumentOutOfRangeException(nameof(epochs), $"HatMlp.TrainTask: at least one epoch, got {epochs} (no epoch would fold untrained gates into the held units)");
-        if (!(c >= 0 && double.IsFinite(c))) throw new ArgumentOutOfRangeException(nameof(c), $"HatMlp.TrainTask: the regularizer's weight c must be finite and non-negative, got {c}");
+        Checks.NonNegative(c, "regularizer's weight c", "HatMlp.TrainTask");
         ActiveTask = task;
         var best = keepBestOn is null ? null : new BestEpoch(this);
         var validation = new List<(double Loss, double Accuracy)>();
-        var opt = new Sgd(Parameters(), lr);
+        // Listed once: Parameters() walks the module tree and deduplicates, which the batch loop need not repeat.
+        var parameters = Parameters();
+        var opt = new Sgd(parameters, lr);
         int batches = loader.BatchesPerEpoch;
         for (int epoch = 0; epoch < epochs; epoch++)
         {
@@ -230,7 +232,7 @@ public sealed class HatMlp : Module, ITaskConditioned
                 var loss = Losses.CrossEntropy(Forward(batch.X), batch.Y) + Regularizer() * c;
                 loss.Backward();
                 ConditionGradients();
-                GradClip.ClipGradNorm(Parameters(), clipNorm);
+                GradClip.ClipGradNorm(parameters, clipNorm);
                 opt.Step();
                 ClampEmbeddings();
             }

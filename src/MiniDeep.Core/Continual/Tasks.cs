@@ -189,8 +189,8 @@ public sealed class ReplayBuffer(int perTask, Generator generator)
         {
             var first = _stored[0].Data;
             // Checked here, not when a later batch is drawn, so the error names the task that does not fit.
-            if (!data.X.Shape.ToArray().AsSpan(1).SequenceEqual(first.X.Shape.ToArray().AsSpan(1)) || data.X.DType != first.X.DType
-                || !data.Y.Shape.ToArray().AsSpan(1).SequenceEqual(first.Y.Shape.ToArray().AsSpan(1)) || data.Y.DType != first.Y.DType)
+            if (!data.X.Dims.AsSpan(1).SequenceEqual(first.X.Dims.AsSpan(1)) || data.X.DType != first.X.DType
+                || !data.Y.Dims.AsSpan(1).SequenceEqual(first.Y.Dims.AsSpan(1)) || data.Y.DType != first.Y.DType)
                 throw new ShapeMismatchException("ReplayBuffer.Add",
                     $"ReplayBuffer.Add: task {task}'s examples {data.X.Shape} {data.X.DType.Name()} and targets {data.Y.Shape} {data.Y.DType.Name()} do not match the stored ones {first.X.Shape} {first.X.DType.Name()} and {first.Y.Shape} {first.Y.DType.Name()} beyond axis 0");
         }

@@ -53,7 +53,7 @@ public sealed class Vae : Module
     /// </summary>
     public Tensor Loss(Tensor x, Generator generator)
     {
-        if (x.Rank != _imageShape.Length + 1 || !x.Shape.ToArray().AsSpan(1).SequenceEqual(_imageShape))
+        if (x.Rank != _imageShape.Length + 1 || !x.Dims.AsSpan(1).SequenceEqual(_imageShape))
             throw new ShapeMismatchException("Vae.Loss", $"Vae.Loss: images must be (n, {string.Join(", ", _imageShape)}), got {x.Shape}");
         // The reconstruction term is a Bernoulli likelihood: standardized or 0–255 pixels give a number that
         // is no likelihood at all, with no error from the loss itself.

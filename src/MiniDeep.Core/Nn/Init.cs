@@ -53,7 +53,7 @@ public static class Init
     {
         var (fi, fo) = Fans(weight);
         if (fi == 0 || fo == 0) throw new ArgumentException($"Init.{scheme}: the weight {weight.Shape} has fan_in {fi} and fan_out {fo}; both must be positive");
-        if (!(gain >= 0 && double.IsFinite(gain))) throw new ArgumentOutOfRangeException(nameof(gain), $"Init.{scheme}: the gain must be finite and non-negative, got {gain}");
+        Checks.NonNegative(gain, "gain", $"Init.{scheme}");
         return (fi, fo);
     }
 

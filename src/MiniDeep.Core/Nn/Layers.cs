@@ -318,8 +318,9 @@ public class BatchNorm : Module
     protected BatchNorm(int features, int rank, double eps, double momentum)
     {
         // A negative ε can take var + ε below 0 (NaN outputs); a momentum outside [0, 1] makes the running estimates diverge.
-        if (!(eps >= 0 && double.IsFinite(eps)) || !(momentum >= 0 && momentum <= 1))
-            throw new ArgumentOutOfRangeException(nameof(eps), $"BatchNorm: eps must be finite and at least 0 and momentum in [0, 1], got {eps} and {momentum}");
+        Checks.NonNegative(eps, "eps", "BatchNorm");
+        if (!(momentum >= 0 && momentum <= 1))
+            throw new ArgumentOutOfRangeException(nameof(momentum), $"BatchNorm: the momentum must lie in [0, 1], got {momentum}");
         Features = features;
         _rank = rank;
         _eps = eps;
@@ -422,7 +423,7 @@ public sealed class LayerNorm : Module
     /// <summary>Normalizes over the trailing dimensions <paramref name="normalizedShape"/>.</summary>
     public LayerNorm(int[] normalizedShape, double eps = 1e-5)
     {
-        if (!(eps >= 0 && double.IsFinite(eps))) throw new ArgumentOutOfRangeException(nameof(eps), $"LayerNorm: eps must be finite and at least 0, got {eps}");
+        Checks.NonNegative(eps, "eps", "LayerNorm");
         _shape = [.. normalizedShape];
         _eps = eps;
         Weight = RegisterParameter("weight", Tensor.Ones(normalizedShape));

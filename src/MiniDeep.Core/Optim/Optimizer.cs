@@ -28,9 +28,7 @@ public sealed class ParamGroup
 
     private double _lr, _initialLr, _weightDecay;
 
-    // A negative or NaN rate does not fail anywhere: it trains uphill or fills the weights with NaN, silently.
-    internal static double NonNegative(double value, string what, string op = nameof(ParamGroup)) =>
-        value >= 0 && double.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(null, $"{op}: the {what} must be finite and at least 0, got {value}");
+    private static double NonNegative(double value, string what) => Checks.NonNegative(value, what, nameof(ParamGroup));
 }
 
 /// <summary>
@@ -44,15 +42,15 @@ public abstract class Optimizer
     protected Optimizer(IEnumerable<ParamGroup> groups)
     {
         Groups = groups.ToList();
-        var all = Groups.SelectMany(g => g.Params).ToList();
-        // Usually a model's Parameters() enumerated twice, or a filter that kept nothing: Step would do nothing.
-        if (all.Count == 0) throw new ArgumentException($"{GetType().Name}: no parameters to optimize (an empty parameter list)");
-        // Stepped twice per step otherwise (twice the rate for SGD, moments updated twice for Adam).
+        // A parameter listed twice would be stepped twice per step (twice the rate for SGD, moments
+        // updated twice for Adam).
         var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         for (int gi = 0; gi < Groups.Count; gi++)
             for (int pi = 0; pi < Groups[gi].Params.Count; pi++)
                 if (!seen.Add(Groups[gi].Params[pi]))
                     throw new ArgumentException($"{GetType().Name}: parameter {pi} of group {gi} (shape {Groups[gi].Params[pi].Shape}) is already in the optimizer; it would be stepped twice per step");
+        // Usually an IEnumerable of parameters enumerated twice, or a filter that kept nothing: Step would do nothing.
+        if (seen.Count == 0) throw new ArgumentException($"{GetType().Name}: no parameters to optimize (an empty parameter list)");
     }
 
     /// <summary>
@@ -172,7 +170,7 @@ public abstract class Optimizer
                 if (parts[1] is not ("lr" or "initial_lr")) throw new ArgumentException($"{Where(key)} is unknown");
                 if (value.Numel != 1) throw new ArgumentException($"{Where(key)} must hold one number, got shape {value.Shape}");
                 double rate = value.Item();
-                ParamGroup.NonNegative(rate, parts[1] == "lr" ? "learning rate" : "initial learning rate", Where(key));
+                Checks.NonNegative(rate, parts[1] == "lr" ? "learning rate" : "initial learning rate", Where(key));
                 rates.Add((group, parts[1] == "initial_lr", rate));
                 continue;
             }
@@ -246,7 +244,7 @@ public sealed class Sgd : Optimizer
     /// <summary>SGD over several groups.</summary>
     public Sgd(IEnumerable<ParamGroup> groups, double momentum = 0, bool nesterov = false) : base(groups)
     {
-        ParamGroup.NonNegative(momentum, "momentum", "Sgd");
+        Checks.NonNegative(momentum, "momentum", "Sgd");
         if (nesterov && momentum <= 0) throw new ArgumentException("Sgd: Nesterov momentum needs momentum > 0");
         _momentum = momentum;
         _nesterov = nesterov;
@@ -302,7 +300,7 @@ public class Adam : Optimizer
         // β = 1 makes the bias correction 1 − βᵗ zero: every step would divide by it.
         if (!(Betas.B1 >= 0 && Betas.B1 < 1 && Betas.B2 >= 0 && Betas.B2 < 1))
             throw new ArgumentOutOfRangeException(nameof(betas), $"{GetType().Name}: betas must lie in [0, 1), got ({Betas.B1}, {Betas.B2})");
-        Eps = ParamGroup.NonNegative(eps, "eps", GetType().Name);
+        Eps = Checks.NonNegative(eps, "eps", GetType().Name);
     }
 
     /// <inheritdoc/>
@@ -359,8 +357,8 @@ public sealed class RmsProp : Optimizer
     {
         if (!(alpha >= 0 && alpha <= 1)) throw new ArgumentOutOfRangeException(nameof(alpha), $"RmsProp: alpha must lie in [0, 1], got {alpha}");
         _alpha = alpha;
-        _eps = ParamGroup.NonNegative(eps, "eps", "RmsProp");
-        _momentum = ParamGroup.NonNegative(momentum, "momentum", "RmsProp");
+        _eps = Checks.NonNegative(eps, "eps", "RmsProp");
+        _momentum = Checks.NonNegative(momentum, "momentum", "RmsProp");
     }
 
     /// <inheritdoc/>

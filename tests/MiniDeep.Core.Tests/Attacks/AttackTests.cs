@@ -141,7 +141,8 @@ public class AttackInputCheckTests
         Assert.Contains("outside the box [0, 1]", e.Message);
         // With the data's range given, the same inputs are attacked (and stay within it).
         var adv = GradientAttacks.Fgsm(model, standardized, y, 0.1, lo: -2, hi: 2);
-        Assert.InRange(GradientAttacks.PerExampleNorm(adv - standardized).Max().Item(), 0.01, 0.2 * 2 + 1e-6);
+        // Each of the 4 pixels moves by at most ε = 0.1, so an image moves by at most 0.2 in L2.
+        Assert.InRange(GradientAttacks.PerExampleNorm(adv - standardized).Max().Item(), 0.01, 0.2 + 1e-6);
         Assert.Contains("is empty", Assert.Throws<ArgumentException>(() => GradientAttacks.Fgsm(model, x, y, 0.1, lo: 1, hi: 0)).Message);
         Assert.Contains("steps", Assert.Throws<ArgumentOutOfRangeException>(() => GradientAttacks.PgdLinf(model, x, y, 0.1, -1, 0.01)).Message);
         Assert.Contains("step size", Assert.Throws<ArgumentOutOfRangeException>(() => GradientAttacks.PgdL2(model, x, y, 0.1, 3, -0.01)).Message);
@@ -182,6 +183,7 @@ public class AttackInputCheckTests
         var substitute = new Sequential(new Flatten(), new Linear(4, 3, generator: new Generator(5)));
         foreach (var o in new[] { new SubstituteOptions { Tau = 0 }, new SubstituteOptions { Lambda = double.NaN }, new SubstituteOptions { BatchSize = 0 } })
             Assert.Throws<ArgumentException>(() => SubstituteTraining.Train(oracle, x, substitute, new Generator(6), o));
+        Assert.Contains("SubstituteTraining: seeds lie in", Assert.Throws<ArgumentOutOfRangeException>(() => SubstituteTraining.Train(oracle, x * 3, substitute, new Generator(6))).Message);
         Assert.Equal(0, oracle.Queries);
     }
 }
