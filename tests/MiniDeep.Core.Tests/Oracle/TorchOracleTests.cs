@@ -1,0 +1,353 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MiniDeep.Nn;
+using MiniDeep.Optim;
+using Xunit;
+
+namespace MiniDeep.Tests.OracleTests;
+
+/// <summary>
+/// PyTorch as an oracle for what an op, a loss, a layer, an optimizer or a schedule computes. The
+/// gradient checks prove that each backward matches its own forward; they cannot see a forward that
+/// computes the wrong thing (a variance with the wrong divisor, ε in the wrong place, padding counted
+/// or not). Each case runs in MiniDeep (float32) and, on the same values, in PyTorch in float64
+/// (<c>tests/oracle/torch_oracle.py</c>, one process for all cases), and the output and the gradients of
+/// Σ out·u for a random u must agree to float32 accuracy. PyTorch comes from Debian's python3-torch,
+/// which CI installs; elsewhere the cases are skipped when it is missing.
+/// </summary>
+public class TorchOracleTests
+{
+    // float32 against float64: a few ulps per op, compounded over a conv's taps or five optimizer steps.
+    private const double Rtol = 1e-4, Atol = 1e-5;
+
+    private sealed record Case(string Id, string Torch, Dictionary<string, Tensor> Inputs, string[] Grad,
+        Func<Dictionary<string, Tensor>, Tensor> MiniDeep, bool Upstream = true);
+
+    private static Tensor N(Generator g, params int[] shape) => Tensor.Randn(new Shape(shape), g);
+    private static Tensor U(Generator g, double lo, double hi, params int[] shape) => Tensor.Rand(new Shape(shape), g, lo, hi);
+    private static Tensor Labels(Generator g, int classes, int n) => Tensor.Randint(0, classes, new Shape(n), g);
+    private static Tensor Probs(Generator g, int n, int c) => (N(g, n, c) * 2).Softmax(1);
+
+    private static Case Unary(string id, string torch, Func<Tensor, Tensor> f, Tensor x) =>
+        new(id, $"out = {torch}", new() { ["x"] = x }, ["x"], d => f(d["x"]));
+
+    private static List<Case> Cases()
+    {
+        var g = new Generator(seed: 2026);
+        var cases = new List<Case>
+        {
+            // Elementwise and activations.
+            Unary("exp", "x.exp()", x => x.Exp(), N(g, 3, 5)),
+            Unary("log", "x.log()", x => x.Log(), U(g, 0.2, 3, 3, 5)),
+            Unary("sqrt", "x.sqrt()", x => x.Sqrt(), U(g, 0.2, 3, 3, 5)),
+            Unary("sin", "x.sin()", x => x.Sin(), N(g, 3, 5)),
+            Unary("cos", "x.cos()", x => x.Cos(), N(g, 3, 5)),
+            Unary("abs", "x.abs()", x => x.Abs(), N(g, 3, 5)),
+            Unary("pow 2.5", "x.pow(2.5)", x => x.Pow(2.5), U(g, 0.2, 3, 3, 5)),
+            Unary("tanh", "x.tanh()", x => x.Tanh(), N(g, 3, 5)),
+            Unary("sigmoid", "x.sigmoid()", x => x.Sigmoid(), N(g, 3, 5) * 3),
+            Unary("relu", "F.relu(x)", x => x.Relu(), N(g, 3, 5)),
+            Unary("leaky_relu 0.2", "F.leaky_relu(x, 0.2)", x => x.LeakyRelu(0.2), N(g, 3, 5)),
+            Unary("softplus", "F.softplus(x)", x => x.Softplus(), N(g, 3, 5) * 3),
+            Unary("gelu (erf)", "F.gelu(x)", x => x.Gelu(), N(g, 3, 5) * 2),
+            Unary("softmax axis 1", "x.softmax(1)", x => x.Softmax(1), N(g, 4, 6) * 3),
+            Unary("log_softmax axis 0", "x.log_softmax(0)", x => x.LogSoftmax(0), N(g, 4, 6) * 3),
+            Unary("logsumexp axis 1", "x.logsumexp(1)", x => x.LogSumExp(1), N(g, 4, 6) * 3),
+
+            // Kinks and ties, where the derivative is a convention: PyTorch's is taken at every kink.
+            Unary("abs, relu, leaky_relu, clamp and sign at their kinks", "torch.cat([x.abs(), F.relu(x), F.leaky_relu(x, 0.1), x.clamp(-1, 1), x.sign()])",
+                x => Tensor.Concat([x.Abs(), x.Relu(), x.LeakyRelu(0.1), x.Clamp(-1, 1), x.Sign()]), Tensor.FromArray(new[] { 0f, -1f, 1f, 2f, -0.5f })),
+            new("maximum and minimum with ties", "out = torch.cat([torch.maximum(a, b), torch.minimum(a, b)])",
+                new() { ["a"] = Tensor.FromArray(new[] { 1f, 2f, 3f, -1f }), ["b"] = Tensor.FromArray(new[] { 1f, 0f, 3f, 2f }) }, ["a", "b"],
+                d => Tensor.Concat([Tensor.Maximum(d["a"], d["b"]), Tensor.Minimum(d["a"], d["b"])])),
+            Unary("max over all elements with a tie (amax)", "x.amax()", x => x.Max(), Tensor.FromArray(new[] { 1f, 3f, 2f, 3f })),
+
+            // Reductions.
+            Unary("sum axes 0,2", "x.sum((0, 2))", x => x.Sum([0, 2]), N(g, 2, 3, 4)),
+            Unary("mean axis 1 keepdim", "x.mean(1, keepdim=True)", x => x.Mean(1, keepDim: true), N(g, 2, 3, 4)),
+            Unary("var axis 1 (unbiased)", "x.var(1)", x => x.Var(1), N(g, 3, 7)),
+            Unary("var axis 1 correction 0", "x.var(1, unbiased=False)", x => x.Var(1, correction: 0), N(g, 3, 7)),
+            Unary("std axis 0", "x.std(0)", x => x.Std(0), N(g, 5, 4)),
+            Unary("max axis 1", "x.max(1).values", x => x.Max(1), N(g, 4, 6)),
+            Unary("min all", "x.min()", x => x.Min(), N(g, 4, 6)),
+
+            // Products.
+            new("matmul, batched with broadcast", "out = a @ b", new() { ["a"] = N(g, 2, 3, 4), ["b"] = N(g, 4, 5) }, ["a", "b"],
+                d => Tensor.MatMul(d["a"], d["b"])),
+            new("linear", "out = F.linear(x, w, b)", new() { ["x"] = N(g, 6, 5), ["w"] = N(g, 3, 5), ["b"] = N(g, 3) }, ["x", "w", "b"],
+                d => Tensor.Linear(d["x"], d["w"], d["b"])),
+            new("conv2d: stride, padding, dilation, groups", "out = F.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)",
+                new() { ["x"] = N(g, 2, 4, 7, 6), ["w"] = N(g, 6, 2, 3, 2), ["b"] = N(g, 6) }, ["x", "w", "b"],
+                d => Tensor.Conv2d(d["x"], d["w"], d["b"], stride: (2, 1), padding: (1, 2), dilation: (1, 2), groups: 2)),
+            new("conv2d: one channel, padding 1", "out = F.conv2d(x, w, b, padding=1)",
+                new() { ["x"] = N(g, 2, 1, 6, 6), ["w"] = N(g, 3, 1, 3, 3), ["b"] = N(g, 3) }, ["x", "w", "b"],
+                d => Tensor.Conv2d(d["x"], d["w"], d["b"], padding: (1, 1))),
+            Unary("max_pool2d: kernel (3, 2), stride (2, 1), padding (1, 1)", "F.max_pool2d(x, (3, 2), (2, 1), (1, 1))",
+                x => Tensor.MaxPool2d(x, (3, 2), (2, 1), (1, 1)), N(g, 2, 3, 7, 5)),
+            Unary("max_pool2d: dilation 2", "F.max_pool2d(x, 2, 1, 0, dilation=2)",
+                x => Tensor.MaxPool2d(x, (2, 2), (1, 1), (0, 0), (2, 2)), N(g, 1, 2, 6, 6)),
+            Unary("avg_pool2d: padding counted", "F.avg_pool2d(x, 3, 2, 1)",
+                x => Tensor.AvgPool2d(x, (3, 3), (2, 2), (1, 1)), N(g, 2, 3, 7, 6)),
+            new("embedding", "out = F.embedding(i, w)", new() { ["i"] = Tensor.FromArray(new[] { 3, 0, 3, 5, 1, 2 }, 2, 3), ["w"] = N(g, 6, 4) }, ["w"],
+                d => Tensor.Embedding(d["i"], d["w"])),
+
+            // Losses.
+            new("cross_entropy, mean", "out = F.cross_entropy(x, t)", new() { ["x"] = N(g, 6, 5) * 2, ["t"] = Labels(g, 5, 6) }, ["x"],
+                d => Losses.CrossEntropy(d["x"], d["t"])),
+            new("cross_entropy, sum, label_smoothing 0.1", "out = F.cross_entropy(x, t, reduction='sum', label_smoothing=0.1)",
+                new() { ["x"] = N(g, 6, 5) * 2, ["t"] = Labels(g, 5, 6) }, ["x"],
+                d => Losses.CrossEntropy(d["x"], d["t"], Reduction.Sum, labelSmoothing: 0.1)),
+            new("cross_entropy, none", "out = F.cross_entropy(x, t, reduction='none')", new() { ["x"] = N(g, 6, 5) * 2, ["t"] = Labels(g, 5, 6) }, ["x"],
+                d => Losses.CrossEntropy(d["x"], d["t"], Reduction.None)),
+            new("cross_entropy, probability targets, label_smoothing 0.2", "out = F.cross_entropy(x, p, label_smoothing=0.2)",
+                new() { ["x"] = N(g, 6, 5) * 2, ["p"] = Probs(g, 6, 5) }, ["x"],
+                d => Losses.SoftCrossEntropy(d["x"], d["p"], labelSmoothing: 0.2)),
+            new("nll_loss", "out = F.nll_loss(x, t)", new() { ["x"] = N(g, 6, 5).LogSoftmax(1), ["t"] = Labels(g, 5, 6) }, ["x"],
+                d => Losses.Nll(d["x"], d["t"])),
+            new("mse_loss", "out = F.mse_loss(x, y)", new() { ["x"] = N(g, 4, 3), ["y"] = N(g, 4, 3) }, ["x", "y"],
+                d => Losses.Mse(d["x"], d["y"])),
+            new("binary_cross_entropy_with_logits", "out = F.binary_cross_entropy_with_logits(x, y)",
+                new() { ["x"] = N(g, 4, 3) * 3, ["y"] = U(g, 0, 1, 4, 3) }, ["x", "y"],
+                d => Losses.BceWithLogits(d["x"], d["y"])),
+            new("kl_div, batchmean", "out = F.kl_div(q, p, reduction='batchmean')",
+                new() { ["q"] = N(g, 5, 4).LogSoftmax(1), ["p"] = Probs(g, 5, 4) }, ["q", "p"],
+                d => Losses.KlDiv(d["q"], d["p"])),
+            new("distillation: α T² KL + (1 − α) CE, T = 4", """
+                T, a = 4.0, 0.3
+                kl = F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction='batchmean')
+                out = a * T * T * kl + (1 - a) * F.cross_entropy(s, y)
+                """,
+                new() { ["s"] = N(g, 6, 5) * 2, ["t"] = N(g, 6, 5) * 2, ["y"] = Labels(g, 5, 6) }, ["s"],
+                d => Losses.Distillation(d["s"], d["t"], d["y"], temperature: 4, alpha: 0.3)),
+
+            // Layers.
+            new("layer_norm", "out = F.layer_norm(x, (6,), w, b, 1e-5)", new() { ["x"] = N(g, 4, 6) * 2 + 1, ["w"] = N(g, 6), ["b"] = N(g, 6) }, ["x", "w", "b"],
+                d => WithParameters(new LayerNorm(6), d, m => (m.Weight, m.Bias)).Forward(d["x"])),
+            new("batch_norm2d, training", "out = F.batch_norm(x, torch.zeros(3), torch.ones(3), w, b, training=True)",
+                new() { ["x"] = N(g, 4, 3, 3, 2) * 2 + 1, ["w"] = N(g, 3), ["b"] = N(g, 3) }, ["x", "w", "b"],
+                d => WithParameters(new BatchNorm2d(3), d, m => (m.Weight, m.Bias)).Forward(d["x"])),
+            new("batch_norm2d: running statistics after two batches (unbiased variance, momentum 0.1)", """
+                rm, rv = torch.zeros(3), torch.ones(3)
+                F.batch_norm(x1, rm, rv, training=True)
+                F.batch_norm(x2, rm, rv, training=True)
+                out = torch.cat([rm, rv])
+                """,
+                new() { ["x1"] = N(g, 4, 3, 2, 2) * 2 + 1, ["x2"] = N(g, 4, 3, 2, 2) - 1 }, [],
+                d =>
+                {
+                    var bn = new BatchNorm2d(3);
+                    bn.Forward(d["x1"]); bn.Forward(d["x2"]);
+                    return Tensor.Concat([bn.RunningMean, bn.RunningVar]);
+                }, Upstream: false),
+            new("batch_norm2d, evaluation with running statistics", "out = F.batch_norm(x, rm, rv, w, b, training=False)",
+                new() { ["x"] = N(g, 2, 3, 2, 2), ["rm"] = N(g, 3), ["rv"] = U(g, 0.5, 2, 3), ["w"] = N(g, 3), ["b"] = N(g, 3) }, ["x", "w", "b"],
+                d =>
+                {
+                    var bn = WithParameters(new BatchNorm2d(3), d, m => (m.Weight, m.Bias));
+                    using (Autograd.NoGrad()) { bn.RunningMean.CopyFrom(d["rm"]); bn.RunningVar.CopyFrom(d["rv"]); }
+                    bn.Eval();
+                    return bn.Forward(d["x"]);
+                }),
+        };
+
+        // Optimizers: five steps on L(p) = Σ c·p² + Σ sin p from the same start. A large ε (0.1) in
+        // Adam and RMSprop makes where ε sits in the update visible.
+        const string Loss = "(c * p * p).sum() + p.sin().sum()";
+        Tensor MiniLoss(Tensor p, Tensor c) => (c * p * p).Sum() + p.Sin().Sum();
+        Case Optimizer(string id, string torchCtor, Func<Tensor, Optimizer> make)
+        {
+            return new(id, $"""
+                p = p0.clone().requires_grad_()
+                opt = {torchCtor}
+                for _ in range(5):
+                    opt.zero_grad()
+                    ({Loss}).backward()
+                    opt.step()
+                out = p.detach()
+                """, new() { ["p0"] = N(g, 7), ["c"] = U(g, 0.1, 2, 7) }, [],
+                d =>
+                {
+                    var p = d["p0"].Clone().RequiresGrad_();
+                    var opt = make(p);
+                    for (int s = 0; s < 5; s++)
+                    {
+                        opt.ZeroGrad();
+                        MiniLoss(p, d["c"]).Backward();
+                        opt.Step();
+                    }
+                    return p.Detach();
+                }, Upstream: false);
+        }
+        cases.Add(Optimizer("sgd", "torch.optim.SGD([p], lr=0.1)", p => new Sgd([p], lr: 0.1)));
+        cases.Add(Optimizer("sgd: momentum 0.9, weight decay 0.05", "torch.optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.05)",
+            p => new Sgd([p], lr: 0.1, momentum: 0.9, weightDecay: 0.05)));
+        cases.Add(Optimizer("sgd: Nesterov", "torch.optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True)",
+            p => new Sgd([p], lr: 0.1, momentum: 0.9, nesterov: true)));
+        cases.Add(Optimizer("adam: eps 0.1, weight decay 0.05", "torch.optim.Adam([p], lr=0.05, betas=(0.8, 0.9), eps=0.1, weight_decay=0.05)",
+            p => new Adam([p], lr: 0.05, betas: (0.8, 0.9), eps: 0.1, weightDecay: 0.05)));
+        cases.Add(Optimizer("adamw: decoupled weight decay 0.1", "torch.optim.AdamW([p], lr=0.05, weight_decay=0.1)",
+            p => new AdamW([p], lr: 0.05, weightDecay: 0.1)));
+        cases.Add(Optimizer("rmsprop: eps 0.1, momentum 0.5, weight decay 0.05", "torch.optim.RMSprop([p], lr=0.01, alpha=0.9, eps=0.1, momentum=0.5, weight_decay=0.05)",
+            p => new RmsProp([p], lr: 0.01, alpha: 0.9, eps: 0.1, momentum: 0.5, weightDecay: 0.05)));
+
+        // Schedules: the learning rate after each of 12 steps, from a base rate of 1.
+        Case Schedule(string id, string torchCtor, Func<Optimizer, LrScheduler> make)
+        {
+            return new(id, $"""
+                opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+                s = {torchCtor}
+                lrs = [opt.param_groups[0]['lr']]
+                for _ in range(12):
+                    opt.step()
+                    s.step()
+                    lrs.append(opt.param_groups[0]['lr'])
+                out = torch.tensor(lrs)
+                """, new(), [],
+                _ =>
+                {
+                    var opt = new Sgd([Tensor.Zeros(1).RequiresGrad_()], lr: 1.0);
+                    var s = make(opt);
+                    var lrs = new List<double> { opt.Groups[0].Lr };
+                    for (int t = 0; t < 12; t++) { s.Step(); lrs.Add(opt.Groups[0].Lr); }
+                    return Tensor.FromArray(lrs.ToArray());
+                }, Upstream: false);
+        }
+        cases.Add(Schedule("StepLR: 3 steps, γ 0.5", "torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)", o => new StepLr(o, 3, 0.5)));
+        cases.Add(Schedule("ExponentialLR: γ 0.8", "torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.8)", o => new ExponentialLr(o, 0.8)));
+        cases.Add(Schedule("CosineAnnealingLR: T_max 12, floor 0.1", "torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=12, eta_min=0.1)",
+            o => new CosineLr(o, 12, minFactor: 0.1)));
+        cases.Add(Schedule("LinearLR warm-up: 4 steps from 0.25", "torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=4)",
+            o => new LinearWarmup(o, 4, startFactor: 0.25)));
+
+        // Clipping: the norm before clipping, then the clipped gradients.
+        cases.Add(new("clip_grad_norm_: max norm 1", """
+            a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
+            ((a * a).sum() * 3 + (b.sin() * 2).sum()).backward()
+            n = torch.nn.utils.clip_grad_norm_([a, b], 1.0)
+            out = torch.cat([n.reshape(1), a.grad.reshape(-1), b.grad])
+            """, new() { ["a0"] = N(g, 2, 3), ["b0"] = N(g, 4) }, [],
+            d =>
+            {
+                var a = d["a0"].Clone().RequiresGrad_();
+                var b = d["b0"].Clone().RequiresGrad_();
+                ((a * a).Sum() * 3 + (b.Sin() * 2).Sum()).Backward();
+                double norm = GradClip.ClipGradNorm([a, b], 1.0);
+                return Tensor.Concat([Tensor.FromArray(new[] { (float)norm }), a.Grad!.Reshape(-1), b.Grad!]);
+            }, Upstream: false));
+        return cases;
+    }
+
+    // A module's parameters take the case's values, and the case reads their gradients.
+    private static TModule WithParameters<TModule>(TModule m, Dictionary<string, Tensor> d, Func<TModule, (Tensor W, Tensor B)> pick) where TModule : Module
+    {
+        var (w, b) = pick(m);
+        using (Autograd.NoGrad()) { w.CopyFrom(d["w"]); b.CopyFrom(d["b"]); }
+        d["w"] = w;
+        d["b"] = b;
+        return m;
+    }
+
+    public static TheoryData<string> Ids() => new(Cases().Select(c => c.Id));
+
+    [Theory]
+    [MemberData(nameof(Ids))]
+    public void AgreesWithPyTorch(string id)
+    {
+        var reference = Reference.Value;
+        if (reference.Problem is not null)
+        {
+            if (Environment.GetEnvironmentVariable("CI") == "true")
+                Assert.Fail($"CI must have PyTorch (apt-get install python3-torch): {reference.Problem}");
+            Assert.Skip($"PyTorch is not available: {reference.Problem}");
+        }
+        var c = reference.Cases.Single(x => x.Id == id);
+        var r = reference.Results![id]!.AsObject();
+        Assert.True(r["error"] is null, $"{id}: PyTorch failed: {r["error"]}");
+
+        var inputs = c.Inputs.ToDictionary(kv => kv.Key, kv => c.Grad.Contains(kv.Key) ? kv.Value.Clone().RequiresGrad_() : kv.Value);
+        var outT = c.MiniDeep(inputs);
+        Assert.Equal(r["shape"]!.AsArray().Select(v => (int)v!).ToArray(), outT.Dims);
+        Compare(id, "output", outT, r["out"]!.AsArray());
+        if (!c.Upstream) return;
+        outT.Backward(reference.Upstream[id]);
+        foreach (var name in c.Grad)
+        {
+            var expected = r["grads"]![name];
+            Assert.True(expected is not null, $"{id}: PyTorch computed no gradient for {name}");
+            Assert.True(inputs[name].Grad is not null, $"{id}: MiniDeep computed no gradient for {name}");
+            Compare(id, $"gradient of {name}", inputs[name].Grad!, expected!.AsArray());
+        }
+    }
+
+    private static void Compare(string id, string what, Tensor actual, JsonArray expected)
+    {
+        var a = actual.Double().ToArray<double>();
+        Assert.Equal(expected.Count, a.Length);
+        for (int i = 0; i < a.Length; i++)
+        {
+            double e = (double)expected[i]!;
+            Assert.True(Math.Abs(a[i] - e) <= Atol + Rtol * Math.Abs(e),
+                $"{id}, {what}, element {i}: MiniDeep {a[i]:R}, PyTorch {e:R} (tolerance {Atol} + {Rtol}·|PyTorch|)");
+        }
+    }
+
+    private sealed record Run(List<Case> Cases, Dictionary<string, Tensor> Upstream, JsonObject? Results, string? Problem);
+
+    // One Python process for every case: importing torch takes seconds.
+    private static readonly Lazy<Run> Reference = new(() =>
+    {
+        var cases = Cases();
+        var g = new Generator(seed: 7);
+        var upstream = new Dictionary<string, Tensor>();
+        var request = new JsonArray();
+        foreach (var c in cases)
+        {
+            var inputs = new JsonObject();
+            foreach (var (name, t) in c.Inputs)
+                inputs[name] = new JsonObject
+                {
+                    ["data"] = t.DType == DType.Int32
+                        ? new JsonArray(t.ToArray<int>().Select(v => (JsonNode)v).ToArray())
+                        : new JsonArray(t.Double().ToArray<double>().Select(v => (JsonNode)v).ToArray()),
+                    ["shape"] = new JsonArray(t.Dims.Select(v => (JsonNode)v).ToArray()),
+                    ["dtype"] = t.DType == DType.Int32 ? "int" : "float",
+                    ["grad"] = c.Grad.Contains(name),
+                };
+            JsonNode? up = null;
+            if (c.Upstream)
+            {
+                var o = c.MiniDeep(c.Inputs.ToDictionary(kv => kv.Key, kv => kv.Value.Clone()));
+                var u = Tensor.Randn(new Shape(o.Dims), g);
+                upstream[c.Id] = u;
+                up = new JsonArray(u.Double().ToArray<double>().Select(v => (JsonNode)v).ToArray());
+            }
+            request.Add(new JsonObject { ["id"] = c.Id, ["code"] = c.Torch, ["inputs"] = inputs, ["upstream"] = up });
+        }
+        string python = Environment.GetEnvironmentVariable("MINIDEEP_TORCH_PYTHON") ?? (File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
+        string script = Path.Combine(RepoRoot.Path, "tests", "oracle", "torch_oracle.py");
+        try
+        {
+            using var p = Process.Start(new ProcessStartInfo(python, [script])
+            {
+                RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            })!;
+            var stderr = p.StandardError.ReadToEndAsync();
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            try
+            {
+                p.StandardInput.Write(request.ToJsonString());
+                p.StandardInput.Close();
+            }
+            catch (IOException) { }   // the interpreter quit before reading (torch failed to import): its exit says why
+            p.WaitForExit();
+            if (p.ExitCode != 0)
+                return new Run(cases, upstream, null, $"{python} {script} exited with {p.ExitCode}: {stderr.Result.Trim().Split('\n').LastOrDefault()}");
+            return new Run(cases, upstream, JsonNode.Parse(stdout.Result)!["results"]!.AsObject(), null);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return new Run(cases, upstream, null, $"{python} could not be started: {e.Message}");
+        }
+    });
+}
