@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using MiniDeep.Geometry;
 using MiniDeep.Nn;
 using MiniDeep.Optim;
 using Xunit;
@@ -245,6 +246,36 @@ public class TorchOracleTests
                 double norm = GradClip.ClipGradNorm([a, b], 1.0);
                 return Tensor.Concat([Tensor.FromArray(new[] { (float)norm }), a.Grad!.Reshape(-1), b.Grad!]);
             }, Upstream: false));
+        // Second order: Hessian-vector products (double backward) of a cross-entropy, against PyTorch's
+        // own double backward; the flat vector lists the parameters in order, each row-major.
+        Case Hvp(string id, string torchLoss, Func<Dictionary<string, Tensor>, Tensor> loss, string[] parameters, Dictionary<string, Tensor> inputs)
+        {
+            int n = parameters.Sum(p => inputs[p].Numel);
+            inputs["v"] = N(g, n);
+            return new(id, $"""
+                ps = [{string.Join(", ", parameters)}]
+                for q in ps:
+                    q.requires_grad_()
+                grads = torch.autograd.grad({torchLoss}, ps, create_graph=True)
+                flat = torch.cat([t.reshape(-1) for t in grads])
+                out = torch.cat([t.reshape(-1) for t in torch.autograd.grad((flat * v).sum(), ps)])
+                """, inputs, [],
+                d =>
+                {
+                    var local = d.ToDictionary(kv => kv.Key, kv => parameters.Contains(kv.Key) ? kv.Value.Clone().RequiresGrad_() : kv.Value);
+                    return Hessian.VectorProduct(() => loss(local), parameters.Select(p => local[p]).ToList(), d["v"]);
+                }, Upstream: false);
+        }
+        cases.Add(Hvp("Hessian-vector product: tanh MLP, cross-entropy",
+            "F.cross_entropy(F.linear(torch.tanh(F.linear(x, w1, b1)), w2, b2), y)",
+            d => Losses.CrossEntropy(Tensor.Linear(Tensor.Linear(d["x"], d["w1"], d["b1"]).Tanh(), d["w2"], d["b2"]), d["y"]),
+            ["w1", "b1", "w2", "b2"],
+            new() { ["x"] = N(g, 6, 4), ["y"] = Labels(g, 3, 6), ["w1"] = N(g, 5, 4), ["b1"] = N(g, 5), ["w2"] = N(g, 3, 5), ["b2"] = N(g, 3) }));
+        cases.Add(Hvp("Hessian-vector product: conv, softplus, max-pool, linear, cross-entropy",
+            "F.cross_entropy(F.linear(F.max_pool2d(F.softplus(F.conv2d(x, w, b, padding=1)), 2).flatten(1), f), y)",
+            d => Losses.CrossEntropy(Tensor.Linear(Tensor.MaxPool2d(Tensor.Conv2d(d["x"], d["w"], d["b"], padding: (1, 1)).Softplus(), (2, 2)).Flatten(1), d["f"]), d["y"]),
+            ["w", "b", "f"],
+            new() { ["x"] = N(g, 3, 1, 5, 5), ["y"] = Labels(g, 3, 3), ["w"] = N(g, 2, 1, 3, 3), ["b"] = N(g, 2), ["f"] = N(g, 3, 8) }));
         return cases;
     }
 
