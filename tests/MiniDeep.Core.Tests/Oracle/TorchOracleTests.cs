@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using MiniDeep.Geometry;
 using MiniDeep.Nn;
@@ -22,6 +21,10 @@ public class TorchOracleTests
     // float32 against float64: a few ulps per op, compounded over a conv's taps or five optimizer steps.
     private const double Rtol = 1e-4, Atol = 1e-5;
 
+    // Torch: Python that assigns `out` from the inputs (same names). Grad: the inputs whose gradients are
+    // compared. MiniDeep: the same computation; a module case puts its own parameters into the
+    // dictionary under the inputs' names, so their gradients are the ones read. Upstream = false: the
+    // output (an optimizer's trajectory, a schedule) is compared but not differentiated.
     private sealed record Case(string Id, string Torch, Dictionary<string, Tensor> Inputs, string[] Grad,
         Func<Dictionary<string, Tensor>, Tensor> MiniDeep, bool Upstream = true);
 
