@@ -135,18 +135,21 @@ public class LabRunnerTests
     public void Run_RefusesAnOutputPathThatIsAFile_BeforeRunningAnyClaim()
     {
         var file = Path.GetTempFileName();
+        var dir = Directory.CreateTempSubdirectory("minideep-json-dir").FullName;
         try
         {
             var log = new StringWriter();
             var ex = Assert.Throws<ArgumentException>(() => LabRunner.Run(new LabOptions(["tricks"], Budget.Smoke, 0, null, file, "cpu", null), log));
             Assert.Contains($"--out: '{file}' is a file, not a directory", ex.Message);
             Assert.Equal("", log.ToString());   // refused before the data was loaded or a claim ran
-            var dir = Directory.CreateTempSubdirectory("minideep-json-dir").FullName;
             ex = Assert.Throws<ArgumentException>(() => LabRunner.Run(new LabOptions(["tricks"], Budget.Smoke, 0, null, Path.GetTempPath(), "cpu", dir), log));
             Assert.Contains("--json", ex.Message);
+        }
+        finally
+        {
+            File.Delete(file);
             Directory.Delete(dir);
         }
-        finally { File.Delete(file); }
     }
 
     [Fact]

@@ -15,12 +15,12 @@ public static class Randomizers
         if (classes < 1) throw new ArgumentOutOfRangeException(nameof(classes), $"CorruptLabels: at least one class, got {classes}");
         if (d.Y.DType != DType.Int32) throw new ArgumentException($"CorruptLabels: class labels must be int32, got {d.Y.DType.Name()}");
         // Checked before drawing, so that a bad call leaves the generator where it was.
-        foreach (int label in d.Y.ToArray<int>())
+        var y = d.Y.ToArray<int>();
+        foreach (int label in y)
             if ((uint)label >= (uint)classes)
                 throw new ArgumentOutOfRangeException(nameof(classes), $"CorruptLabels: label {label} lies outside the {classes} classes [0, {classes})");
         var replace = Tensor.Bernoulli(d.Y.Shape, p, g, DType.Bool);
         var random = Tensor.Randint(0, classes, d.Y.Shape, g);
-        var y = d.Y.ToArray<int>();
         var r = random.ToArray<int>();
         var m = replace.ToArray<bool>();
         for (int i = 0; i < y.Length; i++) if (m[i]) y[i] = r[i];
