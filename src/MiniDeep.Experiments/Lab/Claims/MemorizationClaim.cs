@@ -116,8 +116,8 @@ public sealed class MemorizationClaim : IClaim
         checks.Add(new("steps_spearman", "Spearman correlation of median steps-to-99% with label corruption (six levels)", rho, Comparison.AtLeast, smoke ? 0.5 : 0.9, "time grows with corruption (Fig. 1b)", "F2"));
         var truth = runs.First(r => r.Condition.Name == "true");
         double ratio = random.StepsTo99 is { } rs && truth.StepsTo99 is { } ts ? rs / (double)ts : double.NaN;
-        checks.Add(new("random_true_step_ratio", "median steps-to-99%: random labels ÷ true labels", ratio, Comparison.AtLeast, smoke ? 1.0 : 2, "a small constant factor", "F1"));
-        checks.Add(new("random_true_step_ratio_max", "median steps-to-99%: random labels ÷ true labels (upper bound)", ratio, Comparison.AtMost, 20, "a small constant factor", "F1"));
+        checks.Add(new("random_true_step_ratio", "median steps-to-99%: random labels ÷ true labels", ratio, Comparison.AtLeast, smoke ? 1.0 : 2, "a small constant factor", "F2"));
+        checks.Add(new("random_true_step_ratio_max", "median steps-to-99%: random labels ÷ true labels (upper bound)", ratio, Comparison.AtMost, 20, "a small constant factor", "F2"));
         checks.Add(new("regularization_test_change", "size of the test-accuracy change from weight decay + dropout, fixed step budget (median over seeds)", regChange, Comparison.Below, smoke ? 0.05 : 0.03, "a few points at most", "P1"));
 
         report.Section("Every condition is memorized");
@@ -138,9 +138,17 @@ public sealed class MemorizationClaim : IClaim
         report.Image("steps.png", Plots.Lines("Label corruption against time to memorize", "label corruption p", "optimizer steps to 99% training accuracy",
             [new Series("steps to 99%", ps, levels.Select(r => (double)(r.StepsTo99 ?? double.NaN)).ToArray())]),
             $"Median over {reps} seed{(reps > 1 ? "s" : "")} of the steps to reach 99% training accuracy: they grow with the corrupted fraction (Zhang et al.'s Fig. 1b).");
-        report.Text($"Steps to memorize grow with corruption (Spearman ρ = {rho:F2}); random labels take {ratio:F1}× the steps of true labels. " +
+        report.Text($"Steps to memorize grow with corruption (Spearman ρ = {rho:F2}); random labels take {ratio:F2}× the steps of true labels. " +
             "Unlike the paper's CIFAR-10 curves, the noise inputs are memorized fastest here. A likely reason (not tested here): random pixels and Gaussian images lie far apart from each other in pixel space (no two look alike), " +
             "so each is easy to separate, while real clothes images with random labels sit among near-identical images of other labels. The order of random pixels, Gaussian inputs and true labels is reported, not thresholded.");
+        if (ctx.Budget == Budget.Standard)
+            // Measured 2026-11-30, `lab run memorization --seed N` at the standard budget: lab seeds 0, 1 and 2 on a
+            // 2-core AMD EPYC without AVX-512, and the committed lab seed 0 report made with AVX-512 kernels.
+            report.Text("The ratio of the two medians sits close to its pass line of 2, and a lab seed can fall on either side of it: each run's step count varies by about a tenth " +
+                "from seed to seed. On lab seeds 0, 1 and 2 on a machine without AVX-512 (its kernels add in another order, so the bits differ) the ratio was 1.94, 2.33 and 2.34 " +
+                "(true labels 1,440, 1,440 and 1,280 median steps; random labels 2,800, 3,360 and 3,000); with AVX-512 kernels lab seed 0 gave 2.25 (1,280 and 2,880). " +
+                "Over those 12 runs of each condition true labels took 1,120 to 1,600 steps and random labels 2,480 to 3,640, and the medians of all 12 give 2.10. " +
+                "More seeds per condition would narrow the spread of the ratio, not move it away from the line.");
         report.Section("Explicit regularization is not the reason it generalizes");
         report.Text($"With true labels and a fixed budget of {regEpochs} epochs ({regEpochs * ((subset + batch - 1) / batch):N0} steps), the median test accuracy is {Report.Pct(plainTest)} without regularization " +
             $"and {Report.Pct(regTest)} with weight decay 5e-4 (coupled L2) and dropout 0.5 after each hidden layer; the median size of the change, seed by seed, is {Report.Pct(regChange)} " +
