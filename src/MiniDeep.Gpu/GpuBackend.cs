@@ -493,7 +493,7 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     }
 
     /// <inheritdoc/>
-    public Storage Gather(View x, int axis, View index)
+    public Storage Gather(View x, int axis, View index, string op = "gather")
     {
         lock (_gate)
         {
@@ -515,7 +515,7 @@ public sealed partial class GpuBackend : IBackend, IDisposable
                 case DType.Int32: Run(Indexing.Gather, n, s.I32, xAt, axisStride, size, si.I32, il, y.I32, err); break;
                 default: Run(Indexing.Gather, n, s.U8, xAt, axisStride, size, si.I32, il, y.U8, err); break;
             }
-            Check(e => new IndexOutOfRangeException($"gather: index {e[1]} is out of range for axis {axis} of size {size}"));
+            Check(e => new IndexOutOfRangeException($"{op}: index {e[1]} is out of range for axis {axis} of size {size}"));
             return y;
         }
     }

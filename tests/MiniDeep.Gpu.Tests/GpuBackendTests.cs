@@ -116,6 +116,12 @@ public class GpuBackendTests
         var g = Assert.Throws<IndexOutOfRangeException>(() => Backend.Synchronize());
         Assert.Contains("gather: index 5 is out of range for axis 0 of size 3", g.Message);
 
+        // index_select and embedding are gathers underneath; their errors name the op the caller called.
+        x.IndexSelect(0, Tensor.FromArray([4]).To(Dev));
+        Assert.Contains("index_select: index 4 is out of range for axis 0 of size 3", Assert.Throws<IndexOutOfRangeException>(() => Backend.Synchronize()).Message);
+        Tensor.Embedding(Tensor.FromArray([0, 6]).To(Dev), x.Reshape(3, 1));
+        Assert.Contains("embedding: index 6 is out of range for axis 0 of size 3", Assert.Throws<IndexOutOfRangeException>(() => Backend.Synchronize()).Message);
+
         // A scope that ends before the read back frees the op's tensors, not its pending check.
         using (new GpuScope()) Losses.CrossEntropy(logits, bad);
         Assert.Throws<ArgumentOutOfRangeException>(() => (x * 2).ToArray<float>());

@@ -223,7 +223,7 @@ internal sealed class CapturingBackend(CpuBackend inner) : IBackend
     }
 
     public Storage MaxPool2dBackward(View grad, View indices, WindowGeometry g) => Run("max_pool2d_backward", () => inner.MaxPool2dBackward(grad, indices, g));
-    public Storage Gather(View x, int axis, View index) => Run("gather", () => inner.Gather(x, axis, index));
+    public Storage Gather(View x, int axis, View index, string op = "gather") => Run("gather", () => inner.Gather(x, axis, index, op));
     public Storage ScatterAdd(int[] shape, int axis, View index, View src) => Run("scatter_add", () => inner.ScatterAdd(shape, axis, index, src));
 
     // A draw with a fixed seed and stream would repeat on every replay: refused. Tensor-level draws

@@ -133,8 +133,10 @@ public interface IBackend
     /// maximum (indices as <see cref="MaxPool2d"/> returns them), zero elsewhere; result (B, C, H, W).</summary>
     Storage MaxPool2dBackward(View grad, View indices, WindowGeometry g);
 
-    /// <summary>out[i] = x[i with axis coordinate replaced by index[i]]; index (int32) has the output's shape.</summary>
-    Storage Gather(View x, int axis, View index);
+    /// <summary>out[i] = x[i with axis coordinate replaced by index[i]]; index (int32) has the output's shape.
+    /// An index out of range throws <see cref="IndexOutOfRangeException"/> naming <paramref name="op"/>, the op
+    /// the caller called (index_select and embedding are gathers underneath).</summary>
+    Storage Gather(View x, int axis, View index, string op = "gather");
 
     /// <summary>out = zeros(shape); out[i with axis coordinate index[i]] += src[i]. Adjoint of <see cref="Gather"/>.</summary>
     Storage ScatterAdd(int[] shape, int axis, View index, View src);

@@ -11,18 +11,22 @@ public sealed partial class Tensor
     }
 
     /// <summary>out[i][j][k] = x[i][index[i][j][k]][k] for axis 1 (and likewise for any axis). index has the output's shape.</summary>
+    public Tensor Gather(int axis, Tensor index) => Gather(axis, index, "gather");
+
     // y = gather(x, axis, idx)   dx = scatter_add(zeros(shape(x)), axis, idx, g)
-    public Tensor Gather(int axis, Tensor index)
+    // op is the name errors give: index_select and embedding are gathers underneath, and their callers
+    // should read the op they called, whichever check (here or the backend's range check) fires.
+    private Tensor Gather(int axis, Tensor index, string op)
     {
-        CheckIndex("gather", index);
-        int ax = Shapes.NormalizeAxis(axis, Rank, "gather");
+        CheckIndex(op, index);
+        int ax = Shapes.NormalizeAxis(axis, Rank, op);
         if (index.Rank != Rank)
-            throw new ShapeMismatchException("gather", $"gather: index {index.Shape} must have the same rank as the input {Shape}");
+            throw new ShapeMismatchException(op, $"{op}: index {index.Shape} must have the same rank as the input {Shape}");
         for (int d = 0; d < Rank; d++)
             if (d != ax && index.Dims[d] > Dims[d])
-                throw new ShapeMismatchException("gather", $"gather: index {index.Shape} is larger than input {Shape} in dimension {d}");
-        if (index.Device != Device) throw DeviceMismatch("gather", this, index);
-        var y = new Tensor(Backend.Gather(AsView, ax, index.AsView), (int[])index.Dims.Clone());
+                throw new ShapeMismatchException(op, $"{op}: index {index.Shape} is larger than input {Shape} in dimension {d}");
+        if (index.Device != Device) throw DeviceMismatch(op, this, index);
+        var y = new Tensor(Backend.Gather(AsView, ax, index.AsView, op), (int[])index.Dims.Clone());
         var inShape = Dims;
         return Autograd.Record(y, "gather", [this], g => [ScatterAdd(inShape, ax, index, g)]);
     }
@@ -43,17 +47,19 @@ public sealed partial class Tensor
     }
 
     /// <summary>Picks entries of a 1-D int32 index along <paramref name="axis"/>: out.shape[axis] = index.length.</summary>
-    public Tensor IndexSelect(int axis, Tensor index)
+    public Tensor IndexSelect(int axis, Tensor index) => IndexSelect(axis, index, "index_select");
+
+    private Tensor IndexSelect(int axis, Tensor index, string op)
     {
-        CheckIndex("index_select", index);
-        if (index.Rank != 1) throw new ShapeMismatchException("index_select", $"index_select: index must be 1-D, got {index.Shape}");
-        int ax = Shapes.NormalizeAxis(axis, Rank, "index_select");
+        CheckIndex(op, index);
+        if (index.Rank != 1) throw new ShapeMismatchException(op, $"{op}: index must be 1-D, got {index.Shape}");
+        int ax = Shapes.NormalizeAxis(axis, Rank, op);
         var viewShape = Enumerable.Repeat(1, Rank).ToArray();
         viewShape[ax] = index.Numel;
         var outShape = (int[])Dims.Clone();
         outShape[ax] = index.Numel;
         // A stride-0 expansion of the index: no copy of the indices per output element.
-        return Gather(ax, index.Reshape(viewShape).Expand(outShape));
+        return Gather(ax, index.Reshape(viewShape).Expand(outShape), op);
     }
 
     /// <summary>Rows of <paramref name="weight"/> (V, D) looked up by int32 <paramref name="indices"/> of any shape: result indices.shape + (D).</summary>
@@ -61,14 +67,8 @@ public sealed partial class Tensor
     {
         if (weight.Rank != 2) throw new ShapeMismatchException("embedding", $"embedding: weight must be (num_embeddings, dim), got {weight.Shape}");
         CheckIndex("embedding", indices);
-        Tensor rows;
-        try { rows = weight.IndexSelect(0, indices.Reshape(-1)); }
-        catch (IndexOutOfRangeException e)
-        {
-            // The range is checked where the ids are read; the caller called embedding, not gather.
-            throw new IndexOutOfRangeException($"embedding: an id lies outside the table's {weight.Dims[0]} rows ({e.Message})", e);
-        }
-        return rows.Reshape([.. indices.Dims, weight.Dims[1]]);
+        // An id outside the table is reported where the ids are read: "embedding: index 7 is out of range for axis 0 of size 5".
+        return weight.IndexSelect(0, indices.Reshape(-1), "embedding").Reshape([.. indices.Dims, weight.Dims[1]]);
     }
 
     /// <summary>One-hot encoding of int32 class indices: shape indices.shape + (numClasses).</summary>

@@ -365,7 +365,7 @@ public class LayerInputCheckTests
         Assert.Contains("Linear: features must be non-negative", Assert.Throws<ArgumentOutOfRangeException>(() => new Linear(3, -2)).Message);
         Assert.Contains("Embedding: the table needs at least one row", Assert.Throws<ArgumentOutOfRangeException>(() => new Embedding(0, 2)).Message);
         var e = Assert.Throws<IndexOutOfRangeException>(() => new Embedding(3, 2, new Generator(1)).Forward(Tensor.FromArray(new[] { 1, 5 })));
-        Assert.StartsWith("embedding: an id lies outside the table's 3 rows", e.Message);
+        Assert.StartsWith("embedding: index 5 is out of range for axis 0 of size 3", e.Message);
         Assert.Throws<ArgumentNullException>(() => new Linear(3, 2).Forward(null!));
     }
 }

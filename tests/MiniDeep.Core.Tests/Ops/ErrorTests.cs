@@ -112,6 +112,31 @@ public class ErrorTests
         Assert.Contains("target 3", e.Message);
     }
 
+    // index_select and embedding are gathers underneath; an index out of range must name the op the
+    // caller called, on every path the CPU backend takes (last-axis rows, row selection, the general
+    // fallback) and on the reference backend. Before the op name reached the backends, index_select's
+    // error said "gather" and embedding caught and rethrew it.
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("reference")]
+    public void IndexOutOfRange_NamesTheOpTheCallerCalled(string device)
+    {
+        var dev = device == "cpu" ? Device.Cpu : Device.Reference;
+        Tensor On(Tensor t) => t.To(dev);
+        void Names(string expected, Func<Tensor> act)
+        {
+            var e = Assert.Throws<IndexOutOfRangeException>(() => act());
+            Assert.StartsWith(expected, e.Message);
+        }
+        var x = On(Tensor.Arange(6).Reshape(2, 3));
+        Names("index_select: index 5 is out of range for axis 0 of size 2", () => x.IndexSelect(0, On(Tensor.FromArray(new[] { 0, 5 }))));
+        Names("index_select: index 3 is out of range for axis 1 of size 3", () => x.IndexSelect(1, On(Tensor.FromArray(new[] { 3 }))));
+        Names("index_select: index -1 is out of range for axis 0 of size 2", () => On(x.Double()).IndexSelect(0, On(Tensor.FromArray(new[] { -1 }))));
+        Names("gather: index 3 is out of range for axis 1 of size 3", () => x.Gather(1, On(Tensor.FromArray(new[] { 0, 3, 1, 1 }).Reshape(2, 2))));
+        Names("gather: index 5 is out of range for axis 0 of size 2", () => x.Gather(0, On(Tensor.FromArray(new[] { 0, 5, 1 }).Reshape(1, 3))));
+        Names("embedding: index 7 is out of range for axis 0 of size 2", () => Tensor.Embedding(On(Tensor.FromArray(new[] { 1, 7 })), x));
+    }
+
     [Fact]
     public void MixingDevices_NamesBothDevices()
     {

@@ -85,7 +85,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     /// <inheritdoc/>
     public override Storage MaxPool2dBackward(View grad, View indices, WindowGeometry g) { var r = MaxPool2dBackwardImpl(grad, indices, g); GC.KeepAlive(grad.Storage); GC.KeepAlive(indices.Storage); return r; }
     /// <inheritdoc/>
-    public override Storage Gather(View x, int axis, View index) { var r = GatherImpl(x, axis, index); GC.KeepAlive(x.Storage); GC.KeepAlive(index.Storage); return r; }
+    public override Storage Gather(View x, int axis, View index, string op = "gather") { var r = GatherImpl(x, axis, index, op); GC.KeepAlive(x.Storage); GC.KeepAlive(index.Storage); return r; }
     /// <inheritdoc/>
     public override Storage ScatterAdd(int[] shape, int axis, View index, View src) { var r = ScatterAddImpl(shape, axis, index, src); GC.KeepAlive(index.Storage); GC.KeepAlive(src.Storage); return r; }
     /// <inheritdoc/>
@@ -434,26 +434,26 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
-    private Storage GatherImpl(View x, int axis, View index)
+    private Storage GatherImpl(View x, int axis, View index, string op)
     {
         // The index-select pattern (an index that varies only along the axis, expanded with stride 0
         // elsewhere): copy whole inner blocks. It covers batching, embeddings and IndexSelect.
         var ix = index.Layout;
         if (axis == x.Shape.Length - 1 && x.Layout.IsContiguous && ix.IsContiguous && x.DType == DType.Float32
             && Shapes.SameShape(x.Shape.AsSpan(0, axis), index.Shape.AsSpan(0, axis)))
-            return Pooled(GatherLastAxis(x, index));
+            return Pooled(GatherLastAxis(x, index, op));
         bool selectPattern = ix.Strides.Select((st, d) => d == axis || ((st == 0 || ix.Shape[d] == 1) && ix.Shape[d] == x.Shape[d])).All(b => b);
-        if (!selectPattern || x.DType is not (DType.Float32 or DType.Float64 or DType.Int32)) return base.Gather(x, axis, index);
+        if (!selectPattern || x.DType is not (DType.Float32 or DType.Float64 or DType.Int32)) return base.Gather(x, axis, index, op);
         return x.DType switch
         {
-            DType.Float32 => Pooled(SelectRows<float>(x, axis, index)),
-            DType.Float64 => Pooled(SelectRows<double>(x, axis, index)),
-            _ => Pooled(SelectRows<int>(x, axis, index)),
+            DType.Float32 => Pooled(SelectRows<float>(x, axis, index, op)),
+            DType.Float64 => Pooled(SelectRows<double>(x, axis, index, op)),
+            _ => Pooled(SelectRows<int>(x, axis, index, op)),
         };
     }
 
     // Gather along the last axis of contiguous tensors, row by row (max pooling's values).
-    private static float[] GatherLastAxis(View x, View index)
+    private static float[] GatherLastAxis(View x, View index, string op)
     {
         var src = Data<float>(x.Storage);
         var idx = Data<int>(index.Storage);
@@ -466,7 +466,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
                 for (int j = 0; j < n; j++)
                 {
                     int v = idx[io + r * n + j];
-                    if ((uint)v >= (uint)size) throw new IndexOutOfRangeException($"gather: index {v} is out of range for axis {x.Shape.Length - 1} of size {size}");
+                    if ((uint)v >= (uint)size) throw new IndexOutOfRangeException($"{op}: index {v} is out of range for axis {x.Shape.Length - 1} of size {size}");
                     y[r * n + j] = src[xo + r * size + v];
                 }
         });
@@ -533,7 +533,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         return Pooled(dx);
     }
 
-    private static T[] SelectRows<T>(View x, int axis, View index) where T : unmanaged
+    private static T[] SelectRows<T>(View x, int axis, View index, string op) where T : unmanaged
     {
         var src = x.Layout.IsContiguous ? Data<T>(x.Storage) : Materialize<T>(x);
         int off = x.Layout.IsContiguous ? x.Layout.Offset : 0;
@@ -547,7 +547,7 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         for (int j = 0; j < n; j++)
         {
             int v = idx[index.Layout.Offset + j * index.Layout.Strides[axis]];
-            if ((uint)v >= (uint)size) throw new IndexOutOfRangeException($"gather: index {v} is out of range for axis {axis} of size {size}");
+            if ((uint)v >= (uint)size) throw new IndexOutOfRangeException($"{op}: index {v} is out of range for axis {axis} of size {size}");
             picks[j] = v;
         }
         var y = BufferPool.Rent<T>(outer * n * inner, clear: false);

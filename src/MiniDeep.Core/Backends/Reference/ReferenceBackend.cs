@@ -501,7 +501,7 @@ public class ReferenceBackend : IBackend
     }
 
     /// <inheritdoc/>
-    public virtual Storage Gather(View x, int axis, View index)
+    public virtual Storage Gather(View x, int axis, View index, string op = "gather")
     {
         var outShape = index.Shape;
         int n = Shapes.Numel(outShape);
@@ -512,7 +512,7 @@ public class ReferenceBackend : IBackend
         for (int i = 0; i < n; i++)
         {
             int rem = i, off = x.Layout.Offset;
-            int target = CheckedIndex("gather", idx[index.Layout.IndexOf(i)], x.Shape[axis], axis);
+            int target = CheckedIndex(op, idx[index.Layout.IndexOf(i)], x.Shape[axis], axis);
             for (int d = outShape.Length - 1; d >= 0; d--)
             {
                 int coord = rem % outShape[d];
