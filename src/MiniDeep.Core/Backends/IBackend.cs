@@ -135,7 +135,7 @@ public interface IBackend
 
     /// <summary>out[i] = x[i with axis coordinate replaced by index[i]]; index (int32) has the output's shape.
     /// An index out of range throws <see cref="IndexOutOfRangeException"/> naming <paramref name="op"/>, the op
-    /// the caller called (index_select and embedding are gathers underneath).</summary>
+    /// the caller called (index_select, embedding and nll are gathers underneath).</summary>
     Storage Gather(View x, int axis, View index, string op = "gather");
 
     /// <summary>out = zeros(shape); out[i with axis coordinate index[i]] += src[i]. Adjoint of <see cref="Gather"/>.</summary>

@@ -14,9 +14,9 @@ public sealed partial class Tensor
     public Tensor Gather(int axis, Tensor index) => Gather(axis, index, "gather");
 
     // y = gather(x, axis, idx)   dx = scatter_add(zeros(shape(x)), axis, idx, g)
-    // op is the name errors give: index_select and embedding are gathers underneath, and their callers
+    // op is the name errors give: index_select, embedding and nll are gathers underneath, and their callers
     // should read the op they called, whichever check (here or the backend's range check) fires.
-    private Tensor Gather(int axis, Tensor index, string op)
+    internal Tensor Gather(int axis, Tensor index, string op)
     {
         CheckIndex(op, index);
         int ax = Shapes.NormalizeAxis(axis, Rank, op);

@@ -101,7 +101,7 @@ public static class Losses
             throw new ShapeMismatchException("nll", $"nll: log-probabilities must be (N, C), got {logProbs.Shape}");
         if (targets.DType != DType.Int32 || targets.Rank != 1 || targets.Dims[0] != logProbs.Dims[0])
             throw new ShapeMismatchException("nll", $"nll: targets {targets.Shape} ({targets.DType.Name()}) must be int32 (N) = ({logProbs.Dims[0]},) for input {logProbs.Shape}");
-        var picked = logProbs.Gather(1, targets.Unsqueeze(1)).Squeeze(1);
+        var picked = logProbs.Gather(1, targets.Unsqueeze(1), "nll").Squeeze(1);
         return Reduce(-picked, reduction);
     }
 

@@ -112,10 +112,9 @@ public class ErrorTests
         Assert.Contains("target 3", e.Message);
     }
 
-    // index_select and embedding are gathers underneath; an index out of range must name the op the
+    // index_select, embedding and nll are gathers underneath; an index out of range must name the op the
     // caller called, on every path the CPU backend takes (last-axis rows, row selection, the general
-    // fallback) and on the reference backend. Before the op name reached the backends, index_select's
-    // error said "gather" and embedding caught and rethrew it.
+    // fallback) and on the reference backend.
     [Theory]
     [InlineData("cpu")]
     [InlineData("reference")]
@@ -135,6 +134,7 @@ public class ErrorTests
         Names("gather: index 3 is out of range for axis 1 of size 3", () => x.Gather(1, On(Tensor.FromArray(new[] { 0, 3, 1, 1 }).Reshape(2, 2))));
         Names("gather: index 5 is out of range for axis 0 of size 2", () => x.Gather(0, On(Tensor.FromArray(new[] { 0, 5, 1 }).Reshape(1, 3))));
         Names("embedding: index 7 is out of range for axis 0 of size 2", () => Tensor.Embedding(On(Tensor.FromArray(new[] { 1, 7 })), x));
+        Names("nll: index 3 is out of range for axis 1 of size 3", () => Losses.Nll(x, On(Tensor.FromArray(new[] { 0, 3 }))));
     }
 
     [Fact]
