@@ -37,9 +37,14 @@ public static class Losses
     /// max-shifted kernel (exact for logits of 1e8), the backward is softmax(x) - onehot(t). Float
     /// targets (N, C) are class probabilities (<see cref="SoftCrossEntropy"/>). With
     /// <paramref name="labelSmoothing"/> ε the target is (1 − ε)·onehot(t) + ε/C, as in PyTorch.
+    /// <paramref name="weight"/> (C) scales each class's term and <paramref name="ignoreIndex"/> drops
+    /// the rows whose target it is, as PyTorch's weight and ignore_index do: the mean is then
+    /// Σ w_t ℓ / Σ w_t over the rows kept (NaN, 0/0, when none is), and an ignored row's loss and
+    /// gradient are 0. Neither has a default: a target of −100 is an error unless asked for.
     /// </summary>
     // ℓ = logsumexp(x) - x_t   dx = g * (softmax(x) - onehot(t))
-    public static Tensor CrossEntropy(Tensor logits, Tensor targets, Reduction reduction = Reduction.Mean, double labelSmoothing = 0)
+    public static Tensor CrossEntropy(Tensor logits, Tensor targets, Reduction reduction = Reduction.Mean, double labelSmoothing = 0,
+        Tensor? weight = null, int? ignoreIndex = null)
     {
         if (logits.Rank != 2)
             throw new ShapeMismatchException("cross_entropy", $"cross_entropy: logits must be (N, C), got {logits.Shape}");
@@ -49,7 +54,9 @@ public static class Losses
             if (targets.Rank == 1)
                 throw new ShapeMismatchException("cross_entropy",
                     $"cross_entropy: targets {targets.Shape} are {targets.DType.Name()}: class indices must be int32 (convert with .To(DType.Int32)); float targets are class probabilities of shape (N, C) = {logits.Shape}");
-            return SoftCrossEntropy(logits, targets, reduction, labelSmoothing);
+            if (ignoreIndex is not null)
+                throw new ArgumentException($"cross_entropy: ignoreIndex applies to class-index targets; targets {targets.Shape} are probabilities", nameof(ignoreIndex));
+            return SoftCrossEntropy(logits, targets, reduction, labelSmoothing, weight);
         }
         if (targets.DType != DType.Int32)
             throw new InvalidOperationException($"cross_entropy: class targets must be int32, got {targets.DType.Name()}");
@@ -58,15 +65,64 @@ public static class Losses
                 $"cross_entropy: targets {targets.Shape} must be (N) = ({logits.Dims[0]},) for logits {logits.Shape}");
         if (!logits.DType.IsFloating()) throw new InvalidOperationException($"cross_entropy: logits must be floating, got {logits.DType.Name()}");
         if (targets.Device != logits.Device) throw Tensor.DeviceMismatch("cross_entropy", logits, targets);
-        var perRow = new Tensor(logits.Backend.CrossEntropyRows(logits.AsView, targets.AsView), [logits.Dims[0]]);
         int numClasses = logits.Dims[1];
+        weight = CheckClassWeight("cross_entropy", weight, logits);
+        var keep = IgnoredRows(ref targets, ignoreIndex);
+        var perRow = new Tensor(logits.Backend.CrossEntropyRows(logits.AsView, targets.AsView), [logits.Dims[0]]);
         var y = Autograd.Record(perRow, "cross_entropy", [logits], g => [CrossEntropyGrad(logits, targets, g, numClasses)]);
-        // Against (1 − ε)·onehot(t) + ε/C the loss is (1 − ε)ℓ + ε·(logsumexp(x) − mean_c x_c)
-        // = ℓ + ε·(x_t − mean_c x_c): the fused row's logsumexp serves both terms.
+        if (weight is null)
+        {
+            // Against (1 − ε)·onehot(t) + ε/C the loss is (1 − ε)ℓ + ε·(logsumexp(x) − mean_c x_c)
+            // = ℓ + ε·(x_t − mean_c x_c): the fused row's logsumexp serves both terms.
+            if (labelSmoothing > 0)
+                y = y + (logits.Gather(1, targets.Unsqueeze(1)).Squeeze(1) - logits.Mean(1)) * labelSmoothing;
+            return keep is null ? Reduce(y, reduction) : ReduceKept(Kept(keep, y), keep.To(y.DType), reduction);
+        }
+        // Weighted, the smoothed loss is (1 − ε)·w_t·ℓ + (ε/C)·Σ_c w_c (logsumexp(x) − x_c), and the
+        // mean divides by Σ w_t alone (PyTorch's convention; the ε term does not enter the divisor).
+        var wt = weight.Gather(0, targets, "cross_entropy");
+        var weighted = y * wt;
         if (labelSmoothing > 0)
-            y = y + (logits.Gather(1, targets.Unsqueeze(1)).Squeeze(1) - logits.Mean(1)) * labelSmoothing;
-        return Reduce(y, reduction);
+        {
+            var logSumExp = y + logits.Gather(1, targets.Unsqueeze(1)).Squeeze(1);
+            var smooth = logSumExp * weight.Sum() - (logits * weight).Sum(1);
+            weighted = weighted * (1 - labelSmoothing) + smooth * (labelSmoothing / numClasses);
+        }
+        return keep is null ? ReduceKept(weighted, wt, reduction) : ReduceKept(Kept(keep, weighted), Kept(keep, wt), reduction);
     }
+
+    // Rows whose target is ignoreIndex: their target becomes 0 (any in-range class, so the fused kernel
+    // and the gathers read a valid column) and the returned mask (true where kept) selects the rest.
+    private static Tensor? IgnoredRows(ref Tensor targets, int? ignoreIndex)
+    {
+        if (ignoreIndex is not int ignored) return null;
+        var kept = targets != ignored;
+        targets = Tensor.Where(kept, targets, Tensor.ScalarLike(targets, 0));
+        return kept;
+    }
+
+    // A where, not a product with the mask: an ignored row's loss is 0 even when its logits are not
+    // finite (a padding position whose classes are all masked to −∞ gives NaN, and NaN·0 is NaN).
+    private static Tensor Kept(Tensor kept, Tensor perRow) => Tensor.Where(kept, perRow, Tensor.ScalarLike(perRow, 0));
+
+    private static Tensor? CheckClassWeight(string op, Tensor? weight, Tensor input)
+    {
+        if (weight is null) return null;
+        int classes = input.Size(-1);
+        if (weight.Rank != 1 || weight.Dims[0] != classes)
+            throw new ShapeMismatchException(op, $"{op}: class weight {weight.Shape} must be (C) = ({classes},) for input {input.Shape}");
+        if (!weight.DType.IsFloating()) throw new InvalidOperationException($"{op}: class weight must be floating, got {weight.DType.Name()}");
+        if (weight.Device != input.Device) throw Tensor.DeviceMismatch(op, input, weight);
+        return weight.DType == input.DType ? weight : weight.To(input.DType);
+    }
+
+    // The mean over kept rows, each counted with its weight: Σ ℓ / Σ w. Sum and None need no divisor.
+    private static Tensor ReduceKept(Tensor perRow, Tensor rowWeight, Reduction reduction) => reduction switch
+    {
+        Reduction.Mean => perRow.Sum() / rowWeight.Sum(),
+        Reduction.Sum => perRow.Sum(),
+        _ => perRow,
+    };
 
     private static void CheckSmoothing(string op, double labelSmoothing)
     {
@@ -84,25 +140,35 @@ public static class Losses
     }
 
     /// <summary>Cross-entropy against target probabilities (N, C): -Σ p log softmax(x); with
-    /// <paramref name="labelSmoothing"/> ε, against (1 − ε)·p + ε/C.</summary>
-    public static Tensor SoftCrossEntropy(Tensor logits, Tensor targetProbs, Reduction reduction = Reduction.Mean, double labelSmoothing = 0)
+    /// <paramref name="labelSmoothing"/> ε, against (1 − ε)·p + ε/C; with <paramref name="weight"/> (C),
+    /// -Σ w_c p_c log softmax(x)_c, averaged over the N rows (PyTorch's convention for probability targets).</summary>
+    public static Tensor SoftCrossEntropy(Tensor logits, Tensor targetProbs, Reduction reduction = Reduction.Mean, double labelSmoothing = 0,
+        Tensor? weight = null)
     {
         SameShape("soft_cross_entropy", logits, targetProbs);
         CheckSmoothing("soft_cross_entropy", labelSmoothing);
+        weight = CheckClassWeight("soft_cross_entropy", weight, logits);
         if (labelSmoothing > 0) targetProbs = targetProbs * (1 - labelSmoothing) + labelSmoothing / logits.Size(-1);
+        if (weight is not null) targetProbs = targetProbs * weight;
         return Reduce(-(targetProbs * logits.LogSoftmax(-1)).Sum(-1), reduction);
     }
 
-    /// <summary>Negative log-likelihood of log-probabilities (N, C) at int32 targets (N).</summary>
-    // ℓ = -logp[t]   dlogp = -g at t, 0 elsewhere
-    public static Tensor Nll(Tensor logProbs, Tensor targets, Reduction reduction = Reduction.Mean)
+    /// <summary>Negative log-likelihood of log-probabilities (N, C) at int32 targets (N); <paramref name="weight"/>
+    /// and <paramref name="ignoreIndex"/> as in <see cref="CrossEntropy"/> (the mean is Σ w_t ℓ / Σ w_t over the rows kept).</summary>
+    // ℓ = -w_t logp[t]   dlogp = -g w_t at t, 0 elsewhere
+    public static Tensor Nll(Tensor logProbs, Tensor targets, Reduction reduction = Reduction.Mean, Tensor? weight = null, int? ignoreIndex = null)
     {
         if (logProbs.Rank != 2)
             throw new ShapeMismatchException("nll", $"nll: log-probabilities must be (N, C), got {logProbs.Shape}");
         if (targets.DType != DType.Int32 || targets.Rank != 1 || targets.Dims[0] != logProbs.Dims[0])
             throw new ShapeMismatchException("nll", $"nll: targets {targets.Shape} ({targets.DType.Name()}) must be int32 (N) = ({logProbs.Dims[0]},) for input {logProbs.Shape}");
-        var picked = logProbs.Gather(1, targets.Unsqueeze(1), "nll").Squeeze(1);
-        return Reduce(-picked, reduction);
+        weight = CheckClassWeight("nll", weight, logProbs);
+        var keep = IgnoredRows(ref targets, ignoreIndex);
+        var loss = -logProbs.Gather(1, targets.Unsqueeze(1), "nll").Squeeze(1);
+        if (weight is null && keep is null) return Reduce(loss, reduction);
+        var rowWeight = weight?.Gather(0, targets, "nll") ?? Tensor.OnesLike(loss);
+        if (weight is not null) loss = loss * rowWeight;
+        return keep is null ? ReduceKept(loss, rowWeight, reduction) : ReduceKept(Kept(keep, loss), Kept(keep, rowWeight), reduction);
     }
 
     /// <summary>Mean squared error. Shapes must match exactly.</summary>

@@ -230,6 +230,13 @@ public abstract partial class BackendConformance
         var fused = Autograd.Grad(Losses.CrossEntropy(onLogits, onTargets), onLogits);
         var composite = Autograd.Grad(Losses.CrossEntropy(onLogits, onTargets), onLogits, createGraph: true);
         Same(fused.To(Device.Reference), composite.Detach().To(Device.Reference), 1e-5, 1e-7);
+        // Class weights and ignored rows are tensor ops around the fused kernel (a where on int targets,
+        // a gather of the weights): the loss and its gradient on every device.
+        var withIgnored = Tensor.FromArray(targets.ToArray<int>().Select((v, i) => i % 3 == 1 ? -100 : v).ToArray());
+        var classWeights = V([10], 16, t).Abs() + 0.1;
+        Agree(a => Losses.CrossEntropy(a[0], a[1], labelSmoothing: 0.1, weight: a[2], ignoreIndex: -100), [logits, withIgnored, classWeights], 1e-5, 1e-6);
+        Agree(a => Autograd.Grad(Losses.CrossEntropy(a[0], a[1], labelSmoothing: 0.1, weight: a[2], ignoreIndex: -100), a[0]),
+            [logits.Detach().RequiresGrad_(), withIgnored, classWeights], 1e-5, 1e-7);
     }
 }
 

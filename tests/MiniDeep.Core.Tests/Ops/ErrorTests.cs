@@ -39,6 +39,9 @@ public class ErrorTests
         { "cross_entropy", () => Losses.CrossEntropy(Z(4), Tensor.Zeros(new Shape(4), DType.Int32)), ["(4,)"] },
         { "cross_entropy", () => Losses.CrossEntropy(Z(4, 3), Z(4)), ["(4,)", "int32", "(4, 3)"] },
         { "nll", () => Losses.Nll(Z(4, 3), Tensor.Zeros(new Shape(3), DType.Int32)), ["(3,)", "(4, 3)"] },
+        { "cross_entropy", () => Losses.CrossEntropy(Z(4, 3), Tensor.Zeros(new Shape(4), DType.Int32), weight: Z(4)), ["class weight (4,)", "(3,)", "(4, 3)"] },
+        { "soft_cross_entropy", () => Losses.SoftCrossEntropy(Z(4, 3), Z(4, 3), weight: Z(3, 1)), ["class weight (3, 1)", "(4, 3)"] },
+        { "nll", () => Losses.Nll(Z(4, 3), Tensor.Zeros(new Shape(4), DType.Int32), weight: Z(2)), ["class weight (2,)", "(4, 3)"] },
         { "distillation_kl", () => Losses.DistillationKl(Z(2, 3), Z(2, 4), 2), ["(2, 3)", "(2, 4)"] },
         { "Split", () => Z(5).Split([2, 2]), ["(5,)"] },
         { "FromArray", () => Tensor.FromArray(new float[5], 2, 3), ["(2, 3)"] },
@@ -110,6 +113,18 @@ public class ErrorTests
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => Losses.CrossEntropy(Z(2, 3), Tensor.FromArray(new[] { 0, 3 })));
         Assert.Contains("target 3", e.Message);
+    }
+
+    [Fact]
+    public void CrossEntropy_IgnoreIndex_RefusesProbabilityTargets_AndStillChecksTheOtherTargets()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Losses.CrossEntropy(Z(2, 3), Z(2, 3), ignoreIndex: -100));
+        Assert.Contains("cross_entropy: ignoreIndex", e.Message);
+        Assert.Contains("(2, 3)", e.Message);
+        // Only the ignored value is exempt: another target outside [0, C) is still an error.
+        var o = Assert.Throws<ArgumentOutOfRangeException>(() => Losses.CrossEntropy(Z(3, 3), Tensor.FromArray(new[] { 0, -100, 5 }), ignoreIndex: -100));
+        Assert.Contains("target 5 at row 2", o.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Losses.CrossEntropy(Z(2, 3), Tensor.FromArray(new[] { 0, -100 })));
     }
 
     // index_select, embedding and nll are gathers underneath; an index out of range must name the op the

@@ -17,6 +17,23 @@ public class ExtremeValueTests
     }
 
     [Fact]
+    public void CrossEntropy_AnIgnoredRowOfMinusInfinities_AddsNothing()
+    {
+        // A padding position whose classes are all masked to −∞ has a NaN loss of its own (−∞ − −∞);
+        // ignored, it must leave the mean of the other rows exactly as it is, weighted or not.
+        float ninf = float.NegativeInfinity;
+        var logits = Tensor.FromArray(new[] { 1f, 2f, 0f, ninf, ninf, ninf, -1f, 0.5f, 3f }, 3, 3);
+        var t = Tensor.FromArray(new[] { 1, -100, 2 });
+        var rows = Losses.CrossEntropy(logits.IndexSelect(0, Tensor.FromArray(new[] { 0, 2 })), Tensor.FromArray(new[] { 1, 2 }), Reduction.None);
+        var kept = rows.Mean();
+        Assert.Equal(kept.Item(), Losses.CrossEntropy(logits, t, ignoreIndex: -100).Item());
+        var w = Tensor.FromArray(new[] { 1f, 2f, 3f });
+        var l = rows.ToDoubleArray();
+        Assert.Equal((2 * l[0] + 3 * l[1]) / 5, Losses.CrossEntropy(logits, t, weight: w, ignoreIndex: -100).Item(), 1e-6);
+        Assert.Equal(kept.Item(), Losses.Nll(logits.LogSoftmax(1), t, ignoreIndex: -100).Item(), 1e-6);
+    }
+
+    [Fact]
     public void LogSoftmax_OfTheLargestExpArgument_IsFinite()
     {
         var y = Tensor.FromArray(new[] { 88.72284f }).LogSoftmax();

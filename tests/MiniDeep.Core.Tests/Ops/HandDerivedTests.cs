@@ -1,3 +1,5 @@
+using FsCheck;
+using FsCheck.Fluent;
 using Xunit;
 
 namespace MiniDeep.Tests.Ops;
@@ -209,6 +211,83 @@ public class HandDerivedTests
         var check = GradCheck.CheckSecondOrder(a => Losses.CrossEntropy(a[0], labels, labelSmoothing: eps), [logits]);
         Assert.True(check.Passed, check.Failure);
     }
+
+    [Fact]
+    public void CrossEntropy_WithClassWeightsAndAnIgnoredRow_IsTheWeightedMeanOfTheRowsKept()
+    {
+        // ℓ = (w_0 ℓ_0 + w_2 ℓ_2) / (w_0 + w_2) with row 1 ignored ⇒ ∂ℓ/∂x_i = w_ti (softmax(x_i) − onehot(t_i)) / 4, row 1: 0
+        var logits = Tensor.FromArray(new double[] { 2, -1, 0.5, 0, 3, -2, 1, 1, -1 }, 3, 3);
+        var w = Tensor.FromArray(new double[] { 1, 2, 3 });
+        var t = Tensor.FromArray(new[] { 0, -1, 2 });
+        var x = logits.Clone().RequiresGrad_();
+        var loss = Losses.CrossEntropy(x, t, weight: w, ignoreIndex: -1);
+        loss.Backward();
+        var rows = Losses.CrossEntropy(logits, Tensor.FromArray(new[] { 0, 0, 2 }), Reduction.None).ToDoubleArray();
+        Close([(1 * rows[0] + 3 * rows[2]) / 4], loss, 1e-12);
+        var p = logits.Softmax(1).ToDoubleArray();
+        Close([(p[0] - 1) / 4, p[1] / 4, p[2] / 4, 0, 0, 0, 3 * p[6] / 4, 3 * p[7] / 4, 3 * (p[8] - 1) / 4], x.Grad!, 1e-12);
+        // Sum and None keep the weights and drop the row, without the divisor.
+        Close([1 * rows[0] + 3 * rows[2]], Losses.CrossEntropy(logits, t, Reduction.Sum, weight: w, ignoreIndex: -1), 1e-12);
+        Close([rows[0], 0, 3 * rows[2]], Losses.CrossEntropy(logits, t, Reduction.None, weight: w, ignoreIndex: -1), 1e-12);
+        // Second derivatives through the weights, the mask and the smoothing term.
+        var check = GradCheck.CheckSecondOrder(a => Losses.CrossEntropy(a[0], t, labelSmoothing: 0.2, weight: a[1], ignoreIndex: -1), [logits, w]);
+        Assert.True(check.Passed, check.Failure);
+    }
+
+    [Fact]
+    public void CrossEntropy_WhenEveryRowIsIgnored_MeanIsNaN_SumAndGradientAreZero()
+    {
+        // 0/0, as in PyTorch: there is no row to average; the sum over no rows is 0 and so is its gradient.
+        var x = Tensor.FromArray(new double[] { 2, -1, 0.5, 0, 3, -2 }, 2, 3).RequiresGrad_();
+        var t = Tensor.FromArray(new[] { 7, 7 });
+        Assert.True(double.IsNaN(Losses.CrossEntropy(x, t, ignoreIndex: 7).Item()));
+        var sum = Losses.CrossEntropy(x, t, Reduction.Sum, labelSmoothing: 0.1, ignoreIndex: 7);
+        sum.Backward();
+        Assert.Equal(0, sum.Item());
+        Assert.All(x.Grad!.ToDoubleArray(), v => Assert.Equal(0, v));
+    }
+
+    [Fact]
+    public void CrossEntropyAndNll_IgnoringRows_IsDroppingThem() =>
+        // For any logits, targets, weights and smoothing: the loss over all rows with some ignored equals
+        // the loss over the kept rows alone, and so do the kept rows' gradients; the ignored rows' are 0.
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
+            Prop.ForAll(Arb.From(
+                from n in Gen.Choose(2, 9)
+                from c in Gen.Choose(2, 6)
+                from seed in Gen.Choose(0, 100_000)
+                from weighted in Gen.Elements(false, true)
+                from smoothing in Gen.Elements(0.0, 0.15)
+                from reduction in Gen.Elements(Reduction.Mean, Reduction.Sum)
+                select (n, c, seed, weighted, smoothing, reduction)), k =>
+            {
+                var g = new Generator((ulong)k.seed);
+                var logits = Tensor.Randn(new Shape(k.n, k.c), g, dtype: DType.Float64) * 3;
+                var targets = Tensor.Randint(0, k.c, new Shape(k.n), g).ToArray<int>();
+                var ignored = Tensor.Rand(new Shape(k.n), g).ToDoubleArray().Select(u => u < 0.4).ToArray();
+                ignored[k.seed % k.n] = false;   // at least one row kept, so the mean is a number
+                var w = k.weighted ? Tensor.Rand(new Shape(k.c), g, 0.2, 3, DType.Float64) : null;
+                var withIgnored = Tensor.FromArray(targets.Select((v, i) => ignored[i] ? -100 : v).ToArray());
+                var keptRows = Enumerable.Range(0, k.n).Where(i => !ignored[i]).ToArray();
+                var kept = Tensor.FromArray(keptRows);
+
+                foreach (bool nll in new[] { false, true })
+                {
+                    Tensor Loss(Tensor x, Tensor t, int? ignore) => nll
+                        ? Losses.Nll(x.LogSoftmax(1), t, k.reduction, w, ignore)
+                        : Losses.CrossEntropy(x, t, k.reduction, k.smoothing, w, ignore);
+                    var all = logits.Clone().RequiresGrad_();
+                    var a = Loss(all, withIgnored, -100);
+                    a.Backward();
+                    var some = logits.IndexSelect(0, kept).RequiresGrad_();
+                    var b = Loss(some, Tensor.FromArray(keptRows.Select(i => targets[i]).ToArray()), null);
+                    b.Backward();
+                    Close([b.Item()], a, 1e-12);
+                    Close(some.Grad!.ToDoubleArray(), all.Grad!.IndexSelect(0, kept), 1e-12);
+                    for (int i = 0; i < k.n; i++)
+                        if (ignored[i]) Assert.All(all.Grad!.ToDoubleArray().Skip(i * k.c).Take(k.c), v => Assert.Equal(0, v));
+                }
+            }));
 
     [Fact]
     public void Pow_TensorExponent_DerivativeInTheExponent()
