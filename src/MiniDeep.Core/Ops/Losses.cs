@@ -180,6 +180,45 @@ public static class Losses
         return Reduce(d * d, reduction);
     }
 
+    /// <summary>Mean absolute error (PyTorch's l1_loss). Shapes must match exactly.</summary>
+    // ℓ = |p - t|   dp = g sign(p - t)   (0 at p = t)
+    public static Tensor L1(Tensor prediction, Tensor target, Reduction reduction = Reduction.Mean)
+    {
+        SameShape("l1", prediction, target);
+        return Reduce((prediction - target).Abs(), reduction);
+    }
+
+    /// <summary>
+    /// Smooth L1 (Girshick 2015; PyTorch's smooth_l1_loss): quadratic within <paramref name="beta"/>
+    /// of the target, linear beyond, so one outlier pulls with a bounded force. β = 0 is the L1 loss.
+    /// Shapes must match exactly.
+    /// </summary>
+    // ℓ = d²/(2β) if |d| < β else |d| - β/2   dp = g d/β inside, g sign(d) outside   (d = p - t)
+    public static Tensor SmoothL1(Tensor prediction, Tensor target, Reduction reduction = Reduction.Mean, double beta = 1.0)
+    {
+        SameShape("smooth_l1", prediction, target);
+        if (!(beta >= 0) || double.IsInfinity(beta)) throw new ArgumentOutOfRangeException(nameof(beta), $"smooth_l1: beta must be finite and at least 0, got {beta}");
+        var d = prediction - target;
+        if (beta == 0) return Reduce(d.Abs(), reduction);
+        var a = d.Abs();
+        return Reduce(Tensor.Where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction);
+    }
+
+    /// <summary>
+    /// Huber loss (Huber 1964; PyTorch's huber_loss): ½d² within <paramref name="delta"/> of the target,
+    /// δ·(|d| − δ/2) beyond. It is δ times <see cref="SmoothL1"/> with β = δ: the same shape, with the
+    /// gradient outside bounded by δ instead of 1. Shapes must match exactly.
+    /// </summary>
+    // ℓ = d²/2 if |d| < δ else δ(|d| - δ/2)   dp = g d inside, g δ sign(d) outside   (d = p - t)
+    public static Tensor Huber(Tensor prediction, Tensor target, Reduction reduction = Reduction.Mean, double delta = 1.0)
+    {
+        SameShape("huber", prediction, target);
+        if (!(delta > 0) || double.IsInfinity(delta)) throw new ArgumentOutOfRangeException(nameof(delta), $"huber: delta must be finite and positive, got {delta}");
+        var d = prediction - target;
+        var a = d.Abs();
+        return Reduce(Tensor.Where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta), reduction);
+    }
+
     /// <summary>Binary cross-entropy on logits, stable for any logit: softplus(x) - x·y. Shapes must match.</summary>
     // ℓ = softplus(x) - x y   dx = g (σ(x) - y)
     public static Tensor BceWithLogits(Tensor logits, Tensor targets, Reduction reduction = Reduction.Mean)

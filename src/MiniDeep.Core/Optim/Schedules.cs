@@ -80,6 +80,43 @@ public sealed class LinearWarmup(Optimizer optimizer, int warmupSteps, Func<int,
         : after?.Invoke(t - warmupSteps) ?? 1;
 }
 
+/// <summary>
+/// The one-cycle policy (Smith &amp; Topin 2019; PyTorch's OneCycleLR with its momentum left alone): the
+/// rate climbs from peak/<c>divFactor</c> to the peak over the first <c>pctStart</c> of
+/// <c>totalSteps</c>, then falls to peak/(<c>divFactor</c>·<c>finalDivFactor</c>) at step
+/// <c>totalSteps</c> − 1, along half a cosine (or a straight line with <c>linear</c>). The peak is
+/// each group's own learning rate, as the optimizer was given it. One step more than that holds the
+/// final rate (PyTorch's formula overshoots there); any later step is an error, as in PyTorch, because
+/// it means <c>totalSteps</c> was counted in other units than the calls to <see cref="LrScheduler.Step"/>.
+/// </summary>
+public sealed class OneCycleLr(Optimizer optimizer, int totalSteps, double pctStart = 0.3, double divFactor = 25, double finalDivFactor = 1e4, bool linear = false)
+    : LrScheduler(Checked(optimizer, OneCycleProblem(totalSteps, pctStart, divFactor, finalDivFactor)))
+{
+    /// <inheritdoc/>
+    public override double Factor(int t)
+    {
+        if (t < 0 || t > totalSteps)
+            throw new InvalidOperationException($"OneCycleLr: step {t} is past the schedule's {totalSteps} steps (count totalSteps in calls to Step: batches, not epochs, if Step follows every batch)");
+        double start = 1 / divFactor, end = start / finalDivFactor;
+        // PyTorch's phase boundaries: the peak at step pctStart·totalSteps − 1 (not rounded), the end at totalSteps − 1.
+        double peak = pctStart * totalSteps - 1, last = totalSteps - 1;
+        return t <= peak ? Anneal(start, 1, t / peak) : Anneal(1, end, Math.Min(1, (t - peak) / (last - peak)));
+    }
+
+    private double Anneal(double from, double to, double pct) =>
+        linear ? from + (to - from) * pct : to + (from - to) / 2 * (Math.Cos(Math.PI * pct) + 1);
+
+    private static string? OneCycleProblem(int totalSteps, double pctStart, double divFactor, double finalDivFactor)
+    {
+        if (totalSteps < 2) return $"OneCycleLr: totalSteps must be at least 2, got {totalSteps}";
+        if (!(pctStart > 0 && pctStart < 1) || !(pctStart * totalSteps > 1))
+            return $"OneCycleLr: pctStart must lie in (0, 1) and leave the climb more than one step (pctStart·totalSteps > 1), got {pctStart} of {totalSteps} steps";
+        if (!(divFactor > 0) || double.IsInfinity(divFactor) || !(finalDivFactor > 0) || double.IsInfinity(finalDivFactor))
+            return $"OneCycleLr: divFactor and finalDivFactor must be finite and positive, got {divFactor} and {finalDivFactor}";
+        return null;
+    }
+}
+
 /// <summary>Gradient clipping.</summary>
 public static class GradClip
 {

@@ -290,6 +290,42 @@ public class HandDerivedTests
             }));
 
     [Fact]
+    public void SmoothL1AndHuber_AreQuadraticInside_LinearOutside_AndMeetAtTheEdge()
+    {
+        // d = p − t = (−3, −0.5, 0, 0.25, 2) with β = δ = 1:
+        // SmoothL1 = (2.5, 0.125, 0, 0.03125, 1.5), ∂/∂p = (−1, −0.5, 0, 0.25, 1); Huber is the same for δ = 1.
+        // δ = 2: Huber = (4, 0.125, 0, 0.03125, 2), ∂/∂p = (−2, −0.5, 0, 0.25, 2).
+        var t = Tensor.FromArray(new float[] { 1, 1, 1, 1, 1 });
+        foreach (var (loss, value, grad) in new (Func<Tensor, Tensor>, double[], double[])[]
+        {
+            (p => Losses.SmoothL1(p, t, Reduction.Sum), [2.5, 0.125, 0, 0.03125, 1.5], [-1, -0.5, 0, 0.25, 1]),
+            (p => Losses.Huber(p, t, Reduction.Sum), [2.5, 0.125, 0, 0.03125, 1.5], [-1, -0.5, 0, 0.25, 1]),
+            (p => Losses.Huber(p, t, Reduction.Sum, delta: 2), [4, 0.125, 0, 0.03125, 2], [-2, -0.5, 0, 0.25, 2]),
+            (p => Losses.SmoothL1(p, t, Reduction.Sum, beta: 0), [3, 0.5, 0, 0.25, 2], [-1, -1, 0, 1, 1]),
+            (p => Losses.L1(p, t, Reduction.Sum), [3, 0.5, 0, 0.25, 2], [-1, -1, 0, 1, 1]),
+        })
+        {
+            var p = P(-2, 0.5f, 1, 1.25f, 3);
+            var l = loss(p);
+            l.Backward();
+            Close([value.Sum()], l);
+            Close(grad, p.Grad!);
+        }
+        // At |d| = β the two pieces meet in value and in slope: β/2 and 1 from either side.
+        foreach (float edge in new[] { 1f - 1e-4f, 1f, 1f + 1e-4f })
+        {
+            var p = P(1 + edge);
+            var l = Losses.SmoothL1(p, t.Narrow(0, 0, 1));
+            l.Backward();
+            Close([edge < 1 ? edge * edge / 2 : edge - 0.5], l, 1e-6);
+            Close([Math.Min(edge, 1)], p.Grad!, 1e-4);
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => Losses.SmoothL1(t, t, beta: -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Losses.Huber(t, t, delta: 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Losses.Huber(t, t, delta: double.NaN));
+    }
+
+    [Fact]
     public void Pow_TensorExponent_DerivativeInTheExponent()
     {
         // y = aᵇ ⇒ ∂y/∂b = aᵇ ln a = 8 ln 2 for a = 2, b = 3; ∂y/∂a = b aᵇ⁻¹ = 12

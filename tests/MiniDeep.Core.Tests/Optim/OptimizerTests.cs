@@ -180,6 +180,9 @@ public class OptimizerTests
         Assert.Contains("tMax", Assert.Throws<ArgumentOutOfRangeException>(() => new CosineLr(o, 0)).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => new ExponentialLr(o, -0.5));
         Assert.Throws<ArgumentOutOfRangeException>(() => new LinearWarmup(o, -1));
+        Assert.Contains("pctStart·totalSteps > 1", Assert.Throws<ArgumentOutOfRangeException>(() => new OneCycleLr(o, 3)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new OneCycleLr(o, 100, pctStart: 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new OneCycleLr(o, 100, divFactor: 0));
         Assert.Equal(0.1, o.Groups[0].Lr);
     }
 
@@ -196,6 +199,15 @@ public class OptimizerTests
             Enumerable.Range(0, 6).Select(cos.Factor), (x, y) => Math.Abs(x - y) < 1e-12);
         var warm = new LinearWarmup(o, warmupSteps: 4, after: t => Math.Pow(0.5, t));
         Assert.Equal(new[] { 0, 0.25, 0.5, 0.75, 1, 0.5, 0.25 }, Enumerable.Range(0, 7).Select(warm.Factor));
+        // One cycle of 10 steps, peak at 0.3·10 − 1 = 2: up from 1/25 along half a cosine, down to 1/25/1e4 at step 9,
+        // held one step more; a further step means the length was counted wrong.
+        var cycle = new OneCycleLr(o, totalSteps: 10);
+        double start = 1.0 / 25, end = start / 1e4;
+        double Cos(double from, double to, double pct) => to + (from - to) * (1 + Math.Cos(Math.PI * pct)) / 2;
+        Assert.Equal(new[] { start, Cos(start, 1, 0.5), 1, Cos(1, end, 1.0 / 7), Cos(1, end, 3.0 / 7), end, end },
+            new[] { 0, 1, 2, 3, 5, 9, 10 }.Select(cycle.Factor), (x, y) => Math.Abs(x - y) < 1e-12);
+        Assert.Contains("past the schedule's 10 steps", Assert.Throws<InvalidOperationException>(() => cycle.Factor(11)).Message);
+        Assert.Equal(new[] { 0.1, 0.55, 1 }, Enumerable.Range(0, 3).Select(new OneCycleLr(o, 10, divFactor: 10, linear: true).Factor), (x, y) => Math.Abs(x - y) < 1e-12);
         // Step updates the group's learning rate
         var o2 = new Sgd([W(1)], lr: 0.2);
         var s2 = new StepLr(o2, 1, 0.5);

@@ -142,6 +142,14 @@ public class TorchOracleTests
                 d => Losses.Nll(d["x"], d["t"])),
             new("mse_loss", "out = F.mse_loss(x, y)", new() { ["x"] = N(g, 4, 3), ["y"] = N(g, 4, 3) }, ["x", "y"],
                 d => Losses.Mse(d["x"], d["y"])),
+            new("l1_loss, sum", "out = F.l1_loss(x, y, reduction='sum')", new() { ["x"] = N(g, 4, 3), ["y"] = N(g, 4, 3) }, ["x", "y"],
+                d => Losses.L1(d["x"], d["y"], Reduction.Sum)),
+            new("smooth_l1_loss, beta 0.5 (both sides of it)", "out = F.smooth_l1_loss(x, y, beta=0.5)", new() { ["x"] = N(g, 5, 4), ["y"] = N(g, 5, 4) }, ["x", "y"],
+                d => Losses.SmoothL1(d["x"], d["y"], beta: 0.5)),
+            new("smooth_l1_loss, beta 0 is l1, none", "out = F.smooth_l1_loss(x, y, beta=0.0, reduction='none')", new() { ["x"] = N(g, 3, 4), ["y"] = N(g, 3, 4) }, ["x", "y"],
+                d => Losses.SmoothL1(d["x"], d["y"], Reduction.None, beta: 0)),
+            new("huber_loss, delta 0.7", "out = F.huber_loss(x, y, delta=0.7)", new() { ["x"] = N(g, 5, 4), ["y"] = N(g, 5, 4) }, ["x", "y"],
+                d => Losses.Huber(d["x"], d["y"], delta: 0.7)),
             new("binary_cross_entropy_with_logits", "out = F.binary_cross_entropy_with_logits(x, y)",
                 new() { ["x"] = N(g, 4, 3) * 3, ["y"] = U(g, 0, 1, 4, 3) }, ["x", "y"],
                 d => Losses.BceWithLogits(d["x"], d["y"])),
@@ -254,6 +262,12 @@ public class TorchOracleTests
             o => new CosineLr(o, 12, minFactor: 0.1)));
         cases.Add(Schedule("LinearLR warm-up: 4 steps from 0.25", "torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=4)",
             o => new LinearWarmup(o, 4, startFactor: 0.25)));
+        // 13 steps, so that the 12 taken by the case end on the last one (PyTorch overshoots one step later).
+        cases.Add(Schedule("OneCycleLR: 13 steps, cosine", "torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=13, cycle_momentum=False)",
+            o => new OneCycleLr(o, 13)));
+        cases.Add(Schedule("OneCycleLR: 13 steps, linear, peak at 0.5, divisors 10 and 100",
+            "torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=13, pct_start=0.5, div_factor=10, final_div_factor=100, anneal_strategy='linear', cycle_momentum=False)",
+            o => new OneCycleLr(o, 13, pctStart: 0.5, divFactor: 10, finalDivFactor: 100, linear: true)));
 
         // Clipping: the norm before clipping, then the clipped gradients.
         cases.Add(new("clip_grad_norm_: max norm 1", """
