@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Text;
 using MiniDeep.IO;
 
@@ -129,15 +130,18 @@ public sealed class CompressedTensor
 /// third stage); floats are stored as they are.
 /// </summary>
 /// <remarks>
-/// Layout (little-endian): "MDCZ", version 1, a flags byte (bit 0: Huffman), the tensor count; then per
+/// Layout (little-endian): "MDCZ", version 2, a flags byte (bit 0: Huffman), the tensor count; then per
 /// tensor: its name (length-prefixed UTF-8), kind, rank and dimensions, index bits, code bits, the
 /// codebook, the gap count and entry count, and the two bit streams (gaps, then values), preceded by
-/// their Huffman code lengths when the flag is set. Counts and dimensions are LEB128 varints.
+/// their Huffman code lengths when the flag is set; last, the <see cref="Crc32"/> of every byte before
+/// it. Counts and dimensions are LEB128 varints. Version 1 is the same without the checksum, and is
+/// still read.
 /// </remarks>
 public static class CompressedArchive
 {
     private static readonly byte[] Magic = "MDCZ"u8.ToArray();
-    private const byte Version = 1;
+    private const byte Version = 2;
+    private const byte UncheckedVersion = 1;
 
     /// <summary>The archive's bytes.</summary>
     public static byte[] Encode(IReadOnlyList<(string Name, CompressedTensor Tensor)> tensors, bool huffman)
@@ -187,10 +191,14 @@ public static class CompressedArchive
             w.Write(payload);
         }
         w.Flush();
+        // The checksum closes the file: a flipped bit in a bias or a codebook would otherwise decode,
+        // without a word, into another network.
+        w.Write(Crc32.Compute(ms.GetBuffer().AsSpan(0, (int)ms.Length)));
+        w.Flush();
         return ms.ToArray();
     }
 
-    /// <summary>Reads an archive back; throws <see cref="InvalidDataException"/> on anything malformed or truncated.</summary>
+    /// <summary>Reads an archive back; throws <see cref="InvalidDataException"/> on anything malformed, truncated or damaged.</summary>
     public static List<(string Name, CompressedTensor Tensor)> Decode(byte[] bytes)
     {
         try
@@ -198,7 +206,20 @@ public static class CompressedArchive
             var r = new BinaryReader(new MemoryStream(bytes));
             if (!r.ReadBytes(4).AsSpan().SequenceEqual(Magic)) throw new InvalidDataException("CompressedArchive: not a MiniDeep compressed archive (bad magic)");
             byte version = r.ReadByte();
-            if (version != Version) throw new InvalidDataException($"CompressedArchive: version {version} is not supported (this build reads {Version})");
+            if (version != Version && version != UncheckedVersion)
+                throw new InvalidDataException($"CompressedArchive: version {version} is not supported (this build reads {UncheckedVersion} and {Version})");
+            // Checked before anything else is read: a damaged count could otherwise ask for gigabytes.
+            int end = bytes.Length;
+            if (version == Version)
+            {
+                if (bytes.Length < 4 + 1 + 4) throw new EndOfStreamException();
+                end = bytes.Length - 4;
+                uint stored = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(end)), actual = Crc32.Compute(bytes.AsSpan(0, end));
+                if (stored != actual)
+                    throw new InvalidDataException($"CompressedArchive: the checksum does not match the contents ({bytes.Length} bytes; stored 0x{stored:X8}, computed 0x{actual:X8}): the file is damaged or truncated");
+                r = new BinaryReader(new MemoryStream(bytes, 0, end));
+                r.BaseStream.Position = 5;
+            }
             bool huffman = (r.ReadByte() & 1) != 0;
             int count = ReadVarint(r);
             var result = new List<(string, CompressedTensor)>(count);
@@ -231,7 +252,7 @@ public static class CompressedArchive
                 if (codedValues && values.Any(v => v >= codebook.Length)) throw new InvalidDataException($"CompressedArchive: tensor '{name}' has a code beyond its {codebook.Length}-entry codebook");
                 result.Add((name, CompressedTensor.Create(shape, kind, indexBits, gaps, values, codebook, codeBits)));
             }
-            if (r.BaseStream.Position != bytes.Length) throw new InvalidDataException($"CompressedArchive: {bytes.Length - r.BaseStream.Position} bytes follow the last tensor");
+            if (r.BaseStream.Position != end) throw new InvalidDataException($"CompressedArchive: {end - r.BaseStream.Position} bytes follow the last tensor");
             return result;
         }
         catch (EndOfStreamException)

@@ -315,7 +315,57 @@ public class CompressedArchiveTests : IDisposable
         wrong[0] = (byte)'X';
         Assert.Contains("magic", Assert.Throws<InvalidDataException>(() => CompressedArchive.Decode(wrong)).Message);
         var extra = bytes.Append((byte)0).ToArray();
-        Assert.Contains("follow", Assert.Throws<InvalidDataException>(() => CompressedArchive.Decode(extra)).Message);
+        Assert.Contains("damaged", Assert.Throws<InvalidDataException>(() => CompressedArchive.Decode(extra)).Message);
+        // A byte after the last tensor under a checksum that covers it: intact, yet not an archive.
+        var padded = WithChecksum(bytes.AsSpan(0, bytes.Length - 4).ToArray().Append((byte)0).ToArray());
+        Assert.Contains("1 bytes follow", Assert.Throws<InvalidDataException>(() => CompressedArchive.Decode(padded)).Message);
+    }
+
+    private static byte[] WithChecksum(byte[] body) =>
+        body.Concat(BitConverter.GetBytes(MiniDeep.IO.Crc32.Compute(body))).ToArray();
+
+    [Fact]
+    public void Crc32_GivesTheStandardCheckValues()
+    {
+        Assert.Equal(0xCBF43926u, MiniDeep.IO.Crc32.Compute("123456789"u8));
+        Assert.Equal(0x414FA339u, MiniDeep.IO.Crc32.Compute("The quick brown fox jumps over the lazy dog"u8));
+        Assert.Equal(0u, MiniDeep.IO.Crc32.Compute([]));
+    }
+
+    [Fact]
+    public void EveryFlippedBit_IsRefusedAsDamage_NeverDecodedIntoAnotherNetwork()
+    {
+        // A bias stored as floats and a codebook: one flipped bit in either used to decode without a word.
+        var g = new Generator(12);
+        var w = Tensor.Randn(new Shape(4, 6), g) * (Tensor.Rand(new Shape(4, 6), g) < 0.5).To(DType.Float32);
+        var items = new List<(string, CompressedTensor)> { ("w", CompressedTensor.Sparse(w, indexBits: 3)), ("b", CompressedTensor.Dense(Tensor.Randn(new Shape(4), g))) };
+        foreach (bool huffman in new[] { false, true })
+        {
+            var bytes = CompressedArchive.Encode(items, huffman);
+            for (int i = 5; i < bytes.Length; i++)   // past the magic and the version, which have their own messages
+            {
+                var damaged = (byte[])bytes.Clone();
+                damaged[i] ^= (byte)(1 << (i % 8));
+                var e = Assert.Throws<InvalidDataException>(() => CompressedArchive.Decode(damaged));
+                Assert.Contains("checksum does not match", e.Message);
+            }
+        }
+    }
+
+    [Fact]
+    public void Version1Archives_WithoutAChecksum_AreStillRead()
+    {
+        var (w, b, shared) = Layer(5);
+        var items = new List<(string, CompressedTensor)> { ("w", CompressedTensor.Shared(shared)), ("b", CompressedTensor.Dense(b)) };
+        var v2 = CompressedArchive.Encode(items, huffman: true);
+        Assert.Equal(2, v2[4]);
+        var v1 = v2.AsSpan(0, v2.Length - 4).ToArray();
+        v1[4] = 1;
+        var back = CompressedArchive.Decode(v1);
+        Assert.Equal(w.ToFloatArray(), back[0].Tensor.ToTensor().ToFloatArray());
+        Assert.Equal(b.ToFloatArray(), back[1].Tensor.ToTensor().ToFloatArray());
+        v1[4] = 3;
+        Assert.Contains("version 3 is not supported", Assert.Throws<InvalidDataException>(() => CompressedArchive.Decode(v1)).Message);
     }
 }
 

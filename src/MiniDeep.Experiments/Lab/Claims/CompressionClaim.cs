@@ -180,8 +180,8 @@ public sealed class CompressionClaim : IClaim
         report.Text($"Weight sharing: the live weights of each layer clustered into {clusters} values (6-bit codes) by k-means with linear initialization: " +
             $"{Report.Pct(clusteredAccuracy)} straight after clustering; after {shareEpochs} epoch{(shareEpochs > 1 ? "s" : "")} of fine-tuning the centroids " +
             $"(SGD lr {centroidLr:G2} on each centroid's summed gradient; biases with Adam lr 1e-4) {Report.Pct(sharedAccuracy)}, " +
-            $"{100 * (prunedAccuracy - sharedAccuracy):F2} points below the pruned network.");
-        report.Text($"Sizes are the lengths of files written by `CompressedArchive`: headers, shapes, codebooks, biases (fp32), positions as 5-bit gaps, values. " +
+            $"{Math.Abs(100 * (prunedAccuracy - sharedAccuracy)):F2} points {(sharedAccuracy > prunedAccuracy ? "above" : "below")} the pruned network.");
+        report.Text($"Sizes are the lengths of files written by `CompressedArchive`: headers, shapes, codebooks, biases (fp32), positions as 5-bit gaps, values, and a 4-byte CRC-32 that makes a damaged file an error. " +
             $"The last one is written beside this report (`lenet-300-100.mdcz`) and decodes to exactly the evaluated network.");
         report.Table(["stage", "bytes", "× smaller than fp32", "test accuracy"],
         [
