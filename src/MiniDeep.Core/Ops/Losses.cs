@@ -219,12 +219,26 @@ public static class Losses
         return Reduce(Tensor.Where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta), reduction);
     }
 
-    /// <summary>Binary cross-entropy on logits, stable for any logit: softplus(x) - x·y. Shapes must match.</summary>
+    /// <summary>
+    /// Binary cross-entropy on logits, stable for any logit: softplus(x) - x·y. Shapes must match.
+    /// <paramref name="posWeight"/> (one per class, the last axis) multiplies the positive term, as
+    /// PyTorch's pos_weight does: −[p·y·log σ(x) + (1 − y)·log(1 − σ(x))], so that p = negatives ÷
+    /// positives weighs a rare class's few positives as much as its many negatives.
+    /// </summary>
     // ℓ = softplus(x) - x y   dx = g (σ(x) - y)
-    public static Tensor BceWithLogits(Tensor logits, Tensor targets, Reduction reduction = Reduction.Mean)
+    public static Tensor BceWithLogits(Tensor logits, Tensor targets, Reduction reduction = Reduction.Mean, Tensor? posWeight = null)
     {
         SameShape("bce_with_logits", logits, targets);
-        return Reduce(logits.Softplus() - logits * targets, reduction);
+        if (posWeight is null) return Reduce(logits.Softplus() - logits * targets, reduction);
+        if (logits.Rank == 0 || posWeight.Rank != 1 || posWeight.Dims[0] != logits.Size(-1))
+            throw new ShapeMismatchException("bce_with_logits",
+                $"bce_with_logits: pos_weight {posWeight.Shape} must be one weight per class, ({(logits.Rank == 0 ? "C" : logits.Size(-1).ToString())},), for input {logits.Shape}");
+        if (!posWeight.DType.IsFloating()) throw new InvalidOperationException($"bce_with_logits: pos_weight must be floating, got {posWeight.DType.Name()}");
+        if (posWeight.Device != logits.Device) throw Tensor.DeviceMismatch("bce_with_logits", logits, posWeight);
+        // −log σ(x) = softplus(−x) and −log(1 − σ(x)) = x + softplus(−x), so the loss is
+        // (1 − y)·x + (1 + (p − 1)·y)·softplus(−x): finite for every logit.
+        var p = posWeight.DType == logits.DType ? posWeight : posWeight.To(logits.DType);
+        return Reduce((1 - targets) * logits + (1 + (p - 1) * targets) * (-logits).Softplus(), reduction);
     }
 
     /// <summary>KL(p ‖ q) = Σ p (log p - log q) with q given as log-probabilities and p as probabilities,

@@ -34,6 +34,7 @@ public class ErrorTests
         { "scatter_add", () => Tensor.ScatterAdd([3], 0, Tensor.Zeros(new Shape(2), DType.Int32), Z(3)), ["(2,)", "(3,)"] },
         { "mse", () => Losses.Mse(Z(4, 1), Z(4)), ["(4, 1)", "(4,)"] },
         { "bce_with_logits", () => Losses.BceWithLogits(Z(4, 1), Z(4)), ["(4, 1)", "(4,)"] },
+        { "bce_with_logits", () => Losses.BceWithLogits(Z(4, 3), Z(4, 3), posWeight: Z(4)), ["pos_weight (4,)", "(3,)", "(4, 3)"] },
         { "l1", () => Losses.L1(Z(4, 1), Z(4)), ["(4, 1)", "(4,)"] },
         { "smooth_l1", () => Losses.SmoothL1(Z(4), Z(4, 1)), ["(4,)", "(4, 1)"] },
         { "huber", () => Losses.Huber(Z(3, 2), Z(2, 3)), ["(3, 2)", "(2, 3)"] },

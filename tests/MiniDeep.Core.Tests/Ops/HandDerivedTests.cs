@@ -326,6 +326,24 @@ public class HandDerivedTests
     }
 
     [Fact]
+    public void BceWithLogits_PosWeight_WeighsThePositiveTerm()
+    {
+        // x = 0, y = 1, p = 3: ℓ = 3·log 2, dx = (1 + 2)·½ − 3 = −1.5; y = 0 is untouched by p: ℓ = log 2, dx = ½.
+        // Logits of ±100 stay finite: ℓ(100, y = 0) = 100, ℓ(−100, y = 1) = 3·100.
+        var x = P(0, 0, 100, -100);
+        var y = Tensor.FromArray(new float[] { 1, 0, 0, 1 });
+        var p = Tensor.FromArray(new float[] { 3, 3, 3, 3 });
+        var l = Losses.BceWithLogits(x, y, Reduction.None, posWeight: p);
+        l.Sum().Backward();
+        Close([3 * Math.Log(2), Math.Log(2), 100, 300], l);
+        Close([-1.5, 0.5, 1, -3], x.Grad!);
+        // p = 1 is the plain loss.
+        var z = Tensor.FromArray(new float[] { 0.3f, -2, 5, 0.7f }, 2, 2);
+        var t = Tensor.FromArray(new float[] { 1, 0, 0.25f, 1 }, 2, 2);
+        Close(Losses.BceWithLogits(z, t, Reduction.None).ToDoubleArray(), Losses.BceWithLogits(z, t, Reduction.None, posWeight: Tensor.Ones(2)), 1e-6);
+    }
+
+    [Fact]
     public void Pow_TensorExponent_DerivativeInTheExponent()
     {
         // y = aᵇ ⇒ ∂y/∂b = aᵇ ln a = 8 ln 2 for a = 2, b = 3; ∂y/∂a = b aᵇ⁻¹ = 12
