@@ -15,8 +15,9 @@ public sealed class CheckpointException(string message, Exception? inner = null)
 /// <param name="Scheduler">Its step count, or null.</param>
 /// <param name="Loader">Its epoch and position in the epoch (the order itself is a function of the sampler's seed and the epoch), or null.</param>
 /// <param name="Generators">Named generators to save (seed and stream offset); the default generator and every dropout layer's generator are always saved.</param>
+/// <param name="Plateau">Its best metric, bad epochs and cooldown, or null (the rates it lowered are the optimizer's).</param>
 public sealed record TrainingState(Module Model, Optimizer? Optimizer = null, LrScheduler? Scheduler = null, DataLoader? Loader = null,
-    IReadOnlyDictionary<string, Generator>? Generators = null);
+    IReadOnlyDictionary<string, Generator>? Generators = null, ReduceLrOnPlateau? Plateau = null);
 
 /// <summary>
 /// Checkpoints of a training run: model, optimizer state, schedule, every generator's state, the data
@@ -66,6 +67,12 @@ public static class Checkpoint
             ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture),
         };
         if (state.Scheduler is { } sch) meta["scheduler.step"] = sch.StepCount.ToString(CultureInfo.InvariantCulture);
+        if (state.Plateau is { } plateau)
+        {
+            meta["plateau.best"] = plateau.Best.ToString("R", CultureInfo.InvariantCulture);
+            meta["plateau.bad_epochs"] = plateau.BadEpochs.ToString(CultureInfo.InvariantCulture);
+            meta["plateau.cooldown_left"] = plateau.CooldownLeft.ToString(CultureInfo.InvariantCulture);
+        }
         if (state.Loader is { } loader)
         {
             meta["loader.epoch"] = loader.Epoch.ToString(CultureInfo.InvariantCulture);
@@ -90,7 +97,7 @@ public static class Checkpoint
     /// Restores <paramref name="state"/> from a checkpoint and returns its step, epoch and extra fields.
     /// Nothing is changed unless the file is intact (checksum), of this format version, and fits the
     /// whole state: the model's names and shapes, the optimizer's kind, groups and parameter shapes,
-    /// and a saved field for the schedule, the loader and every generator the state has.
+    /// and a saved field for the schedule, the plateau rule, the loader and every generator the state has.
     /// </summary>
     public static (long Step, int Epoch, IReadOnlyDictionary<string, string> Extra) Load(string path, TrainingState state)
     {
@@ -113,6 +120,10 @@ public static class Checkpoint
         int Int(string key) => int.TryParse(Field(key), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) && v >= 0
             ? v : throw new CheckpointException($"checkpoint {path}: the field '{key}' is '{meta[key]}', not a count");
         int? schedulerStep = state.Scheduler is null ? null : Int("scheduler.step");
+        (double Best, int Bad, int Cooldown)? plateauAt = state.Plateau is null ? null
+            : (double.TryParse(Field("plateau.best"), NumberStyles.Float, CultureInfo.InvariantCulture, out double best) && !double.IsNaN(best) ? best
+                : throw new CheckpointException($"checkpoint {path}: the field 'plateau.best' is '{meta["plateau.best"]}', not a number"),
+               Int("plateau.bad_epochs"), Int("plateau.cooldown_left"));
         (int Epoch, int Position)? loaderAt = state.Loader is null ? null : (Int("loader.epoch"), Int("loader.position"));
         var generators = new List<(Generator G, ulong Seed, ulong Offset)>();
         foreach (var (name, g) in Generators(state))
@@ -140,6 +151,7 @@ public static class Checkpoint
         catch (ArgumentException e) { throw new CheckpointException($"checkpoint {path}: {e.Message}", e); }
         applyOptimizer();
         if (state.Scheduler is { } sch) sch.StepCount = schedulerStep!.Value;
+        if (state.Plateau is { } plateau) (plateau.Best, plateau.BadEpochs, plateau.CooldownLeft) = plateauAt!.Value;
         if (state.Loader is { } loader) (loader.Epoch, loader.Position) = loaderAt!.Value;
         foreach (var (g, seed, offset) in generators)
         {

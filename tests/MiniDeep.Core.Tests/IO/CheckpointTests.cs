@@ -101,6 +101,39 @@ public class CheckpointTests : IDisposable
         Unchanged();
     }
 
+    [Fact]
+    public void APlateauRule_ResumesWhereItStopped()
+    {
+        // A loss that stalls at 0.9: the rule halves the rate after three epochs without improvement
+        // (epoch 4), waits out its cooldown, and halves it again (epoch 8). The stop falls in the cooldown:
+        // resumed without it, the second cut would come an epoch early.
+        double[] metrics = [1.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9];
+        const int stop = 5;
+        (Sgd, ReduceLrOnPlateau) Fresh()
+        {
+            var opt = new Sgd([Tensor.Zeros(1).RequiresGrad_()], lr: 1.0);
+            return (opt, new ReduceLrOnPlateau(opt, factor: 0.5, patience: 2, cooldown: 1));
+        }
+        var (o1, straight) = Fresh();
+        var expected = metrics.Select(m => { straight.Step(m); return o1.Groups[0].Lr; }).ToArray();
+        Assert.Equal([1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25], expected);
+
+        var (o2, first) = Fresh();
+        var model = new Linear(2, 1);
+        for (int i = 0; i < stop; i++) first.Step(metrics[i]);
+        Checkpoint.Save(_path, new TrainingState(model, o2, Plateau: first), stop, stop);
+        var (o3, resumed) = Fresh();
+        Checkpoint.Load(_path, new TrainingState(model, o3, Plateau: resumed));
+        Assert.Equal((0.9, 0, 1), (resumed.Best, resumed.BadEpochs, resumed.CooldownLeft));
+        Assert.Equal(expected[stop..], metrics[stop..].Select(m => { resumed.Step(m); return o3.Groups[0].Lr; }));
+
+        // A file saved without the rule is refused, naming the field, before anything changes.
+        Checkpoint.Save(_path, new TrainingState(model, o2), stop, stop);
+        var (o4, target) = Fresh();
+        Assert.Contains("plateau.best", Assert.Throws<CheckpointException>(() => Checkpoint.Load(_path, new TrainingState(model, o4, Plateau: target))).Message);
+        Assert.Equal(double.PositiveInfinity, target.Best);
+    }
+
     // ----- across processes -----
 
     // The helper process's build: same configuration, beside this test assembly's project.

@@ -183,6 +183,10 @@ public class OptimizerTests
         Assert.Contains("pctStart·totalSteps > 1", Assert.Throws<ArgumentOutOfRangeException>(() => new OneCycleLr(o, 3)).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => new OneCycleLr(o, 100, pctStart: 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => new OneCycleLr(o, 100, divFactor: 0));
+        Assert.Contains("factor must lie in (0, 1)", Assert.Throws<ArgumentOutOfRangeException>(() => new ReduceLrOnPlateau(o, factor: 1)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ReduceLrOnPlateau(o, patience: -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ReduceLrOnPlateau(o, minLr: double.NaN));
+        Assert.Contains("NaN", Assert.Throws<ArgumentException>(() => new ReduceLrOnPlateau(o).Step(double.NaN)).Message);
         Assert.Equal(0.1, o.Groups[0].Lr);
     }
 

@@ -271,6 +271,28 @@ public class TorchOracleTests
         cases.Add(Schedule("OneCycleLR: 13 steps, linear, peak at 0.5, divisors 10 and 100",
             "torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=13, pct_start=0.5, div_factor=10, final_div_factor=100, anneal_strategy='linear', cycle_momentum=False)",
             o => new OneCycleLr(o, 13, pctStart: 0.5, divFactor: 10, finalDivFactor: 100, linear: true)));
+        // The plateau rule: the rate after each reported metric.
+        Case Plateau(string id, string torchArgs, double[] metrics, Func<Optimizer, ReduceLrOnPlateau> make) => new(id, $"""
+            opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+            s = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, {torchArgs})
+            lrs = []
+            for m in [{string.Join(", ", metrics.Select(m => m.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}]:
+                s.step(m)
+                lrs.append(opt.param_groups[0]['lr'])
+            out = torch.tensor(lrs)
+            """, new(), [],
+            _ =>
+            {
+                var opt = new Sgd([Tensor.Zeros(1).RequiresGrad_()], lr: 1.0);
+                var s = make(opt);
+                return Tensor.FromArray(metrics.Select(m => { s.Step(m); return opt.Groups[0].Lr; }).ToArray());
+            }, Upstream: false);
+        cases.Add(Plateau("ReduceLROnPlateau: min, relative threshold 0.05, patience 2, cooldown 1, floor 0.1",
+            "mode='min', factor=0.5, patience=2, threshold=0.05, cooldown=1, min_lr=0.1",
+            [10, 9.7, 9.2, 9.0, 8.9, 8.8, 5, 5, 4.9, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5], o => new ReduceLrOnPlateau(o, factor: 0.5, patience: 2, threshold: 0.05, cooldown: 1, minLr: 0.1)));
+        cases.Add(Plateau("ReduceLROnPlateau: max, absolute threshold 0.01, patience 1",
+            "mode='max', factor=0.3, patience=1, threshold=0.01, threshold_mode='abs'",
+            [0.5, 0.6, 0.605, 0.61, 0.7, 0.69, 0.7, 0.715, 0.72, 0.72, 0.8, 0.79, 0.79], o => new ReduceLrOnPlateau(o, PlateauMode.Max, factor: 0.3, patience: 1, threshold: 0.01, absoluteThreshold: true)));
 
         // Clipping: the norm before clipping, then the clipped gradients.
         cases.Add(new("clip_grad_norm_: max norm 1", """
