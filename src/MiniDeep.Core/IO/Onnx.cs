@@ -27,7 +27,7 @@ public sealed record OnnxExportOptions
 /// Export to ONNX (opset 17, IR version 8): the model's inference graph, as it computes in evaluation
 /// mode (dropout off, batch norm on its running statistics), with its parameters as initializers named
 /// by their state-dict keys. Supported: <see cref="Sequential"/>, <see cref="Linear"/>,
-/// <see cref="Conv2d"/>, <see cref="MaxPool2d"/>, <see cref="AvgPool2d"/>, <see cref="Flatten"/>,
+/// <see cref="Conv2d"/>, <see cref="MaxPool2d"/>, <see cref="AvgPool2d"/>, <see cref="AdaptiveAvgPool2d"/> (global, or dividing its input evenly), <see cref="Flatten"/>,
 /// <see cref="Dropout"/>, <see cref="BatchNorm1d"/>, <see cref="BatchNorm2d"/>, <see cref="LayerNorm"/>,
 /// <see cref="Standardize"/>, <see cref="Residual"/>, <see cref="Ensemble"/> and the built-in
 /// <see cref="Activations"/> (Softmax included). Anything else is refused with
@@ -217,6 +217,19 @@ public static class Onnx
                         AttrInts("pads", pool.Padding.H, pool.Padding.W, pool.Padding.H, pool.Padding.W),
                         AttrInt("count_include_pad", 1));
 
+                case AdaptiveAvgPool2d adaptive:
+                {
+                    // ONNX has no adaptive pooling: global pooling is its own op, and an output that divides
+                    // the input evenly is a plain average pool whose windows neither overlap nor differ.
+                    if (adaptive.Output == (1, 1)) return Op("GlobalAveragePool", path, [x]);
+                    int h = sample.Size(2), w = sample.Size(3);
+                    var (oh, ow) = adaptive.Output;
+                    if (h % oh != 0 || w % ow != 0)
+                        throw new OnnxExportException($"Onnx.Export: {Where(path, m)}: an input of {h}×{w} pooled to {oh}×{ow} has windows of unequal size, which no ONNX operator computes; "
+                            + "choose an output that divides the input, or (1, 1)");
+                    return Op("AveragePool", path, [x], AttrInts("kernel_shape", h / oh, w / ow), AttrInts("strides", h / oh, w / ow));
+                }
+
                 case Flatten flat:
                 {
                     int rank = sample.Rank;
@@ -269,7 +282,7 @@ public static class Onnx
                 default:
                     throw new OnnxExportException(
                         $"Onnx.Export: {Where(path, m)} has no ONNX mapping. Supported: Sequential, Residual, Ensemble, Linear, Conv2d, " +
-                        "MaxPool2d, AvgPool2d, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, Standardize and the built-in Activations");
+                        "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, Standardize and the built-in Activations");
             }
         }
 

@@ -155,6 +155,24 @@ public sealed class AvgPool2d((int H, int W) kernel, (int H, int W)? stride = nu
     protected override Tensor ForwardImpl(Tensor x) => Tensor.AvgPool2d(x, kernel, stride, padding);
 }
 
+/// <summary>
+/// Average pooling to a fixed output size whatever the input's (PyTorch's AdaptiveAvgPool2d); (1, 1) is
+/// global average pooling, the usual head of a convolutional network before its classifier.
+/// </summary>
+public sealed class AdaptiveAvgPool2d((int H, int W) output) : Module
+{
+    /// <inheritdoc/>
+    protected internal override bool MayKeepInput => false;
+    /// <summary>A square output.</summary>
+    public AdaptiveAvgPool2d(int output) : this((output, output)) { }
+    /// <summary>Output height and width.</summary>
+    public (int H, int W) Output => output;
+    /// <inheritdoc/>
+    public override string Describe() => $"AdaptiveAvgPool2d(output={output})";
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x) => Tensor.AdaptiveAvgPool2d(x, output);
+}
+
 /// <summary>Flattens dimensions startAxis..endAxis (by default everything but the batch).</summary>
 public sealed class Flatten(int startAxis = 1, int endAxis = -1) : Module
 {

@@ -179,6 +179,38 @@ public sealed partial class Tensor
     public static Tensor AvgPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null) =>
         AvgPool("avg_pool2d", x, kernel, stride, padding);
 
+    /// <summary>
+    /// Adaptive average pooling of (N, C, H, W) to (N, C, h, w), PyTorch's adaptive_avg_pool2d: output row
+    /// i averages input rows ⌊i·H/h⌋ to ⌈(i + 1)·H/h⌉ − 1 (windows that may overlap, or differ in size by
+    /// one), and columns alike. Written as P_h · x · P_wᵀ with averaging matrices, so its gradient (and its
+    /// gradient's gradient) is two products; (1, 1), global average pooling, is a mean over H and W.
+    /// </summary>
+    // y = P_h x P_wᵀ   dx = P_hᵀ g P_w
+    public static Tensor AdaptiveAvgPool2d(Tensor x, (int H, int W) output)
+    {
+        if (x.Rank != 4) throw new ShapeMismatchException("adaptive_avg_pool2d", $"adaptive_avg_pool2d: input must be (N, C, H, W), got {x.Shape}");
+        if (output.H < 1 || output.W < 1)
+            throw new ArgumentException($"adaptive_avg_pool2d: output size {output} must be positive");
+        if (x.Dims[2] == 0 || x.Dims[3] == 0)
+            throw new ShapeMismatchException("adaptive_avg_pool2d", $"adaptive_avg_pool2d: input {x.Shape} has no pixels to average");
+        if (output == (1, 1)) return x.Mean([2, 3], keepDim: true);
+        var rows = AveragingMatrix(x.Dims[2], output.H, x);
+        var columns = AveragingMatrix(x.Dims[3], output.W, x);
+        return MatMul(rows, MatMul(x, columns.mT));
+    }
+
+    // P[i, j] = 1 / (window size) for input index j in output i's window [⌊i·n/m⌋, ⌈(i + 1)·n/m⌉).
+    private static Tensor AveragingMatrix(int n, int m, Tensor like)
+    {
+        var p = new double[m * n];
+        for (int i = 0; i < m; i++)
+        {
+            int start = (int)((long)i * n / m), end = (int)(((long)(i + 1) * n + m - 1) / m);
+            for (int j = start; j < end; j++) p[i * n + j] = 1.0 / (end - start);
+        }
+        return FromArray(p, m, n).To(like.DType).To(like.Device);
+    }
+
     private static WindowGeometry PoolGeometry(string op, Tensor x, (int H, int W) kernel, (int H, int W)? stride, (int H, int W)? padding, (int H, int W)? dilation)
     {
         if (x.Rank != 4) throw new ShapeMismatchException(op, $"{op}: input must be (N, C, H, W), got {x.Shape}");

@@ -271,6 +271,16 @@ public abstract partial class BackendConformance
         AgreeWithGradients(a => Tensor.Linear(a[0], a[1], a[2]), [big, wb, V([40], 37, t)], 1e-4, 1e-4);
     }
 
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void AdaptiveAvgPool2d_ValuesAndGradients_MatchReference(DType t)
+    {
+        // Averaging matrices made on the host and moved to the device, and a 2-D matrix broadcast against a batch.
+        var x = V([2, 3, 7, 5], 41, t);
+        AgreeWithGradients(a => Tensor.AdaptiveAvgPool2d(a[0], (3, 2)), [x], 1e-5, 1e-6);
+        AgreeWithGradients(a => Tensor.AdaptiveAvgPool2d(a[0], (1, 1)), [x], 1e-5, 1e-6);
+    }
+
     // (batch, channels, h, w, out, kh, kw, stride, padding, dilation, bias): one image (parallel GEMMs),
     // strided and dilated, pointwise (the image is its own columns), and more images than the weight
     // gradient's eight fixed groups.

@@ -85,6 +85,20 @@ public class OnnxTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AdaptiveAveragePooling_GlobalAndEvenlyDividing_MatchOnnxRuntime()
+    {
+        var g = new Generator(9);
+        var global = new Sequential(new Conv2d(1, 4, 3, padding: 1, generator: g), ReLU(), new AdaptiveAvgPool2d(1), new Flatten(), new Linear(4, 3, generator: g));
+        Assert.True(MaxDifference(global, new Shape(2, 1, 9, 7), new Shape(3, 1, 9, 7)) <= Tolerance);
+        var even = new Sequential(new AdaptiveAvgPool2d((3, 2)), new Flatten());
+        Assert.True(MaxDifference(even, new Shape(1, 2, 12, 8), new Shape(2, 2, 12, 8)) <= Tolerance);
+        // 7×5 to 3×2 has windows of unequal size, which no ONNX operator computes.
+        var e = Assert.Throws<OnnxExportException>(() => Onnx.ExportBytes(new Sequential(new AdaptiveAvgPool2d((3, 2))), new Shape(1, 1, 7, 5)));
+        Assert.Contains("module '0' (AdaptiveAvgPool2d(output=(3, 2)))", e.Message);
+        Assert.Contains("7×5 pooled to 3×2", e.Message);
+    }
+
+    [Fact]
     public void ConvolutionGeometry_StridePaddingDilationGroups_MatchOnnxRuntime()
     {
         var g = new Generator(6);

@@ -61,6 +61,8 @@ public class ErrorTests
         { "unfold", () => Tensor.Unfold(Z(1, 2, 5, 5), new WindowGeometry(3, 5, 5, 2, 2, 1, 1, 0, 0, 1, 1)), ["(1, 2, 5, 5)"] },
         { "fold", () => Tensor.Fold(Z(1, 7, 16), new WindowGeometry(3, 5, 5, 2, 2, 1, 1, 0, 0, 1, 1)), ["(1, 7, 16)"] },
         { "avg_pool2d", () => Tensor.AvgPool2d(Z(1, 1, 2, 2), (3, 3)), ["(1, 1, 2, 2)"] },
+        { "adaptive_avg_pool2d", () => Tensor.AdaptiveAvgPool2d(Z(2, 5, 5), (2, 2)), ["(2, 5, 5)", "(N, C, H, W)"] },
+        { "adaptive_avg_pool2d", () => Tensor.AdaptiveAvgPool2d(Z(1, 1, 0, 5), (2, 2)), ["(1, 1, 0, 5)", "no pixels"] },
         { "index_select", () => Z(3, 3).IndexSelect(0, Tensor.Zeros(new Shape(2, 1), DType.Int32)), ["(2, 1)"] },
         { "embedding", () => Tensor.Embedding(Tensor.Zeros(new Shape(2), DType.Int32), Z(5)), ["(5,)"] },
         { "soft_cross_entropy", () => Losses.SoftCrossEntropy(Z(4, 3), Z(4, 2)), ["(4, 3)", "(4, 2)"] },

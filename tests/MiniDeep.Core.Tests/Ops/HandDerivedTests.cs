@@ -344,6 +344,22 @@ public class HandDerivedTests
     }
 
     [Fact]
+    public void AdaptiveAvgPool2d_AveragesPyTorchsWindows_AndHasSecondDerivatives()
+    {
+        // One row of 5 pooled to 3: windows [0, 2), [1, 4), [3, 5) (⌊i·5/3⌋ to ⌈(i + 1)·5/3⌉), so x₁ and x₃
+        // each serve two outputs: ∂Σy/∂x = (½, ½ + ⅓, ⅓, ⅓ + ½, ½).
+        var x = Tensor.FromArray(new double[] { 1, 2, 4, 8, 16 }, 1, 1, 1, 5).RequiresGrad_();
+        var y = Tensor.AdaptiveAvgPool2d(x, (1, 3));
+        y.Sum().Backward();
+        Close([1.5, 14.0 / 3, 12], y);
+        Close([0.5, 5.0 / 6, 1.0 / 3, 5.0 / 6, 0.5], x.Grad!);
+        var check = GradCheck.CheckSecondOrder(a => (Tensor.AdaptiveAvgPool2d(a[0], (2, 3)) * Tensor.AdaptiveAvgPool2d(a[0], (2, 3))).Sum(),
+            [Tensor.Randn(new Shape(1, 2, 5, 4), new Generator(3), dtype: DType.Float64)]);
+        Assert.True(check.Passed, check.Failure);
+        Assert.Throws<ArgumentException>(() => Tensor.AdaptiveAvgPool2d(x, (0, 2)));
+    }
+
+    [Fact]
     public void Pow_TensorExponent_DerivativeInTheExponent()
     {
         // y = aᵇ ⇒ ∂y/∂b = aᵇ ln a = 8 ln 2 for a = 2, b = 3; ∂y/∂a = b aᵇ⁻¹ = 12
