@@ -497,7 +497,7 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     {
         lock (_gate)
         {
-            var s = Own(x.Storage, "gather"); var si = Own(index.Storage, "gather");
+            var s = Own(x.Storage, op); var si = Own(index.Storage, op);
             var outShape = index.Shape;
             int n = Shapes.Numel(outShape);
             var strides = (int[])x.Layout.Strides.Clone();

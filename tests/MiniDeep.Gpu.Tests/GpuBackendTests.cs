@@ -56,6 +56,16 @@ public class GpuBackendTests
     }
 
     [Fact]
+    public void AHostTensorHandedToTheDeviceBackend_NamesTheOpTheCallerCalled()
+    {
+        // Tensor.Gather checks devices first; a caller of the backend itself gets the same op name back.
+        var host = Tensor.FromArray([1f, 2f, 3f]);
+        var index = Tensor.FromArray([0, 2]).To(Dev);
+        var e = Assert.Throws<InvalidOperationException>(() => Backend.Gather(host.AsView, 0, index.AsView, "index_select"));
+        Assert.StartsWith("index_select: a tensor on cpu", e.Message);
+    }
+
+    [Fact]
     public void AskingForCuda_WithoutOne_ListsTheDevicesFound()
     {
         if (GpuDevices.Available().Any(d => d.StartsWith("cuda")))
