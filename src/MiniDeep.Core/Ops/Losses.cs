@@ -39,8 +39,9 @@ public static class Losses
     /// <paramref name="labelSmoothing"/> ε the target is (1 − ε)·onehot(t) + ε/C, as in PyTorch.
     /// <paramref name="weight"/> (C) scales each class's term and <paramref name="ignoreIndex"/> drops
     /// the rows whose target it is, as PyTorch's weight and ignore_index do: the mean is then
-    /// Σ w_t ℓ / Σ w_t over the rows kept (NaN, 0/0, when none is), and an ignored row's loss and
-    /// gradient are 0. Neither has a default: a target of −100 is an error unless asked for.
+    /// Σ w_t ℓ / Σ w_t over the rows kept (NaN, 0/0, when none is), an ignored row's loss is 0, and so
+    /// is its gradient when its logits are finite. Neither has a default: a target of −100 is an error
+    /// unless asked for.
     /// </summary>
     // ℓ = logsumexp(x) - x_t   dx = g * (softmax(x) - onehot(t))
     public static Tensor CrossEntropy(Tensor logits, Tensor targets, Reduction reduction = Reduction.Mean, double labelSmoothing = 0,

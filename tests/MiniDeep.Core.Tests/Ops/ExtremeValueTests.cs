@@ -31,6 +31,14 @@ public class ExtremeValueTests
         var l = rows.ToDoubleArray();
         Assert.Equal((2 * l[0] + 3 * l[1]) / 5, Losses.CrossEntropy(logits, t, weight: w, ignoreIndex: -100).Item(), 1e-6);
         Assert.Equal(kept.Item(), Losses.Nll(logits.LogSoftmax(1), t, ignoreIndex: -100).Item(), 1e-6);
+        // The kept rows' gradients are those of the rows alone: nothing of the ignored row leaks into them.
+        // (The ignored row's own is NaN, as in PyTorch: a row of all −∞ has no softmax.)
+        var x = logits.Clone().RequiresGrad_();
+        Losses.CrossEntropy(x, t, ignoreIndex: -100).Backward();
+        var alone = logits.IndexSelect(0, Tensor.FromArray(new[] { 0, 2 })).RequiresGrad_();
+        Losses.CrossEntropy(alone, Tensor.FromArray(new[] { 1, 2 })).Backward();
+        var g = x.Grad!.ToDoubleArray();
+        Assert.Equal(alone.Grad!.ToDoubleArray(), g[..3].Concat(g[6..]).ToArray());
     }
 
     [Fact]
