@@ -77,7 +77,7 @@ public static class Losses
             // = ℓ + ε·(x_t − mean_c x_c): the fused row's logsumexp serves both terms.
             if (labelSmoothing > 0)
                 y = y + (logits.Gather(1, targets.Unsqueeze(1)).Squeeze(1) - logits.Mean(1)) * labelSmoothing;
-            return keep is null ? Reduce(y, reduction) : ReduceKept(Kept(keep, y), keep.To(y.DType), reduction);
+            return ReduceRows(y, null, keep, reduction);
         }
         // Weighted, the smoothed loss is (1 − ε)·w_t·ℓ + (ε/C)·Σ_c w_c (logsumexp(x) − x_c), and the
         // mean divides by Σ w_t alone (PyTorch's convention; the ε term does not enter the divisor).
@@ -89,7 +89,7 @@ public static class Losses
             var smooth = logSumExp * weight.Sum() - (logits * weight).Sum(1);
             weighted = weighted * (1 - labelSmoothing) + smooth * (labelSmoothing / numClasses);
         }
-        return keep is null ? ReduceKept(weighted, wt, reduction) : ReduceKept(Kept(keep, weighted), Kept(keep, wt), reduction);
+        return ReduceRows(weighted, wt, keep, reduction);
     }
 
     // Rows whose target is ignoreIndex: their target becomes 0 (any in-range class, so the fused kernel
@@ -102,10 +102,6 @@ public static class Losses
         return kept;
     }
 
-    // A where, not a product with the mask: an ignored row's loss is 0 even when its logits are not
-    // finite (a padding position whose classes are all masked to −∞ gives NaN, and NaN·0 is NaN).
-    private static Tensor Kept(Tensor kept, Tensor perRow) => Tensor.Where(kept, perRow, Tensor.ScalarLike(perRow, 0));
-
     private static Tensor? CheckClassWeight(string op, Tensor? weight, Tensor input)
     {
         if (weight is null) return null;
@@ -117,13 +113,26 @@ public static class Losses
         return weight.DType == input.DType ? weight : weight.To(input.DType);
     }
 
-    // The mean over kept rows, each counted with its weight: Σ ℓ / Σ w. Sum and None need no divisor.
-    private static Tensor ReduceKept(Tensor perRow, Tensor rowWeight, Reduction reduction) => reduction switch
+    // Rows already multiplied by their class weights w_t (or null: unweighted), minus the ignored ones:
+    // the mean is Σ ℓ / Σ w over the rows kept, Sum and None need no divisor. Without weights or ignored
+    // rows it is the plain reduction, op for op. An ignored row goes through a where, not a product with
+    // the mask: a padding position whose classes are all masked to −∞ has a NaN loss, and NaN·0 is NaN.
+    private static Tensor ReduceRows(Tensor perRow, Tensor? rowWeight, Tensor? kept, Reduction reduction)
     {
-        Reduction.Mean => perRow.Sum() / rowWeight.Sum(),
-        Reduction.Sum => perRow.Sum(),
-        _ => perRow,
-    };
+        if (kept is not null)
+        {
+            var zero = Tensor.ScalarLike(perRow, 0);
+            perRow = Tensor.Where(kept, perRow, zero);
+            rowWeight = rowWeight is null ? kept.To(perRow.DType) : Tensor.Where(kept, rowWeight, zero);
+        }
+        if (rowWeight is null) return Reduce(perRow, reduction);
+        return reduction switch
+        {
+            Reduction.Mean => perRow.Sum() / rowWeight.Sum(),
+            Reduction.Sum => perRow.Sum(),
+            _ => perRow,
+        };
+    }
 
     private static void CheckSmoothing(string op, double labelSmoothing)
     {
@@ -166,10 +175,8 @@ public static class Losses
         weight = CheckClassWeight("nll", weight, logProbs);
         var keep = IgnoredRows(ref targets, ignoreIndex);
         var loss = -logProbs.Gather(1, targets.Unsqueeze(1), "nll").Squeeze(1);
-        if (weight is null && keep is null) return Reduce(loss, reduction);
-        var rowWeight = weight?.Gather(0, targets, "nll") ?? Tensor.OnesLike(loss);
-        if (weight is not null) loss = loss * rowWeight;
-        return keep is null ? ReduceKept(loss, rowWeight, reduction) : ReduceKept(Kept(keep, loss), Kept(keep, rowWeight), reduction);
+        var wt = weight?.Gather(0, targets, "nll");
+        return ReduceRows(wt is null ? loss : loss * wt, wt, keep, reduction);
     }
 
     /// <summary>Mean squared error. Shapes must match exactly.</summary>

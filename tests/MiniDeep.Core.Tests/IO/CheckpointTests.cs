@@ -127,6 +127,12 @@ public class CheckpointTests : IDisposable
         Assert.Equal((0.9, 0, 1), (resumed.Best, resumed.BadEpochs, resumed.CooldownLeft));
         Assert.Equal(expected[stop..], metrics[stop..].Select(m => { resumed.Step(m); return o3.Groups[0].Lr; }));
 
+        // Saved before its first metric, the best is +∞ (−∞ for Max): it must come back as that, not as a parse error.
+        var (o5, unused) = Fresh();
+        Checkpoint.Save(_path, new TrainingState(model, o5, Plateau: unused), 0, 0);
+        Checkpoint.Load(_path, new TrainingState(model, o3, Plateau: resumed));
+        Assert.Equal((double.PositiveInfinity, 0, 0), (resumed.Best, resumed.BadEpochs, resumed.CooldownLeft));
+
         // A file saved without the rule is refused, naming the field, before anything changes.
         Checkpoint.Save(_path, new TrainingState(model, o2), stop, stop);
         var (o4, target) = Fresh();
