@@ -27,7 +27,7 @@ public sealed record OnnxExportOptions
 /// Export to ONNX (opset 17, IR version 8): the model's inference graph, as it computes in evaluation
 /// mode (dropout off, batch norm on its running statistics), with its parameters as initializers named
 /// by their state-dict keys. Supported: <see cref="Sequential"/>, <see cref="Linear"/>,
-/// <see cref="Conv2d"/>, <see cref="MaxPool2d"/>, <see cref="AvgPool2d"/>, <see cref="AdaptiveAvgPool2d"/> (global, or dividing its input evenly), <see cref="Flatten"/>,
+/// <see cref="Conv2d"/>, <see cref="ConvTranspose2d"/>, <see cref="MaxPool2d"/>, <see cref="AvgPool2d"/>, <see cref="AdaptiveAvgPool2d"/> (global, or dividing its input evenly), <see cref="Upsample"/>, <see cref="Flatten"/>,
 /// <see cref="Dropout"/>, <see cref="BatchNorm1d"/>, <see cref="BatchNorm2d"/>, <see cref="LayerNorm"/>,
 /// <see cref="Standardize"/>, <see cref="Residual"/>, <see cref="Ensemble"/> and the built-in
 /// <see cref="Activations"/> (Softmax included). Anything else is refused with
@@ -203,6 +203,15 @@ public static class Onnx
                         AttrInts("dilations", conv.Dilation.H, conv.Dilation.W),
                         AttrInt("group", conv.Groups));
 
+                case ConvTranspose2d deconv:
+                    return Op("ConvTranspose", path, deconv.Bias is null ? [x, State(deconv.Weight)] : [x, State(deconv.Weight), State(deconv.Bias)],
+                        AttrInts("kernel_shape", deconv.KernelSize.H, deconv.KernelSize.W),
+                        AttrInts("strides", deconv.Stride.H, deconv.Stride.W),
+                        AttrInts("pads", deconv.Padding.H, deconv.Padding.W, deconv.Padding.H, deconv.Padding.W),
+                        AttrInts("output_padding", deconv.OutputPadding.H, deconv.OutputPadding.W),
+                        AttrInts("dilations", deconv.Dilation.H, deconv.Dilation.W),
+                        AttrInt("group", deconv.Groups));
+
                 case MaxPool2d pool:
                     return Op("MaxPool", path, [x],
                         AttrInts("kernel_shape", pool.Kernel.H, pool.Kernel.W),
@@ -228,6 +237,28 @@ public static class Onnx
                         throw new OnnxExportException($"Onnx.Export: {Where(path, m)}: an input of {h}×{w} pooled to {oh}×{ow} has windows of unequal size, which no ONNX operator computes; "
                             + "choose an output that divides the input, or (1, 1)");
                     return Op("AveragePool", path, [x], AttrInts("kernel_shape", h / oh, w / ow), AttrInts("strides", h / oh, w / ow));
+                }
+
+                case Upsample up:
+                {
+                    // Resize with sizes, not scales: from a scale ONNX computes ⌊H·scale⌋, which a float ratio
+                    // can put one row short. The sizes keep the batch and channels of the input as it comes
+                    // (Shape, sliced), so a dynamic batch stays dynamic. The coordinate modes are PyTorch's:
+                    // nearest is ⌊i·H/h⌋ (asymmetric, floor); bilinear without aligned corners is (i + ½)·H/h − ½
+                    // clamped at 0 (pytorch_half_pixel), except that ONNX samples a one-pixel output at 0 where
+                    // PyTorch and MiniDeep sample the input's centre, and aligned corners divide by h − 1 = 0.
+                    int h = sample.Size(2), w = sample.Size(3);
+                    var (oh, ow) = up.OutputSize(h, w);
+                    if (up.Mode == UpsampleMode.Bilinear && ((oh == 1 && h > 1) || (ow == 1 && w > 1)))
+                        throw new OnnxExportException($"Onnx.Export: {Where(path, m)}: a bilinear resize of {h}×{w} to {oh}×{ow} has a one-pixel side, "
+                            + "which ONNX's Resize samples at the first pixel and MiniDeep (as PyTorch) at the centre; resize to at least 2 pixels per side");
+                    var batchAndChannels = Op("Slice", path, [Op("Shape", path, [x]), Int64s(Join(path, "starts"), [0]), Int64s(Join(path, "ends"), [2])]);
+                    var sizes = Op("Concat", path, [batchAndChannels, Int64s(Join(path, "size"), [oh, ow])], AttrInt("axis", 0));
+                    return up.Mode == UpsampleMode.Nearest
+                        ? Op("Resize", path, [x, "", "", sizes], AttrString("mode", "nearest"),
+                            AttrString("coordinate_transformation_mode", "asymmetric"), AttrString("nearest_mode", "floor"))
+                        : Op("Resize", path, [x, "", "", sizes], AttrString("mode", "linear"),
+                            AttrString("coordinate_transformation_mode", up.AlignCorners ? "align_corners" : "pytorch_half_pixel"));
                 }
 
                 case Flatten flat:
@@ -281,8 +312,8 @@ public static class Onnx
 
                 default:
                     throw new OnnxExportException(
-                        $"Onnx.Export: {Where(path, m)} has no ONNX mapping. Supported: Sequential, Residual, Ensemble, Linear, Conv2d, " +
-                        "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, Standardize and the built-in Activations");
+                        $"Onnx.Export: {Where(path, m)} has no ONNX mapping. Supported: Sequential, Residual, Ensemble, Linear, Conv2d, ConvTranspose2d, " +
+                        "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, Standardize and the built-in Activations");
             }
         }
 
@@ -336,10 +367,11 @@ public static class Onnx
             return name;
         }
 
-        // AttributeProto { name = 1; f = 2; i = 3; ints = 8 (repeated, unpacked in proto2); type = 20 }
-        // with type FLOAT = 1, INT = 2, INTS = 7.
+        // AttributeProto { name = 1; f = 2; i = 3; s = 4; ints = 8 (repeated, unpacked in proto2); type = 20 }
+        // with type FLOAT = 1, INT = 2, STRING = 3, INTS = 7.
         private static ProtoWriter AttrInt(string name, long value) => new ProtoWriter().String(1, name).Int(3, value).Int(20, 2);
         private static ProtoWriter AttrFloat(string name, double value) => new ProtoWriter().String(1, name).Float(2, (float)value).Int(20, 1);
+        private static ProtoWriter AttrString(string name, string value) => new ProtoWriter().String(1, name).String(4, value).Int(20, 3);
         private static ProtoWriter AttrInts(string name, params long[] values)
         {
             var a = new ProtoWriter().String(1, name);

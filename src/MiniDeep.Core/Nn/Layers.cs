@@ -117,6 +117,79 @@ public sealed class Conv2d : Module
     }
 }
 
+/// <summary>
+/// Transposed 2-D convolution over (N, C, H, W), the adjoint of a <see cref="Conv2d"/>: with stride s it
+/// upsamples about s times (a decoder's or a generator's layer). Default initialization is PyTorch's:
+/// uniform on ±1/√(out/groups·kh·kw), the fan-in PyTorch reads off the transposed weight.
+/// </summary>
+public sealed class ConvTranspose2d : Module
+{
+    /// <inheritdoc/>
+    protected internal override bool MayKeepInput => false;
+    /// <summary>(in, out/groups, kh, kw), PyTorch's layout.</summary>
+    public Tensor Weight { get; }
+    /// <summary>(out), or null.</summary>
+    public Tensor? Bias { get; }
+    private readonly (int, int) _stride, _padding, _outputPadding, _dilation;
+    private readonly int _groups;
+
+    /// <summary>A transposed convolution with a square or rectangular kernel.</summary>
+    public ConvTranspose2d(int inChannels, int outChannels, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null,
+        (int H, int W)? outputPadding = null, (int H, int W)? dilation = null, int groups = 1, bool bias = true, Generator? generator = null)
+    {
+        if (inChannels < 1 || outChannels < 1 || groups < 1 || inChannels % groups != 0 || outChannels % groups != 0)
+            throw new ArgumentException($"ConvTranspose2d: groups={groups} must divide in_channels {inChannels} and out_channels {outChannels}, all positive");
+        if (kernel.H < 1 || kernel.W < 1) throw new ArgumentOutOfRangeException(nameof(kernel), $"ConvTranspose2d: kernel {kernel} is empty");
+        _stride = stride ?? (1, 1);
+        _padding = padding ?? (0, 0);
+        _outputPadding = outputPadding ?? (0, 0);
+        _dilation = dilation ?? (1, 1);
+        Tensor.CheckConvArguments("ConvTranspose2d", _stride, _padding, _dilation);
+        // Checked here, not at the first Forward, as PyTorch's layer does.
+        if (_outputPadding.Item1 < 0 || _outputPadding.Item2 < 0
+            || _outputPadding.Item1 >= Math.Max(_stride.Item1, _dilation.Item1) || _outputPadding.Item2 >= Math.Max(_stride.Item2, _dilation.Item2))
+            throw new ArgumentException($"ConvTranspose2d: output padding {_outputPadding} must be non-negative and smaller than the stride {_stride} or the dilation {_dilation}");
+        _groups = groups;
+        double bound = 1 / Math.Sqrt(outChannels / groups * kernel.H * kernel.W);
+        Weight = RegisterParameter("weight", Tensor.Rand(new Shape(inChannels, outChannels / groups, kernel.H, kernel.W), generator, -bound, bound));
+        if (bias) Bias = RegisterParameter("bias", Tensor.Rand(new Shape(outChannels), generator, -bound, bound));
+    }
+
+    /// <summary>A transposed convolution with a square kernel.</summary>
+    public ConvTranspose2d(int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, int outputPadding = 0, bool bias = true, Generator? generator = null)
+        : this(inChannels, outChannels, (kernel, kernel), (stride, stride), (padding, padding), (outputPadding, outputPadding), bias: bias, generator: generator) { }
+
+    /// <summary>Input channels.</summary>
+    public int InChannels => Weight.Size(0);
+    /// <summary>Output channels.</summary>
+    public int OutChannels => Weight.Size(1) * _groups;
+    /// <summary>Kernel height and width.</summary>
+    public (int H, int W) KernelSize => (Weight.Size(2), Weight.Size(3));
+    /// <summary>Stride along height and width.</summary>
+    public (int H, int W) Stride => _stride;
+    /// <summary>Padding taken off each side of the output, along height and width.</summary>
+    public (int H, int W) Padding => _padding;
+    /// <summary>Rows and columns added at the bottom and right of the output.</summary>
+    public (int H, int W) OutputPadding => _outputPadding;
+    /// <summary>Dilation along height and width.</summary>
+    public (int H, int W) Dilation => _dilation;
+    /// <summary>Channel groups (1: dense).</summary>
+    public int Groups => _groups;
+
+    /// <inheritdoc/>
+    public override string Describe() =>
+        $"ConvTranspose2d({InChannels}, {OutChannels}, kernel=({Weight.Size(2)}, {Weight.Size(3)}), stride={_stride}, padding={_padding}"
+        + (_outputPadding == (0, 0) ? ")" : $", output_padding={_outputPadding})");
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        if (x.Rank != 4 || x.Size(1) != InChannels)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must be (N, {InChannels}, H, W) (weight {Weight.Shape})");
+        return Tensor.ConvTranspose2d(x, Weight, Bias, _stride, _padding, _outputPadding, _dilation, _groups);
+    }
+}
+
 /// <summary>Max pooling; the stride defaults to the kernel size.</summary>
 public sealed class MaxPool2d((int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null) : Module
 {
@@ -171,6 +244,61 @@ public sealed class AdaptiveAvgPool2d((int H, int W) output) : Module
     public override string Describe() => $"AdaptiveAvgPool2d(output={output})";
     /// <inheritdoc/>
     protected override Tensor ForwardImpl(Tensor x) => Tensor.AdaptiveAvgPool2d(x, output);
+}
+
+/// <summary>
+/// Resizes images (PyTorch's nn.Upsample): by an integer scale, or to a fixed size whatever the input's;
+/// nearest or bilinear (see <see cref="Tensor.Interpolate(Tensor, ValueTuple{int, int}, UpsampleMode, bool)"/>).
+/// </summary>
+public sealed class Upsample : Module
+{
+    /// <inheritdoc/>
+    protected internal override bool MayKeepInput => false;
+    /// <summary>Upsampling by an integer factor along height and width.</summary>
+    public Upsample(int scale, UpsampleMode mode = UpsampleMode.Nearest, bool alignCorners = false)
+    {
+        if (scale < 1) throw new ArgumentOutOfRangeException(nameof(scale), $"Upsample: scale {scale} must be positive");
+        Scale = scale;
+        (Mode, AlignCorners) = Checked(mode, alignCorners);
+    }
+
+    /// <summary>Resizing to a fixed height and width.</summary>
+    public Upsample((int H, int W) size, UpsampleMode mode = UpsampleMode.Nearest, bool alignCorners = false)
+    {
+        if (size.H < 1 || size.W < 1) throw new ArgumentOutOfRangeException(nameof(size), $"Upsample: size {size} must be positive");
+        Size = size;
+        (Mode, AlignCorners) = Checked(mode, alignCorners);
+    }
+
+    private static (UpsampleMode, bool) Checked(UpsampleMode mode, bool alignCorners)
+    {
+        if (!Enum.IsDefined(mode)) throw new ArgumentOutOfRangeException(nameof(mode), $"Upsample: unknown mode {mode}");
+        if (mode == UpsampleMode.Nearest && alignCorners) throw new ArgumentException("Upsample: align_corners only applies to bilinear resizing, as in PyTorch");
+        return (mode, alignCorners);
+    }
+
+    /// <summary>The integer factor, or null when the layer resizes to <see cref="Size"/>.</summary>
+    public int? Scale { get; }
+    /// <summary>The output height and width, or null when the layer scales by <see cref="Scale"/>.</summary>
+    public (int H, int W)? Size { get; }
+    /// <summary>Nearest or bilinear.</summary>
+    public UpsampleMode Mode { get; }
+    /// <summary>Bilinear only: whether the corner pixels of input and output are aligned.</summary>
+    public bool AlignCorners { get; }
+
+    /// <summary>The output height and width for an input of <paramref name="height"/> × <paramref name="width"/>.</summary>
+    public (int H, int W) OutputSize(int height, int width) => Size ?? (checked(height * Scale!.Value), checked(width * Scale!.Value));
+
+    /// <inheritdoc/>
+    public override string Describe() =>
+        $"Upsample({(Size is { } s ? $"size={s}" : $"scale={Scale}")}, mode={Mode.ToString().ToLowerInvariant()}{(AlignCorners ? ", align_corners=True" : "")})";
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        if (x.Rank != 4) throw new ShapeMismatchException(Describe(), $"{Describe()}: input must be (N, C, H, W), got {x.Shape}");
+        return Tensor.Interpolate(x, OutputSize(x.Size(2), x.Size(3)), Mode, AlignCorners);
+    }
 }
 
 /// <summary>Flattens dimensions startAxis..endAxis (by default everything but the batch).</summary>

@@ -1,5 +1,14 @@
 namespace MiniDeep;
 
+/// <summary>How <see cref="Tensor.Interpolate(Tensor, ValueTuple{int, int}, UpsampleMode, bool)"/> fills the new pixels.</summary>
+public enum UpsampleMode
+{
+    /// <summary>Each output pixel copies the input pixel it falls in (PyTorch's mode='nearest').</summary>
+    Nearest,
+    /// <summary>Each output pixel mixes its four nearest input pixels (PyTorch's mode='bilinear').</summary>
+    Bilinear,
+}
+
 // Neural-network functions. Softmax and log-softmax are composites; convolution and pooling are
 // built on the Unfold/Fold pair (im2col and its adjoint) plus matmul and reductions, so their
 // first and second derivatives follow from those primitives.
@@ -64,6 +73,69 @@ public sealed partial class Tensor
     public static Tensor Conv2dRelu(Tensor x, Tensor weight, Tensor? bias = null,
         (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? dilation = null, int groups = 1) =>
         Conv2dCore(x, weight, bias, stride, padding, dilation, groups, relu: true);
+
+    /// <summary>
+    /// Transposed 2-D convolution (PyTorch's conv_transpose2d), the adjoint of <see cref="Conv2d"/> with the
+    /// same weight: each input pixel adds a copy of the kernel, scaled by its value, into the output, so a
+    /// stride s makes the image about s times larger (the decoder half of an autoencoder or a generator).
+    /// x (N, C_in, H, W), weight (C_in, C_out/groups, kh, kw), bias (C_out); the output is
+    /// H' = (H − 1)·s − 2p + d·(kh − 1) + output_padding + 1 high, and alike in width. output_padding,
+    /// smaller than the stride or the dilation, picks among the sizes that a stride-s convolution maps
+    /// to the same H.
+    /// </summary>
+    // y = conv_transpose(x, w) + b = conv_input_grad(x, w) + b   dx = conv(g, w)   dw = conv_weight_grad(x, g)   db = Σ_{n,i,j} g
+    public static Tensor ConvTranspose2d(Tensor x, Tensor weight, Tensor? bias = null,
+        (int H, int W)? stride = null, (int H, int W)? padding = null, (int H, int W)? outputPadding = null,
+        (int H, int W)? dilation = null, int groups = 1)
+    {
+        const string Op = "conv_transpose2d";
+        var (sh, sw) = stride ?? (1, 1);
+        var (ph, pw) = padding ?? (0, 0);
+        var (oph, opw) = outputPadding ?? (0, 0);
+        var (dh, dw) = dilation ?? (1, 1);
+        if (x.Rank != 4) throw new ShapeMismatchException(Op, $"{Op}: input must be (N, C_in, H, W), got {x.Shape}");
+        if (weight.Rank != 4) throw new ShapeMismatchException(Op, $"{Op}: weight must be (C_in, C_out/groups, kh, kw), got {weight.Shape}");
+        int n = x.Dims[0], cin = x.Dims[1], h = x.Dims[2], w = x.Dims[3];
+        int kh = weight.Dims[2], kw = weight.Dims[3];
+        if (weight.Dims[0] != cin)
+            throw new ShapeMismatchException(Op, $"{Op}: weight {weight.Shape} expects {weight.Dims[0]} input channels, input {x.Shape} has {cin}");
+        if (groups < 1 || cin % groups != 0)
+            throw new ShapeMismatchException(Op, $"{Op}: groups={groups} must divide the input channels {cin} (input {x.Shape}, weight {weight.Shape})");
+        int cout = weight.Dims[1] * groups;
+        if (kh < 1 || kw < 1 || cout < 1)
+            throw new ShapeMismatchException(Op, $"{Op}: weight {weight.Shape} has an empty kernel or no output channels");
+        if (h == 0 || w == 0)
+            throw new ShapeMismatchException(Op, $"{Op}: input {x.Shape} has no pixels");
+        CheckConvArguments(Op, (sh, sw), (ph, pw), (dh, dw));
+        if (oph < 0 || opw < 0 || oph >= Math.Max(sh, dh) || opw >= Math.Max(sw, dw))
+            throw new ArgumentException($"{Op}: output padding ({oph}, {opw}) must be non-negative and smaller than the stride ({sh}, {sw}) or the dilation ({dh}, {dw})");
+        int outH = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1, outW = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1;
+        if (outH <= 0 || outW <= 0)
+            throw new ShapeMismatchException(Op, $"{Op}: padding ({ph}, {pw}) leaves no output for input {x.Shape} and kernel ({kh}, {kw}) (output {outH}×{outW})");
+        if (bias is not null && (bias.Rank != 1 || bias.Dims[0] != cout))
+            throw new ShapeMismatchException(Op, $"{Op}: bias {bias.Shape} does not match {cout} output channels");
+
+        // The convolution this is the adjoint of maps C_out × H' × W' to C_in × geo.OutH × geo.OutW. That is
+        // H × W, except when an output padding at least the stride (allowed below the dilation) gives it
+        // further window positions: x has no values there, so they are zeros.
+        var geo = new WindowGeometry(cout, outH, outW, kh, kw, sh, sw, ph, pw, dh, dw);
+        if (geo.OutH != h || geo.OutW != w) x = x.Pad([0, geo.OutW - w, 0, geo.OutH - h]);
+
+        Tensor y;
+        if (groups == 1 && x.DType.IsFloating() && weight.DType == x.DType && weight.Device == x.Device)
+            y = ConvInputGrad(x, weight, geo);
+        else
+        {
+            // Per group, the columns are Wᵀ·x, (C_out/G·kh·kw, C_in/G) @ (C_in/G, N·L), and fold sums the
+            // overlapping windows into the image: the grouped convolution's path, run backwards.
+            int k = cout / groups * kh * kw, l = geo.OutH * geo.OutW;
+            var xg = x.Reshape(n, groups, cin / groups, l).Permute(1, 2, 0, 3).Reshape(groups, cin / groups, n * l);
+            var wt = weight.Reshape(groups, cin / groups, k).mT;
+            var cols = MatMul(wt, xg).Reshape(groups, k, n, l).Permute(2, 0, 1, 3).Reshape(n, groups * k, l);
+            y = Fold(cols, geo);
+        }
+        return bias is null ? y : y + bias.Reshape(1, cout, 1, 1);
+    }
 
     // Stride and dilation of at least 1 and padding of at least 0: checked on every call, and by the
     // Conv2d layer when it is built.
@@ -182,10 +254,9 @@ public sealed partial class Tensor
     /// <summary>
     /// Adaptive average pooling of (N, C, H, W) to (N, C, h, w), PyTorch's adaptive_avg_pool2d: output row
     /// i averages input rows ⌊i·H/h⌋ to ⌈(i + 1)·H/h⌉ − 1 (windows that may overlap, or differ in size by
-    /// one), and columns alike. Written as P_h · x · P_wᵀ with averaging matrices, so its gradient (and its
-    /// gradient's gradient) is two products; (1, 1), global average pooling, is a mean over H and W.
+    /// one), and columns alike. The mean over a rectangle is the mean over its rows of the means over its
+    /// columns, so it pools the rows, then the columns; (1, 1), global average pooling, is a mean over H and W.
     /// </summary>
-    // y = P_h x P_wᵀ   dx = P_hᵀ g P_w
     public static Tensor AdaptiveAvgPool2d(Tensor x, (int H, int W) output)
     {
         if (x.Rank != 4) throw new ShapeMismatchException("adaptive_avg_pool2d", $"adaptive_avg_pool2d: input must be (N, C, H, W), got {x.Shape}");
@@ -194,21 +265,120 @@ public sealed partial class Tensor
         if (x.Dims[2] == 0 || x.Dims[3] == 0)
             throw new ShapeMismatchException("adaptive_avg_pool2d", $"adaptive_avg_pool2d: input {x.Shape} has no pixels to average");
         if (output == (1, 1)) return x.Mean([2, 3], keepDim: true);
-        var rows = AveragingMatrix(x.Dims[2], output.H, x);
-        var columns = AveragingMatrix(x.Dims[3], output.W, x);
-        return MatMul(rows, MatMul(x, columns.mT));
+        return AdaptiveMean(AdaptiveMean(x, 2, output.H), 3, output.W);
     }
 
-    // P[i, j] = 1 / (window size) for input index j in output i's window [⌊i·n/m⌋, ⌈(i + 1)·n/m⌉).
-    private static Tensor AveragingMatrix(int n, int m, Tensor like)
+    // Output i of the axis averages the window [⌊i·n/m⌋, ⌈(i + 1)·n/m⌉). When m divides n the windows
+    // tile the axis and the mean is a reshape and a mean. Otherwise each window's entries are gathered,
+    // padded to the longest window by repeating its first entry, and the padding is dropped by a where
+    // before the sum. A product with a 0/1 matrix would be shorter, but 0·∞ is NaN: one infinite pixel
+    // would turn every output NaN, where PyTorch makes only the windows that hold it infinite.
+    // y = Σ_{j ∈ W_i} x_j / |W_i|   dx = Σ_{i: j ∈ W_i} g_i / |W_i|
+    private static Tensor AdaptiveMean(Tensor x, int axis, int m)
     {
-        var p = new double[m * n];
+        int n = x.Dims[axis];
+        if (n == m) return x;
+        var before = x.Dims[..axis];
+        var after = x.Dims[(axis + 1)..];
+        if (n % m == 0) return x.Reshape([.. before, m, n / m, .. after]).Mean(axis + 1);
+
+        int longest = 0;
+        for (int i = 0; i < m; i++) longest = Math.Max(longest, WindowEnd(i, n, m) - WindowStart(i, n, m));
+        var index = new int[m * longest];
+        var keep = new bool[m * longest];
+        var size = new double[m];
         for (int i = 0; i < m; i++)
         {
-            int start = (int)((long)i * n / m), end = (int)(((long)(i + 1) * n + m - 1) / m);
-            for (int j = start; j < end; j++) p[i * n + j] = 1.0 / (end - start);
+            int start = WindowStart(i, n, m), length = WindowEnd(i, n, m) - start;
+            size[i] = length;
+            for (int k = 0; k < longest; k++)
+            {
+                index[i * longest + k] = start + (k < length ? k : 0);
+                keep[i * longest + k] = k < length;
+            }
         }
-        return FromArray(p, m, n).To(like.DType).To(like.Device);
+        var ones = Enumerable.Repeat(1, after.Length).ToArray();
+        var windows = x.IndexSelect(axis, FromArray(index).To(x.Device)).Reshape([.. before, m, longest, .. after]);
+        var mask = FromArray(keep, [m, longest, .. ones]).To(x.Device);
+        var sizes = FromArray(size, [m, .. ones]).To(x.DType).To(x.Device);
+        return Where(mask, windows, ScalarLike(windows, 0)).Sum(axis + 1) / sizes;
+    }
+
+    private static int WindowStart(int i, int n, int m) => (int)((long)i * n / m);
+    private static int WindowEnd(int i, int n, int m) => (int)(((long)(i + 1) * n + m - 1) / m);
+
+    /// <summary>
+    /// Resizes the images of (N, C, H, W) to (N, C, h, w), PyTorch's F.interpolate(x, size=(h, w), mode=...).
+    /// Nearest: output row i copies input row ⌊i·H/h⌋. Bilinear: each output pixel mixes its four nearest
+    /// input pixels, with pixel centres aligned (align_corners = false, PyTorch's default: row i samples
+    /// (i + ½)·H/h − ½, clamped at 0) or the corner pixels aligned (true: row i samples i·(H − 1)/(h − 1)).
+    /// Both modes are separable, so rows are resized first, then columns, each a gather and (bilinear)
+    /// a weighted sum of two gathers, and the gradient of each is a scatter-add of g.
+    /// </summary>
+    public static Tensor Interpolate(Tensor x, (int H, int W) size, UpsampleMode mode = UpsampleMode.Nearest, bool alignCorners = false)
+    {
+        const string Op = "interpolate";
+        if (x.Rank != 4) throw new ShapeMismatchException(Op, $"{Op}: input must be (N, C, H, W), got {x.Shape}");
+        if (size.H < 1 || size.W < 1) throw new ArgumentException($"{Op}: output size {size} must be positive");
+        if (x.Dims[2] == 0 || x.Dims[3] == 0) throw new ShapeMismatchException(Op, $"{Op}: input {x.Shape} has no pixels");
+        if (!Enum.IsDefined(mode)) throw new ArgumentOutOfRangeException(nameof(mode), $"{Op}: unknown mode {mode}");
+        if (mode == UpsampleMode.Nearest && alignCorners)
+            throw new ArgumentException($"{Op}: align_corners only applies to bilinear resizing, as in PyTorch");
+        if (!x.DType.IsFloating() && mode == UpsampleMode.Bilinear)
+            throw new InvalidOperationException($"{Op}: bilinear resizing needs a floating-point input, got {x.DType.Name()}");
+        var rows = mode == UpsampleMode.Nearest ? NearestAlong(x, 2, size.H) : LinearAlong(x, 2, size.H, alignCorners);
+        return mode == UpsampleMode.Nearest ? NearestAlong(rows, 3, size.W) : LinearAlong(rows, 3, size.W, alignCorners);
+    }
+
+    /// <summary>Resizes (N, C, H, W) to (N, C, H·scale, W·scale); see <see cref="Interpolate(Tensor, ValueTuple{int, int}, UpsampleMode, bool)"/>.</summary>
+    public static Tensor Interpolate(Tensor x, int scale, UpsampleMode mode = UpsampleMode.Nearest, bool alignCorners = false)
+    {
+        if (scale < 1) throw new ArgumentOutOfRangeException(nameof(scale), $"interpolate: scale {scale} must be positive");
+        if (x.Rank != 4) throw new ShapeMismatchException("interpolate", $"interpolate: input must be (N, C, H, W), got {x.Shape}");
+        return Interpolate(x, (checked(x.Dims[2] * scale), checked(x.Dims[3] * scale)), mode, alignCorners);
+    }
+
+    // PyTorch computes the source index in float32, ⌊i·(float)(n/m)⌋, and so does this: where i·n/m is
+    // an integer, the rounded ratio could put the exact product a hair below it and pick the row above.
+    // y = x[src]   dx = scatter_add(src, g)
+    private static Tensor NearestAlong(Tensor x, int axis, int m)
+    {
+        int n = x.Dims[axis];
+        if (n == m) return x;
+        float ratio = (float)n / m;
+        var index = new int[m];
+        for (int i = 0; i < m; i++) index[i] = Math.Min((int)MathF.Floor(i * ratio), n - 1);
+        return x.IndexSelect(axis, FromArray(index, [m], x.Device));
+    }
+
+    // Output i samples the input at s_i and mixes its two neighbours: (1 − λ)·x_⌊s⌋ + λ·x_{⌊s⌋+1}, the
+    // second neighbour the first itself at the last row. The coordinates are PyTorch's, in float32 for
+    // float32 inputs and float64 for float64 ones, as PyTorch computes them.
+    // y = (1 − λ) x[j] + λ x[j + 1]   dx = scatter_add(j, (1 − λ) g) + scatter_add(j + 1, λ g)
+    private static Tensor LinearAlong(Tensor x, int axis, int m, bool alignCorners)
+    {
+        int n = x.Dims[axis];
+        if (n == m) return x;
+        bool single = x.DType != DType.Float64;
+        double scale = single
+            ? (alignCorners ? (m > 1 ? (float)(n - 1) / (m - 1) : 0f) : (float)n / m)
+            : (alignCorners ? (m > 1 ? (double)(n - 1) / (m - 1) : 0) : (double)n / m);
+        var first = new int[m];
+        var second = new int[m];
+        var lambda = new double[m];
+        for (int i = 0; i < m; i++)
+        {
+            double s = alignCorners ? scale * i : Math.Max(scale * (i + 0.5) - 0.5, 0);
+            if (single) s = alignCorners ? (float)scale * i : MathF.Max((float)scale * (i + 0.5f) - 0.5f, 0);
+            int j = Math.Min((int)Math.Floor(s), n - 1);
+            first[i] = j;
+            second[i] = j < n - 1 ? j + 1 : j;
+            lambda[i] = Math.Clamp(s - j, 0, 1);
+        }
+        var trailing = Enumerable.Repeat(1, x.Rank - axis - 1).ToArray();
+        var l1 = FromArray(lambda, [m, .. trailing]).To(x.DType).To(x.Device);
+        var l0 = FromArray(lambda.Select(l => 1 - l).ToArray(), [m, .. trailing]).To(x.DType).To(x.Device);
+        return x.IndexSelect(axis, FromArray(first, [m], x.Device)) * l0 + x.IndexSelect(axis, FromArray(second, [m], x.Device)) * l1;
     }
 
     private static WindowGeometry PoolGeometry(string op, Tensor x, (int H, int W) kernel, (int H, int W)? stride, (int H, int W)? padding, (int H, int W)? dilation)

@@ -275,10 +275,35 @@ public abstract partial class BackendConformance
     [MemberData(nameof(FloatTypes))]
     public void AdaptiveAvgPool2d_ValuesAndGradients_MatchReference(DType t)
     {
-        // Averaging matrices made on the host and moved to the device, and a 2-D matrix broadcast against a batch.
-        var x = V([2, 3, 7, 5], 41, t);
+        // Window indices and masks made on the host and moved to the device (7 → 3 rows: unequal windows),
+        // evenly dividing columns (a reshape and a mean), and global pooling.
+        var x = V([2, 3, 7, 4], 41, t);
         AgreeWithGradients(a => Tensor.AdaptiveAvgPool2d(a[0], (3, 2)), [x], 1e-5, 1e-6);
+        AgreeWithGradients(a => Tensor.AdaptiveAvgPool2d(a[0], (5, 3)), [x], 1e-5, 1e-6);
         AgreeWithGradients(a => Tensor.AdaptiveAvgPool2d(a[0], (1, 1)), [x], 1e-5, 1e-6);
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void ConvTranspose2d_ValuesAndGradients_MatchReference(DType t)
+    {
+        // The dense path (the convolution's input-gradient kernel), the grouped path (matmul and fold),
+        // and an output padding at or above the stride (allowed below the dilation), which pads x.
+        var x = V([2, 4, 5, 4], 43, t); var w = V([4, 3, 3, 2], 44, t); var b = V([3], 45, t);
+        AgreeWithGradients(a => Tensor.ConvTranspose2d(a[0], a[1], a[2], (2, 1), (1, 0), (1, 0)), [x, w, b], 1e-5, 1e-5);
+        AgreeWithGradients(a => Tensor.ConvTranspose2d(a[0], a[1], null, (1, 1), (0, 0), (1, 1), (2, 2)), [x, w], 1e-5, 1e-5);
+        var wg = V([4, 1, 2, 3], 46, t);
+        AgreeWithGradients(a => Tensor.ConvTranspose2d(a[0], a[1], null, (2, 2), groups: 2), [x, wg], 1e-5, 1e-5);
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
+    public void Interpolate_ValuesAndGradients_MatchReference(DType t)
+    {
+        var x = V([2, 3, 4, 5], 47, t);
+        AgreeWithGradients(a => Tensor.Interpolate(a[0], 2), [x], 1e-6, 1e-6);
+        AgreeWithGradients(a => Tensor.Interpolate(a[0], (7, 3), UpsampleMode.Bilinear), [x], 1e-5, 1e-6);
+        AgreeWithGradients(a => Tensor.Interpolate(a[0], (6, 9), UpsampleMode.Bilinear, alignCorners: true), [x], 1e-5, 1e-6);
     }
 
     // (batch, channels, h, w, out, kh, kw, stride, padding, dilation, bias): one image (parallel GEMMs),

@@ -269,6 +269,49 @@ public static class OpSpecs
         // ----- convolution and pooling -----
         Conv("conv2d", (x, w, b, s, p, d, g) => Tensor.Conv2d(x, w, b, s, p, d, g)),
         Conv("conv2d_relu", (x, w, b, s, p, d, g) => Tensor.Conv2dRelu(x, w, b, s, p, d, g)),
+        new("conv_transpose2d", max =>
+            (from n in Gen.Choose(1, 2)
+             from groups in Gen.Choose(1, 2)
+             from cg in Gen.Choose(1, 2)
+             from og in Gen.Choose(1, 2)
+             from h in Gen.Choose(1, max)
+             from w in Gen.Choose(1, max)
+             from kh in Gen.Choose(1, 3)
+             from kw in Gen.Choose(1, 2)
+             from stride in Gen.Choose(1, 2)
+             from pad in Gen.Choose(0, 1)
+             from dil in Gen.Choose(1, 2)
+             from outPad in Gen.Choose(0, 1)
+             from bias in Gen.Elements(true, false)
+             from seed in Gens.Seed
+             select (n, groups, cg, og, h, w, kh, kw, stride, pad, dil, outPad, bias, seed))
+            .Where(c => c.outPad < Math.Max(c.stride, c.dil)
+                && (c.h - 1) * c.stride - 2 * c.pad + c.dil * (c.kh - 1) + c.outPad + 1 > 0
+                && (c.w - 1) - 2 * c.pad + (c.kw - 1) + 1 > 0)
+            .Select(c => new OpCase(
+                $"conv_transpose2d x({c.n}, {c.groups * c.cg}, {c.h}, {c.w}) w({c.groups * c.cg}, {c.og}, {c.kh}, {c.kw}) stride {c.stride} pad {c.pad} dil {c.dil} output pad {c.outPad} groups {c.groups} bias {c.bias} seed {c.seed}",
+                [Values([c.n, c.groups * c.cg, c.h, c.w], c.seed), Values([c.groups * c.cg, c.og, c.kh, c.kw], c.seed + 1), Values([c.groups * c.og], c.seed + 2)],
+                x => Tensor.ConvTranspose2d(x[0], x[1], c.bias ? x[2] : null, (c.stride, 1), (c.pad, c.pad), (c.outPad, 0), (c.dil, 1), c.groups)))),
+        new("adaptive_avg_pool2d", max =>
+            from n in Gen.Choose(1, 2)
+            from ch in Gen.Choose(1, 2)
+            from h in Gen.Choose(1, max + 2)
+            from w in Gen.Choose(1, max + 2)
+            from oh in Gen.Choose(1, max + 2)
+            from ow in Gen.Choose(1, max + 2)
+            from seed in Gens.Seed
+            select new OpCase($"adaptive_avg_pool2d x({n}, {ch}, {h}, {w}) to ({oh}, {ow}) seed {seed}",
+                [Values([n, ch, h, w], seed)], x => Tensor.AdaptiveAvgPool2d(x[0], (oh, ow)))),
+        new("interpolate", max =>
+            from n in Gen.Choose(1, 2)
+            from h in Gen.Choose(1, max + 1)
+            from w in Gen.Choose(1, max + 1)
+            from oh in Gen.Choose(1, 2 * max + 2)
+            from ow in Gen.Choose(1, 2 * max + 2)
+            from mode in Gen.Elements((UpsampleMode.Nearest, false), (UpsampleMode.Bilinear, false), (UpsampleMode.Bilinear, true))
+            from seed in Gens.Seed
+            select new OpCase($"interpolate x({n}, 2, {h}, {w}) to ({oh}, {ow}) {mode.Item1} align corners {mode.Item2} seed {seed}",
+                [Values([n, 2, h, w], seed)], x => Tensor.Interpolate(x[0], (oh, ow), mode.Item1, mode.Item2))),
         Pool("max_pool2d", Domain.Distinct, (x, k, s, p) => Tensor.MaxPool2d(x, (k, k), (s, s), (p, p))),
         Pool("avg_pool2d", Domain.Any, (x, k, s, p) => Tensor.AvgPool2d(x, (k, k), (s, s), (p, p))),
         new("unfold_fold", max =>

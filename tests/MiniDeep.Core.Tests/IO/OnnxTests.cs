@@ -99,6 +99,24 @@ public class OnnxTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void DecoderLayers_TransposedConvolutionsAndResizing_MatchOnnxRuntime()
+    {
+        var g = new Generator(10);
+        // Transposed convolutions: output padding, dilation, groups, no bias; then every resize mode,
+        // up and down, by a scale and to a size.
+        var decoder = new Sequential(
+            new ConvTranspose2d(4, 6, (3, 2), stride: (2, 1), padding: (1, 0), outputPadding: (1, 0), dilation: (1, 2), generator: g), ReLU(),
+            new ConvTranspose2d(6, 4, (2, 2), stride: (2, 2), groups: 2, bias: false, generator: g), Tanh(),
+            new Upsample(2), new Upsample((11, 13), UpsampleMode.Bilinear), new Upsample((20, 7), UpsampleMode.Bilinear, alignCorners: true),
+            new Upsample((9, 9)), new Upsample((4, 5), UpsampleMode.Bilinear));
+        Assert.True(MaxDifference(decoder, new Shape(1, 4, 3, 4), new Shape(2, 4, 3, 4)) <= Tolerance);
+        // A bilinear one-pixel side is where ONNX's pytorch_half_pixel and PyTorch part ways.
+        var e = Assert.Throws<OnnxExportException>(() => Onnx.ExportBytes(new Sequential(new Upsample((1, 4), UpsampleMode.Bilinear)), new Shape(1, 1, 3, 3)));
+        Assert.Contains("module '0' (Upsample(size=(1, 4), mode=bilinear))", e.Message);
+        Assert.Contains("3×3 to 1×4", e.Message);
+    }
+
+    [Fact]
     public void ConvolutionGeometry_StridePaddingDilationGroups_MatchOnnxRuntime()
     {
         var g = new Generator(6);

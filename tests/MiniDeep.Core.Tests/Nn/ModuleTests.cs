@@ -15,6 +15,10 @@ public class ModuleTests
         { "Conv2d", () => new Conv2d(1, 32, 3, padding: 1), [2, 1, 28, 28], [2, 32, 28, 28], 32 * 9 + 32 },
         { "Conv2d strided", () => new Conv2d(3, 8, (3, 3), stride: (2, 2)), [1, 3, 9, 9], [1, 8, 4, 4], 8 * 27 + 8 },
         { "Conv2d grouped", () => new Conv2d(4, 8, (3, 3), padding: (1, 1), groups: 2), [1, 4, 5, 5], [1, 8, 5, 5], 8 * 2 * 9 + 8 },
+        { "ConvTranspose2d", () => new ConvTranspose2d(8, 4, 4, stride: 2, padding: 1), [2, 8, 7, 7], [2, 4, 14, 14], 8 * 4 * 16 + 4 },
+        { "ConvTranspose2d output padding, grouped", () => new ConvTranspose2d(4, 6, (3, 3), stride: (2, 2), padding: (1, 1), outputPadding: (1, 0), groups: 2), [1, 4, 5, 5], [1, 6, 10, 9], 4 * 3 * 9 + 6 },
+        { "Upsample scale", () => new Upsample(3), [2, 3, 4, 5], [2, 3, 12, 15], 0 },
+        { "Upsample size, bilinear", () => new Upsample((7, 2), UpsampleMode.Bilinear), [2, 3, 4, 5], [2, 3, 7, 2], 0 },
         { "MaxPool2d", () => new MaxPool2d(2), [2, 3, 8, 8], [2, 3, 4, 4], 0 },
         { "AvgPool2d", () => new AvgPool2d(2), [2, 3, 8, 6], [2, 3, 4, 3], 0 },
         { "Flatten", () => new Flatten(), [2, 3, 4, 5], [2, 60], 0 },
@@ -36,6 +40,19 @@ public class ModuleTests
         Assert.Equal(new Shape(output), m.Forward(X(input)).Shape);
         Assert.Equal(parameters, m.ParameterCount());
         _ = name;
+    }
+
+    [Fact]
+    public void ConvTranspose2d_InitializesAsPyTorch_FromTheFanInOfTheTransposedWeight()
+    {
+        // PyTorch reads the fan-in off weight.size(1) · kh · kw, which for a transposed weight
+        // (in, out/groups, kh, kw) is out/groups · kh · kw: here 3 · 2 · 2 = 12, bound 1/√12.
+        var m = new ConvTranspose2d(64, 6, (2, 2), groups: 2, generator: new Generator(4));
+        Assert.Equal([64, 3, 2, 2], m.Weight.Dims);
+        double bound = 1 / Math.Sqrt(12), largest = m.Weight.Abs().Max().Item();
+        Assert.True(largest <= bound && largest > 0.95 * bound, $"largest |w| {largest}, bound {bound}");
+        Assert.True(m.Bias!.Abs().Max().Item() <= bound);
+        Assert.Equal("ConvTranspose2d(64, 6, kernel=(2, 2), stride=(1, 1), padding=(0, 0))", m.Describe());
     }
 
     [Fact]

@@ -63,6 +63,13 @@ public class ErrorTests
         { "avg_pool2d", () => Tensor.AvgPool2d(Z(1, 1, 2, 2), (3, 3)), ["(1, 1, 2, 2)"] },
         { "adaptive_avg_pool2d", () => Tensor.AdaptiveAvgPool2d(Z(2, 5, 5), (2, 2)), ["(2, 5, 5)", "(N, C, H, W)"] },
         { "adaptive_avg_pool2d", () => Tensor.AdaptiveAvgPool2d(Z(1, 1, 0, 5), (2, 2)), ["(1, 1, 0, 5)", "no pixels"] },
+        { "conv_transpose2d", () => Tensor.ConvTranspose2d(Z(1, 4, 5, 5), Z(3, 2, 3, 3)), ["(3, 2, 3, 3)", "(1, 4, 5, 5)"] },
+        { "conv_transpose2d", () => Tensor.ConvTranspose2d(Z(1, 4, 5, 5), Z(4, 2, 3, 3), groups: 3), ["groups=3", "(1, 4, 5, 5)"] },
+        { "conv_transpose2d", () => Tensor.ConvTranspose2d(Z(1, 4, 5, 5), Z(4, 2, 3, 3), Z(3)), ["(3,)", "2 output channels"] },
+        { "conv_transpose2d", () => Tensor.ConvTranspose2d(Z(1, 1, 1, 1), Z(1, 1, 1, 1), padding: (1, 1)), ["(1, 1, 1, 1)", "no output"] },
+        { "conv_transpose2d", () => Tensor.ConvTranspose2d(Z(4, 5, 5), Z(4, 2, 3, 3)), ["(4, 5, 5)"] },
+        { "interpolate", () => Tensor.Interpolate(Z(4, 5, 5), (8, 8)), ["(4, 5, 5)", "(N, C, H, W)"] },
+        { "interpolate", () => Tensor.Interpolate(Z(1, 1, 0, 5), (8, 8)), ["(1, 1, 0, 5)", "no pixels"] },
         { "index_select", () => Z(3, 3).IndexSelect(0, Tensor.Zeros(new Shape(2, 1), DType.Int32)), ["(2, 1)"] },
         { "embedding", () => Tensor.Embedding(Tensor.Zeros(new Shape(2), DType.Int32), Z(5)), ["(5,)"] },
         { "soft_cross_entropy", () => Losses.SoftCrossEntropy(Z(4, 3), Z(4, 2)), ["(4, 3)", "(4, 2)"] },
@@ -83,6 +90,26 @@ public class ErrorTests
         Assert.Contains("Conv2d: stride (0, 1)", Assert.Throws<ArgumentException>(() => new Nn.Conv2d(1, 1, (3, 3), stride: (0, 1))).Message);
         Assert.Throws<ArgumentException>(() => new Nn.Conv2d(1, 1, (3, 3), padding: (-1, 0)));
         Assert.Throws<ArgumentException>(() => new Nn.Conv2d(0, 1, (3, 3)));
+    }
+
+    [Fact]
+    public void TransposedConvolutionAndUpsampling_RefuseBadArguments_NamingTheOpAndTheValues()
+    {
+        // PyTorch's rule: output padding below the stride or the dilation, or the output size is ambiguous.
+        var x = Tensor.Zeros(1, 1, 3, 3);
+        var w = Tensor.Zeros(1, 1, 3, 3);
+        Assert.Contains("conv_transpose2d: output padding (2, 0)", Assert.Throws<ArgumentException>(() => Tensor.ConvTranspose2d(x, w, stride: (2, 2), outputPadding: (2, 0))).Message);
+        Assert.Contains("conv_transpose2d: stride (0, 1)", Assert.Throws<ArgumentException>(() => Tensor.ConvTranspose2d(x, w, stride: (0, 1))).Message);
+        Assert.Contains("ConvTranspose2d: output padding (1, 1)", Assert.Throws<ArgumentException>(() => new Nn.ConvTranspose2d(1, 1, 3, stride: 1, outputPadding: 1)).Message);
+        Assert.Contains("kernel (0, 3)", Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.ConvTranspose2d(1, 1, (0, 3))).Message);
+        Assert.Contains("ConvTranspose2d: groups=2", Assert.Throws<ArgumentException>(() => new Nn.ConvTranspose2d(3, 4, (3, 3), groups: 2)).Message);
+        Assert.Contains("interpolate: output size (0, 2)", Assert.Throws<ArgumentException>(() => Tensor.Interpolate(x, (0, 2))).Message);
+        Assert.Contains("interpolate: scale 0", Assert.Throws<ArgumentOutOfRangeException>(() => Tensor.Interpolate(x, 0)).Message);
+        Assert.Contains("align_corners", Assert.Throws<ArgumentException>(() => Tensor.Interpolate(x, 2, alignCorners: true)).Message);
+        Assert.Contains("bilinear resizing needs a floating-point input, got int32",
+            Assert.Throws<InvalidOperationException>(() => Tensor.Interpolate(Tensor.Zeros(new Shape(1, 1, 2, 2), DType.Int32), 2, UpsampleMode.Bilinear)).Message);
+        Assert.Contains("Upsample: scale 0", Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.Upsample(0)).Message);
+        Assert.Contains("Upsample(scale=2, mode=nearest): input must be (N, C, H, W), got (3, 3)", Assert.Throws<ShapeMismatchException>(() => new Nn.Upsample(2).Forward(Tensor.Zeros(3, 3))).Message);
     }
 
     [Fact]

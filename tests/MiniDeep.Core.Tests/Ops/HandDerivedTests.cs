@@ -360,6 +360,101 @@ public class HandDerivedTests
     }
 
     [Fact]
+    public void AdaptiveAvgPool2d_AnInfinitePixel_MakesOnlyItsOwnWindowsInfinite()
+    {
+        // 5 → 3 windows [0, 2), [1, 4), [3, 5): x₀ = ∞ lies only in the first. PyTorch gives (∞, 14/3, 12); a
+        // product with a 0/1 averaging matrix gave 0·∞ = NaN in the other two. Across rows: 3 → 2
+        // windows [0, 2), [1, 3), so row 0's ∞ reaches only output row 0, and a NaN in row 2 only row 1.
+        var x = Tensor.FromArray(new double[] { double.PositiveInfinity, 2, 4, 8, 16 }, 1, 1, 1, 5);
+        var cols = Tensor.AdaptiveAvgPool2d(x, (1, 3));
+        Assert.Equal(double.PositiveInfinity, cols.ToDoubleArray()[0]);
+        Close([14.0 / 3, 12], cols.Narrow(3, 1, 2));
+        var rows = Tensor.FromArray(new double[] { double.PositiveInfinity, 1, 2, double.NaN }, 1, 1, 4, 1);
+        var y = Tensor.AdaptiveAvgPool2d(rows, (3, 1)).ToDoubleArray();   // windows [0, 2), [1, 3), [2, 4)
+        Assert.Equal(double.PositiveInfinity, y[0]);
+        Assert.Equal(1.5, y[1]);
+        Assert.True(double.IsNaN(y[2]));
+        // The gradient of a finite output does not see the infinite pixel.
+        var xg = x.Clone().RequiresGrad_();
+        Tensor.AdaptiveAvgPool2d(xg, (1, 3)).Narrow(3, 1, 2).Sum().Backward();
+        Close([0, 1.0 / 3, 1.0 / 3, 1.0 / 3 + 0.5, 0.5], xg.Grad!);
+    }
+
+    [Fact]
+    public void ConvTranspose2d_ScattersTheKernel_AndIsTheAdjointOfConv2d()
+    {
+        // One pixel of value 1 at (0, 0) and one of value 2 at (0, 1), stride 2, kernel [[1, 2], [3, 4]]:
+        // each pixel writes its value times the kernel into its own 2×2 block, and the blocks do not
+        // overlap, so y = [[1, 2, 2, 4], [3, 4, 6, 8]], (H − 1)·s + kh = 2 high and (W − 1)·s + kw = 4 wide.
+        var x = Tensor.FromArray(new double[] { 1, 2 }, 1, 1, 1, 2).RequiresGrad_();
+        var w = Tensor.FromArray(new double[] { 1, 2, 3, 4 }, 1, 1, 2, 2).RequiresGrad_();
+        var y = Tensor.ConvTranspose2d(x, w, stride: (2, 2));
+        Assert.Equal([1, 1, 2, 4], y.Dims);
+        Close([1, 2, 2, 4, 3, 4, 6, 8], y);
+        // ∂Σy/∂x_p = Σ w = 10 for each pixel; ∂Σy/∂w = Σ x = 3 for each tap.
+        y.Sum().Backward();
+        Close([10, 10], x.Grad!);
+        Close([3, 3, 3, 3], w.Grad!);
+        // Stride 1 makes the blocks overlap: y = [1, 2 + 2, 4] along the row for kernel [1, 2].
+        Close([1, 4, 4], Tensor.ConvTranspose2d(x.Detach(), Tensor.FromArray(new double[] { 1, 2 }, 1, 1, 1, 2)));
+
+        // Adjoint: ⟨conv(u, w), v⟩ = ⟨u, conv_transpose(v, w)⟩, with the output padding that gives the
+        // transposed output u's size (non-zero in the first two geometries), and groups.
+        var g = new Generator(5);
+        foreach (var (s, p, d, groups) in new[] { ((2, 2), (1, 0), (1, 1), 1), ((3, 2), (0, 1), (1, 2), 2), ((1, 1), (0, 0), (2, 1), 1) })
+        {
+            var u = Tensor.Randn(new Shape(2, 4, 10, 9), g, dtype: DType.Float64);
+            var wt = Tensor.Randn(new Shape(6, 4 / groups, 3, 2), g, dtype: DType.Float64);
+            var cu = Tensor.Conv2d(u, wt, stride: s, padding: p, dilation: d, groups: groups);
+            var v = Tensor.Randn(cu.Shape, g, dtype: DType.Float64);
+            (int, int) op = (10 - ((cu.Size(2) - 1) * s.Item1 - 2 * p.Item1 + d.Item1 * 2 + 1), 9 - ((cu.Size(3) - 1) * s.Item2 - 2 * p.Item2 + d.Item2 + 1));
+            var tv = Tensor.ConvTranspose2d(v, wt, stride: s, padding: p, outputPadding: op, dilation: d, groups: groups);
+            Assert.Equal(u.Dims, tv.Dims);
+            double left = (cu * v).Sum().Item(), right = (u * tv).Sum().Item();
+            Assert.True(Math.Abs(left - right) <= 1e-10 * Math.Max(1, Math.Abs(left)), $"stride {s}, groups {groups}: {left} vs {right}");
+        }
+
+        var check = GradCheck.CheckSecondOrder(a => (Tensor.ConvTranspose2d(a[0], a[1], a[2], (2, 1), (1, 0), (1, 0)).Square()).Sum(),
+            [Tensor.Randn(new Shape(2, 3, 3, 4), g, dtype: DType.Float64), Tensor.Randn(new Shape(3, 2, 3, 2), g, dtype: DType.Float64), Tensor.Randn(new Shape(2), g, dtype: DType.Float64)]);
+        Assert.True(check.Passed, check.Failure);
+        var grouped = GradCheck.CheckSecondOrder(a => (Tensor.ConvTranspose2d(a[0], a[1], null, (2, 2), groups: 2).Square()).Sum(),
+            [Tensor.Randn(new Shape(1, 4, 3, 2), g, dtype: DType.Float64), Tensor.Randn(new Shape(4, 1, 2, 3), g, dtype: DType.Float64)]);
+        Assert.True(grouped.Passed, grouped.Failure);
+    }
+
+    [Fact]
+    public void Interpolate_NearestAndBilinear_WorkedByHand()
+    {
+        // Nearest ×2 copies each pixel into a 2×2 block; its gradient sums the block back: 4 per pixel.
+        var x = Tensor.FromArray(new double[] { 1, 2, 3, 4 }, 1, 1, 2, 2).RequiresGrad_();
+        var near = Tensor.Interpolate(x, 2);
+        Close([1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4], near);
+        near.Sum().Backward();
+        Close([4, 4, 4, 4], x.Grad!);
+
+        // A row [0, 4] to 4 columns, centres aligned: column i samples (i + ½)/2 − ½ = −¼ (clamped to 0),
+        // ¼, ¾, 1¼ (past the last pixel: itself), so y = (0, 1, 3, 4); ∂Σy/∂x = (1 + ¾ + ¼, ¼ + ¾ + 1) = (2, 2).
+        var r = Tensor.FromArray(new double[] { 0, 4 }, 1, 1, 1, 2).RequiresGrad_();
+        var lin = Tensor.Interpolate(r, (1, 4), UpsampleMode.Bilinear);
+        Close([0, 1, 3, 4], lin);
+        lin.Sum().Backward();
+        Close([2, 2], r.Grad!);
+        // Corners aligned: column i samples i·(2 − 1)/(4 − 1) = i/3: y = (0, 4/3, 8/3, 4).
+        Close([0, 4.0 / 3, 8.0 / 3, 4], Tensor.Interpolate(r.Detach(), (1, 4), UpsampleMode.Bilinear, alignCorners: true));
+        // Nearest down from 5 to 2 takes rows ⌊0·2.5⌋ = 0 and ⌊1·2.5⌋ = 2.
+        Close([10, 30], Tensor.Interpolate(Tensor.FromArray(new double[] { 10, 20, 30, 40, 50 }, 1, 1, 5, 1), (2, 1)));
+
+        var g = new Generator(8);
+        foreach (var corners in new[] { false, true })
+        {
+            var check = GradCheck.CheckSecondOrder(a => Tensor.Interpolate(a[0], (5, 3), UpsampleMode.Bilinear, corners).Square().Sum(),
+                [Tensor.Randn(new Shape(1, 2, 3, 4), g, dtype: DType.Float64)]);
+            Assert.True(check.Passed, check.Failure);
+        }
+        Assert.Throws<ArgumentException>(() => Tensor.Interpolate(x, 2, UpsampleMode.Nearest, alignCorners: true));
+    }
+
+    [Fact]
     public void Pow_TensorExponent_DerivativeInTheExponent()
     {
         // y = aᵇ ⇒ ∂y/∂b = aᵇ ln a = 8 ln 2 for a = 2, b = 3; ∂y/∂a = b aᵇ⁻¹ = 12
