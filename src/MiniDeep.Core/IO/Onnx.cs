@@ -28,7 +28,7 @@ public sealed record OnnxExportOptions
 /// mode (dropout off, batch norm on its running statistics), with its parameters as initializers named
 /// by their state-dict keys. Supported: <see cref="Sequential"/>, <see cref="Linear"/>,
 /// <see cref="Conv2d"/>, <see cref="ConvTranspose2d"/>, <see cref="MaxPool2d"/>, <see cref="AvgPool2d"/>, <see cref="AdaptiveAvgPool2d"/> (global, or dividing its input evenly), <see cref="Upsample"/>, <see cref="Flatten"/>,
-/// <see cref="Dropout"/>, <see cref="BatchNorm1d"/>, <see cref="BatchNorm2d"/>, <see cref="LayerNorm"/>,
+/// <see cref="Dropout"/>, <see cref="BatchNorm1d"/>, <see cref="BatchNorm2d"/>, <see cref="LayerNorm"/>, <see cref="GroupNorm"/>,
 /// <see cref="Standardize"/>, <see cref="Residual"/>, <see cref="Ensemble"/> and the built-in
 /// <see cref="Activations"/> (Softmax included). Anything else is refused with
 /// <see cref="OnnxExportException"/> naming the module.
@@ -288,6 +288,22 @@ public static class Onnx
                         [x, State(bn.Weight), State(bn.Bias), State(bn.RunningMean), State(bn.RunningVar)],
                         AttrFloat("epsilon", bn.Eps));
 
+                case GroupNorm gn:
+                {
+                    // ONNX has GroupNormalization only from opset 18. As (N, G, C/G·H·W), each group is one
+                    // channel of an InstanceNormalization (scale 1, shift 0); then back to x's shape, and
+                    // the per-channel γ and β, unsqueezed to (C, 1, ..., 1) to broadcast against (N, C, ...).
+                    var grouped = Op("Reshape", path, [x, Int64s(Join(path, "group_shape"), [0, gn.Groups, -1])]);
+                    var normalized = Op("InstanceNormalization", path,
+                        [grouped, Initializer(Join(path, "group_scale"), Tensor.Ones(gn.Groups).To(_dtype)), Initializer(Join(path, "group_shift"), Tensor.Zeros(gn.Groups).To(_dtype))],
+                        AttrFloat("epsilon", gn.Eps));
+                    var y = Op("Reshape", path, [normalized, Op("Shape", path, [x])]);
+                    if (gn.Weight is null) return y;
+                    long[] trailing = [.. Enumerable.Range(1, sample.Rank - 2).Select(a => (long)a)];
+                    string PerChannel(Tensor t) => trailing.Length == 0 ? State(t) : Op("Unsqueeze", path, [State(t), Int64s(Join(path, "axes"), trailing)]);
+                    return Op("Add", path, [Op("Mul", path, [y, PerChannel(gn.Weight)]), PerChannel(gn.Bias!)]);
+                }
+
                 case LayerNorm ln:
                     return Op("LayerNormalization", path, [x, State(ln.Weight), State(ln.Bias)],
                         AttrInt("axis", -ln.NormalizedShape.Count), AttrFloat("epsilon", ln.Eps));
@@ -313,7 +329,7 @@ public static class Onnx
                 default:
                     throw new OnnxExportException(
                         $"Onnx.Export: {Where(path, m)} has no ONNX mapping. Supported: Sequential, Residual, Ensemble, Linear, Conv2d, ConvTranspose2d, " +
-                        "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, Standardize and the built-in Activations");
+                        "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, Standardize and the built-in Activations");
             }
         }
 

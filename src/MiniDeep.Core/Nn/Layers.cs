@@ -594,6 +594,52 @@ public sealed class LayerNorm : Module
     }
 }
 
+/// <summary>
+/// Group normalization over (N, C, ...) (PyTorch's GroupNorm; see <see cref="Tensor.GroupNorm"/>): γ = 1
+/// and β = 0 per channel at the start. It keeps no running statistics, so training and evaluation
+/// compute the same thing, at any batch size.
+/// </summary>
+public sealed class GroupNorm : Module
+{
+    /// <inheritdoc/>
+    protected internal override bool MayKeepInput => false;
+    /// <summary>Scale per channel, or null without affine parameters.</summary>
+    public Tensor? Weight { get; }
+    /// <summary>Shift per channel, or null without affine parameters.</summary>
+    public Tensor? Bias { get; }
+    /// <summary>The number of groups.</summary>
+    public int Groups { get; }
+    /// <summary>The number of channels.</summary>
+    public int Channels { get; }
+    /// <summary>The ε added to the variance.</summary>
+    public double Eps { get; }
+
+    /// <summary><paramref name="channels"/> channels in <paramref name="groups"/> groups.</summary>
+    public GroupNorm(int groups, int channels, double eps = 1e-5, bool affine = true)
+    {
+        if (groups < 1 || channels < 1 || channels % groups != 0)
+            throw new ArgumentException($"GroupNorm: {groups} groups must divide {channels} channels, both positive");
+        Checks.NonNegative(eps, "eps", "GroupNorm");
+        Groups = groups;
+        Channels = channels;
+        Eps = eps;
+        if (!affine) return;
+        Weight = RegisterParameter("weight", Tensor.Ones(channels));
+        Bias = RegisterParameter("bias", Tensor.Zeros(channels));
+    }
+
+    /// <inheritdoc/>
+    public override string Describe() => $"GroupNorm({Groups}, {Channels}{(Weight is null ? ", affine=False" : "")})";
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        if (x.Rank < 2 || x.Size(1) != Channels)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must be (N, {Channels}, ...)");
+        return Tensor.GroupNorm(x, Groups, Weight, Bias, Eps);
+    }
+}
+
 /// <summary>A lookup table of vectors indexed by int32 ids. Initialized N(0, 1), as in PyTorch.</summary>
 public sealed class Embedding : Module
 {

@@ -407,6 +407,38 @@ public sealed partial class Tensor
         return cols.Mean(1).Reshape(n, c, g.OutH, g.OutW);
     }
 
+    /// <summary>
+    /// Group normalization (Wu &amp; He 2018; PyTorch's F.group_norm): the C channels of each sample fall
+    /// into <paramref name="groups"/> groups of C/G, and each group is normalized by the mean and the
+    /// biased variance over its channels and positions, then each channel scaled by γ and shifted by β.
+    /// x (N, C, ...), weight and bias (C) or null. Nothing depends on the batch, so it behaves the same
+    /// at batch 1, in training and in evaluation; G = 1 normalizes over (C, H, W) like a layer norm with
+    /// per-channel affine, G = C is instance normalization.
+    /// </summary>
+    // y = (x − μ_g)/√(σ²_g + ε) · γ_c + β_c   (composite: its gradient, and the second, follow from Mean, Sub, Div and Sqrt)
+    public static Tensor GroupNorm(Tensor x, int groups, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5)
+    {
+        const string Op = "group_norm";
+        if (x.Rank < 2) throw new ShapeMismatchException(Op, $"{Op}: input must be (N, C, ...), got {x.Shape}");
+        int n = x.Dims[0], c = x.Dims[1];
+        if (groups < 1 || c % groups != 0)
+            throw new ShapeMismatchException(Op, $"{Op}: {groups} groups must divide the {c} channels of input {x.Shape}");
+        if (!(eps >= 0)) throw new ArgumentOutOfRangeException(nameof(eps), $"{Op}: eps must be non-negative, got {eps}");
+        foreach (var (t, what) in new[] { (weight, "weight"), (bias, "bias") })
+            if (t is not null && (t.Rank != 1 || t.Dims[0] != c))
+                throw new ShapeMismatchException(Op, $"{Op}: {what} {t.Shape} must be ({c}) for input {x.Shape}");
+        // The size of a group, spelled out: a -1 in the reshape is ambiguous for an empty batch.
+        int perGroup = c / groups * x.Dims.Skip(2).Aggregate(1, (a, d) => checked(a * d));
+        var g = x.Reshape(n, groups, perGroup);
+        var centred = g - g.Mean(2, keepDim: true);
+        var y = (centred / (centred.Square().Mean(2, keepDim: true) + eps).Sqrt()).Reshape(x.Dims);
+        var channel = Enumerable.Repeat(1, x.Rank).ToArray();
+        channel[1] = c;
+        if (weight is not null) y *= weight.Reshape(channel);
+        if (bias is not null) y += bias.Reshape(channel);
+        return y;
+    }
+
     /// <summary>Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p), so eval needs no rescaling.</summary>
     // y = x * mask / (1 - p)   dx = g * mask / (1 - p)
     public Tensor Dropout(double p, bool training = true, Generator? generator = null)

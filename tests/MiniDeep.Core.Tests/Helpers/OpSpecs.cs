@@ -302,6 +302,19 @@ public static class OpSpecs
             from seed in Gens.Seed
             select new OpCase($"adaptive_avg_pool2d x({n}, {ch}, {h}, {w}) to ({oh}, {ow}) seed {seed}",
                 [Values([n, ch, h, w], seed)], x => Tensor.AdaptiveAvgPool2d(x[0], (oh, ow)))),
+        // Distinct values, and at least two of them a group, keep each group's variance away from 0.
+        new("group_norm", max =>
+            (from n in Gen.Choose(0, 2)
+             from groups in Gen.Choose(1, 2)
+             from cg in Gen.Choose(1, 2)
+             from spatial in Gens.Shape(2, max)
+             from affine in Gen.Elements(true, false)
+             from seed in Gens.Seed
+             select (n, groups, cg, spatial, affine, seed))
+            .Where(c => c.cg * c.spatial.Aggregate(1, (a, d) => a * d) >= 2)
+            .Select(c => new OpCase($"group_norm x({c.n}, {c.groups * c.cg}{string.Concat(c.spatial.Select(d => $", {d}"))}) groups {c.groups} affine {c.affine} seed {c.seed}",
+                [Values([c.n, c.groups * c.cg, .. c.spatial], c.seed, Domain.Distinct), Values([c.groups * c.cg], c.seed + 1), Values([c.groups * c.cg], c.seed + 2)],
+                x => Tensor.GroupNorm(x[0], c.groups, c.affine ? x[1] : null, c.affine ? x[2] : null)))),
         new("interpolate", max =>
             from n in Gen.Choose(1, 2)
             from h in Gen.Choose(1, max + 1)

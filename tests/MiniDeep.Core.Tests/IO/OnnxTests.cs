@@ -117,6 +117,19 @@ public class OnnxTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void GroupNorm_OnImagesAndOnFeatureVectors_WithAndWithoutAffine_MatchesOnnxRuntime()
+    {
+        var g = new Generator(11);
+        var images = new GroupNorm(3, 6, eps: 0.5);
+        var vectors = new GroupNorm(2, 8);
+        using (Autograd.NoGrad())
+            foreach (var p in images.Parameters().Concat(vectors.Parameters())) p.CopyFrom(Tensor.Randn(p.Shape, g));
+        var model = new Sequential(new Conv2d(2, 6, 3, padding: 1, generator: g), images, ReLU(), new GroupNorm(6, 6, affine: false),
+            new Flatten(), new Linear(6 * 5 * 4, 8, generator: g), vectors, Tanh());
+        Assert.True(MaxDifference(model, new Shape(1, 2, 5, 4), new Shape(3, 2, 5, 4)) <= Tolerance);
+    }
+
+    [Fact]
     public void ConvolutionGeometry_StridePaddingDilationGroups_MatchOnnxRuntime()
     {
         var g = new Generator(6);

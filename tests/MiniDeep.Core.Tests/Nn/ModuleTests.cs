@@ -28,6 +28,8 @@ public class ModuleTests
         { "BatchNorm1d", () => new BatchNorm1d(16), [8, 16], [8, 16], 32 },
         { "BatchNorm2d", () => new BatchNorm2d(4), [2, 4, 5, 5], [2, 4, 5, 5], 8 },
         { "LayerNorm", () => new LayerNorm(16), [4, 7, 16], [4, 7, 16], 32 },
+        { "GroupNorm", () => new GroupNorm(4, 8), [2, 8, 5, 5], [2, 8, 5, 5], 16 },
+        { "GroupNorm without affine", () => new GroupNorm(2, 4, affine: false), [3, 4, 6], [3, 4, 6], 0 },
         { "Residual", () => new Residual(new Sequential(new Linear(8, 8), Activations.ReLU())), [5, 8], [5, 8], 72 },
         { "Sequential MLP", () => new Sequential(new Flatten(), new Linear(784, 300), Activations.ReLU(), new Linear(300, 100), Activations.ReLU(), new Linear(100, 10)), [4, 1, 28, 28], [4, 10], 266_610 },
     };

@@ -196,6 +196,12 @@ public class TorchOracleTests
             // Layers.
             new("layer_norm", "out = F.layer_norm(x, (6,), w, b, 1e-5)", new() { ["x"] = N(g, 4, 6) * 2 + 1, ["w"] = N(g, 6), ["b"] = N(g, 6) }, ["x", "w", "b"],
                 d => WithParameters(new LayerNorm(6), d, m => (m.Weight, m.Bias)).Forward(d["x"])),
+            new("group_norm: 2 groups of 2 channels, affine", "out = F.group_norm(x, 2, w, b, 1e-5)",
+                new() { ["x"] = N(g, 3, 4, 3, 2) * 2 + 1, ["w"] = N(g, 4), ["b"] = N(g, 4) }, ["x", "w", "b"],
+                d => WithParameters(new GroupNorm(2, 4), d, m => (m.Weight!, m.Bias!)).Forward(d["x"])),
+            new("group_norm: (N, C, L), 3 groups of 2 channels, no affine, eps 0.1", "out = F.group_norm(x, 3, eps=0.1)",
+                new() { ["x"] = N(g, 2, 6, 5) }, ["x"],
+                d => Tensor.GroupNorm(d["x"], 3, eps: 0.1)),
             new("batch_norm2d, training", "out = F.batch_norm(x, torch.zeros(3), torch.ones(3), w, b, training=True)",
                 new() { ["x"] = N(g, 4, 3, 3, 2) * 2 + 1, ["w"] = N(g, 3), ["b"] = N(g, 3) }, ["x", "w", "b"],
                 d => WithParameters(new BatchNorm2d(3), d, m => (m.Weight, m.Bias)).Forward(d["x"])),
