@@ -46,6 +46,66 @@ public sealed partial class Tensor
         return Autograd.Record(y, "scatter_add", [src], g => [g.Gather(ax, index)]);
     }
 
+    /// <summary>
+    /// The elements along <paramref name="axis"/> in ascending (or descending) order, and where each came
+    /// from (int32), as PyTorch's torch.sort(x, dim, descending, stable=True): equal elements keep their
+    /// order, and NaN counts as larger than every number (last ascending, first descending). The values
+    /// are a <see cref="Gather(int, Tensor)"/> of x at the indices, so their gradient flows back to the places they
+    /// came from. The order is found on the host: a tensor on another device is copied there for it.
+    /// </summary>
+    public (Tensor Values, Tensor Indices) Sort(int axis = -1, bool descending = false) => Ordered("sort", axis, null, descending);
+
+    /// <summary>The <paramref name="k"/> largest (or smallest) elements along <paramref name="axis"/>, in
+    /// order, and their indices (int32), as PyTorch's torch.topk (ties: the earlier element first; NaN the
+    /// largest). Top-5 accuracy is whether the target is among TopK(5).Indices.</summary>
+    public (Tensor Values, Tensor Indices) TopK(int k, int axis = -1, bool largest = true) => Ordered("topk", axis, k, largest);
+
+    /// <summary>The indices that sort the elements along <paramref name="axis"/> (int32); see <see cref="Sort(int, bool)"/>.</summary>
+    public Tensor ArgSort(int axis = -1, bool descending = false) => Ordered("argsort", axis, null, descending).Indices;
+
+    // y = gather(x, axis, order(x))   dx = scatter_add(zeros(shape(x)), axis, order(x), g)
+    private (Tensor Values, Tensor Indices) Ordered(string op, int axis, int? k, bool descending)
+    {
+        if (!DType.IsFloating() && DType != DType.Int32)
+            throw new InvalidOperationException($"{op}: needs a numeric tensor, got {DType.Name()}");
+        if (Rank == 0)
+        {
+            if (k is not null && k != 0 && k != 1) throw new ArgumentOutOfRangeException(nameof(k), $"{op}: k = {k} for a scalar, which has one element");
+            var (v, i) = Reshape(1).Ordered(op, 0, k, descending);
+            return k == 0 ? (v, i) : (v.Reshape([]), i.Reshape([]));
+        }
+        int ax = Shapes.NormalizeAxis(axis, Rank, op);
+        int n = Dims[ax], take = k ?? n;
+        if (take < 0 || take > n)
+            throw new ArgumentOutOfRangeException(nameof(k), $"{op}: k = {take} for axis {ax} of size {n} (shape {Shape})");
+        // Rows along the last axis, on the host, in float64 (exact for every int32 and float32).
+        var rows = Detach().Transpose(ax, Rank - 1).Contiguous().ToDoubleArray();
+        int count = n == 0 ? 0 : rows.Length / n;
+        var order = new int[count * take];
+        var perm = new int[n];
+        for (int r = 0; r < count; r++)
+        {
+            int start = r * n;
+            for (int j = 0; j < n; j++) perm[j] = j;
+            // A total order: by value (NaN above everything), then by position, so the sort is stable and
+            // the same on every run whatever algorithm Array.Sort picks.
+            Array.Sort(perm, (a, b) =>
+            {
+                int c = CompareNaNLargest(rows[start + a], rows[start + b]);
+                return c != 0 ? (descending ? -c : c) : a.CompareTo(b);
+            });
+            Array.Copy(perm, 0, order, r * take, take);
+        }
+        var shape = (int[])Dims.Clone();
+        (shape[ax], shape[Rank - 1]) = (shape[Rank - 1], shape[ax]);
+        shape[Rank - 1] = take;
+        var indices = FromArray(order, shape, null).Transpose(ax, Rank - 1).Contiguous().To(Device);
+        return (Gather(ax, indices, op), indices);
+    }
+
+    private static int CompareNaNLargest(double a, double b) =>
+        double.IsNaN(a) ? (double.IsNaN(b) ? 0 : 1) : double.IsNaN(b) ? -1 : a < b ? -1 : a > b ? 1 : 0;
+
     /// <summary>Picks entries of a 1-D int32 index along <paramref name="axis"/>: out.shape[axis] = index.length.</summary>
     public Tensor IndexSelect(int axis, Tensor index) => IndexSelect(axis, index, "index_select");
 

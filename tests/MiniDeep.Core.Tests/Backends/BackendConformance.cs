@@ -298,6 +298,18 @@ public abstract partial class BackendConformance
 
     [Theory]
     [MemberData(nameof(FloatTypes))]
+    public void SortAndTopK_ValuesIndicesAndGradients_MatchReference(DType t)
+    {
+        // The order is found on the host; the values are a gather on the device, their gradient a scatter-add.
+        var x = V([4, 5, 3], 48, t);
+        AgreeWithGradients(a => a[0].Sort(1, descending: true).Values, [x], 0, 0);
+        AgreeWithGradients(a => a[0].TopK(2, -1).Values, [x], 0, 0);
+        Agree(a => a[0].ArgSort(0), [x]);
+        Agree(a => a[0].mT.TopK(3, 1, largest: false).Indices, [x]);
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatTypes))]
     public void Interpolate_ValuesAndGradients_MatchReference(DType t)
     {
         var x = V([2, 3, 4, 5], 47, t);

@@ -315,6 +315,8 @@ public static class OpSpecs
             .Select(c => new OpCase($"group_norm x({c.n}, {c.groups * c.cg}{string.Concat(c.spatial.Select(d => $", {d}"))}) groups {c.groups} affine {c.affine} seed {c.seed}",
                 [Values([c.n, c.groups * c.cg, .. c.spatial], c.seed, Domain.Distinct), Values([c.groups * c.cg], c.seed + 1), Values([c.groups * c.cg], c.seed + 2)],
                 x => Tensor.GroupNorm(x[0], c.groups, c.affine ? x[1] : null, c.affine ? x[2] : null)))),
+        AlongAxis("sort", Domain.Distinct, (x, axis) => x.Sort(axis, descending: axis % 2 == 0).Values, minDim: 0),
+        AlongAxis("topk", Domain.Distinct, (x, axis) => x.TopK(Math.Min(2, x.Size(axis)), axis).Values, minDim: 0),
         new("interpolate", max =>
             from n in Gen.Choose(1, 2)
             from h in Gen.Choose(1, max + 1)

@@ -97,6 +97,15 @@ public class ErrorTests
     }
 
     [Fact]
+    public void SortAndTopK_RefuseAKOutOfRangeAndABoolTensor()
+    {
+        Assert.Contains("topk: k = 4 for axis 1 of size 3 (shape (2, 3))", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).TopK(4)).Message);
+        Assert.Contains("topk: k = -1", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).TopK(-1)).Message);
+        Assert.Contains("sort: axis 2", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).Sort(2)).Message);
+        Assert.Contains("sort: needs a numeric tensor, got bool", Assert.Throws<InvalidOperationException>(() => (Z(2) > 0).Sort()).Message);
+    }
+
+    [Fact]
     public void TransposedConvolutionAndUpsampling_RefuseBadArguments_NamingTheOpAndTheValues()
     {
         // PyTorch's rule: output padding below the stride or the dilation, or the output size is ambiguous.

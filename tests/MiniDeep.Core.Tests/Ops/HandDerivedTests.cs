@@ -455,6 +455,36 @@ public class HandDerivedTests
     }
 
     [Fact]
+    public void SortAndTopK_AreStable_PutNaNAboveEverything_AndRouteTheGradient()
+    {
+        var x = Tensor.FromArray(new double[] { 3, 1, double.NaN, 1, 2 });
+        var (up, upAt) = x.Sort();
+        Assert.Equal([1, 1, 2, 3, double.NaN], up.ToDoubleArray());
+        Assert.Equal([1, 3, 4, 0, 2], upAt.ToArray<int>());             // the two 1s keep their order
+        var (down, downAt) = x.Sort(descending: true);
+        Assert.Equal([double.NaN, 3, 2, 1, 1], down.ToDoubleArray());
+        Assert.Equal([2, 0, 4, 1, 3], downAt.ToArray<int>());           // and keep it descending too
+        Assert.Equal([2, 0], x.TopK(2).Indices.ToArray<int>());
+        Assert.Equal([1, 3], x.TopK(2, largest: false).Indices.ToArray<int>());
+        Assert.Equal([1, 3, 4, 0, 2], x.ArgSort().ToArray<int>());
+        // Stability past 16 elements, where Array.Sort stops sorting by insertion: 64 values of three kinds.
+        var many = Enumerable.Range(0, 64).Select(i => (double)(i * 7 % 3)).ToArray();
+        var order = Tensor.FromArray(many).ArgSort(descending: true).ToArray<int>();
+        for (int i = 1; i < 64; i++)
+            Assert.True(many[order[i - 1]] > many[order[i]] || (many[order[i - 1]] == many[order[i]] && order[i - 1] < order[i]), $"position {i}: {order[i - 1]} then {order[i]}");
+
+        // Along axis 0 of a matrix, and the gradient of the top 2 of each column: 1 where they came from.
+        var m = Tensor.FromArray(new double[] { 5, 0, 1, 7, 3, 2 }, 3, 2).RequiresGrad_();
+        var (top, at) = m.TopK(2, 0);
+        Assert.Equal([5, 7, 3, 2], top.ToDoubleArray());
+        Assert.Equal([0, 1, 2, 2], at.ToArray<int>());
+        (top * Tensor.FromArray(new double[] { 1, 10, 100, 1000 }, 2, 2)).Sum().Backward();
+        Assert.Equal([1, 0, 0, 10, 100, 1000], m.Grad!.ToDoubleArray());
+        Assert.Equal([0, 2], m.Detach().TopK(0, 0).Values.Dims);
+        Assert.Equal(7.0, Tensor.Scalar(7.0).Sort().Values.Item());
+    }
+
+    [Fact]
     public void Pow_TensorExponent_DerivativeInTheExponent()
     {
         // y = aᵇ ⇒ ∂y/∂b = aᵇ ln a = 8 ln 2 for a = 2, b = 3; ∂y/∂a = b aᵇ⁻¹ = 12
