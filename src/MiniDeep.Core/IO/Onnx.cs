@@ -197,20 +197,12 @@ public static class Onnx
 
                 case Conv2d conv:
                     return Op("Conv", path, conv.Bias is null ? [x, State(conv.Weight)] : [x, State(conv.Weight), State(conv.Bias)],
-                        AttrInts("kernel_shape", conv.KernelSize.H, conv.KernelSize.W),
-                        AttrInts("strides", conv.Stride.H, conv.Stride.W),
-                        AttrInts("pads", conv.Padding.H, conv.Padding.W, conv.Padding.H, conv.Padding.W),
-                        AttrInts("dilations", conv.Dilation.H, conv.Dilation.W),
-                        AttrInt("group", conv.Groups));
+                        ConvAttributes(conv.KernelSize, conv.Stride, conv.Padding, conv.Dilation, conv.Groups));
 
                 case ConvTranspose2d deconv:
                     return Op("ConvTranspose", path, deconv.Bias is null ? [x, State(deconv.Weight)] : [x, State(deconv.Weight), State(deconv.Bias)],
-                        AttrInts("kernel_shape", deconv.KernelSize.H, deconv.KernelSize.W),
-                        AttrInts("strides", deconv.Stride.H, deconv.Stride.W),
-                        AttrInts("pads", deconv.Padding.H, deconv.Padding.W, deconv.Padding.H, deconv.Padding.W),
-                        AttrInts("output_padding", deconv.OutputPadding.H, deconv.OutputPadding.W),
-                        AttrInts("dilations", deconv.Dilation.H, deconv.Dilation.W),
-                        AttrInt("group", deconv.Groups));
+                        [.. ConvAttributes(deconv.KernelSize, deconv.Stride, deconv.Padding, deconv.Dilation, deconv.Groups),
+                         AttrInts("output_padding", deconv.OutputPadding.H, deconv.OutputPadding.W)]);
 
                 case MaxPool2d pool:
                     return Op("MaxPool", path, [x],
@@ -387,6 +379,15 @@ public static class Onnx
         // with type FLOAT = 1, INT = 2, STRING = 3, INTS = 7.
         private static ProtoWriter AttrInt(string name, long value) => new ProtoWriter().String(1, name).Int(3, value).Int(20, 2);
         private static ProtoWriter AttrFloat(string name, double value) => new ProtoWriter().String(1, name).Float(2, (float)value).Int(20, 1);
+        // The window attributes Conv and ConvTranspose share; the padding is the same on both sides.
+        private static ProtoWriter[] ConvAttributes((int H, int W) kernel, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation, int groups) =>
+        [
+            AttrInts("kernel_shape", kernel.H, kernel.W),
+            AttrInts("strides", stride.H, stride.W),
+            AttrInts("pads", padding.H, padding.W, padding.H, padding.W),
+            AttrInts("dilations", dilation.H, dilation.W),
+            AttrInt("group", groups),
+        ];
         private static ProtoWriter AttrString(string name, string value) => new ProtoWriter().String(1, name).String(4, value).Int(20, 3);
         private static ProtoWriter AttrInts(string name, params long[] values)
         {
