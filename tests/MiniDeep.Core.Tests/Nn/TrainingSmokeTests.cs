@@ -47,6 +47,40 @@ public class TrainingSmokeTests
     }
 
     [Fact]
+    public void ConvolutionalAutoencoder_WithTransposedConvolutionGroupNormAndUpsampling_LearnsToReconstruct()
+    {
+        // The decoder layers end to end: 28 → 14 → 7 by strided convolutions, back by a transposed
+        // convolution (7 → 14) and a bilinear upsampling (14 → 28), GroupNorm between. The line: after six
+        // epochs on 1,024 SynthDigits, the held-out reconstruction error is under a third of the error of
+        // predicting the mean training image (the best a decoder that ignores its input can do). Measured:
+        // 0.0090 against 0.0401, the same to three digits with the AVX-512, AVX2 and Vector128 kernels.
+        var data = SynthDigits.Load(3, 1024, 256);
+        var g = new Generator(5);
+        var model = new Sequential(
+            new Conv2d(1, 8, (3, 3), stride: (2, 2), padding: (1, 1), generator: g), new GroupNorm(2, 8), Activations.ReLU(),
+            new Conv2d(8, 16, (3, 3), stride: (2, 2), padding: (1, 1), generator: g), Activations.ReLU(),
+            new ConvTranspose2d(16, 8, 4, stride: 2, padding: 1, generator: g), new GroupNorm(2, 8), Activations.ReLU(),
+            new Upsample(2, UpsampleMode.Bilinear), new Conv2d(8, 1, 3, padding: 1, generator: g), Activations.Sigmoid());
+        var opt = new Adam(model.Parameters(), 3e-3);
+        var loader = new DataLoader(data.Train, 32, shuffle: true, seed: 6);
+        for (int epoch = 0; epoch < 6; epoch++)
+            foreach (var batch in loader.NextEpoch())
+            {
+                opt.ZeroGrad();
+                Losses.Mse(model.Forward(batch.X), batch.X).Backward();
+                opt.Step();
+            }
+        model.Eval();
+        double error, baseline;
+        using (Autograd.NoGrad())
+        {
+            error = Losses.Mse(model.Forward(data.Test.X), data.Test.X).Item();
+            baseline = Losses.Mse(data.Train.X.Mean(0, keepDim: true).Expand(data.Test.X.Shape.ToArray()), data.Test.X).Item();
+        }
+        Assert.True(error < baseline / 3, $"reconstruction error {error:F4}, mean image {baseline:F4}");
+    }
+
+    [Fact]
     public void KeepBest_PutsBackTheEpochWithTheLowestValidationLoss()
     {
         var data = SynthDigits.Load(0, 512, 128);
