@@ -27,7 +27,7 @@ public sealed record OnnxExportOptions
 /// Export to ONNX (opset 17, IR version 8): the model's inference graph, as it computes in evaluation
 /// mode (dropout off, batch norm on its running statistics), with its parameters as initializers named
 /// by their state-dict keys. Supported: <see cref="Sequential"/>, <see cref="Linear"/>,
-/// <see cref="Conv2d"/>, <see cref="ConvTranspose2d"/>, <see cref="MaxPool2d"/>, <see cref="AvgPool2d"/>, <see cref="AdaptiveAvgPool2d"/> (global, or dividing its input evenly), <see cref="Upsample"/>, <see cref="Flatten"/>,
+/// <see cref="Conv1d"/>, <see cref="Conv2d"/>, <see cref="ConvTranspose2d"/>, <see cref="MaxPool1d"/>, <see cref="AvgPool1d"/>, <see cref="MaxPool2d"/>, <see cref="AvgPool2d"/>, <see cref="AdaptiveAvgPool2d"/> (global, or dividing its input evenly), <see cref="Upsample"/>, <see cref="Flatten"/>,
 /// <see cref="Dropout"/>, <see cref="BatchNorm1d"/>, <see cref="BatchNorm2d"/>, <see cref="LayerNorm"/>, <see cref="GroupNorm"/>,
 /// <see cref="Standardize"/>, <see cref="Residual"/>, <see cref="Ensemble"/> and the built-in
 /// <see cref="Activations"/> (Softmax included). Anything else is refused with
@@ -197,12 +197,25 @@ public static class Onnx
 
                 case Conv2d conv:
                     return Op("Conv", path, conv.Bias is null ? [x, State(conv.Weight)] : [x, State(conv.Weight), State(conv.Bias)],
-                        ConvAttributes(conv.KernelSize, conv.Stride, conv.Padding, conv.Dilation, conv.Groups));
+                        ConvAttributes([conv.KernelSize.H, conv.KernelSize.W], [conv.Stride.H, conv.Stride.W], [conv.Padding.H, conv.Padding.W],
+                            [conv.Dilation.H, conv.Dilation.W], conv.Groups));
+
+                case Conv1d conv:
+                    return Op("Conv", path, conv.Bias is null ? [x, State(conv.Weight)] : [x, State(conv.Weight), State(conv.Bias)],
+                        ConvAttributes([conv.KernelSize], [conv.Stride], [conv.Padding], [conv.Dilation], conv.Groups));
 
                 case ConvTranspose2d deconv:
                     return Op("ConvTranspose", path, deconv.Bias is null ? [x, State(deconv.Weight)] : [x, State(deconv.Weight), State(deconv.Bias)],
-                        [.. ConvAttributes(deconv.KernelSize, deconv.Stride, deconv.Padding, deconv.Dilation, deconv.Groups),
+                        [.. ConvAttributes([deconv.KernelSize.H, deconv.KernelSize.W], [deconv.Stride.H, deconv.Stride.W], [deconv.Padding.H, deconv.Padding.W],
+                            [deconv.Dilation.H, deconv.Dilation.W], deconv.Groups),
                          AttrInts("output_padding", deconv.OutputPadding.H, deconv.OutputPadding.W)]);
+
+                case MaxPool1d pool:
+                    return Op("MaxPool", path, [x], AttrInts("kernel_shape", pool.Kernel), AttrInts("strides", pool.Stride), AttrInts("pads", pool.Padding, pool.Padding));
+
+                case AvgPool1d pool:
+                    return Op("AveragePool", path, [x], AttrInts("kernel_shape", pool.Kernel), AttrInts("strides", pool.Stride),
+                        AttrInts("pads", pool.Padding, pool.Padding), AttrInt("count_include_pad", 1));
 
                 case MaxPool2d pool:
                     return Op("MaxPool", path, [x],
@@ -320,8 +333,8 @@ public static class Onnx
 
                 default:
                     throw new OnnxExportException(
-                        $"Onnx.Export: {Where(path, m)} has no ONNX mapping. Supported: Sequential, Residual, Ensemble, Linear, Conv2d, ConvTranspose2d, " +
-                        "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, Standardize and the built-in Activations");
+                        $"Onnx.Export: {Where(path, m)} has no ONNX mapping. Supported: Sequential, Residual, Ensemble, Linear, Conv1d, Conv2d, ConvTranspose2d, " +
+                        "MaxPool1d, AvgPool1d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, Standardize and the built-in Activations");
             }
         }
 
@@ -379,13 +392,14 @@ public static class Onnx
         // with type FLOAT = 1, INT = 2, STRING = 3, INTS = 7.
         private static ProtoWriter AttrInt(string name, long value) => new ProtoWriter().String(1, name).Int(3, value).Int(20, 2);
         private static ProtoWriter AttrFloat(string name, double value) => new ProtoWriter().String(1, name).Float(2, (float)value).Int(20, 1);
-        // The window attributes Conv and ConvTranspose share; the padding is the same on both sides.
-        private static ProtoWriter[] ConvAttributes((int H, int W) kernel, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation, int groups) =>
+        // The window attributes Conv and ConvTranspose share, one value per spatial axis (1-D or 2-D);
+        // the padding is the same at both ends of each axis.
+        private static ProtoWriter[] ConvAttributes(long[] kernel, long[] stride, long[] padding, long[] dilation, int groups) =>
         [
-            AttrInts("kernel_shape", kernel.H, kernel.W),
-            AttrInts("strides", stride.H, stride.W),
-            AttrInts("pads", padding.H, padding.W, padding.H, padding.W),
-            AttrInts("dilations", dilation.H, dilation.W),
+            AttrInts("kernel_shape", kernel),
+            AttrInts("strides", stride),
+            AttrInts("pads", [.. padding, .. padding]),
+            AttrInts("dilations", dilation),
             AttrInt("group", groups),
         ];
         private static ProtoWriter AttrString(string name, string value) => new ProtoWriter().String(1, name).String(4, value).Int(20, 3);

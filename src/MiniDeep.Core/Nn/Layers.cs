@@ -190,6 +190,97 @@ public sealed class ConvTranspose2d : Module
     }
 }
 
+/// <summary>1-D convolution over (N, C, L). Default initialization is PyTorch's: uniform on ±1/√(C/groups·k).</summary>
+public sealed class Conv1d : Module
+{
+    /// <inheritdoc/>
+    protected internal override bool MayKeepInput => false;
+    /// <summary>(out, in/groups, k).</summary>
+    public Tensor Weight { get; }
+    /// <summary>(out), or null.</summary>
+    public Tensor? Bias { get; }
+    /// <summary>Stride.</summary>
+    public int Stride { get; }
+    /// <summary>Zero padding on each side.</summary>
+    public int Padding { get; }
+    /// <summary>Dilation.</summary>
+    public int Dilation { get; }
+    /// <summary>Channel groups (1: dense).</summary>
+    public int Groups { get; }
+
+    /// <summary>A convolution along the last axis with a kernel of <paramref name="kernel"/> taps.</summary>
+    public Conv1d(int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, int dilation = 1, int groups = 1, bool bias = true, Generator? generator = null)
+    {
+        if (inChannels < 1 || outChannels < 1 || groups < 1 || inChannels % groups != 0 || outChannels % groups != 0)
+            throw new ArgumentException($"Conv1d: groups={groups} must divide in_channels {inChannels} and out_channels {outChannels}, all positive");
+        if (kernel < 1) throw new ArgumentOutOfRangeException(nameof(kernel), $"Conv1d: kernel {kernel} is empty");
+        Tensor.CheckConvArguments("Conv1d", (1, stride), (0, padding), (1, dilation));
+        (Stride, Padding, Dilation, Groups) = (stride, padding, dilation, groups);
+        double bound = 1 / Math.Sqrt(inChannels / groups * kernel);
+        Weight = RegisterParameter("weight", Tensor.Rand(new Shape(outChannels, inChannels / groups, kernel), generator, -bound, bound));
+        if (bias) Bias = RegisterParameter("bias", Tensor.Rand(new Shape(outChannels), generator, -bound, bound));
+    }
+
+    /// <summary>Input channels.</summary>
+    public int InChannels => Weight.Size(1) * Groups;
+    /// <summary>Output channels.</summary>
+    public int OutChannels => Weight.Size(0);
+    /// <summary>Kernel taps.</summary>
+    public int KernelSize => Weight.Size(2);
+
+    /// <inheritdoc/>
+    public override string Describe() => $"Conv1d({InChannels}, {OutChannels}, kernel={KernelSize}, stride={Stride}, padding={Padding})";
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        if (x.Rank != 3 || x.Size(1) != InChannels)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must be (N, {InChannels}, L) (weight {Weight.Shape})");
+        return Tensor.Conv1d(x, Weight, Bias, Stride, Padding, Dilation, Groups);
+    }
+
+    internal override Tensor? ForwardWithRelu(Tensor x)
+    {
+        if (x.Rank != 3 || x.Size(1) != InChannels)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must be (N, {InChannels}, L) (weight {Weight.Shape})");
+        return Tensor.Conv1dRelu(x, Weight, Bias, Stride, Padding, Dilation, Groups);
+    }
+}
+
+/// <summary>Max pooling along the last axis of (N, C, L); the stride defaults to the kernel.</summary>
+public sealed class MaxPool1d(int kernel, int? stride = null, int padding = 0) : Module
+{
+    /// <inheritdoc/>
+    protected internal override bool MayKeepInput => false;
+    /// <summary>Window length.</summary>
+    public int Kernel => kernel;
+    /// <summary>Stride (the window length unless given).</summary>
+    public int Stride => stride ?? kernel;
+    /// <summary>Padding on each side.</summary>
+    public int Padding => padding;
+    /// <inheritdoc/>
+    public override string Describe() => $"MaxPool1d(kernel={kernel})";
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x) => Tensor.MaxPool1d(x, kernel, stride, padding);
+}
+
+/// <summary>Average pooling along the last axis of (N, C, L); the stride defaults to the kernel.</summary>
+public sealed class AvgPool1d(int kernel, int? stride = null, int padding = 0) : Module
+{
+    /// <inheritdoc/>
+    protected internal override bool MayKeepInput => false;
+    /// <summary>Window length.</summary>
+    public int Kernel => kernel;
+    /// <summary>Stride (the window length unless given).</summary>
+    public int Stride => stride ?? kernel;
+    /// <summary>Padding on each side.</summary>
+    public int Padding => padding;
+    /// <inheritdoc/>
+    public override string Describe() => $"AvgPool1d(kernel={kernel})";
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x) => Tensor.AvgPool1d(x, kernel, stride, padding);
+}
+
 /// <summary>Max pooling; the stride defaults to the kernel size.</summary>
 public sealed class MaxPool2d((int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null) : Module
 {

@@ -130,6 +130,19 @@ public class OnnxTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void OneDimensionalLayers_ConvolutionsAndPooling_MatchOnnxRuntime()
+    {
+        var g = new Generator(12);
+        // (N, 3, 32) signals: a fused Conv1d + ReLU, max pooling with padding, a grouped dilated Conv1d,
+        // average pooling whose padding counts, then a classifier.
+        var model = new Sequential(
+            new Conv1d(3, 8, 5, padding: 2, generator: g), ReLU(), new MaxPool1d(3, 2, 1),
+            new Conv1d(8, 8, 3, stride: 2, dilation: 2, groups: 4, bias: false, generator: g), Tanh(), new AvgPool1d(3, 1, 1),
+            new Flatten(), new Linear(8 * 6, 5, generator: g));
+        Assert.True(MaxDifference(model, new Shape(1, 3, 32), new Shape(4, 3, 32)) <= Tolerance);
+    }
+
+    [Fact]
     public void ConvolutionGeometry_StridePaddingDilationGroups_MatchOnnxRuntime()
     {
         var g = new Generator(6);

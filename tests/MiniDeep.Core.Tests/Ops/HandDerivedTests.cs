@@ -423,6 +423,25 @@ public class HandDerivedTests
     }
 
     [Fact]
+    public void OneDimensionalOps_AreTheirTwoDimensionalOnesOnARow_WithSecondDerivatives()
+    {
+        // [1, 2, 3, 4] ⋆ [1, −1] = [−1, −1, −1]; max pooling by 2: [2, 4]; average pooling by 2: [1.5, 3.5].
+        var x = Tensor.FromArray(new double[] { 1, 2, 3, 4 }, 1, 1, 4);
+        Close([-1, -1, -1], Tensor.Conv1d(x, Tensor.FromArray(new double[] { 1, -1 }, 1, 1, 2)));
+        Close([2, 4], Tensor.MaxPool1d(x, 2));
+        Close([1.5, 3.5], Tensor.AvgPool1d(x, 2));
+        // Transposed, stride 2: each sample writes its value times [1, 10] into its own pair.
+        Close([1, 10, 2, 20, 3, 30, 4, 40], Tensor.ConvTranspose1d(x, Tensor.FromArray(new double[] { 1, 10 }, 1, 1, 2), stride: 2));
+
+        var g = new Generator(9);
+        var check = GradCheck.CheckSecondOrder(a => (Tensor.Conv1d(a[0], a[1], a[2], stride: 2, padding: 1, groups: 2).Square()).Sum()
+                + Tensor.ConvTranspose1d(a[0], a[3], null, stride: 2, outputPadding: 1).Square().Sum(),
+            [Tensor.Randn(new Shape(2, 4, 7), g, dtype: DType.Float64), Tensor.Randn(new Shape(6, 2, 3), g, dtype: DType.Float64),
+             Tensor.Randn(new Shape(6), g, dtype: DType.Float64), Tensor.Randn(new Shape(4, 3, 2), g, dtype: DType.Float64)]);
+        Assert.True(check.Passed, check.Failure);
+    }
+
+    [Fact]
     public void Interpolate_NearestAndBilinear_WorkedByHand()
     {
         // Nearest ×2 copies each pixel into a 2×2 block; its gradient sums the block back: 4 per pixel.
