@@ -368,8 +368,9 @@ public sealed partial class Tensor
         var lambda = new double[m];
         for (int i = 0; i < m; i++)
         {
-            double s = alignCorners ? scale * i : Math.Max(scale * (i + 0.5) - 0.5, 0);
-            if (single) s = alignCorners ? (float)scale * i : MathF.Max((float)scale * (i + 0.5f) - 0.5f, 0);
+            double s = single
+                ? (alignCorners ? (float)scale * i : MathF.Max((float)scale * (i + 0.5f) - 0.5f, 0))
+                : (alignCorners ? scale * i : Math.Max(scale * (i + 0.5) - 0.5, 0));
             int j = Math.Min((int)Math.Floor(s), n - 1);
             first[i] = j;
             second[i] = j < n - 1 ? j + 1 : j;

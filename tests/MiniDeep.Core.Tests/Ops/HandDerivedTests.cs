@@ -501,6 +501,9 @@ public class HandDerivedTests
         Assert.Equal([1, 0, 0, 10, 100, 1000], m.Grad!.ToDoubleArray());
         Assert.Equal([0, 2], m.Detach().TopK(0, 0).Values.Dims);
         Assert.Equal(7.0, Tensor.Scalar(7.0).Sort().Values.Item());
+        var ints = Tensor.FromArray(new[] { 30, -1, 20 }).Sort(descending: true);
+        Assert.Equal([30, 20, -1], ints.Values.ToArray<int>());
+        Assert.Equal([0, 2, 1], ints.Indices.ToArray<int>());
     }
 
     [Fact]
