@@ -574,10 +574,13 @@ public class BatchNorm : Module
     /// <inheritdoc/>
     protected override Tensor ForwardImpl(Tensor x)
     {
-        if (x.Rank != _rank || x.Size(1) != Features)
-            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must have rank {_rank} with {Features} channels on axis 1");
-        int[] axes = _rank == 2 ? [0] : [0, 2, 3];
-        var shape = _rank == 2 ? new[] { 1, Features } : [1, Features, 1, 1];
+        // BatchNorm1d takes (N, C) and, as PyTorch's does, (N, C, L) (after a Conv1d); BatchNorm2d (N, C, H, W).
+        // The statistics are over every axis but the channels'.
+        bool fits = _rank == 2 ? x.Rank is 2 or 3 : x.Rank == _rank;
+        if (!fits || x.Size(1) != Features)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must be {(_rank == 2 ? "(N, C) or (N, C, L)" : "(N, C, H, W)")} with C = {Features}");
+        int[] axes = [0, .. Enumerable.Range(2, x.Rank - 2)];
+        int[] shape = [1, Features, .. Enumerable.Repeat(1, x.Rank - 2)];
         if (!IsTraining)
             return (x - RunningMean.Reshape(shape)) / (RunningVar.Reshape(shape) + _eps).Sqrt() * Weight.Reshape(shape) + Bias.Reshape(shape);
         int n = x.Numel / Math.Max(Features, 1);
@@ -635,7 +638,7 @@ public class BatchNorm : Module
     }
 }
 
-/// <summary>Batch normalization of (N, C) inputs.</summary>
+/// <summary>Batch normalization of (N, C) inputs, or of (N, C, L) ones with statistics over N and L.</summary>
 public sealed class BatchNorm1d(int features, double eps = 1e-5, double momentum = 0.1) : BatchNorm(features, 2, eps, momentum);
 
 /// <summary>Batch normalization of (N, C, H, W) inputs, per channel.</summary>

@@ -29,6 +29,7 @@ public class ModuleTests
         { "GELU", Activations.GELU, [3, 4], [3, 4], 0 },
         { "Dropout", () => new Dropout(0.5), [3, 4], [3, 4], 0 },
         { "BatchNorm1d", () => new BatchNorm1d(16), [8, 16], [8, 16], 32 },
+        { "BatchNorm1d on (N, C, L)", () => new BatchNorm1d(4), [3, 4, 10], [3, 4, 10], 8 },
         { "BatchNorm2d", () => new BatchNorm2d(4), [2, 4, 5, 5], [2, 4, 5, 5], 8 },
         { "LayerNorm", () => new LayerNorm(16), [4, 7, 16], [4, 7, 16], 32 },
         { "GroupNorm", () => new GroupNorm(4, 8), [2, 8, 5, 5], [2, 8, 5, 5], 16 },

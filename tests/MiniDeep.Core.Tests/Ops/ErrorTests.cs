@@ -79,6 +79,8 @@ public class ErrorTests
         { "max_pool1d", () => Tensor.MaxPool1d(Z(2, 3), 2), ["(2, 3)", "(N, C, L)"] },
         { "avg_pool1d", () => Tensor.AvgPool1d(Z(1, 1, 2), 3), ["kernel 3", "(1, 1, 2)"] },
         { "Conv1d(3, 4", () => new Nn.Conv1d(3, 4, 3).Forward(Z(2, 5, 9)), ["(2, 5, 9)", "(N, 3, L)"] },
+        { "BatchNorm1d(4)", () => new Nn.BatchNorm1d(4).Forward(Z(2, 4, 3, 3)), ["(2, 4, 3, 3)", "(N, C) or (N, C, L)", "C = 4"] },
+        { "BatchNorm2d(4)", () => new Nn.BatchNorm2d(4).Forward(Z(2, 3, 3, 3)), ["(2, 3, 3, 3)", "(N, C, H, W)", "C = 4"] },
         { "interpolate", () => Tensor.Interpolate(Z(4, 5, 5), (8, 8)), ["(4, 5, 5)", "(N, C, H, W)"] },
         { "interpolate", () => Tensor.Interpolate(Z(1, 1, 0, 5), (8, 8)), ["(1, 1, 0, 5)", "no pixels"] },
         { "index_select", () => Z(3, 3).IndexSelect(0, Tensor.Zeros(new Shape(2, 1), DType.Int32)), ["(2, 1)"] },

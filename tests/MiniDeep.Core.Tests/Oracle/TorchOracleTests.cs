@@ -220,6 +220,18 @@ public class TorchOracleTests
             new("group_norm: (N, C, L), 3 groups of 2 channels, no affine, eps 0.1", "out = F.group_norm(x, 3, eps=0.1)",
                 new() { ["x"] = N(g, 2, 6, 5) }, ["x"],
                 d => Tensor.GroupNorm(d["x"], 3, eps: 0.1)),
+            new("batch_norm1d on (N, C, L), training, and its running statistics", """
+                rm, rv = torch.zeros(3), torch.ones(3)
+                y = F.batch_norm(x, rm, rv, w, b, training=True)
+                out = torch.cat([y.reshape(-1), rm, rv])
+                """,
+                new() { ["x"] = N(g, 4, 3, 5) * 2 + 1, ["w"] = N(g, 3), ["b"] = N(g, 3) }, ["x", "w", "b"],
+                d =>
+                {
+                    var bn = WithParameters(new BatchNorm1d(3), d, m => (m.Weight, m.Bias));
+                    var y = bn.Forward(d["x"]);
+                    return Tensor.Concat([y.Reshape(-1), bn.RunningMean, bn.RunningVar]);
+                }),
             new("batch_norm2d, training", "out = F.batch_norm(x, torch.zeros(3), torch.ones(3), w, b, training=True)",
                 new() { ["x"] = N(g, 4, 3, 3, 2) * 2 + 1, ["w"] = N(g, 3), ["b"] = N(g, 3) }, ["x", "w", "b"],
                 d => WithParameters(new BatchNorm2d(3), d, m => (m.Weight, m.Bias)).Forward(d["x"])),
