@@ -22,6 +22,10 @@ public class ModuleTests
         { "Conv1d", () => new Conv1d(4, 8, 5, stride: 2, padding: 2), [3, 4, 20], [3, 8, 10], 8 * 4 * 5 + 8 },
         { "MaxPool1d", () => new MaxPool1d(2), [3, 4, 9], [3, 4, 4], 0 },
         { "AvgPool1d", () => new AvgPool1d(3, 1, 1), [3, 4, 9], [3, 4, 9], 0 },
+        { "Lstm", () => new Lstm(10, 20), [5, 3, 10], [5, 3, 20], 4 * 20 * (10 + 20) + 2 * 4 * 20 },
+        { "Gru, 2 layers, bidirectional, batch first", () => new Gru(10, 20, numLayers: 2, batchFirst: true, bidirectional: true), [3, 5, 10], [3, 5, 40],
+            2 * (3 * 20 * (10 + 20) + 2 * 3 * 20) + 2 * (3 * 20 * (40 + 20) + 2 * 3 * 20) },
+        { "Lstm, unbatched", () => new Lstm(4, 6, bias: false), [7, 4], [7, 6], 4 * 6 * (4 + 6) },
         { "MaxPool2d", () => new MaxPool2d(2), [2, 3, 8, 8], [2, 3, 4, 4], 0 },
         { "AvgPool2d", () => new AvgPool2d(2), [2, 3, 8, 6], [2, 3, 4, 3], 0 },
         { "Flatten", () => new Flatten(), [2, 3, 4, 5], [2, 60], 0 },
@@ -59,6 +63,37 @@ public class ModuleTests
         Assert.True(largest <= bound && largest > 0.95 * bound, $"largest |w| {largest}, bound {bound}");
         Assert.True(m.Bias!.Abs().Max().Item() <= bound);
         Assert.Equal("ConvTranspose2d(64, 6, kernel=(2, 2), stride=(1, 1), padding=(0, 0))", m.Describe());
+    }
+
+    [Fact]
+    public void RecurrentLayers_NameTheirParametersAsPyTorch_AndHaveSecondDerivativesThroughTime()
+    {
+        var lstm = new Lstm(3, 4, numLayers: 2, bidirectional: true);
+        Assert.Equal(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse",
+                      "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1", "weight_ih_l1_reverse", "weight_hh_l1_reverse", "bias_ih_l1_reverse", "bias_hh_l1_reverse"],
+            lstm.NamedParameters().Select(p => p.Name));
+        Assert.Equal([16, 8], lstm.NamedParameters().Single(p => p.Name == "weight_ih_l1").Tensor.Dims);
+        Assert.True(lstm.Parameters().All(p => p.Abs().Max().Item() <= 0.5), "uniform on ±1/√4");
+        Assert.Equal("Lstm(3, 4, num_layers=2, bidirectional=True)", lstm.Describe());
+        var (y, (h, c)) = lstm.Run(X(6, 2, 3));
+        Assert.Equal([6, 2, 8], y.Dims);
+        Assert.Equal([4, 2, 4], h.Dims);
+        Assert.Equal([4, 2, 4], c.Dims);
+        // The last step's output of the forward direction of the top layer is its final h (slot 2).
+        Assert.Equal(y.Select(0, 5).Narrow(1, 0, 4).ToArray<float>(), h.Select(0, 2).ToArray<float>());
+        // and the backward direction's final h is its output at the first step.
+        Assert.Equal(y.Select(0, 0).Narrow(1, 4, 4).ToArray<float>(), h.Select(0, 3).ToArray<float>());
+
+        var g = new Generator(3);
+        var small = new Lstm(2, 3, generator: g, dtype: DType.Float64);
+        var gru = new Gru(2, 3, bidirectional: true, generator: g, dtype: DType.Float64);
+        var check = GradCheck.CheckSecondOrder(a => small.Run(a[0]).Output.Square().Sum() + gru.Run(a[0]).H.Square().Sum(),
+            [Tensor.Randn(new Shape(4, 2, 2), g, dtype: DType.Float64)]);
+        Assert.True(check.Passed, check.Failure);
+        var e = Assert.Throws<ShapeMismatchException>(() => new Gru(3, 5).Run(X(4, 2, 3), Tensor.Zeros(2, 2, 5)));
+        Assert.Contains("Gru(3, 5): initial state (2, 2, 5) must be (1, 2, 5) for input (4, 2, 3)", e.Message);
+        Assert.Contains("Lstm(3, 4): input (4, 2, 5) must be (T, N, 3) or (T, 3)", Assert.Throws<ShapeMismatchException>(() => new Lstm(3, 4).Forward(X(4, 2, 5))).Message);
+        Assert.Contains("has no ONNX mapping", Assert.Throws<MiniDeep.IO.OnnxExportException>(() => MiniDeep.IO.Onnx.ExportBytes(new Sequential(new Lstm(3, 4)), new Shape(5, 2, 3))).Message);
     }
 
     [Fact]

@@ -81,6 +81,32 @@ public class TrainingSmokeTests
     }
 
     [Fact]
+    public void Lstm_CarriesTheFirstStepOfASequenceToItsLast()
+    {
+        // Sequences of 12 random ±1 steps; the label is the sign of the first step, read from the last
+        // step's output, so the network must carry one bit through 11 steps of noise. Chance is 50%;
+        // measured 100% after 300 steps of Adam with the AVX-512, AVX2 and Vector128 kernels alike.
+        var g = new Generator(21);
+        Tensor Steps(int n) => Tensor.Bernoulli(new Shape(12, n, 1), 0.5, g) * 2 - 1;
+        Tensor Labels(Tensor x) => (x.Select(0, 0).Reshape(-1) > 0).To(DType.Int32);
+        var lstm = new Lstm(1, 16, generator: g);
+        var head = new Linear(16, 2, generator: g);
+        var opt = new Adam([.. lstm.Parameters(), .. head.Parameters()], 1e-2);
+        for (int step = 0; step < 300; step++)
+        {
+            var x = Steps(32);
+            opt.ZeroGrad();
+            Losses.CrossEntropy(head.Forward(lstm.Forward(x).Select(0, 11)), Labels(x)).Backward();
+            opt.Step();
+        }
+        var test = Steps(1000);
+        double accuracy;
+        using (Autograd.NoGrad())
+            accuracy = (head.Forward(lstm.Forward(test).Select(0, 11)).ArgMax(1) == Labels(test)).To(DType.Float64).Mean().Item();
+        Assert.True(accuracy >= 0.95, $"accuracy {accuracy:P1}");
+    }
+
+    [Fact]
     public void KeepBest_PutsBackTheEpochWithTheLowestValidationLoss()
     {
         var data = SynthDigits.Load(0, 512, 128);

@@ -259,6 +259,45 @@ public class TorchOracleTests
                 }),
         };
 
+        // Recurrent layers: PyTorch's own module running on the case's weights (its _flat_weights, the list
+        // its forward reads; torch 1.13's functional_call does not reach them), so that the gradients of
+        // every weight, the input and the initial state are compared.
+        Case Recurrent(string id, string torchModule, string torchCall, Func<Module> make, Dictionary<string, Tensor> inputs,
+            Func<Module, Dictionary<string, Tensor>, Tensor> run)
+        {
+            foreach (var (name, p) in make().NamedParameters()) inputs[name] = N(g, p.Shape.ToArray()) * 0.5;
+            return new(id, $$"""
+                m = {{torchModule}}
+                m._flat_weights = [globals()[n] for n in m._flat_weights_names]
+                {{torchCall}}
+                """, inputs, [.. inputs.Keys], d => run(WithAllParameters(make(), d), d));
+        }
+        cases.Add(Recurrent("lstm: 2 layers, bidirectional, batch_first, initial state", "nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)",
+            "y, (hn, cn) = m(x, (h0, c0))\nout = torch.cat([y.reshape(-1), hn.reshape(-1), cn.reshape(-1)])",
+            () => new Lstm(3, 4, numLayers: 2, batchFirst: true, bidirectional: true),
+            new() { ["x"] = N(g, 2, 5, 3), ["h0"] = N(g, 4, 2, 4) * 0.5, ["c0"] = N(g, 4, 2, 4) * 0.5 },
+            (m, d) =>
+            {
+                var (y, (hn, cn)) = ((Lstm)m).Run(d["x"], (d["h0"], d["c0"]));
+                return Tensor.Concat([y.Reshape(-1), hn.Reshape(-1), cn.Reshape(-1)]);
+            }));
+        cases.Add(Recurrent("gru: no bias, sequence first, zero initial state", "nn.GRU(3, 5, bias=False)",
+            "y, hn = m(x)\nout = torch.cat([y.reshape(-1), hn.reshape(-1)])",
+            () => new Gru(3, 5, bias: false), new() { ["x"] = N(g, 6, 2, 3) },
+            (m, d) =>
+            {
+                var (y, hn) = ((Gru)m).Run(d["x"]);
+                return Tensor.Concat([y.Reshape(-1), hn.Reshape(-1)]);
+            }));
+        cases.Add(Recurrent("gru: 2 layers, bidirectional, unbatched, initial state", "nn.GRU(2, 3, num_layers=2, bidirectional=True)",
+            "y, hn = m(x, h0)\nout = torch.cat([y.reshape(-1), hn.reshape(-1)])",
+            () => new Gru(2, 3, numLayers: 2, bidirectional: true), new() { ["x"] = N(g, 4, 2), ["h0"] = N(g, 4, 3) * 0.5 },
+            (m, d) =>
+            {
+                var (y, hn) = ((Gru)m).Run(d["x"], d["h0"]);
+                return Tensor.Concat([y.Reshape(-1), hn.Reshape(-1)]);
+            }));
+
         // Optimizers: five steps on L(p) = Σ c·p² + Σ sin p from the same start. A large ε (0.1) in
         // Adam and RMSprop makes where ε sits in the update visible.
         const string Loss = "(c * p * p).sum() + p.sin().sum()";
@@ -402,6 +441,17 @@ public class TorchOracleTests
             ["w", "b", "f"],
             new() { ["x"] = N(g, 3, 1, 5, 5), ["y"] = Labels(g, 3, 3), ["w"] = N(g, 2, 1, 3, 3), ["b"] = N(g, 2), ["f"] = N(g, 3, 8) }));
         return cases;
+    }
+
+    // Every parameter of the module takes the case's value of the same name, and the case reads its gradients there.
+    private static Module WithAllParameters(Module m, Dictionary<string, Tensor> d)
+    {
+        foreach (var (name, p) in m.NamedParameters())
+        {
+            using (Autograd.NoGrad()) p.CopyFrom(d[name]);
+            d[name] = p;
+        }
+        return m;
     }
 
     // A module's parameters take the case's values, and the case reads their gradients.
