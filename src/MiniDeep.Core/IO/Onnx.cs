@@ -28,7 +28,7 @@ public sealed record OnnxExportOptions
 /// mode (dropout off, batch norm on its running statistics), with its parameters as initializers named
 /// by their state-dict keys. Supported: <see cref="Sequential"/>, <see cref="Linear"/>,
 /// <see cref="Conv1d"/>, <see cref="Conv2d"/>, <see cref="ConvTranspose2d"/>, <see cref="MaxPool1d"/>, <see cref="AvgPool1d"/>, <see cref="MaxPool2d"/>, <see cref="AvgPool2d"/>, <see cref="AdaptiveAvgPool2d"/> (global, or dividing its input evenly), <see cref="Upsample"/>, <see cref="Flatten"/>,
-/// <see cref="Dropout"/>, <see cref="BatchNorm1d"/>, <see cref="BatchNorm2d"/>, <see cref="LayerNorm"/>, <see cref="GroupNorm"/>,
+/// <see cref="Dropout"/>, <see cref="BatchNorm1d"/>, <see cref="BatchNorm2d"/>, <see cref="LayerNorm"/>, <see cref="GroupNorm"/>, <see cref="Lstm"/>, <see cref="Gru"/>,
 /// <see cref="Standardize"/>, <see cref="Residual"/>, <see cref="Ensemble"/> and the built-in
 /// <see cref="Activations"/> (Softmax included). Anything else is refused with
 /// <see cref="OnnxExportException"/> naming the module.
@@ -309,6 +309,34 @@ public static class Onnx
                     return Op("Add", path, [Op("Mul", path, [y, PerChannel(gn.Weight)]), PerChannel(gn.Bias!)]);
                 }
 
+                case Recurrent rnn:
+                {
+                    // ONNX's LSTM and GRU run one layer, both directions at once, sequence first, with the gates
+                    // in another order: LSTM i, o, f, c for PyTorch's i, f, g, o; GRU z, r, h for r, z, n, with
+                    // linear_before_reset = 1 for the reset gate inside W_hn h + b_hn. Each layer's weights are
+                    // reordered and stacked over the directions (initializers <path>.W_l0 and so on), and a
+                    // batch-first or unbatched input is made sequence-first and back.
+                    bool lstm = rnn is Lstm;
+                    int[] order = lstm ? [0, 3, 1, 2] : [1, 0, 2];
+                    int hidden = rnn.HiddenSize, directions = rnn.Bidirectional ? 2 : 1;
+                    Tensor Reordered(Tensor w) => Tensor.Concat([.. order.Select(k => w.Narrow(0, k * hidden, hidden))]);
+                    string seq = sample.Rank == 2 ? Op("Unsqueeze", path, [x, Int64s(Join(path, "batch_axis"), [1])])
+                        : rnn.BatchFirst ? Op("Transpose", path, [x], AttrInts("perm", 1, 0, 2)) : x;
+                    for (int layer = 0; layer < rnn.NumLayers; layer++)
+                    {
+                        Tensor Stacked(int which) => Tensor.Stack([.. Enumerable.Range(0, directions).Select(d => Reordered(rnn.Weights(layer, d)[which]))]).To(_dtype);
+                        var inputs = new List<string> { seq, Initializer(Join(path, $"W_l{layer}"), Stacked(0)), Initializer(Join(path, $"R_l{layer}"), Stacked(1)) };
+                        if (rnn.HasBias) inputs.Add(Initializer(Join(path, $"B_l{layer}"), Tensor.Concat([Stacked(2), Stacked(3)], 1)));
+                        ProtoWriter[] attributes = lstm
+                            ? [AttrInt("hidden_size", hidden), AttrString("direction", directions == 2 ? "bidirectional" : "forward")]
+                            : [AttrInt("hidden_size", hidden), AttrString("direction", directions == 2 ? "bidirectional" : "forward"), AttrInt("linear_before_reset", 1)];
+                        var y = Op(lstm ? "LSTM" : "GRU", path, [.. inputs], attributes);                       // (T, D, N, H)
+                        seq = Op("Reshape", path, [Op("Transpose", path, [y], AttrInts("perm", 0, 2, 1, 3)), Int64s(Join(path, "merge"), [0, 0, -1])]);
+                    }
+                    return sample.Rank == 2 ? Op("Squeeze", path, [seq, Int64s(Join(path, "batch_axis"), [1])])
+                        : rnn.BatchFirst ? Op("Transpose", path, [seq], AttrInts("perm", 1, 0, 2)) : seq;
+                }
+
                 case LayerNorm ln:
                     return Op("LayerNormalization", path, [x, State(ln.Weight), State(ln.Bias)],
                         AttrInt("axis", -ln.NormalizedShape.Count), AttrFloat("epsilon", ln.Eps));
@@ -334,7 +362,7 @@ public static class Onnx
                 default:
                     throw new OnnxExportException(
                         $"Onnx.Export: {Where(path, m)} has no ONNX mapping. Supported: Sequential, Residual, Ensemble, Linear, Conv1d, Conv2d, ConvTranspose2d, " +
-                        "MaxPool1d, AvgPool1d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, Standardize and the built-in Activations");
+                        "MaxPool1d, AvgPool1d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, Lstm, Gru, Standardize and the built-in Activations");
             }
         }
 

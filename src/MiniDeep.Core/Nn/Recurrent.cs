@@ -55,6 +55,12 @@ public abstract class Recurrent : Module
             }
     }
 
+    /// <summary>Whether the layers have the two bias vectors.</summary>
+    public bool HasBias => _weights[0].Length > 2;
+
+    /// <summary>W_ih, W_hh and (with biases) b_ih, b_hh of one layer and direction (1: the reverse one).</summary>
+    public IReadOnlyList<Tensor> Weights(int layer, int direction) => _weights[layer * Directions + direction];
+
     /// <inheritdoc/>
     public override string Describe() =>
         $"{GetType().Name}({InputSize}, {HiddenSize}{(NumLayers > 1 ? $", num_layers={NumLayers}" : "")}{(BatchFirst ? ", batch_first=True" : "")}{(Bidirectional ? ", bidirectional=True" : "")})";

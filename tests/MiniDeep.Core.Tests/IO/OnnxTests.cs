@@ -145,6 +145,18 @@ public class OnnxTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void RecurrentLayers_LstmAndGru_MatchOnnxRuntime()
+    {
+        var g = new Generator(14);
+        // Batch first, two bidirectional LSTM layers, then a linear head on every step.
+        var lstm = new Sequential(new Lstm(3, 5, numLayers: 2, batchFirst: true, bidirectional: true, generator: g), new Linear(10, 2, generator: g));
+        Assert.True(MaxDifference(lstm, new Shape(1, 6, 3), new Shape(3, 6, 3)) <= Tolerance);
+        // Sequence first (the dynamic first axis is then the time axis), a GRU without biases, and one with two layers.
+        var gru = new Sequential(new Gru(3, 4, bias: false, generator: g), new Gru(4, 4, numLayers: 2, generator: g));
+        Assert.True(MaxDifference(gru, new Shape(5, 2, 3), new Shape(8, 2, 3)) <= Tolerance);
+    }
+
+    [Fact]
     public void ConvolutionGeometry_StridePaddingDilationGroups_MatchOnnxRuntime()
     {
         var g = new Generator(6);
