@@ -27,7 +27,7 @@ public sealed record OnnxExportOptions
 /// Export to ONNX (opset 17, IR version 8): the model's inference graph, as it computes in evaluation
 /// mode (dropout off, batch norm on its running statistics), with its parameters as initializers named
 /// by their state-dict keys. Supported: <see cref="Sequential"/>, <see cref="Linear"/>,
-/// <see cref="Conv1d"/>, <see cref="Conv2d"/>, <see cref="ConvTranspose2d"/>, <see cref="MaxPool1d"/>, <see cref="AvgPool1d"/>, <see cref="MaxPool2d"/>, <see cref="AvgPool2d"/>, <see cref="AdaptiveAvgPool2d"/> (global, or dividing its input evenly), <see cref="Upsample"/>, <see cref="Flatten"/>,
+/// <see cref="Conv1d"/>, <see cref="Conv2d"/>, <see cref="ConvTranspose1d"/>, <see cref="ConvTranspose2d"/>, <see cref="MaxPool1d"/>, <see cref="AvgPool1d"/>, <see cref="MaxPool2d"/>, <see cref="AvgPool2d"/>, <see cref="AdaptiveAvgPool2d"/> (global, or dividing its input evenly), <see cref="Upsample"/>, <see cref="Flatten"/>,
 /// <see cref="Dropout"/>, <see cref="BatchNorm1d"/>, <see cref="BatchNorm2d"/>, <see cref="LayerNorm"/>, <see cref="GroupNorm"/>, <see cref="Lstm"/>, <see cref="Gru"/>,
 /// <see cref="Standardize"/>, <see cref="Residual"/>, <see cref="Ensemble"/> and the built-in
 /// <see cref="Activations"/> (Softmax included). Anything else is refused with
@@ -210,6 +210,11 @@ public static class Onnx
                             [deconv.Dilation.H, deconv.Dilation.W], deconv.Groups),
                          AttrInts("output_padding", deconv.OutputPadding.H, deconv.OutputPadding.W)]);
 
+                case ConvTranspose1d deconv:
+                    return Op("ConvTranspose", path, deconv.Bias is null ? [x, State(deconv.Weight)] : [x, State(deconv.Weight), State(deconv.Bias)],
+                        [.. ConvAttributes([deconv.KernelSize], [deconv.Stride], [deconv.Padding], [deconv.Dilation], deconv.Groups),
+                         AttrInts("output_padding", deconv.OutputPadding)]);
+
                 case MaxPool1d pool:
                     return Op("MaxPool", path, [x], AttrInts("kernel_shape", pool.Kernel), AttrInts("strides", pool.Stride), AttrInts("pads", pool.Padding, pool.Padding));
 
@@ -361,7 +366,7 @@ public static class Onnx
 
                 default:
                     throw new OnnxExportException(
-                        $"Onnx.Export: {Where(path, m)} has no ONNX mapping. Supported: Sequential, Residual, Ensemble, Linear, Conv1d, Conv2d, ConvTranspose2d, " +
+                        $"Onnx.Export: {Where(path, m)} has no ONNX mapping. Supported: Sequential, Residual, Ensemble, Linear, Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, " +
                         "MaxPool1d, AvgPool1d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, Lstm, Gru, Standardize and the built-in Activations");
             }
         }

@@ -247,6 +247,65 @@ public sealed class Conv1d : Module
     }
 }
 
+/// <summary>
+/// Transposed 1-D convolution over (N, C, L), the adjoint of a <see cref="Conv1d"/> (see
+/// <see cref="Tensor.ConvTranspose1d"/>). Default initialization is PyTorch's: uniform on ±1/√(out/groups·k).
+/// </summary>
+public sealed class ConvTranspose1d : Module
+{
+    /// <inheritdoc/>
+    protected internal override bool MayKeepInput => false;
+    /// <summary>(in, out/groups, k), PyTorch's layout.</summary>
+    public Tensor Weight { get; }
+    /// <summary>(out), or null.</summary>
+    public Tensor? Bias { get; }
+    /// <summary>Stride.</summary>
+    public int Stride { get; }
+    /// <summary>Padding taken off each end of the output.</summary>
+    public int Padding { get; }
+    /// <summary>Samples added at the end of the output.</summary>
+    public int OutputPadding { get; }
+    /// <summary>Dilation.</summary>
+    public int Dilation { get; }
+    /// <summary>Channel groups (1: dense).</summary>
+    public int Groups { get; }
+
+    /// <summary>A transposed convolution along the last axis with a kernel of <paramref name="kernel"/> taps.</summary>
+    public ConvTranspose1d(int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, int outputPadding = 0, int dilation = 1,
+        int groups = 1, bool bias = true, Generator? generator = null)
+    {
+        if (inChannels < 1 || outChannels < 1 || groups < 1 || inChannels % groups != 0 || outChannels % groups != 0)
+            throw new ArgumentException($"ConvTranspose1d: groups={groups} must divide in_channels {inChannels} and out_channels {outChannels}, all positive");
+        if (kernel < 1) throw new ArgumentOutOfRangeException(nameof(kernel), $"ConvTranspose1d: kernel {kernel} is empty");
+        Tensor.CheckConvArguments("ConvTranspose1d", (1, stride), (0, padding), (1, dilation));
+        if (outputPadding < 0 || outputPadding >= Math.Max(stride, dilation))
+            throw new ArgumentException($"ConvTranspose1d: output padding {outputPadding} must be non-negative and smaller than the stride {stride} or the dilation {dilation}");
+        (Stride, Padding, OutputPadding, Dilation, Groups) = (stride, padding, outputPadding, dilation, groups);
+        double bound = 1 / Math.Sqrt(outChannels / groups * kernel);
+        Weight = RegisterParameter("weight", Tensor.Rand(new Shape(inChannels, outChannels / groups, kernel), generator, -bound, bound));
+        if (bias) Bias = RegisterParameter("bias", Tensor.Rand(new Shape(outChannels), generator, -bound, bound));
+    }
+
+    /// <summary>Input channels.</summary>
+    public int InChannels => Weight.Size(0);
+    /// <summary>Output channels.</summary>
+    public int OutChannels => Weight.Size(1) * Groups;
+    /// <summary>Kernel taps.</summary>
+    public int KernelSize => Weight.Size(2);
+
+    /// <inheritdoc/>
+    public override string Describe() =>
+        $"ConvTranspose1d({InChannels}, {OutChannels}, kernel={KernelSize}, stride={Stride}, padding={Padding}{(OutputPadding == 0 ? "" : $", output_padding={OutputPadding}")})";
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardImpl(Tensor x)
+    {
+        if (x.Rank != 3 || x.Size(1) != InChannels)
+            throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must be (N, {InChannels}, L) (weight {Weight.Shape})");
+        return Tensor.ConvTranspose1d(x, Weight, Bias, Stride, Padding, OutputPadding, Dilation, Groups);
+    }
+}
+
 /// <summary>Max pooling along the last axis of (N, C, L); the stride defaults to the kernel.</summary>
 public sealed class MaxPool1d(int kernel, int? stride = null, int padding = 0) : Module
 {

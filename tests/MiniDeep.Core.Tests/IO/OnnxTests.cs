@@ -135,11 +135,12 @@ public class OnnxTests(ITestOutputHelper output)
         var g = new Generator(12);
         // (N, 3, 32) signals: a fused Conv1d + ReLU, max pooling with padding, BatchNorm1d over (N, C, L)
         // with trained running statistics, a grouped dilated Conv1d, average pooling whose padding counts,
-        // then a classifier.
+        // a transposed Conv1d with output padding, then a classifier.
         var model = new Sequential(
             new Conv1d(3, 8, 5, padding: 2, generator: g), ReLU(), new MaxPool1d(3, 2, 1), new BatchNorm1d(8),
             new Conv1d(8, 8, 3, stride: 2, dilation: 2, groups: 4, bias: false, generator: g), Tanh(), new AvgPool1d(3, 1, 1),
-            new Flatten(), new Linear(8 * 6, 5, generator: g));
+            new ConvTranspose1d(8, 4, 4, stride: 2, padding: 1, outputPadding: 1, generator: g),
+            new Flatten(), new Linear(4 * 13, 5, generator: g));
         WarmBatchNorm(model, new Shape(16, 3, 32), 13);
         Assert.True(MaxDifference(model, new Shape(1, 3, 32), new Shape(4, 3, 32)) <= Tolerance);
     }

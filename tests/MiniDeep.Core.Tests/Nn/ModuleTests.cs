@@ -20,6 +20,7 @@ public class ModuleTests
         { "Upsample scale", () => new Upsample(3), [2, 3, 4, 5], [2, 3, 12, 15], 0 },
         { "Upsample size, bilinear", () => new Upsample((7, 2), UpsampleMode.Bilinear), [2, 3, 4, 5], [2, 3, 7, 2], 0 },
         { "Conv1d", () => new Conv1d(4, 8, 5, stride: 2, padding: 2), [3, 4, 20], [3, 8, 10], 8 * 4 * 5 + 8 },
+        { "ConvTranspose1d", () => new ConvTranspose1d(8, 4, 4, stride: 2, padding: 1), [3, 8, 10], [3, 4, 20], 8 * 4 * 4 + 4 },
         { "MaxPool1d", () => new MaxPool1d(2), [3, 4, 9], [3, 4, 4], 0 },
         { "AvgPool1d", () => new AvgPool1d(3, 1, 1), [3, 4, 9], [3, 4, 9], 0 },
         { "Lstm", () => new Lstm(10, 20), [5, 3, 10], [5, 3, 20], 4 * 20 * (10 + 20) + 2 * 4 * 20 },
