@@ -16,7 +16,8 @@ namespace MiniDeep;
 /// into them in place (<c>x.CopyFrom(batch)</c>) and replay; tensors made inside the step are its
 /// own buffers, refreshed by every replay (the loss it returned, the gradients).</item>
 /// <item>Control flow and shapes are frozen: a replay runs the kernels the capture ran. Values read to
-/// the host during the capture (<c>Item</c>, <c>ToArray</c>) are not read again.</item>
+/// the host during the capture (<c>Item</c>, <c>ToArray</c>) are not read again, which is why
+/// <c>Sort</c>, <c>TopK</c> and <c>ArgSort</c>, whose order is found on the host, are refused inside a capture.</item>
 /// <item>Random draws (dropout masks) take the next stream of their generator on every replay, so a
 /// replayed step draws what the eager step would have.</item>
 /// <item>CPU tensors only. The optimizer step stays outside: it is cheap, and its learning rate and
@@ -28,6 +29,9 @@ namespace MiniDeep;
 public static class StepCapture
 {
     [ThreadStatic] private static CapturingBackend? t_backend;
+
+    /// <summary>Whether a capture is running on this thread.</summary>
+    internal static bool IsCapturing => t_backend is not null;
 
     /// <summary>The recording backend of a capture running on this thread, or null.</summary>
     internal static IBackend? Intercept(Device device, IBackend backend)

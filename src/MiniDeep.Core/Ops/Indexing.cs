@@ -68,6 +68,9 @@ public sealed partial class Tensor
     {
         if (!DType.IsFloating() && DType != DType.Int32)
             throw new InvalidOperationException($"{op}: needs a numeric tensor, got {DType.Name()}");
+        // A replay reruns kernels, not this host-side sort: it would gather in the order of the capture.
+        if (StepCapture.IsCapturing)
+            throw new NotSupportedException($"{op}: the order is found on the host, so a captured step would replay the order of its capture whatever the data; sort outside StepCapture.Capture");
         if (Rank == 0)
         {
             if (k is not null && k != 0 && k != 1) throw new ArgumentOutOfRangeException(nameof(k), $"{op}: k = {k} for a scalar, which has one element");

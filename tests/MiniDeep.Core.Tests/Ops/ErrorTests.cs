@@ -112,6 +112,10 @@ public class ErrorTests
         Assert.Contains("topk: k = -1", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).TopK(-1)).Message);
         Assert.Contains("sort: axis 2", Assert.Throws<ArgumentOutOfRangeException>(() => Z(2, 3).Sort(2)).Message);
         Assert.Contains("sort: needs a numeric tensor, got bool", Assert.Throws<InvalidOperationException>(() => (Z(2) > 0).Sort()).Message);
+        // Inside a captured step the order would be frozen at the capture's data: refused.
+        var w = Tensor.Ones(3).RequiresGrad_();
+        var e = Assert.Throws<NotSupportedException>(() => StepCapture.Capture([w], () => { var l = (w * w).TopK(2).Values.Sum(); l.Backward(); return l; }));
+        Assert.Contains("topk: the order is found on the host", e.Message);
     }
 
     [Fact]
