@@ -77,6 +77,19 @@ public class StepCaptureTests(ITestOutputHelper output)
     [Fact]
     public void ACnnStep_WithPoolingAndBatchNorm_ReplaysBitForBit_WithAdam() => ReplayMatchesEager(Cnn, new Shape(4, 1, 8, 8), adam: true);
 
+    // This session's layers: transposed convolution, group norm, bilinear resizing, uneven adaptive
+    // pooling (gathers whose indices come from the shapes alone), a 1-D convolution and an LSTM.
+    private static Module Decoder(ulong seed)
+    {
+        var g = new Generator(seed);
+        return new Sequential(new ConvTranspose2d(1, 4, 3, stride: 2, generator: g), new GroupNorm(2, 4), ReLU(),
+            new Upsample((10, 9), UpsampleMode.Bilinear), new AdaptiveAvgPool2d((3, 4)), new Flatten(2), new Conv1d(4, 6, 3, padding: 1, generator: g),
+            new Lstm(12, 5, batchFirst: true, generator: g), new Flatten(), new Linear(6 * 5, 5, generator: g));
+    }
+
+    [Fact]
+    public void ADecoderStep_WithTheNewLayersAndAnLstm_ReplaysBitForBit_WithAdam() => ReplayMatchesEager(Decoder, new Shape(3, 1, 4, 4), adam: true);
+
     [Fact]
     public void AReplay_AllocatesNothingOnItsThread()
     {
