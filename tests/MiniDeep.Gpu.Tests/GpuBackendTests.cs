@@ -239,6 +239,31 @@ public class GpuBackendTests
     }
 
     [Fact]
+    public void DecoderAndRecurrentLayers_TrainTheSameOnTheDevice()
+    {
+        // Transposed convolution, group norm, bilinear resizing, uneven adaptive pooling, a 1-D convolution,
+        // an LSTM and a top-k: their index tensors, masks and initial states are made on the input's device.
+        float[] TrainOn(Device device)
+        {
+            var g = new Generator(5);
+            var model = new Sequential(new ConvTranspose2d(1, 4, 3, stride: 2, generator: g), new GroupNorm(2, 4), Activations.ReLU(),
+                new Upsample((10, 9), UpsampleMode.Bilinear), new AdaptiveAvgPool2d((3, 4)), new Flatten(2), new Conv1d(4, 6, 3, padding: 1, generator: g),
+                new Lstm(12, 5, batchFirst: true, generator: g), new Flatten(), new Linear(6 * 5, 3, generator: g));
+            model.To(device);
+            var x = Tensor.Randn(new Shape(4, 1, 4, 4), g).To(device);
+            var y = Tensor.Randint(0, 3, new Shape(4), g).To(device);
+            return Train(model, new Adam(model.Parameters(), 1e-2), x, y, 6);
+        }
+        var cpu = TrainOn(Device.Cpu);
+        var gpu = TrainOn(Dev);
+        for (int s = 0; s < cpu.Length; s++) Assert.Equal(cpu[s], gpu[s], 1e-4);
+        var v = Tensor.FromArray([3f, 1f, 2f, 5f]).To(Dev).TopK(2);
+        Assert.Equal(Dev, v.Values.Device);
+        Assert.Equal([5f, 3f], v.Values.ToArray<float>());
+        Assert.Equal([3, 0], v.Indices.ToArray<int>());
+    }
+
+    [Fact]
     public void NoDeviceBufferIsLeftAlive_After1000TrainingSteps()
     {
         static long Live()
