@@ -27,12 +27,19 @@ public abstract class Recurrent : Module
     public bool Bidirectional { get; }
     private int Directions => Bidirectional ? 2 : 1;
 
+    /// <summary>The probability with which dropout zeroes each output of every layer but the last, in training mode.</summary>
+    public double Dropout { get; }
+    /// <summary>The generator of those dropout masks (null: <see cref="Generator.Default"/>); checkpoints save its state.</summary>
+    public Generator? DropoutGenerator { get; }
+
     private protected Recurrent(string kind, int gates, int inputSize, int hiddenSize, int numLayers, bool bias, bool batchFirst, bool bidirectional,
-        Generator? generator, DType dtype)
+        double dropout, Generator? dropoutGenerator, Generator? generator, DType dtype)
     {
         if (inputSize < 1 || hiddenSize < 1 || numLayers < 1)
             throw new ArgumentException($"{kind}: input size {inputSize}, hidden size {hiddenSize} and layers {numLayers} must be positive");
+        if (!(dropout >= 0 && dropout <= 1)) throw new ArgumentOutOfRangeException(nameof(dropout), $"{kind}: dropout must lie in [0, 1], got {dropout}");
         (_gates, InputSize, HiddenSize, NumLayers, BatchFirst, Bidirectional) = (gates, inputSize, hiddenSize, numLayers, batchFirst, bidirectional);
+        (Dropout, DropoutGenerator) = (dropout, dropoutGenerator);
         double bound = 1 / Math.Sqrt(hiddenSize);
         Tensor Uniform(params int[] shape) => Tensor.Rand(new Shape(shape), generator, -bound, bound, dtype);
         _weights = new Tensor[numLayers * Directions][];
@@ -63,7 +70,7 @@ public abstract class Recurrent : Module
 
     /// <inheritdoc/>
     public override string Describe() =>
-        $"{GetType().Name}({InputSize}, {HiddenSize}{(NumLayers > 1 ? $", num_layers={NumLayers}" : "")}{(BatchFirst ? ", batch_first=True" : "")}{(Bidirectional ? ", bidirectional=True" : "")})";
+        $"{GetType().Name}({InputSize}, {HiddenSize}{(NumLayers > 1 ? $", num_layers={NumLayers}" : "")}{(BatchFirst ? ", batch_first=True" : "")}{(Bidirectional ? ", bidirectional=True" : "")}{(Dropout > 0 ? $", dropout={Dropout}" : "")})";
 
     /// <summary>The outputs of the last layer at every step (what a <see cref="Sequential"/> passes on).</summary>
     protected override Tensor ForwardImpl(Tensor x) => RunCore(x, null).Output;
@@ -122,6 +129,8 @@ public abstract class Recurrent : Module
                 for (int s = 0; s < StateCount; s++) final[s][slot] = state[s];
             }
             layerInput = Directions == 1 ? directionOutputs[0] : Tensor.Concat(directionOutputs, 2);
+            // As PyTorch: between layers, never after the last (so one layer ignores it).
+            if (layer < NumLayers - 1) layerInput = layerInput.Dropout(Dropout, IsTraining, DropoutGenerator);
         }
         var output = unbatched ? layerInput.Squeeze(1) : BatchFirst ? layerInput.Transpose(0, 1) : layerInput;
         var finals = final.Select(f => unbatched ? Tensor.Stack(f).Squeeze(1) : Tensor.Stack(f)).ToArray();
@@ -135,8 +144,8 @@ public abstract class Recurrent : Module
 /// i, f, g, o in the weights' rows), c' = f·c + i·g, h' = o·tanh(c').
 /// </summary>
 public sealed class Lstm(int inputSize, int hiddenSize, int numLayers = 1, bool bias = true, bool batchFirst = false, bool bidirectional = false,
-    Generator? generator = null, DType dtype = DType.Float32)
-    : Recurrent("Lstm", 4, inputSize, hiddenSize, numLayers, bias, batchFirst, bidirectional, generator, dtype)
+    double dropout = 0, Generator? dropoutGenerator = null, Generator? generator = null, DType dtype = DType.Float32)
+    : Recurrent("Lstm", 4, inputSize, hiddenSize, numLayers, bias, batchFirst, bidirectional, dropout, dropoutGenerator, generator, dtype)
 {
     /// <summary>The outputs of the last layer at every step, and (h, c) after the last step for every
     /// layer and direction, (layers·directions, N, H) each; <paramref name="state"/> is the initial (h, c),
@@ -168,8 +177,8 @@ public sealed class Lstm(int inputSize, int hiddenSize, int numLayers = 1, bool 
 /// cuDNN have it), h' = (1 − z)·n + z·h; the gates stacked r, z, n in the weights' rows.
 /// </summary>
 public sealed class Gru(int inputSize, int hiddenSize, int numLayers = 1, bool bias = true, bool batchFirst = false, bool bidirectional = false,
-    Generator? generator = null, DType dtype = DType.Float32)
-    : Recurrent("Gru", 3, inputSize, hiddenSize, numLayers, bias, batchFirst, bidirectional, generator, dtype)
+    double dropout = 0, Generator? dropoutGenerator = null, Generator? generator = null, DType dtype = DType.Float32)
+    : Recurrent("Gru", 3, inputSize, hiddenSize, numLayers, bias, batchFirst, bidirectional, dropout, dropoutGenerator, generator, dtype)
 {
     /// <summary>The outputs of the last layer at every step, and h after the last step for every layer
     /// and direction, (layers·directions, N, H); <paramref name="h0"/> is the initial h, zeros when null.</summary>

@@ -97,6 +97,29 @@ public class ModuleTests
     }
 
     [Fact]
+    public void RecurrentDropout_DropsBetweenLayersInTrainingOnly_AsTheDropoutOpWithTheSameGenerator()
+    {
+        var x = X(5, 2, 3);
+        var two = new Lstm(3, 4, numLayers: 2, dropout: 0.5, dropoutGenerator: new Generator(7), generator: new Generator(1));
+        // The same network as two one-layer LSTMs with the dropout op between them, drawing from the same seed.
+        var first = new Lstm(3, 4, generator: new Generator(2));
+        var second = new Lstm(4, 4, generator: new Generator(3));
+        using (Autograd.NoGrad())
+            foreach (var (name, p) in two.NamedParameters())
+                (name.EndsWith("_l0") ? first : second).NamedParameters().Single(q => q.Name == name[..^1] + "0").Tensor.CopyFrom(p);
+        var masks = new Generator(7);
+        var expected = second.Forward(first.Forward(x).Dropout(0.5, training: true, generator: masks));
+        Assert.Equal(expected.ToArray<float>(), two.Forward(x).ToArray<float>());
+        // Evaluation: no dropout. One layer: nothing between layers to drop, as in PyTorch.
+        two.Eval();
+        Assert.Equal(second.Forward(first.Forward(x)).ToArray<float>(), two.Forward(x).ToArray<float>());
+        var one = new Lstm(3, 4, dropout: 0.9, dropoutGenerator: new Generator(7), generator: new Generator(2));
+        Assert.Equal(new Lstm(3, 4, generator: new Generator(2)).Forward(x).ToArray<float>(), one.Forward(x).ToArray<float>());
+        Assert.Equal("Lstm(3, 4, num_layers=2, dropout=0.5)", two.Describe());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Gru(3, 4, dropout: 1.5));
+    }
+
+    [Fact]
     public void Embedding_LooksUpRows()
     {
         var e = new Embedding(10, 4);
