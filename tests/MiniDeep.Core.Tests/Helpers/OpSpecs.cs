@@ -292,6 +292,40 @@ public static class OpSpecs
                 $"conv_transpose2d x({c.n}, {c.groups * c.cg}, {c.h}, {c.w}) w({c.groups * c.cg}, {c.og}, {c.kh}, {c.kw}) stride {c.stride} pad {c.pad} dil {c.dil} output pad {c.outPad} groups {c.groups} bias {c.bias} seed {c.seed}",
                 [Values([c.n, c.groups * c.cg, c.h, c.w], c.seed), Values([c.groups * c.cg, c.og, c.kh, c.kw], c.seed + 1), Values([c.groups * c.og], c.seed + 2)],
                 x => Tensor.ConvTranspose2d(x[0], x[1], c.bias ? x[2] : null, (c.stride, 1), (c.pad, c.pad), (c.outPad, 0), (c.dil, 1), c.groups)))),
+        new("conv1d", max =>
+            (from n in Gen.Choose(1, 2)
+             from groups in Gen.Choose(1, 2)
+             from cg in Gen.Choose(1, 2)
+             from og in Gen.Choose(1, 2)
+             from l in Gen.Choose(1, max + 3)
+             from k in Gen.Choose(1, 3)
+             from stride in Gen.Choose(1, 2)
+             from pad in Gen.Choose(0, 1)
+             from dil in Gen.Choose(1, 2)
+             from transposed in Gen.Elements(false, true)
+             from seed in Gens.Seed
+             select (n, groups, cg, og, l, k, stride, pad, dil, transposed, seed))
+            .Where(c => c.transposed ? (c.l - 1) * c.stride - 2 * c.pad + c.dil * (c.k - 1) + 1 > 0 : c.l + 2 * c.pad >= c.dil * (c.k - 1) + 1)
+            .Select(c => new OpCase($"conv{(c.transposed ? "_transpose" : "")}1d x({c.n}, {c.groups * c.cg}, {c.l}) k {c.k} stride {c.stride} pad {c.pad} dil {c.dil} groups {c.groups} seed {c.seed}",
+                c.transposed
+                    ? [Values([c.n, c.groups * c.cg, c.l], c.seed), Values([c.groups * c.cg, c.og, c.k], c.seed + 1), Values([c.groups * c.og], c.seed + 2)]
+                    : [Values([c.n, c.groups * c.cg, c.l], c.seed), Values([c.groups * c.og, c.cg, c.k], c.seed + 1), Values([c.groups * c.og], c.seed + 2)],
+                x => c.transposed
+                    ? Tensor.ConvTranspose1d(x[0], x[1], x[2], c.stride, c.pad, 0, c.dil, c.groups)
+                    : Tensor.Conv1d(x[0], x[1], x[2], c.stride, c.pad, c.dil, c.groups)))),
+        new("pool1d", max =>
+            (from n in Gen.Choose(1, 2)
+             from l in Gen.Choose(1, max + 3)
+             from k in Gen.Choose(1, 3)
+             from stride in Gen.Choose(1, 2)
+             from pad in Gen.Choose(0, 1)
+             from average in Gen.Elements(false, true)
+             from seed in Gens.Seed
+             select (n, l, k, stride, pad, average, seed))
+            .Where(c => c.pad * 2 <= c.k && c.l + 2 * c.pad >= c.k)
+            .Select(c => new OpCase($"{(c.average ? "avg" : "max")}_pool1d x({c.n}, 2, {c.l}) k {c.k} stride {c.stride} pad {c.pad} seed {c.seed}",
+                [Values([c.n, 2, c.l], c.seed, Domain.Distinct)],
+                x => c.average ? Tensor.AvgPool1d(x[0], c.k, c.stride, c.pad) : Tensor.MaxPool1d(x[0], c.k, c.stride, c.pad)))),
         new("adaptive_avg_pool2d", max =>
             from n in Gen.Choose(1, 2)
             from ch in Gen.Choose(1, 2)
