@@ -66,7 +66,12 @@ public abstract class Recurrent : Module
     public bool HasBias => _weights[0].Length > 2;
 
     /// <summary>W_ih, W_hh and (with biases) b_ih, b_hh of one layer and direction (1: the reverse one).</summary>
-    public IReadOnlyList<Tensor> Weights(int layer, int direction) => _weights[layer * Directions + direction];
+    public IReadOnlyList<Tensor> Weights(int layer, int direction)
+    {
+        if ((uint)layer >= (uint)NumLayers || (uint)direction >= (uint)Directions)
+            throw new ArgumentOutOfRangeException(nameof(layer), $"{Describe()}: no layer {layer} in direction {direction} ({NumLayers} layers, {Directions} direction{(Directions == 1 ? "" : "s")})");
+        return _weights[layer * Directions + direction];
+    }
 
     /// <inheritdoc/>
     public override string Describe() =>

@@ -93,6 +93,8 @@ public class ModuleTests
         Assert.True(check.Passed, check.Failure);
         var e = Assert.Throws<ShapeMismatchException>(() => new Gru(3, 5).Run(X(4, 2, 3), Tensor.Zeros(2, 2, 5)));
         Assert.Contains("Gru(3, 5): initial state (2, 2, 5) must be (1, 2, 5) for input (4, 2, 3)", e.Message);
+        Assert.Same(lstm.NamedParameters().Single(p => p.Name == "weight_hh_l1_reverse").Tensor, lstm.Weights(1, 1)[1]);
+        Assert.Contains("no layer 2 in direction 0 (2 layers, 2 directions)", Assert.Throws<ArgumentOutOfRangeException>(() => lstm.Weights(2, 0)).Message);
         Assert.Contains("Lstm(3, 4): input (4, 2, 5) must be (T, N, 3) or (T, 3)", Assert.Throws<ShapeMismatchException>(() => new Lstm(3, 4).Forward(X(4, 2, 5))).Message);
     }
 
