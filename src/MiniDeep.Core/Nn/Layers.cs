@@ -146,9 +146,8 @@ public sealed class ConvTranspose2d : Module
         _dilation = dilation ?? (1, 1);
         Tensor.CheckConvArguments("ConvTranspose2d", _stride, _padding, _dilation);
         // Checked here, not at the first Forward, as PyTorch's layer does.
-        if (_outputPadding.Item1 < 0 || _outputPadding.Item2 < 0
-            || _outputPadding.Item1 >= Math.Max(_stride.Item1, _dilation.Item1) || _outputPadding.Item2 >= Math.Max(_stride.Item2, _dilation.Item2))
-            throw new ArgumentException($"ConvTranspose2d: output padding {_outputPadding} must be non-negative and smaller than the stride {_stride} or the dilation {_dilation}");
+        Tensor.CheckOutputPadding("ConvTranspose2d", _outputPadding.Item1, _stride.Item1, _dilation.Item1, " along the height");
+        Tensor.CheckOutputPadding("ConvTranspose2d", _outputPadding.Item2, _stride.Item2, _dilation.Item2, " along the width");
         _groups = groups;
         double bound = 1 / Math.Sqrt(outChannels / groups * kernel.H * kernel.W);
         Weight = RegisterParameter("weight", Tensor.Rand(new Shape(inChannels, outChannels / groups, kernel.H, kernel.W), generator, -bound, bound));
@@ -278,8 +277,7 @@ public sealed class ConvTranspose1d : Module
             throw new ArgumentException($"ConvTranspose1d: groups={groups} must divide in_channels {inChannels} and out_channels {outChannels}, all positive");
         if (kernel < 1) throw new ArgumentOutOfRangeException(nameof(kernel), $"ConvTranspose1d: kernel {kernel} is empty");
         Tensor.CheckConvArguments("ConvTranspose1d", (1, stride), (0, padding), (1, dilation));
-        if (outputPadding < 0 || outputPadding >= Math.Max(stride, dilation))
-            throw new ArgumentException($"ConvTranspose1d: output padding {outputPadding} must be non-negative and smaller than the stride {stride} or the dilation {dilation}");
+        Tensor.CheckOutputPadding("ConvTranspose1d", outputPadding, stride, dilation);
         (Stride, Padding, OutputPadding, Dilation, Groups) = (stride, padding, outputPadding, dilation, groups);
         double bound = 1 / Math.Sqrt(outChannels / groups * kernel);
         Weight = RegisterParameter("weight", Tensor.Rand(new Shape(inChannels, outChannels / groups, kernel), generator, -bound, bound));

@@ -107,8 +107,8 @@ public sealed partial class Tensor
         if (h == 0 || w == 0)
             throw new ShapeMismatchException(Op, $"{Op}: input {x.Shape} has no pixels");
         CheckConvArguments(Op, (sh, sw), (ph, pw), (dh, dw));
-        if (oph < 0 || opw < 0 || oph >= Math.Max(sh, dh) || opw >= Math.Max(sw, dw))
-            throw new ArgumentException($"{Op}: output padding ({oph}, {opw}) must be non-negative and smaller than the stride ({sh}, {sw}) or the dilation ({dh}, {dw})");
+        CheckOutputPadding(Op, oph, sh, dh, " along the height");
+        CheckOutputPadding(Op, opw, sw, dw, " along the width");
         int outH = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1, outW = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1;
         if (outH <= 0 || outW <= 0)
             throw new ShapeMismatchException(Op, $"{Op}: padding ({ph}, {pw}) leaves no output for input {x.Shape} and kernel ({kh}, {kw}) (output {outH}×{outW})");
@@ -135,6 +135,15 @@ public sealed partial class Tensor
             y = Fold(cols, geo);
         }
         return bias is null ? y : y + bias.Reshape(1, cout, 1, 1);
+    }
+
+    // An output padding chooses among the output sizes that a strided convolution maps to one input
+    // size, so it must stay below the stride (or, for a dilated kernel, the dilation): PyTorch's rule,
+    // checked by the transposed-convolution ops and by their layers when they are built.
+    internal static void CheckOutputPadding(string op, int outputPadding, int stride, int dilation, string axis = "")
+    {
+        if (outputPadding < 0 || outputPadding >= Math.Max(stride, dilation))
+            throw new ArgumentException($"{op}: output padding {outputPadding}{axis} must be non-negative and smaller than the stride {stride} or the dilation {dilation}");
     }
 
     // Stride and dilation of at least 1 and padding of at least 0: checked on every call, and by the

@@ -33,9 +33,22 @@ public sealed partial class Tensor
         const string Op = "conv_transpose1d";
         if (x.Rank != 3) throw new ShapeMismatchException(Op, $"{Op}: input must be (N, C_in, L), got {x.Shape}");
         if (weight.Rank != 3) throw new ShapeMismatchException(Op, $"{Op}: weight must be (C_in, C_out/groups, k), got {weight.Shape}");
-        if (weight.Dims[0] != x.Dims[1])
-            throw new ShapeMismatchException(Op, $"{Op}: weight {weight.Shape} expects {weight.Dims[0]} input channels, input {x.Shape} has {x.Dims[1]}");
-        // The remaining checks (groups, output padding, an empty output) name the op and the values, not the shapes.
+        int cin = x.Dims[1], k = weight.Dims[2], cout = weight.Dims[1] * groups;
+        if (weight.Dims[0] != cin)
+            throw new ShapeMismatchException(Op, $"{Op}: weight {weight.Shape} expects {weight.Dims[0]} input channels, input {x.Shape} has {cin}");
+        if (groups < 1 || cin % groups != 0)
+            throw new ShapeMismatchException(Op, $"{Op}: groups={groups} must divide the input channels {cin} (input {x.Shape}, weight {weight.Shape})");
+        if (k < 1 || cout < 1) throw new ShapeMismatchException(Op, $"{Op}: weight {weight.Shape} has an empty kernel or no output channels");
+        if (x.Dims[2] == 0) throw new ShapeMismatchException(Op, $"{Op}: input {x.Shape} has no samples");
+        if (stride < 1 || dilation < 1 || padding < 0)
+            throw new ArgumentException($"{Op}: stride {stride} and dilation {dilation} must be positive and padding {padding} non-negative");
+        CheckOutputPadding(Op, outputPadding, stride, dilation);
+        int length = (x.Dims[2] - 1) * stride - 2 * padding + dilation * (k - 1) + outputPadding + 1;
+        if (length <= 0)
+            throw new ShapeMismatchException(Op, $"{Op}: padding {padding} leaves no output for input {x.Shape} and kernel {k} (length {length})");
+        if (bias is not null && (bias.Rank != 1 || bias.Dims[0] != cout))
+            throw new ShapeMismatchException(Op, $"{Op}: bias {bias.Shape} does not match {cout} output channels");
+        // Every check the 2-D op makes has been made here, in 1-D terms.
         return ConvTranspose2d(x.Unsqueeze(2), weight.Unsqueeze(2), bias, (1, stride), (0, padding), (0, outputPadding), (1, dilation), groups).Squeeze(2);
     }
 

@@ -124,9 +124,18 @@ public class ErrorTests
         // PyTorch's rule: output padding below the stride or the dilation, or the output size is ambiguous.
         var x = Tensor.Zeros(1, 1, 3, 3);
         var w = Tensor.Zeros(1, 1, 3, 3);
-        Assert.Contains("conv_transpose2d: output padding (2, 0)", Assert.Throws<ArgumentException>(() => Tensor.ConvTranspose2d(x, w, stride: (2, 2), outputPadding: (2, 0))).Message);
+        Assert.Contains("conv_transpose2d: output padding 2 along the height must be non-negative and smaller than the stride 2 or the dilation 1", Assert.Throws<ArgumentException>(() => Tensor.ConvTranspose2d(x, w, stride: (2, 2), outputPadding: (2, 0))).Message);
         Assert.Contains("conv_transpose2d: stride (0, 1)", Assert.Throws<ArgumentException>(() => Tensor.ConvTranspose2d(x, w, stride: (0, 1))).Message);
-        Assert.Contains("ConvTranspose2d: output padding (1, 1)", Assert.Throws<ArgumentException>(() => new Nn.ConvTranspose2d(1, 1, 3, stride: 1, outputPadding: 1)).Message);
+        Assert.Contains("ConvTranspose2d: output padding 1 along the height", Assert.Throws<ArgumentException>(() => new Nn.ConvTranspose2d(1, 1, 3, stride: 1, outputPadding: 1)).Message);
+        Assert.Contains("ConvTranspose1d: output padding 3 must be", Assert.Throws<ArgumentException>(() => new Nn.ConvTranspose1d(1, 1, 3, stride: 2, outputPadding: 3)).Message);
+        // The 1-D op checks in its own terms: these named conv_transpose2d and its (N, C, 1, L) shapes.
+        var row = Tensor.Zeros(1, 4, 5);
+        Assert.Contains("conv_transpose1d: output padding 2 must be non-negative and smaller than the stride 2 or the dilation 1",
+            Assert.Throws<ArgumentException>(() => Tensor.ConvTranspose1d(row, Tensor.Zeros(4, 2, 3), stride: 2, outputPadding: 2)).Message);
+        Assert.Contains("conv_transpose1d: groups=3 must divide the input channels 4 (input (1, 4, 5), weight (4, 2, 3))",
+            Assert.Throws<ShapeMismatchException>(() => Tensor.ConvTranspose1d(row, Tensor.Zeros(4, 2, 3), groups: 3)).Message);
+        Assert.Contains("conv_transpose1d: padding 1 leaves no output for input (1, 4, 1) and kernel 1 (length -1)",
+            Assert.Throws<ShapeMismatchException>(() => Tensor.ConvTranspose1d(Tensor.Zeros(1, 4, 1), Tensor.Zeros(4, 2, 1), padding: 1)).Message);
         Assert.Contains("kernel (0, 3)", Assert.Throws<ArgumentOutOfRangeException>(() => new Nn.ConvTranspose2d(1, 1, (0, 3))).Message);
         Assert.Contains("ConvTranspose2d: groups=2", Assert.Throws<ArgumentException>(() => new Nn.ConvTranspose2d(3, 4, (3, 3), groups: 2)).Message);
         Assert.Contains("interpolate: output size (0, 2)", Assert.Throws<ArgumentException>(() => Tensor.Interpolate(x, (0, 2))).Message);

@@ -460,6 +460,18 @@ public class HandDerivedTests
         Close([2, 2], r.Grad!);
         // Corners aligned: column i samples i·(2 − 1)/(4 − 1) = i/3: y = (0, 4/3, 8/3, 4).
         Close([0, 4.0 / 3, 8.0 / 3, 4], Tensor.Interpolate(r.Detach(), (1, 4), UpsampleMode.Bilinear, alignCorners: true));
+        // An infinite pixel, [∞, 1, 2, 3] to 2×8 (values from PyTorch 1.13): the outputs that weigh it by a
+        // positive weight are ∞, those that weigh it by 0 NaN (0·∞, row 0 samples the one input row at weight
+        // 0 for its missing second neighbour), the rest finite. Both are PyTorch's values. Where an axis keeps
+        // its size MiniDeep leaves it alone, so 1×4 to 1×8 gives ∞ for the first three; PyTorch still
+        // multiplies that axis by its weights 1 and 0 and gives NaN.
+        var inf = Tensor.FromArray(new double[] { double.PositiveInfinity, 1, 2, 3 }, 1, 1, 1, 4);
+        var wide = Tensor.Interpolate(inf, (2, 8), UpsampleMode.Bilinear).ToDoubleArray();
+        Assert.All(wide[..3], v => Assert.True(double.IsNaN(v)));
+        Assert.All(wide[8..11], v => Assert.Equal(double.PositiveInfinity, v));
+        Assert.Equal([1.25, 1.75, 2.25, 2.75, 3], wide[3..8]);
+        Assert.Equal([1.25, 1.75, 2.25, 2.75, 3], wide[11..]);
+        Assert.All(Tensor.Interpolate(inf, (1, 8), UpsampleMode.Bilinear).ToDoubleArray()[..3], v => Assert.Equal(double.PositiveInfinity, v));
         // Nearest down from 5 to 2 takes rows ⌊0·2.5⌋ = 0 and ⌊1·2.5⌋ = 2.
         Close([10, 30], Tensor.Interpolate(Tensor.FromArray(new double[] { 10, 20, 30, 40, 50 }, 1, 1, 5, 1), (2, 1)));
 
