@@ -166,6 +166,51 @@ public unsafe class GemmTests
     }
 
     [Fact]
+    public void Sgemm_LargeProducts_InPassesAndRowTileOrder_AreOneFmaChainPerElement_OnOneAndTwoThreads()
+    {
+        // The paths only large products take: an A of 2054 × 130 (over a million bytes) gets the grid
+        // that reads it fewer times (a single task on one thread, two by two on two), is walked row
+        // tile by row tile (2054 rows, 130 deep), and 500 columns are more B panels than one pass
+        // packs (15 of 32 columns at 130 deep with AVX-512, 31 of 16 with AVX2). 2054 and 500 leave
+        // edges on both sides. Each element must still be the FMA chain of the specification above.
+        int saved = Parallelism.MaxThreads;
+        try
+        {
+            var g = new Generator(33);
+            int m = 2054, n = 500, k = 130;
+            var widths = new[] { 16, 8 }.Where(w => w <= Cpu.Gemm.VectorWidth).ToArray();
+            foreach (var (aForm, tb, accumulate) in new[] { ("rows", false, false), ("strided", true, true), ("transposed", false, true) })
+            {
+                var a = Tensor.Randn(new Shape(2 * m * k), g).ToArray<float>();
+                var b = Tensor.Randn(new Shape(k * n), g).ToArray<float>();
+                var c0 = Tensor.Randn(new Shape(m * n), g).ToArray<float>();
+                var (aRow, aCol) = aForm switch { "rows" => (k, 1), "transposed" => (1, m), _ => (2 * k, 2) };
+                var (bRow, bCol) = tb ? (1, k) : (n, 1);
+                var expected = new float[m * n];
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++)
+                    {
+                        float s = accumulate ? c0[i * n + j] : 0f;
+                        for (int p = 0; p < k; p++) s = MathF.FusedMultiplyAdd(a[i * aRow + p * aCol], b[p * bRow + j * bCol], s);
+                        expected[i * n + j] = s;
+                    }
+                foreach (int width in widths)
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        Parallelism.MaxThreads = threads;
+                        var c = (float[])c0.Clone();
+                        fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
+                            Cpu.Gemm.Sgemm(m, n, k, pa, aRow, aCol, pb, bRow, bCol, pc, n, width, accumulate);
+                        for (int i = 0; i < c.Length; i++)
+                            if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(c[i]))
+                                Assert.Fail($"A {aForm} tb={tb} accumulate={accumulate} width={width} threads={threads}: C({i / n}, {i % n}) = {c[i]:R}, the FMA chain gives {expected[i]:R}");
+                    }
+            }
+        }
+        finally { Parallelism.MaxThreads = saved; }
+    }
+
+    [Fact]
     public void Sgemm_ZeroDepth_GivesZeros_AndEmptyShapesAreFine()
     {
         Assert.All(Run(3, 4, 0, [], 0, 1, [], 4, 1, Cpu.Gemm.VectorWidth), v => Assert.Equal(0f, v));

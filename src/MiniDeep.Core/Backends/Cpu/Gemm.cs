@@ -18,9 +18,19 @@ public static unsafe class Gemm
 {
     /// <summary>Rows of A per micro-tile.</summary>
     public const int MR = 6;
-    // K block: one B micro-panel (KC × NR floats) stays in L1, an A block (MC × KC) in L2.
+    // K block: the depth of one pass over a tile of C (its loads and stores amortized over KC FMAs).
     private const int KC = 256;
+    // Rows of A packed at a time, when A has no unit stride and must be packed.
     private const int MC = 120;
+    // The packed B of one pass is at most this many bytes, so it stays in the 1 MB L2 of a Zen core
+    // while the row tiles stream past it (a 2048-wide B in one pass was 2 MB, read from L3 per tile).
+    private const int PackedBBytes = 256 * 1024;
+    // An A of at least this many floats (1 MB) does not stay in a core's L2 from one column group to
+    // the next: such products get the task grid that reads it fewer times (see Grid).
+    private const long LargeA = 1 << 18;
+    // A large A with at least this many rows, in K blocks at least this deep, is walked row tile by
+    // row tile (see Task).
+    private const int TileOuterRows = 2048, TileOuterDepth = 64;
 
     /// <summary>Which micro-kernel the hardware selects: 16 (AVX-512), 8 (AVX2), 4 (SSE/NEON) or 1 (scalar).</summary>
     public static int VectorWidth =>
@@ -49,10 +59,9 @@ public static unsafe class Gemm
         }
     }
 
-    // One parallel region per product. The tasks split C into column groups (and, when there are too
-    // few column panels to go round, row blocks too); each task walks all of K itself, packing only
-    // its own B panels into its own buffer, so packing runs on every core, nothing is packed twice
-    // unless rows are split, and the threads meet once per product instead of twice per K block.
+    // One parallel region per product. The tasks split C into a grid of column groups by row splits;
+    // each task walks all of K itself, packing only its own B panels into its own buffer, so packing
+    // runs on every core and the threads meet once per product instead of twice per K block.
     // Every element of C is computed by one task in a fixed order, so any thread count gives the same bits.
     private static void Run<TS, TV>(int m, int n, int k, float* a, int aRow, int aCol, float* b, int bRow, int bCol, float* c, int ldc, bool accumulate)
         where TS : struct, ISimd<TV> where TV : struct
@@ -68,55 +77,95 @@ public static unsafe class Gemm
         bool wideTranspose = TS.Width >= 8 && Avx.IsSupported;
         long flops = 2L * m * n * k;
         int threads = flops < 1 << 20 ? 1 : Parallelism.MaxThreads;
-        int groups = Math.Min(panelsN, 4 * threads);
+        int rowTiles = (m + MR - 1) / MR;
+        bool largeA = (long)m * k >= LargeA;
+        var (groups, rowSplits) = Grid(m, n, threads, panelsN, rowTiles, largeA);
         int perGroup = (panelsN + groups - 1) / groups;
         groups = (panelsN + perGroup - 1) / perGroup;
-        int rowTiles = (m + MR - 1) / MR;
-        int rowSplits = threads == 1 ? 1 : Math.Clamp((2 * threads + groups - 1) / groups, 1, rowTiles);
         int tilesPerSplit = (rowTiles + rowSplits - 1) / rowSplits;
         rowSplits = (rowTiles + tilesPerSplit - 1) / tilesPerSplit;
+        int passPanels = Math.Clamp(PackedBBytes / (kcMax * nr * sizeof(float)), 1, perGroup);
 
         // The tasks' shared description travels as a struct to a static body: a product called every
         // training step allocates nothing (a local function turned into a delegate allocated its closure).
         var job = new GemmJob(m, n, k, a, aRow, aCol, b, bRow, bCol, c, ldc, accumulate, nr, panelsN, kcMax, directA, wideTranspose,
-            groups, perGroup, tilesPerSplit);
+            groups, perGroup, tilesPerSplit, passPanels, largeA && m >= TileOuterRows && kcMax >= TileOuterDepth);
         int tasks = groups * rowSplits;
         if (tasks == 1) Task<TS, TV>(job, 0);
         else Parallelism.ForRange(tasks, 1, job, static (j, t0, t1) => { for (int t = t0; t < t1; t++) Task<TS, TV>(j, t); });
     }
 
+    // The task grid: g column groups by r row splits, at least two tasks per thread (so a core slowed
+    // by its neighbour on the VM does not hold the product up) and at most four column groups per
+    // thread. Every column group reads all of its rows of A, and every row split packs all of its
+    // columns of B. While A fits in L2 its second reading is cheap, so the grid takes as many column
+    // groups as it may (B packed once, the tasks small enough to balance). A larger A comes from L3
+    // or memory again for every column group, so its grid minimizes g·m + r·n, the elements of A and
+    // B read more than once (times k), ties going to more column groups: a 2048 × 512 product of
+    // depth 2048 had been cut into eight groups of 64 columns, each streaming all 16 MB of A
+    // (150-190 GFLOP/s on 2 Zen 4 cores); four row splits read it once (+4-31%, docs/benchmarks.md).
+    private static (int Groups, int RowSplits) Grid(int m, int n, int threads, int panelsN, int rowTiles, bool largeA)
+    {
+        int need = threads == 1 ? 1 : 2 * threads, maxGroups = Math.Min(panelsN, 4 * threads);
+        if (!largeA) return (maxGroups, threads == 1 ? 1 : Math.Clamp((need + maxGroups - 1) / maxGroups, 1, rowTiles));
+        (int G, int R) best = (maxGroups, 1);
+        long bestCost = long.MaxValue;
+        for (int g = 1; g <= maxGroups; g++)
+        {
+            int r = Math.Min(rowTiles, (need + g - 1) / g);
+            if (g * r < need && g < maxGroups) continue;   // too few tasks; the largest g stands in when none has enough
+            long cost = (long)g * m + (long)r * n;
+            if (cost <= bestCost) { bestCost = cost; best = (g, r); }
+        }
+        return best;
+    }
+
     private readonly struct GemmJob(int m, int n, int k, float* a, int aRow, int aCol, float* b, int bRow, int bCol, float* c, int ldc,
-        bool accumulate, int nr, int panelsN, int kcMax, bool directA, bool wideTranspose, int groups, int perGroup, int tilesPerSplit)
+        bool accumulate, int nr, int panelsN, int kcMax, bool directA, bool wideTranspose, int groups, int perGroup, int tilesPerSplit,
+        int passPanels, bool tileOuter)
     {
         public readonly int M = m, N = n, K = k, ARow = aRow, ACol = aCol, BRow = bRow, BCol = bCol, Ldc = ldc;
         public readonly float* A = a, B = b, C = c;
         public readonly bool Accumulate = accumulate, DirectA = directA, WideTranspose = wideTranspose;
-        public readonly int Nr = nr, PanelsN = panelsN, KcMax = kcMax, Groups = groups, PerGroup = perGroup, TilesPerSplit = tilesPerSplit;
+        public readonly int Nr = nr, PanelsN = panelsN, KcMax = kcMax, Groups = groups, PerGroup = perGroup, TilesPerSplit = tilesPerSplit,
+            PassPanels = passPanels;
+        public readonly bool TileOuter = tileOuter;
     }
 
-    // Task t: column group t mod groups, row split t / groups, all of K.
+    // Task t: column group t mod groups, row split t / groups, all of K, in passes over at most
+    // PassPanels packed B panels (a BLIS jc loop inside the group). Within one pass and K block the
+    // tiles meet in one of two orders. By default each B panel meets every row tile of the block in
+    // turn, the panel reused from L1 or L2 and the rows of A from L2. A large A with many rows goes
+    // row tile by row tile instead, each tile of A (6 × 256 floats, 6 KB) staying in L1 while it
+    // meets every panel of the pass, which streams from L2: with AVX-512 a panel is 256 × 32 floats,
+    // as large as a Zen 4 core's L1. The rule is measured, not derived: row tile by row tile gained
+    // 3-26% from 2048 rows up (n = 2048: 1.08-1.11×; 2048 × 2048 × 128: 1.26×) but lost up to 10%
+    // at 512-1024 rows and for shallow blocks (k = 10: 149 against 92 GFLOP/s).
     private static void Task<TS, TV>(in GemmJob job, int t) where TS : struct, ISimd<TV> where TV : struct
     {
         int m = job.M, n = job.N, k = job.K, aRow = job.ARow, aCol = job.ACol, bRow = job.BRow, bCol = job.BCol, ldc = job.Ldc;
         float* a = job.A, b = job.B, c = job.C;
-        bool accumulate = job.Accumulate, directA = job.DirectA, wideTranspose = job.WideTranspose;
-        int nr = job.Nr, panelsN = job.PanelsN, kcMax = job.KcMax, groups = job.Groups, perGroup = job.PerGroup, tilesPerSplit = job.TilesPerSplit;
+        bool directA = job.DirectA, wideTranspose = job.WideTranspose;
+        int nr = job.Nr, kcMax = job.KcMax, groups = job.Groups, perGroup = job.PerGroup, tilesPerSplit = job.TilesPerSplit;
+        int gr = t % groups, rs0 = t / groups;
+        int jpGroup0 = gr * perGroup, jpGroup1 = Math.Min(job.PanelsN, jpGroup0 + perGroup);
+        int iStart = rs0 * tilesPerSplit * MR, iEnd = Math.Min(m, iStart + tilesPerSplit * MR);
+        int passPanels = job.PassPanels;
+        var bBuf = ArrayPool<float>.Shared.Rent(passPanels * kcMax * nr);
+        var aBuf = directA ? null : ArrayPool<float>.Shared.Rent(((MC + MR - 1) / MR) * kcMax * MR);
+        try
         {
-            int gr = t % groups, rs0 = t / groups;
-            int jp0 = gr * perGroup, jp1 = Math.Min(panelsN, jp0 + perGroup);
-            int iStart = rs0 * tilesPerSplit * MR, iEnd = Math.Min(m, iStart + tilesPerSplit * MR);
-            var bBuf = ArrayPool<float>.Shared.Rent((jp1 - jp0) * kcMax * nr);
-            var aBuf = directA ? null : ArrayPool<float>.Shared.Rent(((MC + MR - 1) / MR) * kcMax * MR);
-            try
+            fixed (float* bp = bBuf)
+            fixed (float* ap = aBuf)
             {
-                fixed (float* bp = bBuf)
-                fixed (float* ap = aBuf)
+                float* tmp = stackalloc float[MR * 64];
+                for (int jp0 = jpGroup0; jp0 < jpGroup1; jp0 += passPanels)
                 {
-                    float* tmp = stackalloc float[MR * 64];
+                    int jp1 = Math.Min(jpGroup1, jp0 + passPanels);
                     for (int p0 = 0; p0 < k; p0 += kcMax)
                     {
                         int kc = Math.Min(kcMax, k - p0);
-                        bool load = accumulate || p0 > 0;   // the first K block of an overwrite starts from zero
+                        bool load = job.Accumulate || p0 > 0;   // the first K block of an overwrite starts from zero
                         for (int jp = jp0; jp < jp1; jp++)
                             PackBPanel<TS, TV>(bp + (long)(jp - jp0) * kc * nr, b, bRow, bCol, n, p0, kc, jp, wideTranspose);
                         for (int ic = iStart; ic < iEnd; ic += MC)
@@ -125,33 +174,52 @@ public static unsafe class Gemm
                             if (!directA)
                                 for (int ip = 0; ic + ip * MR < icEnd; ip++)
                                     PackAPanel(ap + (long)ip * kc * MR, a, aRow, aCol, m, p0, kc, ic / MR + ip);
-                            for (int jp = jp0; jp < jp1; jp++)
-                            {
-                                int j = jp * nr, nv = Math.Min(nr, n - j);
-                                float* bPanel = bp + (long)(jp - jp0) * kc * nr;
+                            // The two orders differ only in which loop is outside. A helper for the tile
+                            // body, called from both, read the job's fields through its reference on every
+                            // tile: a training step's small products ran at 0.94-0.99× in one run of 41
+                            // paired rounds, so the body is written out in each.
+                            if (!job.TileOuter)
+                                for (int jp = jp0; jp < jp1; jp++)
+                                {
+                                    int j = jp * nr, nv = Math.Min(nr, n - j);
+                                    float* bPanel = bp + (long)(jp - jp0) * kc * nr;
+                                    for (int i = ic; i < icEnd; i += MR)
+                                    {
+                                        int mv = Math.Min(MR, m - i);
+                                        // Row r of the tile starts at aTile + r·rs and steps by cs per k.
+                                        float* aTile; long rs, cs;
+                                        if (directA) { aTile = a + (long)i * aRow + (long)p0 * aCol; rs = aRow; cs = aCol; }
+                                        else { aTile = ap + (long)((i - ic) / MR) * kc * MR; rs = 1; cs = MR; }
+                                        float* cTile = c + (long)i * ldc + j;
+                                        if (mv == MR && nv == nr) Block<TS, TV, Six, Two>(kc, aTile, rs, cs, bPanel, cTile, ldc, load);
+                                        else EdgeTile<TS, TV>(kc, aTile, rs, cs, mv, nv, bPanel, nr, cTile, ldc, load, tmp);
+                                    }
+                                }
+                            else
                                 for (int i = ic; i < icEnd; i += MR)
                                 {
                                     int mv = Math.Min(MR, m - i);
-                                    // Row r of the tile starts at aTile + r·rs and steps by cs per k.
                                     float* aTile; long rs, cs;
                                     if (directA) { aTile = a + (long)i * aRow + (long)p0 * aCol; rs = aRow; cs = aCol; }
                                     else { aTile = ap + (long)((i - ic) / MR) * kc * MR; rs = 1; cs = MR; }
-                                    float* cTile = c + (long)i * ldc + j;
-                                    if (mv == MR && nv == nr) Block<TS, TV, Six, Two>(kc, aTile, rs, cs, bPanel, cTile, ldc, load);
-                                    else EdgeTile<TS, TV>(kc, aTile, rs, cs, mv, nv, bPanel, nr, cTile, ldc, load, tmp);
+                                    for (int jp = jp0; jp < jp1; jp++)
+                                    {
+                                        int j = jp * nr, nv = Math.Min(nr, n - j);
+                                        float* bPanel = bp + (long)(jp - jp0) * kc * nr, cTile = c + (long)i * ldc + j;
+                                        if (mv == MR && nv == nr) Block<TS, TV, Six, Two>(kc, aTile, rs, cs, bPanel, cTile, ldc, load);
+                                        else EdgeTile<TS, TV>(kc, aTile, rs, cs, mv, nv, bPanel, nr, cTile, ldc, load, tmp);
+                                    }
                                 }
-                            }
                         }
                     }
                 }
             }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(bBuf);
-                if (aBuf is not null) ArrayPool<float>.Shared.Return(aBuf);
-            }
         }
-
+        finally
+        {
+            ArrayPool<float>.Shared.Return(bBuf);
+            if (aBuf is not null) ArrayPool<float>.Shared.Return(aBuf);
+        }
     }
 
     // Bp[p][q] = B(p0 + p, jp*nr + q) for one panel, zero beyond n. Row-major B is copied row by row.
