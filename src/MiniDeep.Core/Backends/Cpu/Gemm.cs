@@ -103,7 +103,7 @@ public static unsafe class Gemm
     // or memory again for every column group, so its grid minimizes g·m + r·n, the elements of A and
     // B read more than once (times k), ties going to more column groups: a 2048 × 512 product of
     // depth 2048 had been cut into eight groups of 64 columns, each streaming all 16 MB of A
-    // (150-190 GFLOP/s on 2 Zen 4 cores); four row splits read it once (+4-31%, docs/benchmarks.md).
+    // (158 GFLOP/s on 2 Zen 4 cores); four row splits read it once (194 GFLOP/s, docs/benchmarks.md).
     private static (int Groups, int RowSplits) Grid(int m, int n, int threads, int panelsN, int rowTiles, bool largeA)
     {
         int need = threads == 1 ? 1 : 2 * threads, maxGroups = Math.Min(panelsN, 4 * threads);
@@ -138,9 +138,9 @@ public static unsafe class Gemm
     // turn, the panel reused from L1 or L2 and the rows of A from L2. A large A with many rows goes
     // row tile by row tile instead, each tile of A (6 × 256 floats, 6 KB) staying in L1 while it
     // meets every panel of the pass, which streams from L2: with AVX-512 a panel is 256 × 32 floats,
-    // as large as a Zen 4 core's L1. The rule is measured, not derived: row tile by row tile gained
-    // 3-26% from 2048 rows up (n = 2048: 1.08-1.11×; 2048 × 2048 × 128: 1.26×) but lost up to 10%
-    // at 512-1024 rows and for shallow blocks (k = 10: 149 against 92 GFLOP/s).
+    // as large as a Zen 4 core's L1. The rule is measured, not derived: on top of the grid, row tile
+    // by row tile gained 2-21% from 2048 rows up (2048 × 2048 × 128: 1.04 → 1.26× of the old kernel)
+    // but lost up to 10% at 512-1024 rows and for shallow blocks (k = 10: 92 against 149 GFLOP/s).
     private static void Task<TS, TV>(in GemmJob job, int t) where TS : struct, ISimd<TV> where TV : struct
     {
         int m = job.M, n = job.N, k = job.K, aRow = job.ARow, aCol = job.ACol, bRow = job.BRow, bCol = job.BCol, ldc = job.Ldc;
