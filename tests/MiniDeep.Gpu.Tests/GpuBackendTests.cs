@@ -264,6 +264,33 @@ public class GpuBackendTests
     }
 
     [Fact]
+    public void ATransformerEncoder_WithDropoutAndACausalMask_TrainsTheSameOnTheDevice()
+    {
+        // The causal mask is made on the input's device, and the dropout masks come from the same
+        // generator streams as on the CPU (RandomNumbers_AreTheCpuGeneratorsNumbers).
+        float[] TrainOn(Device device)
+        {
+            var g = new Generator(6);
+            var encoder = new TransformerEncoderLayer(8, 2, dimFeedforward: 16, dropout: 0.1, batchFirst: true, normFirst: true, generator: g, dropoutGenerator: new Generator(9));
+            var model = new Sequential(new Linear(3, 8, generator: g), new CausalEncoder(encoder), new Flatten(), new Linear(5 * 8, 3, generator: g));
+            model.To(device);
+            var x = Tensor.Randn(new Shape(4, 5, 3), g).To(device);
+            var y = Tensor.Randint(0, 3, new Shape(4), g).To(device);
+            return Train(model, new Adam(model.Parameters(), 1e-2), x, y, 6);
+        }
+        var cpu = TrainOn(Device.Cpu);
+        var gpu = TrainOn(Dev);
+        for (int s = 0; s < cpu.Length; s++) Assert.Equal(cpu[s], gpu[s], 1e-4);
+    }
+
+    private sealed class CausalEncoder : Module
+    {
+        private readonly TransformerEncoderLayer _layer;
+        public CausalEncoder(TransformerEncoderLayer layer) => _layer = RegisterModule("layer", layer);
+        protected override Tensor ForwardImpl(Tensor x) => _layer.Run(x, isCausal: true);
+    }
+
+    [Fact]
     public void NoDeviceBufferIsLeftAlive_After1000TrainingSteps()
     {
         static long Live()

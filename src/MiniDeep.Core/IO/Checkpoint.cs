@@ -41,13 +41,14 @@ public static class Checkpoint
 
     private const string Format = "minideep-checkpoint";
 
-    // Generators by name: the caller's, the default, and each dropout layer's or recurrent layer's (by module path).
+    // Generators by name: the caller's, the default, and each dropout, recurrent or attention layer's (by module path).
     private static Dictionary<string, Generator> Generators(TrainingState s)
     {
         var g = new Dictionary<string, Generator>(StringComparer.Ordinal) { ["default"] = Generator.Default };
         foreach (var (path, m) in s.Model.NamedModules())
             if (m is Dropout { Generator: { } dg }) g[$"module:{path}"] = dg;
             else if (m is Recurrent { DropoutGenerator: { } rg }) g[$"module:{path}"] = rg;
+            else if (m is MultiheadAttention { DropoutGenerator: { } ag }) g[$"module:{path}"] = ag;
         if (s.Generators is not null)
             foreach (var (name, gen) in s.Generators) g[$"user:{name}"] = gen;
         return g;

@@ -356,19 +356,89 @@ public static class Onnx
                         ActivationKind.Softplus => Op("Softplus", path, [x]),
                         ActivationKind.Identity => x,
                         ActivationKind.Softmax => Op("Softmax", path, [x], AttrInt("axis", (long)act.Argument)),
-                        // ONNX has Gelu only from opset 20: x · ½(1 + erf(x/√2)), which is x Φ(x).
-                        ActivationKind.GELU => Op("Mul", path, [x, Op("Mul", path, [Scalar(Join(path, "half"), 0.5),
-                            Op("Add", path, [Scalar(Join(path, "one"), 1), Op("Erf", path, [Op("Div", path, [x, Scalar(Join(path, "sqrt2"), Math.Sqrt(2))])])])])]),
+                        ActivationKind.GELU => Gelu(path, x),
                         _ => throw new OnnxExportException(
                             $"Onnx.Export: {Where(path, m)} is an activation given as a delegate; ONNX cannot know what it computes. " +
                             "Use one of Activations' built-ins, or export the model without it"),
                     };
 
+                case MultiheadAttention mha:
+                    return SelfAttention(mha, path, x, sample.Rank);
+
+                case TransformerEncoderLayer layer:
+                    return EncoderLayer(layer, path, x, sample);
+
+                case TransformerEncoder encoder:
+                {
+                    var y = x;
+                    for (int i = 0; i < encoder.Layers.Count; i++) y = EncoderLayer(encoder.Layers[i], Join(path, $"layers.{i}"), y, sample);
+                    return encoder.Norm is null ? y : Leaf(encoder.Norm, Join(path, "norm"), y, sample);
+                }
+
                 default:
                     throw new OnnxExportException(
                         $"Onnx.Export: {Where(path, m)} has no ONNX mapping. Supported: Sequential, Residual, Ensemble, Linear, Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, " +
-                        "MaxPool1d, AvgPool1d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, Lstm, Gru, Standardize and the built-in Activations");
+                        "MaxPool1d, AvgPool1d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, Lstm, Gru, " +
+                        "MultiheadAttention (self-attention, as its Forward), TransformerEncoderLayer, TransformerEncoder, Standardize and the built-in Activations");
             }
+        }
+
+        // ONNX has Gelu only from opset 20: x · ½(1 + erf(x/√2)), which is x Φ(x).
+        private string Gelu(string path, string x) =>
+            Op("Mul", path, [x, Op("Mul", path, [Scalar(Join(path, "half"), 0.5),
+                Op("Add", path, [Scalar(Join(path, "one"), 1), Op("Erf", path, [Op("Div", path, [x, Scalar(Join(path, "sqrt2"), Math.Sqrt(2))])])])])]);
+
+        // Self-attention with no mask, what the module's Forward computes. ONNX has no attention operator
+        // before opset 23, so the heads are written out: one MatMul for the packed projection (the
+        // weight stored transposed), three Slices of its output, each reshaped to (N, L, H, E/H) and
+        // transposed to (N, H, L, E/H) (keys to (N, H, E/H, L)), the scaled scores, Softmax, MatMul with
+        // the values, the heads merged back to (N, L, E), and out_proj. The input is made batch first
+        // (Reshape's 0 copies a dimension, so the batch and the sequence stay dynamic), and the output
+        // is put back in its layout.
+        private string SelfAttention(MultiheadAttention a, string path, string x, int rank)
+        {
+            if (a.InProjWeight is null)
+                throw new OnnxExportException($"Onnx.Export: {Where(path, a)}: self-attention needs keys and values of the queries' width; this layer has kdim {a.KDim} and vdim {a.VDim}");
+            int e = a.EmbedDim, h = a.NumHeads, d = e / h;
+            string batchFirst = rank == 2 ? Op("Unsqueeze", path, [x, Int64s(Join(path, "batch_axis"), [0])])
+                : a.BatchFirst ? x : Op("Transpose", path, [x], AttrInts("perm", 1, 0, 2));
+            string Project(string input, Tensor weight, Tensor? bias, string name)
+            {
+                var product = Op("MatMul", path, [input, Initializer(Join(path, name), weight.T.Contiguous())]);
+                return bias is null ? product : Op("Add", path, [product, State(bias)]);
+            }
+            var qkv = Project(batchFirst, a.InProjWeight, a.InProjBias, "in_proj_weight_t");
+            var headsShape = Int64s(Join(path, "heads_shape"), [0, 0, h, d]);
+            var axis = Int64s(Join(path, "feature_axis"), [2]);
+            string Heads(int part, params long[] perm) => Op("Transpose", path,
+                [Op("Reshape", path, [Op("Slice", path, [qkv, Int64s(Join(path, "start"), [part * e]), Int64s(Join(path, "end"), [(part + 1) * e]), axis]), headsShape])],
+                AttrInts("perm", perm));
+            var scores = Op("Mul", path, [Op("MatMul", path, [Heads(0, 0, 2, 1, 3), Heads(1, 0, 2, 3, 1)]), Scalar(Join(path, "scale"), 1 / Math.Sqrt(d))]);
+            var attended = Op("MatMul", path, [Op("Softmax", path, [scores], AttrInt("axis", -1)), Heads(2, 0, 2, 1, 3)]);
+            var merged = Op("Reshape", path, [Op("Transpose", path, [attended], AttrInts("perm", 0, 2, 1, 3)), Int64s(Join(path, "merged_shape"), [0, 0, e])]);
+            var y = Project(merged, a.OutProj.Weight, a.OutProj.Bias, "out_proj.weight_t");
+            return rank == 2 ? Op("Squeeze", path, [y, Int64s(Join(path, "batch_axis"), [0])])
+                : a.BatchFirst ? y : Op("Transpose", path, [y], AttrInts("perm", 1, 0, 2));
+        }
+
+        // An encoder layer in evaluation mode (its dropouts are the identity), post- or pre-norm.
+        private string EncoderLayer(TransformerEncoderLayer layer, string path, string x, Tensor sample)
+        {
+            string Sa(string v) => SelfAttention(layer.SelfAttn, Join(path, "self_attn"), v, sample.Rank);
+            string Ff(string v)
+            {
+                var hidden = Leaf(layer.Linear1, Join(path, "linear1"), v, sample);
+                hidden = layer.Activation == "gelu" ? Gelu(path, hidden) : Op("Relu", path, [hidden]);
+                return Leaf(layer.Linear2, Join(path, "linear2"), hidden, sample);
+            }
+            string Norm(LayerNorm norm, string name, string v) => Leaf(norm, Join(path, name), v, sample);
+            if (layer.NormFirst)
+            {
+                var y = Op("Add", path, [x, Sa(Norm(layer.Norm1, "norm1", x))]);
+                return Op("Add", path, [y, Ff(Norm(layer.Norm2, "norm2", y))]);
+            }
+            var z = Norm(layer.Norm1, "norm1", Op("Add", path, [x, Sa(x)]));
+            return Norm(layer.Norm2, "norm2", Op("Add", path, [z, Ff(z)]));
         }
 
         private static string Where(string path, Module m) => path.Length == 0 ? $"the model ({m.Describe()})" : $"module '{path}' ({m.Describe()})";

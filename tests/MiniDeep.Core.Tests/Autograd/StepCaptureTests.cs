@@ -90,6 +90,16 @@ public class StepCaptureTests(ITestOutputHelper output)
     [Fact]
     public void ADecoderStep_WithTheNewLayersAndAnLstm_ReplaysBitForBit_WithAdam() => ReplayMatchesEager(Decoder, new Shape(3, 1, 4, 4), adam: true);
 
+    // A Transformer encoder layer with dropout in its attention and feed-forward block: the masks
+    // take the next stream of their generator on every replay, as the eager step's do.
+    private static Module Encoder(ulong seed) =>
+        new Sequential(new Linear(6, 8, generator: new Generator(seed)),
+            new TransformerEncoderLayer(8, 2, dimFeedforward: 16, dropout: 0.2, batchFirst: true, generator: new Generator(seed), dropoutGenerator: new Generator(seed + 1)),
+            new Flatten(), new Linear(3 * 8, 5, generator: new Generator(seed)));
+
+    [Fact]
+    public void ATransformerEncoderStep_WithDropout_ReplaysBitForBit_WithAdam() => ReplayMatchesEager(Encoder, new Shape(4, 3, 6), adam: true);
+
     [Fact]
     public void AReplay_AllocatesNothingOnItsThread()
     {

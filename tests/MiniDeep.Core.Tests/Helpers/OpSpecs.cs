@@ -380,6 +380,27 @@ public static class OpSpecs
                     [Values([1, c.ch, c.h, c.w], c.seed)], x => Tensor.Fold(Tensor.Unfold(x[0], g).Exp(), g));
             })),
         Unary("dropout", Domain.Any, x => x.Dropout(0.4, training: true, generator: new Generator(7)).Exp()),
+        // Attention with no mask, a causal one, a bool mask (each row keeps key 0, so no row is empty), or
+        // a float mask that is itself differentiated; dropout on the weights from a fixed seed.
+        new("scaled_dot_product_attention", max =>
+            from b in Gen.Choose(1, 2)
+            from l in Gen.Choose(1, max + 1)
+            from s in Gen.Choose(1, max + 1)
+            from e in Gen.Choose(1, max)
+            from ev in Gen.Choose(1, max)
+            from mask in Gen.Elements("none", "causal", "bool", "float", "dropout")
+            from seed in Gens.Seed
+            select new OpCase($"scaled_dot_product_attention q({b}, {l}, {e}) k({b}, {s}, {e}) v({b}, {s}, {ev}) mask {mask} seed {seed}",
+                [Values([b, l, e], seed), Values([b, s, e], seed + 1), Values([b, s, ev], seed + 2), Values([l, s], seed + 3)],
+                x => mask switch
+                {
+                    "causal" => Tensor.ScaledDotProductAttention(x[0], x[1], x[2], isCausal: true),
+                    "bool" => Tensor.ScaledDotProductAttention(x[0], x[1], x[2],
+                        Tensor.FromArray(Enumerable.Range(0, l * s).Select(i => i % s == 0 || (i + seed % 3) % 3 != 0 ? 1f : 0f).ToArray(), [l, s]).To(DType.Bool)),
+                    "float" => Tensor.ScaledDotProductAttention(x[0], x[1], x[2], x[3]),
+                    "dropout" => Tensor.ScaledDotProductAttention(x[0], x[1], x[2], dropoutP: 0.3, generator: new Generator(7)),
+                    _ => Tensor.ScaledDotProductAttention(x[0], x[1], x[2]),
+                })),
 
         // ----- losses -----
         new("cross_entropy", max =>

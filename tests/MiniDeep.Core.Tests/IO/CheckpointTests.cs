@@ -185,6 +185,20 @@ public class CheckpointTests : IDisposable
     }
 
     [Fact]
+    public void AnAttentionLayersDropoutGenerator_IsSavedAndRestored()
+    {
+        Sequential Make(ulong seed) => new(new MultiheadAttention(4, 2, dropout: 0.5, dropoutGenerator: new Generator(seed), generator: new Generator(1)));
+        var x = Tensor.Randn(new Shape(5, 2, 4), new Generator(2));
+        var run = Make(7);
+        for (int i = 0; i < 3; i++) run.Forward(x);
+        Checkpoint.Save(_path, new TrainingState(run), step: 3, epoch: 0);
+        var next = run.Forward(x).ToArray<float>();
+        var resumed = Make(99);
+        Checkpoint.Load(_path, new TrainingState(resumed));
+        Assert.Equal(next, resumed.Forward(x).ToArray<float>());
+    }
+
+    [Fact]
     public void Resuming_InANewProcess_GivesTheSameBits()
     {
         var straight = Lines("train", "20");

@@ -158,6 +158,23 @@ public class OnnxTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TransformerLayers_AttentionPostAndPreNorm_MatchOnnxRuntime()
+    {
+        var g = new Generator(15);
+        // Batch first: a projection, two post-norm ReLU layers and a final norm, then a head on every position.
+        var encoder = new Sequential(new Linear(5, 8, generator: g),
+            new TransformerEncoder(() => new TransformerEncoderLayer(8, 2, dimFeedforward: 16, batchFirst: true, generator: g), 2, new LayerNorm(8)),
+            new Linear(8, 3, generator: g));
+        Assert.True(MaxDifference(encoder, new Shape(1, 6, 5), new Shape(3, 6, 5)) <= Tolerance);
+        // Sequence first (the dynamic axis is then the time axis): a pre-norm GELU layer.
+        var preNorm = new Sequential(new TransformerEncoderLayer(8, 4, dimFeedforward: 12, activation: "gelu", normFirst: true, generator: g));
+        Assert.True(MaxDifference(preNorm, new Shape(6, 2, 8), new Shape(9, 2, 8)) <= Tolerance);
+        // Attention alone on an unbatched sequence, without biases.
+        var attention = new Sequential(new MultiheadAttention(8, 2, bias: false, generator: g));
+        Assert.True(MaxDifference(attention, new Shape(5, 8), new Shape(7, 8)) <= Tolerance);
+    }
+
+    [Fact]
     public void ConvolutionGeometry_StridePaddingDilationGroups_MatchOnnxRuntime()
     {
         var g = new Generator(6);

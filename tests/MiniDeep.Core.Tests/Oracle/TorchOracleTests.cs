@@ -298,6 +298,95 @@ public class TorchOracleTests
                 return Tensor.Concat([y.Reshape(-1), hn.Reshape(-1)]);
             }));
 
+        // Attention and Transformer layers: PyTorch's module run through functional_call on the case's
+        // parameters (named as the module names them, dots as underscores), so that the gradients of
+        // every parameter and input are compared. Bool masks travel as 0/1 floats. Dropout is 0, so
+        // training mode computes what evaluation would.
+        static string Py(string name) => name.Replace('.', '_');
+        Case Attention(string id, string torchModule, string torchCall, Func<Module> make, Dictionary<string, Tensor> inputs, string[] inputGrads,
+            Func<Module, Dictionary<string, Tensor>, Tensor> run)
+        {
+            var names = make().NamedParameters().Select(np => Py(np.Name)).ToArray();
+            foreach (var (name, p) in make().NamedParameters()) inputs[Py(name)] = N(g, p.Shape.ToArray()) * 0.5;
+            return new(id, $$"""
+                m = {{torchModule}}
+                p = {n: globals()[n.replace('.', '_')] for n, _ in m.named_parameters()}
+                f = lambda *a, **k: torch.nn.utils.stateless.functional_call(m, p, a, k)
+                {{torchCall}}
+                """, inputs, [.. inputGrads, .. names], d =>
+                {
+                    var m = make();
+                    foreach (var (name, p) in m.NamedParameters())
+                    {
+                        using (Autograd.NoGrad()) p.CopyFrom(d[Py(name)]);
+                        d[Py(name)] = p;
+                    }
+                    return run(m, d);
+                });
+        }
+        static Tensor Flat(params Tensor[] ts) => Tensor.Concat([.. ts.Select(t => t.Reshape(-1))]);
+        var padding = Tensor.FromArray(new float[] { 0, 0, 0, 0, 0, 0, 1, 1 }, [2, 4]);   // the second sequence's last two keys are padding
+        cases.Add(Attention("multi-head attention: self-attention, batch_first, key padding, averaged weights",
+            "nn.MultiheadAttention(6, 2, batch_first=True)",
+            "y, w = f(x, x, x, key_padding_mask=kpm.bool())\nout = torch.cat([y.reshape(-1), w.reshape(-1)])",
+            () => new MultiheadAttention(6, 2, batchFirst: true), new() { ["x"] = N(g, 2, 4, 6), ["kpm"] = padding }, ["x"],
+            (m, d) =>
+            {
+                var (y, w) = ((MultiheadAttention)m).Run(d["x"], d["x"], d["x"], d["kpm"].To(DType.Bool));
+                return Flat(y, w!);
+            }));
+        cases.Add(Attention("multi-head attention: cross-attention, kdim and vdim, no bias, float mask, weights per head",
+            "nn.MultiheadAttention(4, 2, bias=False, kdim=3, vdim=5)",
+            "y, w = f(q, k, v, attn_mask=am, average_attn_weights=False)\nout = torch.cat([y.reshape(-1), w.reshape(-1)])",
+            () => new MultiheadAttention(4, 2, bias: false, kdim: 3, vdim: 5),
+            new() { ["q"] = N(g, 3, 2, 4), ["k"] = N(g, 5, 2, 3), ["v"] = N(g, 5, 2, 5), ["am"] = N(g, 3, 5) }, ["q", "k", "v", "am"],
+            (m, d) =>
+            {
+                var (y, w) = ((MultiheadAttention)m).Run(d["q"], d["k"], d["v"], attnMask: d["am"], averageAttnWeights: false);
+                return Flat(y, w!);
+            }));
+        cases.Add(Attention("multi-head attention: unbatched, causal, four heads of one feature",
+            "nn.MultiheadAttention(4, 4)",
+            "y, w = f(x, x, x, attn_mask=torch.ones(5, 5).triu(1).bool())\nout = torch.cat([y.reshape(-1), w.reshape(-1)])",
+            () => new MultiheadAttention(4, 4), new() { ["x"] = N(g, 5, 4) }, ["x"],
+            (m, d) =>
+            {
+                var (y, w) = ((MultiheadAttention)m).Run(d["x"], d["x"], d["x"], isCausal: true);
+                return Flat(y, w!);
+            }));
+        cases.Add(Attention("multi-head attention: a mask per batch and head (N·H, L, S) with key padding",
+            "nn.MultiheadAttention(6, 3, batch_first=True)",
+            "y, w = f(q, kv, kv, key_padding_mask=kpm.bool(), attn_mask=am)\nout = torch.cat([y.reshape(-1), w.reshape(-1)])",
+            () => new MultiheadAttention(6, 3, batchFirst: true),
+            new() { ["q"] = N(g, 2, 3, 6), ["kv"] = N(g, 2, 4, 6), ["kpm"] = padding, ["am"] = N(g, 6, 3, 4) }, ["q", "kv", "am"],
+            (m, d) =>
+            {
+                var (y, w) = ((MultiheadAttention)m).Run(d["q"], d["kv"], d["kv"], d["kpm"].To(DType.Bool), attnMask: d["am"]);
+                return Flat(y, w!);
+            }));
+        cases.Add(Attention("transformer encoder layer: post-norm, ReLU, sequence first, key padding",
+            "nn.TransformerEncoderLayer(6, 3, dim_feedforward=8, dropout=0.0)",
+            "out = f(x, src_key_padding_mask=kpm.bool())",
+            () => new TransformerEncoderLayer(6, 3, dimFeedforward: 8, dropout: 0), new() { ["x"] = N(g, 4, 2, 6), ["kpm"] = padding }, ["x"],
+            (m, d) => ((TransformerEncoderLayer)m).Run(d["x"], srcKeyPaddingMask: d["kpm"].To(DType.Bool))));
+        cases.Add(Attention("transformer encoder layer: pre-norm, GELU, batch_first, float mask",
+            "nn.TransformerEncoderLayer(6, 2, dim_feedforward=10, dropout=0.0, activation='gelu', batch_first=True, norm_first=True, layer_norm_eps=1e-3)",
+            "out = f(x, src_mask=am)",
+            () => new TransformerEncoderLayer(6, 2, dimFeedforward: 10, dropout: 0, activation: "gelu", batchFirst: true, normFirst: true, layerNormEps: 1e-3),
+            new() { ["x"] = N(g, 2, 5, 6), ["am"] = N(g, 5, 5) }, ["x", "am"],
+            (m, d) => ((TransformerEncoderLayer)m).Run(d["x"], d["am"])));
+        cases.Add(Attention("transformer encoder: two pre-norm layers and a final norm, causal",
+            "nn.TransformerEncoder(nn.TransformerEncoderLayer(4, 2, dim_feedforward=6, dropout=0.0, batch_first=True, norm_first=True), 2, norm=nn.LayerNorm(4), enable_nested_tensor=False)",
+            "out = f(x, mask=torch.ones(3, 3).triu(1).bool())",
+            () => new TransformerEncoder(() => new TransformerEncoderLayer(4, 2, dimFeedforward: 6, dropout: 0, batchFirst: true, normFirst: true), 2, new LayerNorm(4)),
+            new() { ["x"] = N(g, 2, 3, 4) }, ["x"],
+            (m, d) => ((TransformerEncoder)m).Run(d["x"], isCausal: true)));
+        cases.Add(new("scaled dot-product attention: batched heads, bool mask, scale 0.3",
+            "out = (((q @ k.transpose(-2, -1)) * 0.3).masked_fill(~keep.bool(), float('-inf')).softmax(-1)) @ v",
+            new() { ["q"] = N(g, 2, 3, 4, 5), ["k"] = N(g, 2, 3, 6, 5), ["v"] = N(g, 2, 3, 6, 2),
+                ["keep"] = Tensor.FromArray(new float[] { 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1 }, [4, 6]) },
+            ["q", "k", "v"], d => Tensor.ScaledDotProductAttention(d["q"], d["k"], d["v"], d["keep"].To(DType.Bool), scale: 0.3)));
+
         // Optimizers: five steps on L(p) = Σ c·p² + Σ sin p from the same start. A large ε (0.1) in
         // Adam and RMSprop makes where ε sits in the update visible.
         const string Loss = "(c * p * p).sum() + p.sin().sum()";
