@@ -283,3 +283,201 @@ public sealed class TransformerEncoder : Module
         return Norm is null ? x : Norm.Forward(x);
     }
 }
+
+/// <summary>
+/// One layer of a Transformer decoder, as PyTorch's <c>nn.TransformerDecoderLayer</c> (same parameter
+/// names): self-attention over the target, attention from the target to the encoder's output (the
+/// memory, multihead_attn), then the feed-forward block, each added back through dropout and a
+/// <see cref="LayerNorm"/>, post-norm or (normFirst) pre-norm. It needs the memory, so it runs through
+/// <see cref="Run"/>, not <see cref="Module.Forward"/>.
+/// </summary>
+public sealed class TransformerDecoderLayer : Module
+{
+    private readonly Dropout _dropout, _dropout1, _dropout2, _dropout3;
+    private readonly bool _gelu;
+    /// <summary>The self-attention over the target.</summary>
+    public MultiheadAttention SelfAttn { get; }
+    /// <summary>The attention from the target to the memory.</summary>
+    public MultiheadAttention MultiheadAttn { get; }
+    /// <summary>The feed-forward block's first layer (d_model → dim_feedforward).</summary>
+    public Linear Linear1 { get; }
+    /// <summary>The feed-forward block's second layer (dim_feedforward → d_model).</summary>
+    public Linear Linear2 { get; }
+    /// <summary>The normalizations around the self-attention, the memory attention and the feed-forward block.</summary>
+    public LayerNorm Norm1 { get; }
+    /// <inheritdoc cref="Norm1"/>
+    public LayerNorm Norm2 { get; }
+    /// <inheritdoc cref="Norm1"/>
+    public LayerNorm Norm3 { get; }
+    /// <summary>Pre-norm (true) or post-norm.</summary>
+    public bool NormFirst { get; }
+    /// <summary>The feed-forward block's activation: "relu" or "gelu".</summary>
+    public string Activation => _gelu ? "gelu" : "relu";
+
+    /// <summary>A layer of width <paramref name="dModel"/>; <paramref name="activation"/> is "relu" or "gelu".</summary>
+    public TransformerDecoderLayer(int dModel, int nhead, int dimFeedforward = 2048, double dropout = 0.1, string activation = "relu",
+        double layerNormEps = 1e-5, bool batchFirst = false, bool normFirst = false, Generator? generator = null, Generator? dropoutGenerator = null)
+    {
+        _gelu = activation switch
+        {
+            "relu" => false,
+            "gelu" => true,
+            _ => throw new ArgumentException($"TransformerDecoderLayer: activation must be \"relu\" or \"gelu\", got \"{activation}\""),
+        };
+        if (dimFeedforward < 1) throw new ArgumentException($"TransformerDecoderLayer: dim_feedforward must be positive, got {dimFeedforward}");
+        NormFirst = normFirst;
+        SelfAttn = RegisterModule("self_attn", new MultiheadAttention(dModel, nhead, dropout, batchFirst: batchFirst, generator: generator, dropoutGenerator: dropoutGenerator));
+        MultiheadAttn = RegisterModule("multihead_attn", new MultiheadAttention(dModel, nhead, dropout, batchFirst: batchFirst, generator: generator, dropoutGenerator: dropoutGenerator));
+        Linear1 = RegisterModule("linear1", new Linear(dModel, dimFeedforward, generator: generator));
+        _dropout = RegisterModule("dropout", new Dropout(dropout, dropoutGenerator));
+        Linear2 = RegisterModule("linear2", new Linear(dimFeedforward, dModel, generator: generator));
+        Norm1 = RegisterModule("norm1", new LayerNorm(dModel, layerNormEps));
+        Norm2 = RegisterModule("norm2", new LayerNorm(dModel, layerNormEps));
+        Norm3 = RegisterModule("norm3", new LayerNorm(dModel, layerNormEps));
+        _dropout1 = RegisterModule("dropout1", new Dropout(dropout, dropoutGenerator));
+        _dropout2 = RegisterModule("dropout2", new Dropout(dropout, dropoutGenerator));
+        _dropout3 = RegisterModule("dropout3", new Dropout(dropout, dropoutGenerator));
+    }
+
+    /// <inheritdoc/>
+    public override string Describe() =>
+        $"TransformerDecoderLayer({SelfAttn.EmbedDim}, {SelfAttn.NumHeads}, dim_feedforward={Linear1.OutFeatures}, dropout={_dropout.P}{(_gelu ? ", activation=gelu" : "")}{(SelfAttn.BatchFirst ? ", batch_first=True" : "")}{(NormFirst ? ", norm_first=True" : "")})";
+
+    /// <summary>Refused: a decoder layer attends to the encoder's output, which one input cannot carry.</summary>
+    protected override Tensor ForwardImpl(Tensor x) =>
+        throw new InvalidOperationException($"{Describe()}: a decoder layer needs the encoder's output; call Run(tgt, memory, ...) instead of Forward");
+
+    /// <summary>The layer on <paramref name="tgt"/> attending to <paramref name="memory"/>, with PyTorch's
+    /// tgt_mask, memory_mask and key padding masks in <see cref="MultiheadAttention.Run"/>'s conventions;
+    /// <paramref name="tgtIsCausal"/> masks every later target position.</summary>
+    public Tensor Run(Tensor tgt, Tensor memory, Tensor? tgtMask = null, Tensor? memoryMask = null, Tensor? tgtKeyPaddingMask = null,
+        Tensor? memoryKeyPaddingMask = null, bool tgtIsCausal = false)
+    {
+        ArgumentNullException.ThrowIfNull(tgt);
+        ArgumentNullException.ThrowIfNull(memory);
+        Tensor Sa(Tensor x) => _dropout1.Forward(SelfAttn.Run(x, x, x, tgtKeyPaddingMask, needWeights: false, attnMask: tgtMask, isCausal: tgtIsCausal).Output);
+        Tensor Mha(Tensor x) => _dropout2.Forward(MultiheadAttn.Run(x, memory, memory, memoryKeyPaddingMask, needWeights: false, attnMask: memoryMask).Output);
+        Tensor Ff(Tensor x)
+        {
+            var hidden = _gelu || Linear1.HasForwardHooks ? Linear1.Forward(x) : Tensor.LinearRelu(x, Linear1.Weight, Linear1.Bias);
+            hidden = _gelu ? hidden.Gelu() : Linear1.HasForwardHooks ? hidden.Relu() : hidden;
+            return _dropout3.Forward(Linear2.Forward(_dropout.Forward(hidden)));
+        }
+        if (NormFirst)
+        {
+            var x = tgt + Sa(Norm1.Forward(tgt));
+            x = x + Mha(Norm2.Forward(x));
+            return x + Ff(Norm3.Forward(x));
+        }
+        var y = Norm1.Forward(tgt + Sa(tgt));
+        y = Norm2.Forward(y + Mha(y));
+        return Norm3.Forward(y + Ff(y));
+    }
+}
+
+/// <summary>
+/// A stack of <see cref="TransformerDecoderLayer"/>s with an optional final <see cref="LayerNorm"/>
+/// (PyTorch's <c>nn.TransformerDecoder</c>, names layers.0…, norm); every layer attends to the same
+/// memory. Each layer comes from the constructor's factory with its own initialization.
+/// </summary>
+public sealed class TransformerDecoder : Module
+{
+    /// <summary>The layers, in order.</summary>
+    public IReadOnlyList<TransformerDecoderLayer> Layers { get; }
+    /// <summary>The final normalization, or null.</summary>
+    public LayerNorm? Norm { get; }
+
+    /// <summary><paramref name="numLayers"/> layers from <paramref name="makeLayer"/>, then <paramref name="norm"/> if given.</summary>
+    public TransformerDecoder(Func<TransformerDecoderLayer> makeLayer, int numLayers, LayerNorm? norm = null)
+    {
+        ArgumentNullException.ThrowIfNull(makeLayer);
+        if (numLayers < 1) throw new ArgumentException($"TransformerDecoder: num_layers must be positive, got {numLayers}");
+        var layers = Enumerable.Range(0, numLayers).Select(_ => makeLayer()).ToArray();
+        Layers = layers;
+        RegisterModule("layers", new LayerList(layers));
+        if (norm is not null) Norm = RegisterModule("norm", norm);
+    }
+
+    /// <inheritdoc/>
+    public override string Describe() => $"TransformerDecoder({Layers.Count} × {Layers[0].Describe()}{(Norm is null ? "" : ", norm")})";
+
+    /// <summary>Refused, as for its layers: call <see cref="Run"/> with the memory.</summary>
+    protected override Tensor ForwardImpl(Tensor x) =>
+        throw new InvalidOperationException($"{Describe()}: a decoder needs the encoder's output; call Run(tgt, memory, ...) instead of Forward");
+
+    /// <summary>Every layer on <paramref name="tgt"/> with the same memory and masks, then the final norm.</summary>
+    public Tensor Run(Tensor tgt, Tensor memory, Tensor? tgtMask = null, Tensor? memoryMask = null, Tensor? tgtKeyPaddingMask = null,
+        Tensor? memoryKeyPaddingMask = null, bool tgtIsCausal = false)
+    {
+        var x = tgt;
+        foreach (var layer in Layers) x = layer.Run(x, memory, tgtMask, memoryMask, tgtKeyPaddingMask, memoryKeyPaddingMask, tgtIsCausal);
+        return Norm is null ? x : Norm.Forward(x);
+    }
+
+    // A container that only names its children 0, 1, …: decoder layers cannot run in a Sequential.
+    private sealed class LayerList : Module
+    {
+        public LayerList(Module[] layers)
+        {
+            for (int i = 0; i < layers.Length; i++) RegisterModule(i.ToString(System.Globalization.CultureInfo.InvariantCulture), layers[i]);
+        }
+        protected override Tensor ForwardImpl(Tensor x) =>
+            throw new InvalidOperationException("TransformerDecoder.layers holds decoder layers, which need the memory; run the decoder");
+    }
+}
+
+/// <summary>
+/// The encoder-decoder Transformer (Vaswani et al. 2017), as PyTorch's <c>nn.Transformer</c> (same
+/// names: encoder.layers.0…, encoder.norm, decoder.layers.0…, decoder.norm): an encoder of
+/// numEncoderLayers layers and a decoder of numDecoderLayers, each followed by a LayerNorm. Embeddings,
+/// positions and the output head are the caller's, as in PyTorch.
+/// </summary>
+public sealed class Transformer : Module
+{
+    /// <summary>The encoder.</summary>
+    public TransformerEncoder Encoder { get; }
+    /// <summary>The decoder.</summary>
+    public TransformerDecoder Decoder { get; }
+    /// <summary>Whether inputs and outputs are (N, T, E) rather than (T, N, E).</summary>
+    public bool BatchFirst { get; }
+
+    /// <summary>PyTorch's defaults: d_model 512, 8 heads, 6 + 6 layers, dim_feedforward 2048, dropout 0.1.</summary>
+    public Transformer(int dModel = 512, int nhead = 8, int numEncoderLayers = 6, int numDecoderLayers = 6, int dimFeedforward = 2048,
+        double dropout = 0.1, string activation = "relu", double layerNormEps = 1e-5, bool batchFirst = false, bool normFirst = false,
+        Generator? generator = null, Generator? dropoutGenerator = null)
+    {
+        BatchFirst = batchFirst;
+        Encoder = RegisterModule("encoder", new TransformerEncoder(
+            () => new TransformerEncoderLayer(dModel, nhead, dimFeedforward, dropout, activation, layerNormEps, batchFirst, normFirst, generator, dropoutGenerator),
+            numEncoderLayers, new LayerNorm(dModel, layerNormEps)));
+        Decoder = RegisterModule("decoder", new TransformerDecoder(
+            () => new TransformerDecoderLayer(dModel, nhead, dimFeedforward, dropout, activation, layerNormEps, batchFirst, normFirst, generator, dropoutGenerator),
+            numDecoderLayers, new LayerNorm(dModel, layerNormEps)));
+    }
+
+    /// <inheritdoc/>
+    public override string Describe() => $"Transformer({Encoder.Layers.Count} encoder and {Decoder.Layers.Count} decoder layers of {Encoder.Layers[0].SelfAttn.EmbedDim})";
+
+    /// <summary>Refused: the Transformer maps a source and a target; call <see cref="Run"/>.</summary>
+    protected override Tensor ForwardImpl(Tensor x) =>
+        throw new InvalidOperationException($"{Describe()}: a Transformer needs a source and a target; call Run(src, tgt, ...) instead of Forward");
+
+    /// <summary>Encodes <paramref name="src"/> and decodes <paramref name="tgt"/> against it, with PyTorch's
+    /// masks (<see cref="MultiheadAttention.Run"/>'s conventions); <paramref name="tgtIsCausal"/> masks every
+    /// later target position, as <see cref="GenerateSquareSubsequentMask"/> does.</summary>
+    public Tensor Run(Tensor src, Tensor tgt, Tensor? srcMask = null, Tensor? tgtMask = null, Tensor? memoryMask = null,
+        Tensor? srcKeyPaddingMask = null, Tensor? tgtKeyPaddingMask = null, Tensor? memoryKeyPaddingMask = null, bool tgtIsCausal = false)
+    {
+        var memory = Encoder.Run(src, srcMask, srcKeyPaddingMask);
+        return Decoder.Run(tgt, memory, tgtMask, memoryMask, tgtKeyPaddingMask, memoryKeyPaddingMask, tgtIsCausal);
+    }
+
+    /// <summary>PyTorch's generate_square_subsequent_mask: an n × n float mask, 0 on and below the
+    /// diagonal and −∞ above it (position i attends to 0…i).</summary>
+    public static Tensor GenerateSquareSubsequentMask(int n, Device? device = null)
+    {
+        if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), $"GenerateSquareSubsequentMask: n must be positive, got {n}");
+        using (Autograd.NoGrad())
+            return Tensor.Where(Tensor.CausalMask(n, n, device ?? Device.Cpu), Tensor.Scalar(0, device: device), Tensor.Scalar(double.NegativeInfinity, device: device));
+    }
+}

@@ -328,6 +328,10 @@ public class OnnxTests(ITestOutputHelper output)
         e = Assert.Throws<OnnxExportException>(() => Onnx.ExportBytes(embedding, new Shape(2, 3)));
         Assert.Contains("module '0.0' (Embedding(10, 4))", e.Message);
 
+        // A decoder needs the encoder's output as a second input; the export has one.
+        e = Assert.Throws<OnnxExportException>(() => Onnx.ExportBytes(new Sequential(new TransformerDecoderLayer(4, 2, dimFeedforward: 8)), new Shape(3, 2, 4)));
+        Assert.Contains("module '0' (TransformerDecoderLayer(4, 2, dim_feedforward=8, dropout=0.1)) has no ONNX mapping", e.Message);
+
         Assert.Throws<ArgumentException>(() => Onnx.ExportBytes(new Sequential(), new Shape(0, 3)));
         Assert.Throws<ArgumentException>(() => Onnx.ExportBytes(new Sequential(), new Shape(2), new OnnxExportOptions { OutputName = "input" }));
     }

@@ -59,6 +59,66 @@ public class AttentionTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AnEncoderDecoderTransformer_LearnsToReverseSequences_AndDecodesThemGreedily()
+    {
+        // Sequence to sequence: 6 random digits in, the same digits reversed out. Trained with teacher
+        // forcing (the decoder reads the true previous digits behind a causal mask), then decoded one
+        // digit at a time from a start token, each step feeding its own previous outputs back. Measured:
+        // 100% of sequences after 300 steps. (Trained without the causal mask it still decodes 97.0%:
+        // the source holds the answer here, so this test checks the encoder-decoder path end to end,
+        // not the mask, which the PyTorch cases check.)
+        const int len = 6, vocab = 10, start = 10, d = 32;
+        var g = new Generator(8);
+        var model = new Transformer(d, 4, 2, 2, dimFeedforward: 64, dropout: 0, batchFirst: true, normFirst: true, generator: g);
+        var srcEmbed = new Embedding(vocab, d, generator: g);
+        var tgtEmbed = new Embedding(vocab + 1, d, generator: g);
+        var position = (Tensor.Randn(new Shape(len, d), g) * 0.1).RequiresGrad_();
+        var head = new Linear(d, vocab, generator: g);
+        Tensor Logits(Tensor src, Tensor tgtIn)
+        {
+            int t = tgtIn.Size(1);
+            return head.Forward(model.Run(srcEmbed.Forward(src) + position, tgtEmbed.Forward(tgtIn) + position.Narrow(0, 0, t), tgtIsCausal: true));
+        }
+        Tensor Reversed(Tensor x) => x.IndexSelect(1, Tensor.FromArray(Enumerable.Range(0, len).Reverse().ToArray(), [len]));
+        Tensor StartThen(Tensor y) => Tensor.Concat([Tensor.Full(new Shape(y.Size(0), 1), start, DType.Int32), y.Narrow(1, 0, len - 1)], 1);
+        var opt = new Adam([.. model.Parameters(), .. srcEmbed.Parameters(), .. tgtEmbed.Parameters(), position, .. head.Parameters()], 3e-3);
+        for (int step = 0; step < 300; step++)
+        {
+            var src = Tensor.Randint(0, vocab, new Shape(64, len), g);
+            var y = Reversed(src);
+            opt.ZeroGrad();
+            Losses.CrossEntropy(Logits(src, StartThen(y)).Reshape(-1, vocab), y.Reshape(-1)).Backward();
+            opt.Step();
+        }
+        model.Eval();
+        var test = Tensor.Randint(0, vocab, new Shape(500, len), g);
+        var decoded = Tensor.Full(new Shape(500, 1), start, DType.Int32);
+        using (Autograd.NoGrad())
+            for (int i = 0; i < len; i++)
+            {
+                var next = Logits(test, decoded).Select(1, i).ArgMax(1).Reshape(500, 1);
+                decoded = Tensor.Concat([decoded, next], 1);
+            }
+        var right = (decoded.Narrow(1, 1, len) == Reversed(test)).To(DType.Float64);
+        double digits = right.Mean().Item(), sequences = right.Min(1).Mean().Item();
+        output.WriteLine($"greedy decoding: {digits:P1} of digits, {sequences:P1} of sequences");
+        Assert.True(sequences >= 0.9, $"sequences {sequences:P1}");
+    }
+
+    [Fact]
+    public void DecoderModules_RefuseForward_AndNameRun()
+    {
+        var layer = new TransformerDecoderLayer(4, 2, dimFeedforward: 8);
+        Assert.Contains("call Run(tgt, memory", Assert.Throws<InvalidOperationException>(() => layer.Forward(Tensor.Zeros(3, 2, 4))).Message);
+        var transformer = new Transformer(4, 2, 1, 1, dimFeedforward: 8);
+        Assert.Contains("call Run(src, tgt", Assert.Throws<InvalidOperationException>(() => transformer.Forward(Tensor.Zeros(3, 2, 4))).Message);
+        var mask = Transformer.GenerateSquareSubsequentMask(3).ToArray<float>();
+        Assert.Equal([0f, float.NegativeInfinity, float.NegativeInfinity, 0f, 0f, float.NegativeInfinity, 0f, 0f, 0f], mask);
+        Assert.Equal(["encoder.layers.0.self_attn.in_proj_weight", "decoder.layers.0.multihead_attn.out_proj.bias", "decoder.norm.weight"],
+            transformer.NamedParameters().Select(p => p.Name).Where(n => n is "encoder.layers.0.self_attn.in_proj_weight" or "decoder.layers.0.multihead_attn.out_proj.bias" or "decoder.norm.weight"));
+    }
+
+    [Fact]
     public void BadArguments_AreRefused_NamingTheLayerAndTheShapes()
     {
         var e = Assert.Throws<ArgumentException>(() => new MultiheadAttention(10, 3));

@@ -381,6 +381,25 @@ public class TorchOracleTests
             () => new TransformerEncoder(() => new TransformerEncoderLayer(4, 2, dimFeedforward: 6, dropout: 0, batchFirst: true, normFirst: true), 2, new LayerNorm(4)),
             new() { ["x"] = N(g, 2, 3, 4) }, ["x"],
             (m, d) => ((TransformerEncoder)m).Run(d["x"], isCausal: true)));
+        cases.Add(Attention("transformer decoder layer: post-norm, causal target, memory key padding",
+            "nn.TransformerDecoderLayer(6, 2, dim_feedforward=8, dropout=0.0)",
+            "out = f(t, mem, tgt_mask=torch.ones(3, 3).triu(1).bool(), memory_key_padding_mask=kpm.bool())",
+            () => new TransformerDecoderLayer(6, 2, dimFeedforward: 8, dropout: 0),
+            new() { ["t"] = N(g, 3, 2, 6), ["mem"] = N(g, 4, 2, 6), ["kpm"] = padding }, ["t", "mem"],
+            (m, d) => ((TransformerDecoderLayer)m).Run(d["t"], d["mem"], memoryKeyPaddingMask: d["kpm"].To(DType.Bool), tgtIsCausal: true)));
+        cases.Add(Attention("transformer decoder layer: pre-norm, GELU, batch_first, float memory mask",
+            "nn.TransformerDecoderLayer(4, 2, dim_feedforward=6, dropout=0.0, activation='gelu', batch_first=True, norm_first=True)",
+            "out = f(t, mem, memory_mask=mm)",
+            () => new TransformerDecoderLayer(4, 2, dimFeedforward: 6, dropout: 0, activation: "gelu", batchFirst: true, normFirst: true),
+            new() { ["t"] = N(g, 2, 3, 4), ["mem"] = N(g, 2, 5, 4), ["mm"] = N(g, 3, 5) }, ["t", "mem", "mm"],
+            (m, d) => ((TransformerDecoderLayer)m).Run(d["t"], d["mem"], memoryMask: d["mm"])));
+        cases.Add(Attention("transformer: 2 encoder and 2 decoder layers, batch_first, square subsequent mask, source padding",
+            "nn.Transformer(4, 2, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=6, dropout=0.0, batch_first=True)",
+            "out = f(src, tgt, tgt_mask=nn.Transformer.generate_square_subsequent_mask(3), src_key_padding_mask=kpm.bool(), memory_key_padding_mask=kpm.bool())",
+            () => new Transformer(4, 2, 2, 2, dimFeedforward: 6, dropout: 0, batchFirst: true),
+            new() { ["src"] = N(g, 2, 4, 4), ["tgt"] = N(g, 2, 3, 4), ["kpm"] = padding }, ["src", "tgt"],
+            (m, d) => ((Transformer)m).Run(d["src"], d["tgt"], tgtMask: Transformer.GenerateSquareSubsequentMask(3),
+                srcKeyPaddingMask: d["kpm"].To(DType.Bool), memoryKeyPaddingMask: d["kpm"].To(DType.Bool))));
         cases.Add(new("scaled dot-product attention: batched heads, bool mask, scale 0.3",
             "out = (((q @ k.transpose(-2, -1)) * 0.3).masked_fill(~keep.bool(), float('-inf')).softmax(-1)) @ v",
             new() { ["q"] = N(g, 2, 3, 4, 5), ["k"] = N(g, 2, 3, 6, 5), ["v"] = N(g, 2, 3, 6, 2),
