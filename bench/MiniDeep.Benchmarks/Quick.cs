@@ -34,10 +34,12 @@ public static class Quick
         var captured64 = Workloads.CapturedMlpStep(64);
         var captured256 = Workloads.CapturedMlpStep(256);
         var capturedCnn = Workloads.CapturedCnnStep(64);
+        var transformer = Workloads.TransformerStep(32);
         var steps = new (string Name, Action Run, double MinSample)[]
         {
             ("mlp64", mlp64.Run, 0.05), ("mlp256", mlp256.Run, 0.05), ("cnn64", cnnStep.Run, 0.1),
             ("captured64", captured64.Run, 0.05), ("captured256", captured256.Run, 0.05), ("capturedCnn64", capturedCnn.Run, 0.1),
+            ("transformer32", transformer.Run, 0.1),
         };
         var reps = steps.Select(st => RepetitionsFor(st.Run, st.MinSample)).ToArray();
         var samples = steps.Select(_ => new List<double>()).ToArray();
@@ -56,6 +58,7 @@ public static class Quick
             ["256"] = Math.Round(Median(samples[4]) * 1e3, 3),
         };
         double capturedCnnMs = Median(samples[5]) * 1e3;
+        double transformerMs = Median(samples[6]) * 1e3;
 
         var tiny = new Workloads.Tiny();
         double addUs = MedianSeconds(() => tiny.Add(), 0.02, 9) * 1e6;
@@ -95,6 +98,7 @@ public static class Quick
         result["sgemm_percent_of_peak"] = pct;
         result["mlp_step_ms"] = mlp;
         result["cnn_step_ms"] = new JsonObject { ["64"] = Math.Round(cnnMs, 3) };
+        result["transformer_step_ms"] = new JsonObject { ["32"] = Math.Round(transformerMs, 3) };
         result["tiny_add_us"] = Math.Round(addUs, 3);
         result["tiny_backward_us"] = Math.Round(backUs, 3);
         result["mlp_step_alloc_bytes"] = allocBytes;

@@ -125,6 +125,15 @@ public static class Workloads
     /// <summary>One training step of the MLP at <paramref name="batch"/>.</summary>
     public static Step MlpStep(int batch) { var g = new Generator(seed: 1); return new Step(Mlp(g), new Shape(batch, 784), g); }
 
+    /// <summary>A Transformer encoder classifier: two post-norm layers of width 64 (4 heads, feed-forward
+    /// 256, no dropout) over 32-token sequences of 64 features, then Flatten and Linear(32·64, 10).</summary>
+    public static Module TransformerClassifier(Generator g) => new Sequential(
+        new TransformerEncoder(() => new TransformerEncoderLayer(64, 4, dimFeedforward: 256, dropout: 0, batchFirst: true, generator: g), 2),
+        new Flatten(), new Linear(32 * 64, 10, generator: g));
+
+    /// <summary>One training step of the Transformer classifier at <paramref name="batch"/> sequences.</summary>
+    public static Step TransformerStep(int batch) { var g = new Generator(seed: 3); return new Step(TransformerClassifier(g), new Shape(batch, 32, 64), g); }
+
     /// <summary>One training step of the CNN at <paramref name="batch"/>.</summary>
     public static Step CnnStep(int batch) { var g = new Generator(seed: 2); return new Step(Cnn(g), new Shape(batch, 1, 28, 28), g); }
 

@@ -78,6 +78,14 @@ def cnn():
         nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
+def transformer():
+    # Two post-norm encoder layers of width 64 over 32 tokens; enable_nested_tensor has no effect in training.
+    return nn.Sequential(
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, dim_feedforward=256, dropout=0.0, batch_first=True), 2,
+                              enable_nested_tensor=False),
+        nn.Flatten(), nn.Linear(32 * 64, 10))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -88,7 +96,7 @@ def main():
     total = time.perf_counter()
 
     steps = [("mlp64", Step(mlp(), (64, 784), 1), 0.05), ("mlp256", Step(mlp(), (256, 784), 1), 0.05),
-             ("cnn64", Step(cnn(), (64, 1, 28, 28), 2), 0.1)]
+             ("cnn64", Step(cnn(), (64, 1, 28, 28), 2), 0.1), ("transformer32", Step(transformer(), (32, 32, 64), 3), 0.1)]
     reps = [repetitions_for(f, m) for _, f, m in steps]
     samples = [[] for _ in steps]
     for _ in range(15):
@@ -122,6 +130,7 @@ def main():
         "sgemm": sgemm,
         "mlp_step_ms": {"64": round(median(samples[0]) * 1e3, 3), "256": round(median(samples[1]) * 1e3, 3)},
         "cnn_step_ms": {"64": round(median(samples[2]) * 1e3, 3)},
+        "transformer_step_ms": {"32": round(median(samples[3]) * 1e3, 3)},
         "tiny_add_us": round(add_us, 3),
         "tiny_backward_us": round(back_us, 3),
         "seconds": round(time.perf_counter() - total, 1),

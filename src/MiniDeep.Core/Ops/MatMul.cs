@@ -61,9 +61,18 @@ public sealed partial class Tensor
             throw new ShapeMismatchException("linear", $"linear: input {x.Shape} does not end in the weight's in_features {weight.Dims[1]} (weight {weight.Shape})");
         if (bias is not null && (bias.Rank != 1 || bias.Dims[0] != weight.Dims[0]))
             throw new ShapeMismatchException("linear", $"linear: bias {bias.Shape} does not match out_features {weight.Dims[0]}");
-        if (x.Rank == 2 && x.DType.IsFloating() && weight.DType == x.DType && x.Device == weight.Device
+        if (x.Rank >= 2 && x.DType.IsFloating() && weight.DType == x.DType && x.Device == weight.Device
             && (bias is null || (bias.DType == x.DType && bias.Device == x.Device)))
-            return LinearFused(x, weight, bias, relu);
+        {
+            if (x.Rank == 2) return LinearFused(x, weight, bias, relu);
+            // (…, in) as one (rows, in) matrix: one GEMM with the bias in it, and a weight gradient that
+            // is one GEMM over every row. As a broadcast MatMul it was a GEMM per leading index, each
+            // weight gradient a (…, out, in) tensor summed afterwards, and the bias a separate Add: a
+            // Transformer encoder's training step (32 × 32 tokens, width 64) spent 27% of its time there.
+            int rows = 1;
+            for (int i = 0; i < x.Rank - 1; i++) rows *= x.Dims[i];
+            return LinearFused(x.Reshape(rows, x.Dims[^1]), weight, bias, relu).Reshape([.. x.Dims[..^1], weight.Dims[0]]);
+        }
         var y = MatMul(x, weight.T);
         if (bias is not null) y += bias;
         return relu ? y.Relu() : y;
