@@ -566,6 +566,54 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         }
     }
 
+    // ----- normalization -----
+
+    /// <inheritdoc/>
+    public (Storage Y, Storage Stats) LayerNormRows(View x, View? weight, View? bias, int cols, double eps)
+    {
+        lock (_gate)
+        {
+            var sx = Own(x.Storage, "layer_norm");
+            int rows = cols == 0 ? 0 : x.Layout.Numel / cols;
+            var y = New(x.DType, rows * cols);
+            var stats = New(x.DType, rows * 2);
+            // An absent weight or bias is stood in for by x itself and switched off by the flags.
+            var (sw, wl) = weight is View w ? (Own(w.Storage, "layer_norm"), Strided.Of(w.Layout)) : (sx, Strided.Of(x.Layout));
+            var (sb, bl) = bias is View b ? (Own(b.Storage, "layer_norm"), Strided.Of(b.Layout)) : (sx, Strided.Of(x.Layout));
+            int flags = (weight is null ? 0 : 1) | (bias is null ? 0 : 2);
+            var xl = Strided.Of(x.Layout);
+            switch (x.DType)
+            {
+                case DType.Float32: Run(Normalization.LayerNormRows<float, F32>, rows, sx.F32, xl, cols, sw.F32, wl, sb.F32, bl, flags, eps, y.F32, stats.F32); break;
+                case DType.Float64: Run(Normalization.LayerNormRows<double, F64>, rows, sx.F64, xl, cols, sw.F64, wl, sb.F64, bl, flags, eps, y.F64, stats.F64); break;
+                default: throw NotFloating("layer_norm", x.DType);
+            }
+            return (y, stats);
+        }
+    }
+
+    /// <inheritdoc/>
+    public (Storage Dx, Storage GXhat) LayerNormRowsBackward(View x, View? weight, View stats, View grad, int cols)
+    {
+        lock (_gate)
+        {
+            var sx = Own(x.Storage, "layer_norm"); var ss = Own(stats.Storage, "layer_norm"); var sg = Own(grad.Storage, "layer_norm");
+            int rows = cols == 0 ? 0 : x.Layout.Numel / cols;
+            var dx = New(x.DType, rows * cols);
+            var gxh = New(x.DType, rows * cols);
+            var (sw, wl) = weight is View w ? (Own(w.Storage, "layer_norm"), Strided.Of(w.Layout)) : (sx, Strided.Of(x.Layout));
+            int hasWeight = weight is null ? 0 : 1;
+            var (xl, sl, gl) = (Strided.Of(x.Layout), Strided.Of(stats.Layout), Strided.Of(grad.Layout));
+            switch (x.DType)
+            {
+                case DType.Float32: Run(Normalization.LayerNormRowsBackward<float, F32>, rows, sx.F32, xl, cols, sw.F32, wl, hasWeight, ss.F32, sl, sg.F32, gl, dx.F32, gxh.F32); break;
+                case DType.Float64: Run(Normalization.LayerNormRowsBackward<double, F64>, rows, sx.F64, xl, cols, sw.F64, wl, hasWeight, ss.F64, sl, sg.F64, gl, dx.F64, gxh.F64); break;
+                default: throw NotFloating("layer_norm", x.DType);
+            }
+            return (dx, gxh);
+        }
+    }
+
     // ----- losses -----
 
     /// <inheritdoc/>

@@ -16,7 +16,7 @@ public static class KernelCatalog
         [(typeof(float), typeof(F32)), (typeof(double), typeof(F64)), (typeof(int), typeof(I32)), (typeof(byte), typeof(U8))];
 
     private static readonly Type[] KernelClasses =
-        [typeof(Elementwise), typeof(Reductions), typeof(Indexing), typeof(Loss), typeof(RandomFill), typeof(Gemm), typeof(Windows)];
+        [typeof(Elementwise), typeof(Reductions), typeof(Indexing), typeof(Loss), typeof(Normalization), typeof(RandomFill), typeof(Gemm), typeof(Windows)];
 
     private static Type[] Ops(Type contract) =>
         [.. typeof(IUnaryOp).Assembly.GetTypes().Where(t => t.IsValueType && !t.IsGenericTypeDefinition && contract.IsAssignableFrom(t)).OrderBy(t => t.Name)];

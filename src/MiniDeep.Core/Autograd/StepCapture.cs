@@ -226,6 +226,34 @@ internal sealed class CapturingBackend(CpuBackend inner) : IBackend
         return result;
     }
 
+    public (Storage Y, Storage Stats) LayerNormRows(View x, View? weight, View? bias, int cols, double eps)
+    {
+        (Storage, Storage) result;
+        using (Tape.Recording()) result = inner.LayerNormRows(x, weight, bias, cols, eps);
+        var (y, stats) = result;
+        Entries.Add(new CapturedKernel("layer_norm", () =>
+        {
+            var (yy, s) = inner.LayerNormRows(x, weight, bias, cols, eps);
+            if (!ReferenceEquals(s, stats)) CapturedKernel.CopyBack(s, stats);
+            return yy;
+        }, y, Tape.Position));
+        return result;
+    }
+
+    public (Storage Dx, Storage GXhat) LayerNormRowsBackward(View x, View? weight, View stats, View grad, int cols)
+    {
+        (Storage, Storage) result;
+        using (Tape.Recording()) result = inner.LayerNormRowsBackward(x, weight, stats, grad, cols);
+        var (dx, gxh) = result;
+        Entries.Add(new CapturedKernel("layer_norm_backward", () =>
+        {
+            var (d, p) = inner.LayerNormRowsBackward(x, weight, stats, grad, cols);
+            if (!ReferenceEquals(p, gxh)) CapturedKernel.CopyBack(p, gxh);
+            return d;
+        }, dx, Tape.Position));
+        return result;
+    }
+
     public Storage MaxPool2dBackward(View grad, View indices, WindowGeometry g) => Run("max_pool2d_backward", () => inner.MaxPool2dBackward(grad, indices, g));
     public Storage Gather(View x, int axis, View index, string op = "gather") => Run("gather", () => inner.Gather(x, axis, index, op));
     public Storage ScatterAdd(int[] shape, int axis, View index, View src) => Run("scatter_add", () => inner.ScatterAdd(shape, axis, index, src));

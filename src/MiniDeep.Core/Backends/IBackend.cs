@@ -158,6 +158,16 @@ public interface IBackend
     /// momentum buffer (all the same shape); see <see cref="SgdHyper"/>.</summary>
     void SgdStep(View p, View grad, View momentum, SgdHyper h);
 
+    /// <summary>Layer normalization of each row of x, read as (rows, cols) in its own element order:
+    /// y = (x − μ)·r·w + b with μ the row's mean, r = 1/√(σ² + ε) and σ² its biased variance; w and b
+    /// (cols elements, optional) scale and shift. Stats (rows, 2) receives μ and r of each row.</summary>
+    (Storage Y, Storage Stats) LayerNormRows(View x, View? weight, View? bias, int cols, double eps);
+
+    /// <summary>The input gradient of <see cref="LayerNormRows"/>: with x̂ = (x − μ)·r and ĝ = grad·w,
+    /// dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) per row; GXhat receives grad·x̂, whose column sums are the
+    /// weight's gradient. x, grad (rows, cols); stats as LayerNormRows returned them.</summary>
+    (Storage Dx, Storage GXhat) LayerNormRowsBackward(View x, View? weight, View stats, View grad, int cols);
+
     /// <summary>Per-row cross-entropy of logits (N, C) against int32 targets (N), computed in the
     /// max-shifted frame so that huge logits stay exact: log Σ exp(x - m) - (x_t - m).</summary>
     Storage CrossEntropyRows(View logits, View targets);

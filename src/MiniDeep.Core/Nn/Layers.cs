@@ -738,10 +738,7 @@ public sealed class LayerNorm : Module
     {
         if (x.Rank < _shape.Length || !x.Shape.ToArray()[^_shape.Length..].SequenceEqual(_shape))
             throw new ShapeMismatchException(Describe(), $"{Describe()}: input {x.Shape} must end in {Shapes.Format(_shape)}");
-        var axes = Enumerable.Range(x.Rank - _shape.Length, _shape.Length).ToArray();
-        var mean = x.Mean(axes, keepDim: true);
-        var var = (x - mean).Square().Mean(axes, keepDim: true);
-        return (x - mean) / (var + _eps).Sqrt() * Weight + Bias;
+        return Tensor.LayerNorm(x, _shape, Weight, Bias, _eps);
     }
 }
 

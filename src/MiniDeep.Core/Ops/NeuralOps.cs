@@ -449,6 +449,69 @@ public sealed partial class Tensor
         return y;
     }
 
+    /// <summary>
+    /// Layer normalization (Ba, Kiros &amp; Hinton 2016) over the trailing dimensions
+    /// <paramref name="normalizedShape"/>, as PyTorch's <c>F.layer_norm</c>: each slice is shifted to
+    /// mean 0 and scaled by 1/√(σ² + ε) (σ² the biased variance), then by <paramref name="weight"/> and
+    /// <paramref name="bias"/> (of <paramref name="normalizedShape"/>, optional). One kernel forward and
+    /// one backward, which keeps each row's mean and 1/√(σ² + ε) from the forward pass; when the
+    /// backward is itself recorded (second derivatives), it is written with tensor ops instead.
+    /// </summary>
+    // y = (x − μ) r w + b, r = 1/√(σ² + ε)   dx = r (ĝ − mean(ĝ) − x̂ mean(ĝ x̂)), ĝ = g w, x̂ = (x − μ) r   dw = Σ_rows g x̂   db = Σ_rows g
+    public static Tensor LayerNorm(Tensor x, int[] normalizedShape, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(normalizedShape);
+        const string op = "layer_norm";
+        int k = normalizedShape.Length;
+        if (k == 0 || x.Rank < k || !x.Dims[^k..].SequenceEqual(normalizedShape))
+            throw new ShapeMismatchException(op, $"{op}: input {x.Shape} must end in the normalized shape {Shapes.Format(normalizedShape)}");
+        if (!x.DType.IsFloating()) throw new ArgumentException($"{op}: input must be floating point, got {x.DType.Name()}");
+        Checks.NonNegative(eps, "eps", op);
+        foreach (var (t, name) in new[] { (weight, "weight"), (bias, "bias") })
+        {
+            if (t is null) continue;
+            if (!t.Dims.SequenceEqual(normalizedShape))
+                throw new ShapeMismatchException(op, $"{op}: {name} {t.Shape} must have the normalized shape {Shapes.Format(normalizedShape)}");
+            if (t.DType != x.DType) throw new ArgumentException($"{op}: {name} is {t.DType.Name()}, the input {x.DType.Name()}");
+            if (t.Device != x.Device) throw DeviceMismatch(op, x, t);
+        }
+        int cols = 1;
+        foreach (int d in normalizedShape) cols *= d;
+        int rows = cols == 0 ? 0 : x.Numel / cols;
+        var (ys, statsStorage) = x.Backend.LayerNormRows(x.AsView, weight?.AsView, bias?.AsView, cols, eps);
+        var y = new Tensor(ys, (int[])x.Dims.Clone());
+        var stats = new Tensor(statsStorage, [rows, 2]);
+        var inputs = new List<Tensor> { x };
+        if (weight is not null) inputs.Add(weight);
+        if (bias is not null) inputs.Add(bias);
+        return Autograd.Record(y, op, [.. inputs], g =>
+        {
+            Tensor dx, gxHat;
+            if (Autograd.IsGradEnabled && (x.RequiresGrad || g.RequiresGrad || weight?.RequiresGrad == true))
+            {
+                // Recorded: the same rule from differentiable ops, x̂ recomputed from x.
+                var axes = Enumerable.Range(x.Rank - k, k).ToArray();
+                var xc = x - x.Mean(axes, keepDim: true);
+                var std = ((xc * xc).Mean(axes, keepDim: true) + eps).Sqrt();
+                var xHat = xc / std;
+                var gh = weight is null ? g : g * weight;
+                dx = (gh - gh.Mean(axes, keepDim: true) - xHat * (gh * xHat).Mean(axes, keepDim: true)) / std;
+                gxHat = g * xHat;
+            }
+            else
+            {
+                var (dxs, gxs) = x.Backend.LayerNormRowsBackward(x.AsView, weight?.AsView, stats.AsView, g.AsView, cols);
+                dx = new Tensor(dxs, (int[])x.Dims.Clone());
+                gxHat = new Tensor(gxs, (int[])x.Dims.Clone());
+            }
+            var grads = new List<Tensor?> { Autograd.Needs(x) ? dx : null };
+            if (weight is not null) grads.Add(Autograd.Needs(weight) ? gxHat.SumTo(weight.Dims) : null);
+            if (bias is not null) grads.Add(Autograd.Needs(bias) ? g.SumTo(bias.Dims) : null);
+            return [.. grads];
+        });
+    }
+
     /// <summary>Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p), so eval needs no rescaling.</summary>
     // y = x * mask / (1 - p)   dx = g * mask / (1 - p)
     public Tensor Dropout(double p, bool training = true, Generator? generator = null)

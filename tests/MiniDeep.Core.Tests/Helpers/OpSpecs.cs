@@ -349,6 +349,17 @@ public static class OpSpecs
             .Select(c => new OpCase($"group_norm x({c.n}, {c.groups * c.cg}{string.Concat(c.spatial.Select(d => $", {d}"))}) groups {c.groups} affine {c.affine} seed {c.seed}",
                 [Values([c.n, c.groups * c.cg, .. c.spatial], c.seed, Domain.Distinct), Values([c.groups * c.cg], c.seed + 1), Values([c.groups * c.cg], c.seed + 2)],
                 x => Tensor.GroupNorm(x[0], c.groups, c.affine ? x[1] : null, c.affine ? x[2] : null)))),
+        // Distinct values, at least two of them in each normalized slice, keep its variance away from 0.
+        new("layer_norm", max =>
+            (from lead in Gens.Shape(2, max)
+             from normalized in Gens.Shape(2, max, minDim: 1)
+             from affine in Gen.Elements(0, 1, 2)
+             from seed in Gens.Seed
+             select (lead, normalized, affine, seed))
+            .Where(c => c.normalized.Aggregate(1, (a, d) => a * d) >= 2)
+            .Select(c => new OpCase($"layer_norm x{Fmt.S([.. c.lead, .. c.normalized])} normalized {Fmt.S(c.normalized)} affine {c.affine} seed {c.seed}",
+                [Values([.. c.lead, .. c.normalized], c.seed, Domain.Distinct), Values(c.normalized, c.seed + 1), Values(c.normalized, c.seed + 2)],
+                x => Tensor.LayerNorm(x[0], c.normalized, c.affine >= 1 ? x[1] : null, c.affine == 2 ? x[2] : null, eps: 1e-3)))),
         AlongAxis("sort", Domain.Distinct, (x, axis) => x.Sort(axis, descending: axis % 2 == 0).Values, minDim: 0),
         AlongAxis("topk", Domain.Distinct, (x, axis) => x.TopK(Math.Min(2, x.Size(axis)), axis).Values, minDim: 0),
         new("interpolate", max =>

@@ -500,6 +500,91 @@ public sealed class CpuBackend : Reference.ReferenceBackend
     }
 
     /// <inheritdoc/>
+    public override (Storage Y, Storage Stats) LayerNormRows(View x, View? weight, View? bias, int cols, double eps)
+    {
+        if (x.DType != DType.Float32 || cols == 0) return base.LayerNormRows(x, weight, bias, cols, eps);
+        var xs = Contiguous(x, out int xo, out bool xc);
+        float[]? ws = null, bs = null;
+        int wo = 0, bo = 0;
+        bool wc = false, bc = false;
+        if (weight is View w) ws = Contiguous(w, out wo, out wc);
+        if (bias is View b) bs = Contiguous(b, out bo, out bc);
+        int rows = x.Layout.Numel / cols;
+        var y = BufferPool.Rent<float>(rows * cols, clear: false);
+        var stats = BufferPool.Rent<float>(rows * 2, clear: false);
+        float e = (float)eps;
+        // Each row on its own, in a fixed order: the same bits on any thread count.
+        Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / cols), (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                var yr = y.AsSpan(r * cols, cols);
+                float mean = TensorPrimitives.Sum(xs.AsSpan(xo + r * cols, cols)) / cols;
+                TensorPrimitives.Subtract(xs.AsSpan(xo + r * cols, cols), mean, yr);
+                float rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(yr) / cols + e);
+                TensorPrimitives.Multiply(yr, rs, yr);
+                if (ws is not null) TensorPrimitives.Multiply(yr, ws.AsSpan(wo, cols), yr);
+                if (bs is not null) TensorPrimitives.Add(yr, bs.AsSpan(bo, cols), yr);
+                stats[2 * r] = mean;
+                stats[2 * r + 1] = rs;
+            }
+        });
+        if (xc) BufferPool.Return(xs);
+        if (wc) BufferPool.Return(ws!);
+        if (bc) BufferPool.Return(bs!);
+        GC.KeepAlive(x.Storage);
+        return (Pooled(y), Pooled(stats));
+    }
+
+    /// <inheritdoc/>
+    public override (Storage Dx, Storage GXhat) LayerNormRowsBackward(View x, View? weight, View stats, View grad, int cols)
+    {
+        if (x.DType != DType.Float32 || cols == 0) return base.LayerNormRowsBackward(x, weight, stats, grad, cols);
+        var xs = Contiguous(x, out int xo, out bool xc);
+        var gs = Contiguous(grad, out int go, out bool gc);
+        var ss = Contiguous(stats, out int so, out bool sc);
+        float[]? ws = null;
+        int wo = 0;
+        bool wc = false;
+        if (weight is View w) ws = Contiguous(w, out wo, out wc);
+        int rows = x.Layout.Numel / cols;
+        var dx = BufferPool.Rent<float>(rows * cols, clear: false);
+        var gxh = BufferPool.Rent<float>(rows * cols, clear: false);
+        Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / cols), (r0, r1) =>
+        {
+            var scratch = System.Buffers.ArrayPool<float>.Shared.Rent(cols);
+            try
+            {
+                var gh = scratch.AsSpan(0, cols);
+                for (int r = r0; r < r1; r++)
+                {
+                    float mean = ss[so + 2 * r], rs = ss[so + 2 * r + 1];
+                    var g = gs.AsSpan(go + r * cols, cols);
+                    var xhat = dx.AsSpan(r * cols, cols);      // x̂ first, then dx in its place
+                    TensorPrimitives.Subtract(xs.AsSpan(xo + r * cols, cols), mean, xhat);
+                    TensorPrimitives.Multiply(xhat, rs, xhat);
+                    TensorPrimitives.Multiply(g, xhat, gxh.AsSpan(r * cols, cols));
+                    if (ws is null) g.CopyTo(gh);
+                    else TensorPrimitives.Multiply(g, ws.AsSpan(wo, cols), gh);
+                    float meanG = TensorPrimitives.Sum(gh) / cols, meanGx = TensorPrimitives.Dot(gh, xhat) / cols;
+                    // dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))
+                    TensorPrimitives.MultiplyAdd(xhat, -meanGx, gh, xhat);
+                    TensorPrimitives.Add(xhat, -meanG, xhat);
+                    TensorPrimitives.Multiply(xhat, rs, xhat);
+                }
+            }
+            finally { System.Buffers.ArrayPool<float>.Shared.Return(scratch); }
+        });
+        if (xc) BufferPool.Return(xs);
+        if (gc) BufferPool.Return(gs);
+        if (sc) BufferPool.Return(ss);
+        if (wc) BufferPool.Return(ws!);
+        GC.KeepAlive(x.Storage);
+        GC.KeepAlive(grad.Storage);
+        return (Pooled(dx), Pooled(gxh));
+    }
+
+    /// <inheritdoc/>
     private (Storage Values, Storage Indices) MaxPool2dImpl(View x, WindowGeometry g)
     {
         if (x.DType != DType.Float32) return base.MaxPool2d(x, g);

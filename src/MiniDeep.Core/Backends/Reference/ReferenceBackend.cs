@@ -577,6 +577,62 @@ public class ReferenceBackend : IBackend
     }
 
     /// <inheritdoc/>
+    public virtual (Storage Y, Storage Stats) LayerNormRows(View x, View? weight, View? bias, int cols, double eps)
+    {
+        int rows = cols == 0 ? 0 : x.Layout.Numel / cols;
+        var src = ((HostStorage)x.Storage).Data;
+        var y = DTypes.NewArray(x.DType, rows * cols);
+        var stats = DTypes.NewArray(x.DType, rows * 2);
+        for (int i = 0; i < rows; i++)
+        {
+            double sum = 0, sq = 0;
+            for (int j = 0; j < cols; j++) sum += ReadAsDouble(src, x.Layout.IndexOf(i * cols + j));
+            double mean = sum / cols;
+            for (int j = 0; j < cols; j++) { double d = ReadAsDouble(src, x.Layout.IndexOf(i * cols + j)) - mean; sq += d * d; }
+            double r = 1 / Math.Sqrt(sq / cols + eps);
+            for (int j = 0; j < cols; j++)
+            {
+                double v = (ReadAsDouble(src, x.Layout.IndexOf(i * cols + j)) - mean) * r;
+                if (weight is View w) v *= ReadAsDouble(((HostStorage)w.Storage).Data, w.Layout.IndexOf(j));
+                if (bias is View b) v += ReadAsDouble(((HostStorage)b.Storage).Data, b.Layout.IndexOf(j));
+                WriteFromDouble(y, i * cols + j, v);
+            }
+            WriteFromDouble(stats, 2 * i, mean);
+            WriteFromDouble(stats, 2 * i + 1, r);
+        }
+        return (Host(y), Host(stats));
+    }
+
+    /// <inheritdoc/>
+    public virtual (Storage Dx, Storage GXhat) LayerNormRowsBackward(View x, View? weight, View stats, View grad, int cols)
+    {
+        int rows = cols == 0 ? 0 : x.Layout.Numel / cols;
+        var src = ((HostStorage)x.Storage).Data;
+        var gs = ((HostStorage)grad.Storage).Data;
+        var st = ((HostStorage)stats.Storage).Data;
+        var dx = DTypes.NewArray(x.DType, rows * cols);
+        var gxh = DTypes.NewArray(x.DType, rows * cols);
+        var xhat = new double[cols];
+        var gh = new double[cols];
+        for (int i = 0; i < rows; i++)
+        {
+            double mean = ReadAsDouble(st, stats.Layout.IndexOf(2 * i)), r = ReadAsDouble(st, stats.Layout.IndexOf(2 * i + 1));
+            double sumG = 0, sumGx = 0;
+            for (int j = 0; j < cols; j++)
+            {
+                double g = ReadAsDouble(gs, grad.Layout.IndexOf(i * cols + j));
+                xhat[j] = (ReadAsDouble(src, x.Layout.IndexOf(i * cols + j)) - mean) * r;
+                gh[j] = weight is View w ? g * ReadAsDouble(((HostStorage)w.Storage).Data, w.Layout.IndexOf(j)) : g;
+                sumG += gh[j];
+                sumGx += gh[j] * xhat[j];
+                WriteFromDouble(gxh, i * cols + j, g * xhat[j]);
+            }
+            for (int j = 0; j < cols; j++) WriteFromDouble(dx, i * cols + j, r * (gh[j] - sumG / cols - xhat[j] * (sumGx / cols)));
+        }
+        return (Host(dx), Host(gxh));
+    }
+
+    /// <inheritdoc/>
     public virtual Storage CrossEntropyRows(View logits, View targets)
     {
         int n = logits.Shape[0], c = logits.Shape[1];
