@@ -211,6 +211,31 @@ public unsafe class GemmTests
     }
 
     [Fact]
+    public void ABatchOfSmallProducts_RunsOnePerCore_WithTheBitsOfOneAtATime()
+    {
+        // 2 × 20 products of 7 × 9 by 9 × 5, too small for the GEMM to split, go one per core; the
+        // second operand broadcasts over the first batch axis and is read transposed. Each must equal
+        // its own product computed alone, on 1 and 2 threads.
+        int saved = Parallelism.MaxThreads;
+        try
+        {
+            var g = new Generator(12);
+            var a = Tensor.Randn(new Shape(2, 20, 7, 9), g);
+            var b = Tensor.Randn(new Shape(20, 5, 9), g).Transpose(-2, -1);
+            var alone = new float[2 * 20 * 7 * 5];
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 20; j++)
+                    Tensor.MatMul(a.Select(0, i).Select(0, j), b.Select(0, j)).ToArray<float>().CopyTo(alone, (i * 20 + j) * 35);
+            foreach (int threads in new[] { 1, 2 })
+            {
+                Parallelism.MaxThreads = threads;
+                Assert.Equal(alone, Tensor.MatMul(a, b).ToArray<float>());
+            }
+        }
+        finally { Parallelism.MaxThreads = saved; }
+    }
+
+    [Fact]
     public void Sgemm_ZeroDepth_GivesZeros_AndEmptyShapesAreFine()
     {
         Assert.All(Run(3, 4, 0, [], 0, 1, [], 4, 1, Cpu.Gemm.VectorWidth), v => Assert.Equal(0f, v));

@@ -862,8 +862,25 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             var y = BufferPool.Rent<float>(nb * m * n, clear: false);
             var da = Data<float>(a.Storage); var db = Data<float>(b.Storage);
             fixed (float* pa = da) fixed (float* pb = db) fixed (float* py = y)
-                for (int bi = 0; bi < nb; bi++)
-                    Gemm.Sgemm(m, n, k, pa + BatchOffset(la, bi), aRow, aCol, pb + BatchOffset(lb, bi), bRow, bCol, py + (long)bi * m * n, n);
+            {
+                // Products too small for Sgemm to split (attention's per-head scores: 32 × 32 × 16) run
+                // one per core instead of one after another on one core; each is the same GEMM either
+                // way, so the bits do not change. 128 of them ran at 30-40 GFLOP/s in a row.
+                if (nb > 1 && 2L * m * n * k < 1 << 20 && Parallelism.MaxThreads > 1)
+                {
+                    var job = (A: (nint)pa, B: (nint)pb, Y: (nint)py, La: la, Lb: lb, Batch: batch, M: m, N: n, K: k);
+                    Parallelism.ForRange(nb, Math.Max(1, (1 << 18) / Math.Max(1, 2 * m * n * k)), job, static (j, b0, b1) =>
+                    {
+                        int rank = j.Batch.Length;
+                        for (int bi = b0; bi < b1; bi++)
+                            Gemm.Sgemm(j.M, j.N, j.K, (float*)j.A + BatchOffsetOf(j.La, j.Batch, bi), j.La.Strides[rank], j.La.Strides[rank + 1],
+                                (float*)j.B + BatchOffsetOf(j.Lb, j.Batch, bi), j.Lb.Strides[rank], j.Lb.Strides[rank + 1], (float*)j.Y + (long)bi * j.M * j.N, j.N);
+                    });
+                }
+                else
+                    for (int bi = 0; bi < nb; bi++)
+                        Gemm.Sgemm(m, n, k, pa + BatchOffset(la, bi), aRow, aCol, pb + BatchOffset(lb, bi), bRow, bCol, py + (long)bi * m * n, n);
+            }
             return Pooled(y);
         }
         if (a.DType == DType.Float64)
@@ -876,6 +893,14 @@ public sealed class CpuBackend : Reference.ReferenceBackend
             return Pooled(y);
         }
         return base.MatMul(a, b, batch);
+    }
+
+    // The storage offset of matrix bi of a batch-broadcast layout.
+    private static int BatchOffsetOf(Layout l, int[] batch, int bi)
+    {
+        int off = l.Offset, rem = bi;
+        for (int d = batch.Length - 1; d >= 0; d--) { off += rem % batch[d] * l.Strides[d]; rem /= batch[d]; }
+        return off;
     }
 
     // ----- in place: the destination is written as it is read, element by element at the same
