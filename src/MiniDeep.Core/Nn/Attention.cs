@@ -111,18 +111,19 @@ public sealed class MultiheadAttention : Module
         // The projections: one GEMM for all three when they share their input (self-attention).
         Tensor? Bias(int part) => InProjBias?.Narrow(0, part * e, e);
         Tensor Weight(int part) => InProjWeight is not null ? InProjWeight.Narrow(0, part * e, e) : part == 0 ? QProjWeight! : part == 1 ? KProjWeight! : VProjWeight!;
-        Tensor qp, kp, vp;
+        // (N, L, E) → (N, H, L, E/H): each head sees its own slice of the features. Views, not copies:
+        // the products read any strides.
+        Tensor Heads(Tensor t, int len) => t.Reshape(n, len, h, e / h).Transpose(1, 2);
+        Tensor qh, kh, vh;
         if (InProjWeight is not null && ReferenceEquals(query, key) && ReferenceEquals(key, value))
         {
-            var qkv = Tensor.Linear(q, InProjWeight, InProjBias);
-            (qp, kp, vp) = (qkv.Narrow(2, 0, e), qkv.Narrow(2, e, e), qkv.Narrow(2, 2 * e, e));
+            // One GEMM for all three projections; (N, L, 3E) splits into (N, L, 3, H, E/H) as a view.
+            var qkv = Tensor.Linear(q, InProjWeight, InProjBias).Reshape(n, l, 3, h, e / h);
+            (qh, kh, vh) = (qkv.Select(2, 0).Transpose(1, 2), qkv.Select(2, 1).Transpose(1, 2), qkv.Select(2, 2).Transpose(1, 2));
         }
-        else (qp, kp, vp) = (Tensor.Linear(q, Weight(0), Bias(0)), Tensor.Linear(k, Weight(1), Bias(1)), Tensor.Linear(v, Weight(2), Bias(2)));
+        else (qh, kh, vh) = (Heads(Tensor.Linear(q, Weight(0), Bias(0)), l), Heads(Tensor.Linear(k, Weight(1), Bias(1)), s), Heads(Tensor.Linear(v, Weight(2), Bias(2)), s));
 
-        // (N, L, E) → (N, H, L, E/H): each head sees its own slice of the features.
-        Tensor Heads(Tensor t, int len) => t.Reshape(n, len, h, e / h).Transpose(1, 2);
-        var (attended, weights) = Tensor.Attention(Heads(qp, l), Heads(kp, s), Heads(vp, s), mask, IsTraining ? Dropout : 0,
-            isCausal: false, scale: null, DropoutGenerator, op);
+        var (attended, weights) = Tensor.Attention(qh, kh, vh, mask, IsTraining ? Dropout : 0, isCausal: false, scale: null, DropoutGenerator, op);
         var output = OutProj.Forward(attended.Transpose(1, 2).Reshape(n, l, e));
         output = !batched ? output.Squeeze(0) : BatchFirst ? output : output.Transpose(0, 1);
         if (!needWeights) return (output, null);

@@ -86,10 +86,43 @@ public sealed class Layout
     }
 
     /// <summary>A view with a new shape when the elements can be addressed without a copy, else null.</summary>
+    /// <remarks>
+    /// Beyond contiguous layouts (PyTorch's computeStride): the old dimensions fall into chunks, runs in
+    /// which each dimension steps over exactly the next one (stride[d] = shape[d + 1]·stride[d + 1]);
+    /// within a chunk the elements are evenly spaced, so the new dimensions may split and merge it
+    /// freely, as long as each chunk is covered by whole new dimensions. Squeezing, unsqueezing or
+    /// splitting the last axis of a transposed or narrowed view is then still a view (attention's
+    /// heads: a (N, L, 3, H, D) slice of the packed projection selected and transposed).
+    /// </remarks>
     internal Layout? TryView(int[] newShape)
     {
-        if (IsContiguous) return new Layout(newShape, Shapes.ContiguousStrides(newShape), Offset);
-        return null;
+        if (IsContiguous || Numel == 0) return new Layout(newShape, Shapes.ContiguousStrides(newShape), Offset);
+        var oldShape = Shape;
+        var newStrides = new int[newShape.Length];
+        int viewD = newShape.Length - 1;
+        long chunkBase = Strides[^1], tensorNumel = 1, viewNumel = 1;
+        for (int d = oldShape.Length - 1; d >= 0; d--)
+        {
+            tensorNumel *= oldShape[d];
+            // The end of a chunk: the dimension before this one does not step over exactly this run.
+            if (d == 0 || (oldShape[d - 1] != 1 && Strides[d - 1] != tensorNumel * chunkBase))
+            {
+                while (viewD >= 0 && (viewNumel < tensorNumel || newShape[viewD] == 1))
+                {
+                    newStrides[viewD] = (int)(viewNumel * chunkBase);
+                    viewNumel *= newShape[viewD];
+                    viewD--;
+                }
+                if (viewNumel != tensorNumel) return null;
+                if (d > 0)
+                {
+                    chunkBase = Strides[d - 1];
+                    tensorNumel = 1;
+                    viewNumel = 1;
+                }
+            }
+        }
+        return viewD == -1 ? new Layout(newShape, newStrides, Offset) : null;
     }
 
     /// <inheritdoc/>

@@ -217,6 +217,62 @@ public class CreationAndShapeTests
     }
 }
 
+public class ReshapeViewTests
+{
+    [Fact]
+    public void ReshapingAStridedView_GivesTheValuesOfACopy_AndAViewWhereTheStridesAllowIt()
+    {
+        // 2,000 random strided views (permuted, narrowed, stepped, expanded) each reshaped to a random
+        // shape with the same number of elements: the values must be those of reshaping a contiguous
+        // copy, whether the result is a view or a copy.
+        var rng = new Random(4);
+        int views = 0;
+        for (int trial = 0; trial < 2000; trial++)
+        {
+            int rank = rng.Next(1, 5);
+            var shape = Enumerable.Range(0, rank).Select(_ => rng.Next(1, 5)).ToArray();
+            var x = Tensor.Arange(shape.Aggregate(1, (a, b) => a * b)).Reshape(shape);
+            if (rank > 1 && rng.Next(2) == 0) { int a = rng.Next(rank), b = rng.Next(rank); x = x.Transpose(a, b); }
+            if (rng.Next(2) == 0) { int ax = rng.Next(rank); int len = x.Size(ax); if (len > 1) { int start = rng.Next(len); x = x.Narrow(ax, start, 1 + rng.Next(len - start)); } }
+            if (rng.Next(3) == 0) { int ax = rng.Next(x.Rank); x = x.Unsqueeze(ax); var dims = x.Dims.ToArray(); dims[ax] = 2; x = x.Expand(dims); }
+            int numel = x.Numel;
+            var target = RandomFactorization(numel, rng);
+            var expected = x.Contiguous().Reshape(target).ToArray<float>();
+            var y = x.Reshape(target);
+            Assert.Equal(expected, y.ToArray<float>());
+            if (ReferenceEquals(y.Storage, x.Storage)) views++;
+        }
+        Assert.True(views > 500, $"only {views} of 2,000 reshapes were views");
+
+        // The cases attention needs: a selected, transposed slice of a packed projection, and squeezing
+        // or unsqueezing a transposed matrix, are views.
+        var qkv = Tensor.Arange(2 * 5 * 3 * 4 * 6).Reshape(2, 5, 3, 4, 6);
+        var q = qkv.Select(2, 1).Transpose(1, 2);
+        Assert.Same(qkv.Storage, q.Storage);
+        var t = Tensor.Arange(12).Reshape(3, 4).T;
+        Assert.Same(t.Storage, t.Unsqueeze(0).Storage);
+        Assert.Same(t.Storage, t.Unsqueeze(2).Squeeze(2).Storage);
+        // Merging a transposed matrix's axes cannot be a view; it is a copy with the right values.
+        var merged = t.Reshape(12);
+        Assert.NotSame(t.Storage, merged.Storage);
+        Assert.Equal(new float[] { 0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11 }, merged.ToArray<float>());
+    }
+
+    private static int[] RandomFactorization(int n, Random rng)
+    {
+        var dims = new List<int>();
+        while (n > 1)
+        {
+            var divisors = Enumerable.Range(2, n - 1).Where(d => n % d == 0).ToArray();
+            int d = divisors[rng.Next(divisors.Length)];
+            dims.Add(d);
+            n /= d;
+        }
+        for (int i = rng.Next(3); i > 0; i--) dims.Insert(rng.Next(dims.Count + 1), 1);
+        return dims.OrderBy(_ => rng.Next()).ToArray();
+    }
+}
+
 public class PhiloxTests
 {
     [Theory]
