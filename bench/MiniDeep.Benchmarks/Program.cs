@@ -28,13 +28,14 @@ if (args.Length > 0 && args[0] == "gpu-check")
 }
 if (args.Length == 2 && args[0] == "kernels")
 {
-    // `kernels <mlp64|cnn64>`: where a training step's time goes, kernel by kernel, timed in replays of
+    // `kernels <mlp64|cnn64|transformer32>`: where a training step's time goes, kernel by kernel, timed in replays of
     // its capture (the optimizer step is not in it).
     var w = args[1] switch
     {
         "mlp64" => Workloads.CapturedMlpStep(64),
         "cnn64" => Workloads.CapturedCnnStep(64),
-        _ => throw new ArgumentException($"kernels: unknown workload '{args[1]}' (mlp64, cnn64)"),
+        "transformer32" => Workloads.CapturedTransformerStep(32),
+        _ => throw new ArgumentException($"kernels: unknown workload '{args[1]}' (mlp64, cnn64, transformer32)"),
     };
     // Warm up for two seconds: the tiered JIT recompiles the kernels' loops well after their first calls.
     var warm = System.Diagnostics.Stopwatch.StartNew();

@@ -178,6 +178,9 @@ public static class Workloads
     /// <summary>The CNN step, captured.</summary>
     public static CapturedStep CapturedCnnStep(int batch) { var g = new Generator(seed: 2); return new CapturedStep(Cnn(g), new Shape(batch, 1, 28, 28), g); }
 
+    /// <summary>The Transformer classifier's step, captured.</summary>
+    public static CapturedStep CapturedTransformerStep(int batch) { var g = new Generator(seed: 3); return new CapturedStep(TransformerClassifier(g), new Shape(batch, 32, 64), g); }
+
     /// <summary>The per-op overhead probes: an add of two 64-float tensors, and (w*w).Sum().Backward() on 64 floats.</summary>
     public sealed class Tiny
     {
