@@ -211,48 +211,27 @@ internal sealed class CapturingBackend(CpuBackend inner) : IBackend
     public Storage Unfold(View x, WindowGeometry g) => Run("unfold", () => inner.Unfold(x, g));
     public Storage Fold(View cols, WindowGeometry g) => Run("fold", () => inner.Fold(cols, g));
 
-    public (Storage Values, Storage Indices) MaxPool2d(View x, WindowGeometry g)
+    // A kernel with two results: the entry checks the first, and a replay copies the second back into
+    // the capture's storage when the tape did not hand it the same one.
+    private (Storage, Storage) Run2(string name, Func<(Storage, Storage)> call)
     {
         (Storage, Storage) result;
-        using (Tape.Recording()) result = inner.MaxPool2d(x, g);
-        var (values, indices) = result;
-        // Two results: the indices are checked here, the values by the entry.
-        Entries.Add(new CapturedKernel("max_pool2d", () =>
+        using (Tape.Recording()) result = call();
+        var (first, second) = result;
+        Entries.Add(new CapturedKernel(name, () =>
         {
-            var (v, i) = inner.MaxPool2d(x, g);
-            if (!ReferenceEquals(i, indices)) CapturedKernel.CopyBack(i, indices);
-            return v;
-        }, values, Tape.Position));
+            var (a, b) = call();
+            if (!ReferenceEquals(b, second)) CapturedKernel.CopyBack(b, second);
+            return a;
+        }, first, Tape.Position));
         return result;
     }
 
-    public (Storage Y, Storage Stats) LayerNormRows(View x, View? weight, View? bias, int cols, double eps)
-    {
-        (Storage, Storage) result;
-        using (Tape.Recording()) result = inner.LayerNormRows(x, weight, bias, cols, eps);
-        var (y, stats) = result;
-        Entries.Add(new CapturedKernel("layer_norm", () =>
-        {
-            var (yy, s) = inner.LayerNormRows(x, weight, bias, cols, eps);
-            if (!ReferenceEquals(s, stats)) CapturedKernel.CopyBack(s, stats);
-            return yy;
-        }, y, Tape.Position));
-        return result;
-    }
-
-    public (Storage Dx, Storage GXhat) LayerNormRowsBackward(View x, View? weight, View stats, View grad, int cols)
-    {
-        (Storage, Storage) result;
-        using (Tape.Recording()) result = inner.LayerNormRowsBackward(x, weight, stats, grad, cols);
-        var (dx, gxh) = result;
-        Entries.Add(new CapturedKernel("layer_norm_backward", () =>
-        {
-            var (d, p) = inner.LayerNormRowsBackward(x, weight, stats, grad, cols);
-            if (!ReferenceEquals(p, gxh)) CapturedKernel.CopyBack(p, gxh);
-            return d;
-        }, dx, Tape.Position));
-        return result;
-    }
+    public (Storage Values, Storage Indices) MaxPool2d(View x, WindowGeometry g) => Run2("max_pool2d", () => inner.MaxPool2d(x, g));
+    public (Storage Y, Storage Stats) LayerNormRows(View x, View? weight, View? bias, int cols, double eps) =>
+        Run2("layer_norm", () => inner.LayerNormRows(x, weight, bias, cols, eps));
+    public (Storage Dx, Storage GXhat) LayerNormRowsBackward(View x, View? weight, View stats, View grad, int cols) =>
+        Run2("layer_norm_backward", () => inner.LayerNormRowsBackward(x, weight, stats, grad, cols));
 
     public Storage MaxPool2dBackward(View grad, View indices, WindowGeometry g) => Run("max_pool2d_backward", () => inner.MaxPool2dBackward(grad, indices, g));
     public Storage Gather(View x, int axis, View index, string op = "gather") => Run("gather", () => inner.Gather(x, axis, index, op));

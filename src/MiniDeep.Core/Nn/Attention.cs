@@ -196,13 +196,7 @@ public sealed class TransformerEncoderLayer : Module
     public TransformerEncoderLayer(int dModel, int nhead, int dimFeedforward = 2048, double dropout = 0.1, string activation = "relu",
         double layerNormEps = 1e-5, bool batchFirst = false, bool normFirst = false, Generator? generator = null, Generator? dropoutGenerator = null)
     {
-        _gelu = activation switch
-        {
-            "relu" => false,
-            "gelu" => true,
-            _ => throw new ArgumentException($"TransformerEncoderLayer: activation must be \"relu\" or \"gelu\", got \"{activation}\""),
-        };
-        if (dimFeedforward < 1) throw new ArgumentException($"TransformerEncoderLayer: dim_feedforward must be positive, got {dimFeedforward}");
+        _gelu = TransformerBlock.IsGelu(activation, dimFeedforward, "TransformerEncoderLayer");
         NormFirst = normFirst;
         SelfAttn = RegisterModule("self_attn", new MultiheadAttention(dModel, nhead, dropout, batchFirst: batchFirst, generator: generator, dropoutGenerator: dropoutGenerator));
         Linear1 = RegisterModule("linear1", new Linear(dModel, dimFeedforward, generator: generator));
@@ -227,13 +221,7 @@ public sealed class TransformerEncoderLayer : Module
     {
         ArgumentNullException.ThrowIfNull(src);
         Tensor Sa(Tensor x) => _dropout1.Forward(SelfAttn.Run(x, x, x, srcKeyPaddingMask, needWeights: false, attnMask: mask, isCausal: isCausal).Output);
-        Tensor Ff(Tensor x)
-        {
-            // ReLU fused into the GEMM's output pass (the same bits) unless a hook must see linear1's own output.
-            var hidden = _gelu || Linear1.HasForwardHooks ? Linear1.Forward(x) : Tensor.LinearRelu(x, Linear1.Weight, Linear1.Bias);
-            hidden = _gelu ? hidden.Gelu() : Linear1.HasForwardHooks ? hidden.Relu() : hidden;
-            return _dropout2.Forward(Linear2.Forward(_dropout.Forward(hidden)));
-        }
+        Tensor Ff(Tensor x) => TransformerBlock.FeedForward(x, Linear1, _gelu, _dropout, Linear2, _dropout2);
         if (NormFirst)
         {
             var x = src + Sa(Norm1.Forward(src));
@@ -319,13 +307,7 @@ public sealed class TransformerDecoderLayer : Module
     public TransformerDecoderLayer(int dModel, int nhead, int dimFeedforward = 2048, double dropout = 0.1, string activation = "relu",
         double layerNormEps = 1e-5, bool batchFirst = false, bool normFirst = false, Generator? generator = null, Generator? dropoutGenerator = null)
     {
-        _gelu = activation switch
-        {
-            "relu" => false,
-            "gelu" => true,
-            _ => throw new ArgumentException($"TransformerDecoderLayer: activation must be \"relu\" or \"gelu\", got \"{activation}\""),
-        };
-        if (dimFeedforward < 1) throw new ArgumentException($"TransformerDecoderLayer: dim_feedforward must be positive, got {dimFeedforward}");
+        _gelu = TransformerBlock.IsGelu(activation, dimFeedforward, "TransformerDecoderLayer");
         NormFirst = normFirst;
         SelfAttn = RegisterModule("self_attn", new MultiheadAttention(dModel, nhead, dropout, batchFirst: batchFirst, generator: generator, dropoutGenerator: dropoutGenerator));
         MultiheadAttn = RegisterModule("multihead_attn", new MultiheadAttention(dModel, nhead, dropout, batchFirst: batchFirst, generator: generator, dropoutGenerator: dropoutGenerator));
@@ -358,12 +340,7 @@ public sealed class TransformerDecoderLayer : Module
         ArgumentNullException.ThrowIfNull(memory);
         Tensor Sa(Tensor x) => _dropout1.Forward(SelfAttn.Run(x, x, x, tgtKeyPaddingMask, needWeights: false, attnMask: tgtMask, isCausal: tgtIsCausal).Output);
         Tensor Mha(Tensor x) => _dropout2.Forward(MultiheadAttn.Run(x, memory, memory, memoryKeyPaddingMask, needWeights: false, attnMask: memoryMask).Output);
-        Tensor Ff(Tensor x)
-        {
-            var hidden = _gelu || Linear1.HasForwardHooks ? Linear1.Forward(x) : Tensor.LinearRelu(x, Linear1.Weight, Linear1.Bias);
-            hidden = _gelu ? hidden.Gelu() : Linear1.HasForwardHooks ? hidden.Relu() : hidden;
-            return _dropout3.Forward(Linear2.Forward(_dropout.Forward(hidden)));
-        }
+        Tensor Ff(Tensor x) => TransformerBlock.FeedForward(x, Linear1, _gelu, _dropout, Linear2, _dropout3);
         if (NormFirst)
         {
             var x = tgt + Sa(Norm1.Forward(tgt));
@@ -480,5 +457,30 @@ public sealed class Transformer : Module
         if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), $"GenerateSquareSubsequentMask: n must be positive, got {n}");
         using (Autograd.NoGrad())
             return Tensor.Where(Tensor.CausalMask(n, n, device ?? Device.Cpu), Tensor.Scalar(0, device: device), Tensor.Scalar(double.NegativeInfinity, device: device));
+    }
+}
+
+// What the encoder and decoder layers share.
+internal static class TransformerBlock
+{
+    // Whether the feed-forward block's activation is GELU (else ReLU); anything else is refused.
+    public static bool IsGelu(string activation, int dimFeedforward, string layer)
+    {
+        if (dimFeedforward < 1) throw new ArgumentException($"{layer}: dim_feedforward must be positive, got {dimFeedforward}");
+        return activation switch
+        {
+            "relu" => false,
+            "gelu" => true,
+            _ => throw new ArgumentException($"{layer}: activation must be \"relu\" or \"gelu\", got \"{activation}\""),
+        };
+    }
+
+    // linear1 → activation → dropout → linear2 → the residual branch's dropout. The ReLU is fused into
+    // linear1's GEMM (the same bits) unless a hook must see linear1's own output.
+    public static Tensor FeedForward(Tensor x, Linear linear1, bool gelu, Dropout dropout, Linear linear2, Dropout branchDropout)
+    {
+        var hidden = gelu || linear1.HasForwardHooks ? linear1.Forward(x) : Tensor.LinearRelu(x, linear1.Weight, linear1.Bias);
+        hidden = gelu ? hidden.Gelu() : linear1.HasForwardHooks ? hidden.Relu() : hidden;
+        return branchDropout.Forward(linear2.Forward(dropout.Forward(hidden)));
     }
 }
