@@ -66,11 +66,15 @@ public sealed class MultiheadAttention : Module
         if (bias) InProjBias = RegisterParameter("in_proj_bias", Tensor.Zeros(new Shape(3 * embedDim), dtype));
         OutProj = RegisterModule("out_proj", new Linear(embedDim, embedDim, bias, generator, dtype));
         if (bias) using (Autograd.NoGrad()) OutProj.Bias!.Fill(0);
+        // Formed once: Run names the layer in its messages, and formatting the name on every forward
+        // pass allocated a string per call in a training step.
+        _name = $"MultiheadAttention({EmbedDim}, {NumHeads}{(KDim != EmbedDim ? $", kdim={KDim}" : "")}{(VDim != EmbedDim ? $", vdim={VDim}" : "")}{(Dropout > 0 ? $", dropout={Dropout}" : "")}{(BatchFirst ? ", batch_first=True" : "")})";
     }
 
+    private readonly string _name;
+
     /// <inheritdoc/>
-    public override string Describe() =>
-        $"MultiheadAttention({EmbedDim}, {NumHeads}{(KDim != EmbedDim ? $", kdim={KDim}" : "")}{(VDim != EmbedDim ? $", vdim={VDim}" : "")}{(Dropout > 0 ? $", dropout={Dropout}" : "")}{(BatchFirst ? ", batch_first=True" : "")})";
+    public override string Describe() => _name;
 
     /// <summary>Self-attention of <paramref name="x"/> with no mask (what a <see cref="Sequential"/> passes on).</summary>
     protected override Tensor ForwardImpl(Tensor x) => Run(x, x, x, needWeights: false).Output;
@@ -91,7 +95,7 @@ public sealed class MultiheadAttention : Module
         ArgumentNullException.ThrowIfNull(query);
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(value);
-        string op = Describe();
+        string op = _name;
         bool batched = query.Rank == 3;
         if (query.Rank is not (2 or 3) || key.Rank != query.Rank || value.Rank != query.Rank)
             throw new ShapeMismatchException(op, $"{op}: query {query.Shape}, key {key.Shape} and value {value.Shape} must all be 3-D (batched) or all 2-D (unbatched)");
@@ -138,8 +142,7 @@ public sealed class MultiheadAttention : Module
                 throw new ArgumentException($"{op}: {name} must be bool or floating point, got {m.DType}");
             return m.DType == query.DType ? m : m.To(query.DType);
         }
-        Tensor? mask = null;
-        if (isCausal) attnMask = Tensor.CausalMask(l, s, query.Device).LogicalNot();
+        Tensor? mask = isCausal ? Tensor.CausalAdditiveMask(l, s, query.DType, query.Device).Reshape(1, 1, l, s) : null;
         if (attnMask is not null)
         {
             if (attnMask.Rank == 2 && attnMask.Size(0) == l && attnMask.Size(1) == s)
@@ -192,7 +195,7 @@ public sealed class TransformerEncoderLayer : Module
     public TransformerEncoderLayer(int dModel, int nhead, int dimFeedforward = 2048, double dropout = 0.1, string activation = "relu",
         double layerNormEps = 1e-5, bool batchFirst = false, bool normFirst = false, Generator? generator = null, Generator? dropoutGenerator = null)
     {
-        _gelu = TransformerBlock.IsGelu(activation, dimFeedforward, "TransformerEncoderLayer");
+        _gelu = TransformerBlock.FeedForwardIsGelu(activation, dimFeedforward, "TransformerEncoderLayer");
         NormFirst = normFirst;
         SelfAttn = RegisterModule("self_attn", new MultiheadAttention(dModel, nhead, dropout, batchFirst: batchFirst, generator: generator, dropoutGenerator: dropoutGenerator));
         Linear1 = RegisterModule("linear1", new Linear(dModel, dimFeedforward, generator: generator));
@@ -236,7 +239,6 @@ public sealed class TransformerEncoderLayer : Module
 /// </summary>
 public sealed class TransformerEncoder : Module
 {
-    private readonly Sequential _layers;
     /// <summary>The layers, in order.</summary>
     public IReadOnlyList<TransformerEncoderLayer> Layers { get; }
     /// <summary>The final normalization, or null.</summary>
@@ -250,7 +252,7 @@ public sealed class TransformerEncoder : Module
         if (numLayers < 1) throw new ArgumentException($"TransformerEncoder: num_layers must be positive, got {numLayers}");
         var layers = Enumerable.Range(0, numLayers).Select(_ => makeLayer()).ToArray();
         Layers = layers;
-        _layers = RegisterModule("layers", new Sequential(layers));
+        RegisterModule("layers", new TransformerBlock.LayerList(layers, "TransformerEncoder"));
         if (norm is not null) Norm = RegisterModule("norm", norm);
     }
 
@@ -303,7 +305,7 @@ public sealed class TransformerDecoderLayer : Module
     public TransformerDecoderLayer(int dModel, int nhead, int dimFeedforward = 2048, double dropout = 0.1, string activation = "relu",
         double layerNormEps = 1e-5, bool batchFirst = false, bool normFirst = false, Generator? generator = null, Generator? dropoutGenerator = null)
     {
-        _gelu = TransformerBlock.IsGelu(activation, dimFeedforward, "TransformerDecoderLayer");
+        _gelu = TransformerBlock.FeedForwardIsGelu(activation, dimFeedforward, "TransformerDecoderLayer");
         NormFirst = normFirst;
         SelfAttn = RegisterModule("self_attn", new MultiheadAttention(dModel, nhead, dropout, batchFirst: batchFirst, generator: generator, dropoutGenerator: dropoutGenerator));
         MultiheadAttn = RegisterModule("multihead_attn", new MultiheadAttention(dModel, nhead, dropout, batchFirst: batchFirst, generator: generator, dropoutGenerator: dropoutGenerator));
@@ -368,7 +370,7 @@ public sealed class TransformerDecoder : Module
         if (numLayers < 1) throw new ArgumentException($"TransformerDecoder: num_layers must be positive, got {numLayers}");
         var layers = Enumerable.Range(0, numLayers).Select(_ => makeLayer()).ToArray();
         Layers = layers;
-        RegisterModule("layers", new LayerList(layers));
+        RegisterModule("layers", new TransformerBlock.LayerList(layers, "TransformerDecoder"));
         if (norm is not null) Norm = RegisterModule("norm", norm);
     }
 
@@ -386,17 +388,6 @@ public sealed class TransformerDecoder : Module
         var x = tgt;
         foreach (var layer in Layers) x = layer.Run(x, memory, tgtMask, memoryMask, tgtKeyPaddingMask, memoryKeyPaddingMask, tgtIsCausal);
         return Norm is null ? x : Norm.Forward(x);
-    }
-
-    // A container that only names its children 0, 1, …: decoder layers cannot run in a Sequential.
-    private sealed class LayerList : Module
-    {
-        public LayerList(Module[] layers)
-        {
-            for (int i = 0; i < layers.Length; i++) RegisterModule(i.ToString(System.Globalization.CultureInfo.InvariantCulture), layers[i]);
-        }
-        protected override Tensor ForwardImpl(Tensor x) =>
-            throw new InvalidOperationException("TransformerDecoder.layers holds decoder layers, which need the memory; run the decoder");
     }
 }
 
@@ -451,16 +442,15 @@ public sealed class Transformer : Module
     public static Tensor GenerateSquareSubsequentMask(int n, Device? device = null)
     {
         if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), $"GenerateSquareSubsequentMask: n must be positive, got {n}");
-        using (Autograd.NoGrad())
-            return Tensor.Where(Tensor.CausalMask(n, n, device ?? Device.Cpu), Tensor.Scalar(0, device: device), Tensor.Scalar(double.NegativeInfinity, device: device));
+        return Tensor.CausalAdditiveMask(n, n, DType.Float32, device ?? Device.Cpu);
     }
 }
 
 // What the encoder and decoder layers share.
 internal static class TransformerBlock
 {
-    // Whether the feed-forward block's activation is GELU (else ReLU); anything else is refused.
-    public static bool IsGelu(string activation, int dimFeedforward, string layer)
+    // Checks the feed-forward block's arguments; true for GELU, false for ReLU, anything else refused.
+    public static bool FeedForwardIsGelu(string activation, int dimFeedforward, string layer)
     {
         if (dimFeedforward < 1) throw new ArgumentException($"{layer}: dim_feedforward must be positive, got {dimFeedforward}");
         return activation switch
@@ -469,6 +459,20 @@ internal static class TransformerBlock
             "gelu" => true,
             _ => throw new ArgumentException($"{layer}: activation must be \"relu\" or \"gelu\", got \"{activation}\""),
         };
+    }
+
+    // The stacks' layers, named 0, 1, … as in PyTorch's ModuleList. The stack runs them itself, with
+    // its masks (and, for a decoder, the memory), so the list does not run on its own.
+    public sealed class LayerList : Module
+    {
+        private readonly string _owner;
+        public LayerList(Module[] layers, string owner)
+        {
+            _owner = owner;
+            for (int i = 0; i < layers.Length; i++) RegisterModule(i.ToString(System.Globalization.CultureInfo.InvariantCulture), layers[i]);
+        }
+        protected override Tensor ForwardImpl(Tensor x) =>
+            throw new InvalidOperationException($"{_owner}.layers only holds the layers; run the {_owner}, which passes them its masks");
     }
 
     // linear1 → activation → dropout → linear2 → the residual branch's dropout. The ReLU is fused into

@@ -61,6 +61,13 @@ public sealed partial class Tensor
         return (MatMul(weights, value), weights);
     }
 
+    // 0 where query i may attend to key j (j ≤ i), −∞ elsewhere: the causal mask as scores add it.
+    internal static Tensor CausalAdditiveMask(int l, int s, DType dtype, Device device)
+    {
+        using (Autograd.NoGrad())
+            return Where(CausalMask(l, s, device), Scalar(0, dtype, device), Scalar(double.NegativeInfinity, dtype, device));
+    }
+
     // True where query i may attend to key j: j ≤ i (PyTorch's tril of an L × S block of ones).
     internal static Tensor CausalMask(int l, int s, Device device)
     {

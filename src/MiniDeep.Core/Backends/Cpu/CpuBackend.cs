@@ -512,21 +512,24 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         int rows = x.Layout.Numel / cols;
         var y = BufferPool.Rent<float>(rows * cols, clear: false);
         var stats = BufferPool.Rent<float>(rows * 2, clear: false);
-        float e = (float)eps;
-        // Each row on its own, in a fixed order: the same bits on any thread count.
-        Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / cols), (r0, r1) =>
+        // Each row on its own, in a fixed order: the same bits on any thread count. The rows travel as a
+        // struct to a static body, so a training step's call allocates no closure.
+        var job = (X: xs, Xo: xo, W: ws, Wo: wo, B: bs, Bo: bo, Y: y, Stats: stats, Cols: cols, Eps: (float)eps);
+        Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / cols), job, static (j, r0, r1) =>
         {
+            int cols = j.Cols;
             for (int r = r0; r < r1; r++)
             {
-                var yr = y.AsSpan(r * cols, cols);
-                float mean = TensorPrimitives.Sum(xs.AsSpan(xo + r * cols, cols)) / cols;
-                TensorPrimitives.Subtract(xs.AsSpan(xo + r * cols, cols), mean, yr);
-                float rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(yr) / cols + e);
+                var xr = j.X.AsSpan(j.Xo + r * cols, cols);
+                var yr = j.Y.AsSpan(r * cols, cols);
+                float mean = TensorPrimitives.Sum(xr) / cols;
+                TensorPrimitives.Subtract(xr, mean, yr);
+                float rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(yr) / cols + j.Eps);
                 TensorPrimitives.Multiply(yr, rs, yr);
-                if (ws is not null) TensorPrimitives.Multiply(yr, ws.AsSpan(wo, cols), yr);
-                if (bs is not null) TensorPrimitives.Add(yr, bs.AsSpan(bo, cols), yr);
-                stats[2 * r] = mean;
-                stats[2 * r + 1] = rs;
+                if (j.W is not null) TensorPrimitives.Multiply(yr, j.W.AsSpan(j.Wo, cols), yr);
+                if (j.B is not null) TensorPrimitives.Add(yr, j.B.AsSpan(j.Bo, cols), yr);
+                j.Stats[2 * r] = mean;
+                j.Stats[2 * r + 1] = rs;
             }
         });
         if (xc) BufferPool.Return(xs);
@@ -550,22 +553,24 @@ public sealed class CpuBackend : Reference.ReferenceBackend
         int rows = x.Layout.Numel / cols;
         var dx = BufferPool.Rent<float>(rows * cols, clear: false);
         var gxh = BufferPool.Rent<float>(rows * cols, clear: false);
-        Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / cols), (r0, r1) =>
+        var job = (X: xs, Xo: xo, G: gs, Go: go, S: ss, So: so, W: ws, Wo: wo, Dx: dx, Gxh: gxh, Cols: cols);
+        Parallelism.ForRange(rows, Math.Max(1, ParallelGrain / cols), job, static (j, r0, r1) =>
         {
+            int cols = j.Cols;
             var scratch = System.Buffers.ArrayPool<float>.Shared.Rent(cols);
             try
             {
                 var gh = scratch.AsSpan(0, cols);
                 for (int r = r0; r < r1; r++)
                 {
-                    float mean = ss[so + 2 * r], rs = ss[so + 2 * r + 1];
-                    var g = gs.AsSpan(go + r * cols, cols);
-                    var xhat = dx.AsSpan(r * cols, cols);      // x̂ first, then dx in its place
-                    TensorPrimitives.Subtract(xs.AsSpan(xo + r * cols, cols), mean, xhat);
+                    float mean = j.S[j.So + 2 * r], rs = j.S[j.So + 2 * r + 1];
+                    var g = j.G.AsSpan(j.Go + r * cols, cols);
+                    var xhat = j.Dx.AsSpan(r * cols, cols);      // x̂ first, then dx in its place
+                    TensorPrimitives.Subtract(j.X.AsSpan(j.Xo + r * cols, cols), mean, xhat);
                     TensorPrimitives.Multiply(xhat, rs, xhat);
-                    TensorPrimitives.Multiply(g, xhat, gxh.AsSpan(r * cols, cols));
-                    if (ws is null) g.CopyTo(gh);
-                    else TensorPrimitives.Multiply(g, ws.AsSpan(wo, cols), gh);
+                    TensorPrimitives.Multiply(g, xhat, j.Gxh.AsSpan(r * cols, cols));
+                    if (j.W is null) g.CopyTo(gh);
+                    else TensorPrimitives.Multiply(g, j.W.AsSpan(j.Wo, cols), gh);
                     float meanG = TensorPrimitives.Sum(gh) / cols, meanGx = TensorPrimitives.Dot(gh, xhat) / cols;
                     // dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))
                     TensorPrimitives.MultiplyAdd(xhat, -meanGx, gh, xhat);
